@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     max_concurrent_sessions: int = 16
     max_fps_in: float = 60.0  # frames a second accepted per session; more are dropped
     reconnect_grace_s: float = 30.0
-    ws_max_message_bytes: int = 2 * 1024 * 1024 + 64
+    ws_max_message_bytes: int = 8 * 1024 * 1024  # above this the socket is closed (1009)
     ws_send_queue: int = 256  # events buffered per listener before it is dropped
     session_create_per_minute: int = 30  # per client address
     min_free_disk_mb: int = 500
