@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     upload_max_duration_s: float = 30 * 60.0
     upload_sample_fps: float = 5.0
     upload_max_feedbacks: int = 10
+    upload_concurrency: int = 1  # analyses running at once (each holds one worker thread)
+    upload_max_queued: int = 16  # analyses waiting for a slot; more uploads answer 503
 
     # --- transport -----------------------------------------------------------------------
     ice_servers: list[str] = Field(default_factory=list)

@@ -18,14 +18,16 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import health, sessions, ws
+from app.api import health, sessions, upload, ws
 from app.config import Settings
 from app.errors import CoachError
+from app.jobs import InProcessJobRunner
 from app.live.bus import InMemoryEventBus
 from app.live.manager import Hooks, Services, SessionManager
 from app.logs import configure_logging, request_id_var
 from app.store.repository import EventWriter, SessionRepository
-from app.wiring import default_hooks
+from app.upload.service import UploadService
+from app.wiring import default_hooks, make_upload_critic, upload_stages
 
 log = logging.getLogger("app")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -60,12 +62,27 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         app.state.settings = settings
         app.state.manager = manager
         manager.spawn(manager.recover_orphans(), "recover-orphans")
+        jobs = InProcessJobRunner(
+            max_concurrent=settings.upload_concurrency, max_pending=settings.upload_max_queued
+        )
+        await jobs.start()
+        uploads = UploadService(
+            settings=settings,
+            repo=repo,
+            jobs=jobs,
+            stages=upload_stages(services.hooks),
+            make_critic=make_upload_critic,
+            report_builder=None,  # seam: the report module builds the live report from events
+        )
+        await uploads.start()
+        app.state.uploads = uploads
         log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
         try:
             yield
         finally:
             log.info("shutting down: ending live sessions")
             await manager.shutdown()
+            await jobs.stop()
             await writer.close()
             for executor in (
                 services.decode_executor,
@@ -136,6 +153,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(ws.router)
+    app.include_router(upload.router)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

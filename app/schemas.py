@@ -68,3 +68,51 @@ class RtcOffer(BaseModel):
 class RtcAnswer(BaseModel):
     sdp: str
     type: Literal["answer"]
+
+
+# --- the upload flow (the original Pitching engine's shapes) ----------------------------------
+
+
+class UploadAccepted(BaseModel):
+    video_id: str
+    message: str
+
+
+class UploadDeleted(BaseModel):
+    video_id: str
+    message: str
+
+
+class FeedbackTextPublic(BaseModel):
+    improvement: str
+    recommendations: str
+
+
+class FeedbackTexts(BaseModel):
+    gaze_processing: FeedbackTextPublic
+    facial_expression: FeedbackTextPublic
+    gestures: FeedbackTextPublic
+    posture_body: FeedbackTextPublic
+    movement: FeedbackTextPublic
+
+
+class FeedbackFramePublic(BaseModel):
+    video_id: str
+    frame_index: int
+    timestamp: str  # "Xm Ys"
+    feedback_text: FeedbackTexts
+    image_base64: str  # JPEG, plain base64 (no data: prefix)
+    t: float  # extra: media seconds
+    cues: list[str]  # extra: the cues flagged at this frame
+
+
+class UploadFeedback(BaseModel):
+    feedbacks: list[FeedbackFramePublic]
+    message: str
+    problem: Literal["processing", "success", "no_feedback", "failed"]
+    # extras
+    video_id: str
+    progress: float  # 0-100
+    duration_s: float | None
+    report_url: str | None
+    recording_url: str | None

@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Query, Request
 from app.config import Settings
 from app.live.manager import SessionManager
 from app.store.db import SessionRow
+from app.upload.service import UploadService
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,3 +42,11 @@ async def authorized_session(
 
 
 SessionRowDep = Annotated[SessionRow, Depends(authorized_session)]
+
+
+def get_uploads(request: Request) -> UploadService:
+    uploads: UploadService = request.app.state.uploads
+    return uploads
+
+
+UploadsDep = Annotated[UploadService, Depends(get_uploads)]

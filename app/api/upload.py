@@ -1,0 +1,71 @@
+"""The original Pitching engine's upload flow (paths and shapes fixed by its front end).
+
+Every path answers with and without its trailing slash, without a redirect: both forms are
+registered on the router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from app.api.deps import UploadsDep
+from app.schemas import UploadAccepted, UploadDeleted, UploadFeedback
+
+router = APIRouter(prefix="/api/video", tags=["upload"])
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def both_forms(method: str, path: str, **kwargs: Any) -> Callable[[F], F]:
+    """Register `path` with and without a trailing slash (the second hidden from the schema)."""
+    bare = path.rstrip("/")
+
+    def register(fn: F) -> F:
+        router.add_api_route(bare + "/", fn, methods=[method], **kwargs)
+        router.add_api_route(bare, fn, methods=[method], include_in_schema=False, **kwargs)
+        return fn
+
+    return register
+
+
+@both_forms("POST", "/receive-video/", response_model=UploadAccepted)
+async def receive_video(
+    request: Request,
+    uploads: UploadsDep,
+    language: Annotated[Literal["ko", "en"], Query()] = "ko",
+) -> UploadAccepted:
+    length = request.headers.get("content-length")
+    video_id, text = await uploads.receive(
+        request.stream(),
+        request.headers.get("content-type", ""),
+        int(length) if length and length.isdigit() else None,
+        language,
+    )
+    return UploadAccepted(video_id=video_id, message=text)
+
+
+@both_forms("GET", "/video-send-feedback/{video_id}/", response_model=UploadFeedback)
+async def video_send_feedback(video_id: str, uploads: UploadsDep) -> dict[str, Any]:
+    return await uploads.feedback(video_id)
+
+
+@both_forms("DELETE", "/delete_files/{video_id}/", response_model=UploadDeleted)
+async def delete_files(video_id: str, uploads: UploadsDep) -> UploadDeleted:
+    text = await uploads.delete(video_id)
+    return UploadDeleted(video_id=video_id, message=text)
+
+
+@both_forms("GET", "/recording/{video_id}/", response_class=FileResponse)
+async def upload_recording(video_id: str, uploads: UploadsDep) -> FileResponse:
+    path = await uploads.artefact(video_id, "recording")
+    return FileResponse(path, media_type="video/webm", filename=f"{video_id}.webm")
+
+
+@both_forms("GET", "/report/{video_id}/", response_class=FileResponse)
+async def upload_report(video_id: str, uploads: UploadsDep) -> FileResponse:
+    path = await uploads.artefact(video_id, "report")
+    return FileResponse(path, media_type="application/json")

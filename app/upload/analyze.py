@@ -1,0 +1,402 @@
+"""One pass over an uploaded recording (runs in a worker thread, no event loop).
+
+The file is decoded once. Every decoded frame goes to the VP9 WebM (frame rate capped); frames
+at `upload_sample_fps` are scaled (aspect ratio kept, longest side `analysis_max_side`) and go
+through the same analyzer, conditions and cue hysteresis as the live loop. What comes out is the
+list of flagged moments (cue on-transitions and each cue episode's worst frame, de-duplicated
+and capped), the cue transitions and one metrics row per analysed frame.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+import numpy as np
+
+from app.coaching.cues import CueEngine
+from app.coaching.messages import CUE_SEVERITY
+from app.config import Settings
+from app.frames import CueName, CueTransition, FrameAnalysis, VideoFrame
+
+log = logging.getLogger(__name__)
+
+RECORDING_MAX_FPS = 30.0
+_SEVERITY_WEIGHT = {"warn": 2.0, "info": 1.0}
+_CUE_ON_BONUS = 0.5  # the moment a cue starts is worth showing even if later frames are worse
+
+
+class ScanCancelled(Exception):
+    """The runner is shutting down; the scan stopped between frames."""
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A flagged frame worth a feedback card."""
+
+    t: float  # media seconds from the first frame
+    frame_index: int  # index of the frame among all decoded frames of the upload
+    image: np.ndarray  # BGR uint8 at analysis size (what the analyzer saw)
+    analysis: FrameAnalysis
+    cues: tuple[CueName, ...]  # cues flagged at this frame, most severe first
+    score: float
+    reason: Literal["cue_on", "worst"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingResult:
+    path: Path
+    width: int
+    height: int
+    frames: int
+    has_audio: bool
+    encode_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    duration_s: float
+    frames_decoded: int
+    frames_analyzed: int
+    moments: list[Moment]
+    transitions: list[CueTransition]
+    analyses: list[FrameAnalysis]  # one per analysed frame, landmarks dropped
+    recording: RecordingResult | None
+    analysis_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisStages:
+    """The live loop's stages, as `app.wiring` builds them (tests may swap one)."""
+
+    make_analyzer: Callable[[Settings], Any]
+    frame_conditions: Callable[..., Mapping[CueName, bool | None]]
+    make_condition_state: Callable[[], Any]
+
+
+def fit_within(
+    width: int, height: int, max_w: int, max_h: int, even: bool = False
+) -> tuple[int, int]:
+    """Scale (width, height) down to fit max_w x max_h keeping the aspect ratio."""
+    scale = min(1.0, max_w / width, max_h / height)
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    if even:
+        w, h = max(2, w - w % 2), max(2, h - h % 2)
+    return w, h
+
+
+def moment_score(flagged: Mapping[CueName, bool | None]) -> float:
+    return sum(_SEVERITY_WEIGHT[CUE_SEVERITY[c]] for c, on in flagged.items() if on)
+
+
+def _lean(analysis: FrameAnalysis) -> FrameAnalysis:
+    """A copy without landmark arrays, so thousands of rows stay small."""
+    from dataclasses import replace
+
+    return replace(
+        analysis,
+        face=replace(analysis.face, landmarks=None),
+        pose=replace(analysis.pose, landmarks=None),
+    )
+
+
+@dataclass
+class MomentPicker:
+    """Collects candidate moments while the scan runs and picks the final few.
+
+    Candidates are every cue on-transition and, per cue episode (on -> off), the frame where the
+    most cues were flagged at once. The pool is bounded (`pool`): the weakest candidate goes
+    when it is full, so a long video with many episodes keeps memory flat.
+    """
+
+    max_moments: int
+    min_gap_s: float
+    pool: int = 40
+    _heap: list[tuple[float, int, Moment]] = field(default_factory=list)
+    _episode_best: dict[CueName, Moment] = field(default_factory=dict)
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def _push(self, moment: Moment) -> None:
+        entry = (moment.score, next(self._counter), moment)
+        if len(self._heap) < self.pool:
+            heapq.heappush(self._heap, entry)
+        elif entry[0] > self._heap[0][0]:
+            heapq.heapreplace(self._heap, entry)
+
+    def observe(
+        self,
+        *,
+        t: float,
+        frame_index: int,
+        image: np.ndarray,
+        analysis: FrameAnalysis,
+        flagged: Mapping[CueName, bool | None],
+        transitions: list[CueTransition],
+        active: list[CueName],
+    ) -> None:
+        flagged_cues = tuple(
+            sorted(
+                (c for c, on in flagged.items() if on),
+                key=lambda c: -_SEVERITY_WEIGHT[CUE_SEVERITY[c]],
+            )
+        )
+        score = moment_score(flagged)
+        turned_on = [tr.cue for tr in transitions if tr.state == "on"]
+        for tr in transitions:
+            if tr.state == "off" and tr.cue in self._episode_best:
+                self._push(self._episode_best.pop(tr.cue))
+        if turned_on:
+            cues = tuple(dict.fromkeys((*turned_on, *flagged_cues)))
+            self._push(
+                Moment(t, frame_index, image, analysis, cues, score + _CUE_ON_BONUS, "cue_on")
+            )
+        for cue in active:
+            if cue not in flagged_cues:
+                continue
+            best = self._episode_best.get(cue)
+            if best is None or score > best.score:
+                self._episode_best[cue] = Moment(
+                    t, frame_index, image, analysis, flagged_cues, score, "worst"
+                )
+
+    def pick(self) -> list[Moment]:
+        for moment in self._episode_best.values():
+            self._push(moment)
+        self._episode_best.clear()
+        ranked = sorted(self._heap, key=lambda e: (-e[0], e[1]))
+        chosen: list[Moment] = []
+        for _score, _n, moment in ranked:
+            near = next((m for m in chosen if abs(m.t - moment.t) < self.min_gap_s), None)
+            if near is not None:
+                # A near duplicate: keep the stronger card, but mention every cue either saw.
+                merged = tuple(dict.fromkeys((*near.cues, *moment.cues)))
+                if merged != near.cues:
+                    chosen[chosen.index(near)] = _with_cues(near, merged)
+                continue
+            if len(chosen) < self.max_moments:
+                chosen.append(moment)
+        return sorted(chosen, key=lambda m: m.t)
+
+
+def _with_cues(moment: Moment, cues: tuple[CueName, ...]) -> Moment:
+    from dataclasses import replace
+
+    return replace(moment, cues=cues)
+
+
+class _Recorder:
+    """VP9 (+ Opus) WebM written from the decoded frames of the single pass."""
+
+    def __init__(
+        self, path: Path, settings: Settings, width: int, height: int, audio_rate: int | None
+    ) -> None:
+        self.path = path
+        self.width, self.height = fit_within(
+            width, height, settings.recording_max_width, settings.recording_max_height, even=True
+        )
+        self.container = av.open(str(path), mode="w", format="webm")
+        video = self.container.add_stream("libvpx-vp9", rate=int(RECORDING_MAX_FPS))
+        video.width, video.height = self.width, self.height
+        video.pix_fmt = "yuv420p"
+        video.bit_rate = settings.vp9_bitrate
+        video.time_base = Fraction(1, 1000)
+        video.codec_context.time_base = Fraction(1, 1000)
+        video.thread_count = settings.vp9_threads
+        video.options = {
+            "deadline": "realtime",
+            "cpu-used": str(settings.vp9_cpu_used),
+            "row-mt": "1",
+        }
+        self.video = video
+        self.audio: Any = None
+        self.resampler: av.AudioResampler | None = None
+        if audio_rate is not None:
+            self.audio = self.container.add_stream("libopus", rate=48000)
+            self.audio.layout = "mono"
+            self.resampler = av.AudioResampler(
+                format="s16", layout="mono", rate=48000, frame_size=960
+            )
+        self.frames = 0
+        self._last_pts = -1
+        self._audio_samples = 0
+        self._audio_start: float | None = None
+        self.encode_s = 0.0
+
+    def add_video(self, frame: av.VideoFrame, t: float) -> None:
+        pts = round(t * 1000)
+        if self.frames and pts - self._last_pts < 1000 / RECORDING_MAX_FPS - 0.5:
+            return  # above the frame-rate cap
+        started = time.perf_counter()
+        out = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+        out.pts = pts
+        out.time_base = Fraction(1, 1000)
+        self.container.mux(self.video.encode(out))
+        self._last_pts = pts
+        self.frames += 1
+        self.encode_s += time.perf_counter() - started
+
+    def add_audio(self, frame: av.AudioFrame, t: float) -> None:
+        if self.audio is None or self.resampler is None or t < 0:
+            return
+        if self._audio_start is None:
+            self._audio_start = t
+            self._audio_samples = round(t * 48000)
+        frame.pts = None  # the resampler's own timing; ours is the running sample count
+        for out in self.resampler.resample(frame):
+            self._mux_audio(out)
+
+    def _mux_audio(self, out: av.AudioFrame) -> None:
+        out.pts = self._audio_samples
+        out.time_base = Fraction(1, 48000)
+        self._audio_samples += out.samples
+        self.container.mux(self.audio.encode(out))
+
+    def close(self) -> None:
+        try:
+            if self.resampler is not None:
+                for out in self.resampler.resample(None):
+                    self._mux_audio(out)
+                self.container.mux(self.audio.encode(None))
+            self.container.mux(self.video.encode(None))
+        finally:
+            self.container.close()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:
+            log.debug("closing an aborted recording failed", exc_info=True)
+        self.path.unlink(missing_ok=True)
+
+
+def scan_video(
+    path: Path,
+    settings: Settings,
+    stages: AnalysisStages,
+    *,
+    duration_hint_s: float,
+    recording_path: Path | None,
+    on_progress: Callable[[float], None] = lambda _f: None,
+    cancelled: threading.Event | None = None,
+) -> ScanResult:
+    """Decode `path` once; analyse a sample of its frames and re-encode it to VP9 WebM."""
+    started = time.perf_counter()
+    sample_interval = 1.0 / settings.upload_sample_fps
+    hold_s = settings.cue_hold_s
+    cues = CueEngine(hold_s)
+    picker = MomentPicker(max_moments=settings.upload_max_feedbacks, min_gap_s=max(2.0, 2 * hold_s))
+    transitions: list[CueTransition] = []
+    analyses: list[FrameAnalysis] = []
+    analyzer: Any = None
+    condition_state = stages.make_condition_state()
+    recorder: _Recorder | None = None
+    frames_decoded = frames_analyzed = 0
+    t0: float | None = None
+    next_sample = 0.0
+    last_t = 0.0
+    last_progress = 0.0
+    try:
+        with av.open(str(path), mode="r") as container:
+            vstream = container.streams.video[0]
+            vstream.thread_type = "AUTO"
+            astream = container.streams.audio[0] if container.streams.audio else None
+            streams: list[Any] = [vstream] if astream is None else [vstream, astream]
+            src_w, src_h = vstream.codec_context.width, vstream.codec_context.height
+            aw, ah = fit_within(
+                src_w, src_h, settings.analysis_max_side, settings.analysis_max_side, even=True
+            )
+            analyzer = stages.make_analyzer(settings)
+            for packet in container.demux(*streams):
+                if cancelled is not None and cancelled.is_set():
+                    raise ScanCancelled
+                for frame in packet.decode():
+                    if frame.time is None:
+                        continue
+                    if isinstance(frame, av.AudioFrame):
+                        if recorder is not None and t0 is not None:
+                            recorder.add_audio(frame, frame.time - t0)
+                        continue
+                    if t0 is None:
+                        t0 = frame.time
+                        if recording_path is not None:
+                            recorder = _Recorder(
+                                recording_path,
+                                settings,
+                                frame.width,
+                                frame.height,
+                                astream.rate if astream is not None else None,
+                            )
+                    index = frames_decoded
+                    frames_decoded += 1
+                    t = frame.time - t0
+                    if t < last_t - 1.0:
+                        continue  # a timestamp going backwards: a broken muxer, skip the frame
+                    last_t = max(last_t, t)
+                    if recorder is not None:
+                        recorder.add_video(frame, t)
+                    if t + 1e-6 < next_sample:
+                        continue
+                    next_sample = max(next_sample + sample_interval, t)
+                    image = frame.reformat(width=aw, height=ah, format="bgr24").to_ndarray()
+                    video_frame = VideoFrame(
+                        index=index, t=round(t, 3), image=image, arrived_at=time.monotonic()
+                    )
+                    analysis: FrameAnalysis = analyzer.analyze(video_frame)
+                    frames_analyzed += 1
+                    conditions = stages.frame_conditions(analysis, settings, condition_state)
+                    changed = cues.update(analysis.t, conditions)
+                    transitions.extend(changed)
+                    picker.observe(
+                        t=analysis.t,
+                        frame_index=index,
+                        image=image,
+                        analysis=analysis,
+                        flagged=conditions,
+                        transitions=changed,
+                        active=cues.active(),
+                    )
+                    analyses.append(_lean(analysis))
+                    if duration_hint_s > 0:
+                        fraction = min(1.0, t / duration_hint_s)
+                        if fraction - last_progress >= 0.01:
+                            last_progress = fraction
+                            on_progress(fraction)
+        if t0 is None:
+            raise ValueError("the video has no decodable frame")
+        transitions.extend(cues.close(round(last_t, 3)))
+        recording = None
+        if recorder is not None:
+            recorder.close()
+            recording = RecordingResult(
+                path=recorder.path,
+                width=recorder.width,
+                height=recorder.height,
+                frames=recorder.frames,
+                has_audio=recorder.audio is not None,
+                encode_s=round(recorder.encode_s, 3),
+            )
+            recorder = None
+    finally:
+        if recorder is not None:
+            recorder.abort()
+        if analyzer is not None and hasattr(analyzer, "close"):
+            analyzer.close()
+    return ScanResult(
+        duration_s=round(last_t, 3),
+        frames_decoded=frames_decoded,
+        frames_analyzed=frames_analyzed,
+        moments=picker.pick(),
+        transitions=transitions,
+        analyses=analyses,
+        recording=recording,
+        analysis_s=round(time.perf_counter() - started, 3),
+    )
