@@ -111,7 +111,10 @@ class UploadService:
     stages: AnalysisStages
     make_critic: Callable[[Settings], Any] | None = None
     report_builder: ReportBuilder | None = None
+    # Uploads this process is analysing: progress (0-100) and language, so their polls are
+    # answered from memory without touching the database.
     _progress: dict[str, float] = field(default_factory=dict)
+    _languages: dict[str, Language] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -220,7 +223,21 @@ class UploadService:
 
     # --- poll ----------------------------------------------------------------------------
     async def feedback(self, video_id: str) -> dict[str, Any]:
-        """The poll answer, from stored state only (the row and, when done, `result.json`)."""
+        """The poll answer, from stored state only: this process's progress while it analyses
+        the upload, else the row and, when done, `result.json`."""
+        progress = self._progress.get(video_id)
+        if progress is not None and VIDEO_ID_RE.fullmatch(video_id):
+            language = self._languages.get(video_id, "ko")
+            return {
+                "video_id": video_id,
+                "feedbacks": [],
+                "problem": "processing",
+                "progress": round(progress, 1),
+                "message": message("processing", language, progress=int(progress)),
+                "duration_s": None,
+                "report_url": None,
+                "recording_url": None,
+            }
         row, folder = await self._upload_row(video_id)
         language: Language = row.language if row.language in ("ko", "en") else "ko"  # type: ignore[assignment]
         extra = row.extra or {}
@@ -284,6 +301,7 @@ class UploadService:
         language: Language = row.language if row.language in ("ko", "en") else "ko"  # type: ignore[assignment]
         loop = asyncio.get_running_loop()
         self._progress[video_id] = 0.0
+        self._languages[video_id] = language
 
         def on_scan_progress(fraction: float) -> None:  # called on the worker thread
             loop.call_soon_threadsafe(self._set_progress, video_id, fraction * SCAN_SHARE)
@@ -365,6 +383,7 @@ class UploadService:
                     "feedbacks": len(frames),
                 },
             )
+            self._progress.pop(video_id, None)  # polls now read the finished row
             log.info(
                 "upload analysed",
                 extra={"video_id": video_id, "feedbacks": len(frames), "s": result["total_s"]},
@@ -377,9 +396,11 @@ class UploadService:
             log.exception("upload analysis failed", extra={"video_id": video_id})
             await stop_persister()
             await self._fail(video_id, f"{type(exc).__name__}: {exc}")
+            self._progress.pop(video_id, None)
         finally:
             await stop_persister()
             self._progress.pop(video_id, None)
+            self._languages.pop(video_id, None)
 
     def _set_progress(self, video_id: str, progress: float) -> None:
         if video_id in self._progress:  # not after the job ended

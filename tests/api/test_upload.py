@@ -1,0 +1,294 @@
+"""The original engine's upload flow against a real server on loopback, with real video files."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+
+from app.config import Settings
+from tests.fixtures.clips import Segment
+from tests.fixtures.videos import (
+    TILT_SEGMENTS,
+    tilted_segment_span,
+    write_mp4,
+    write_webm_without_duration,
+)
+from tests.support.server import ThreadServer
+
+FEEDBACK_KEYS = {"gaze_processing", "facial_expression", "gestures", "posture_body", "movement"}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    webm = write_webm_without_duration(folder / "tilt.webm")
+    with av.open(str(webm)) as container:
+        assert container.duration is None  # as MediaRecorder writes it: no duration header
+    return {"mp4": write_mp4(folder / "tilt.mp4"), "webm": webm}
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    segments = (*TILT_SEGMENTS, *TILT_SEGMENTS, *TILT_SEGMENTS)
+    return write_mp4(tmp_path_factory.mktemp("long") / "long.mp4", segments, audio=False)
+
+
+async def upload(
+    http: httpx.AsyncClient, path: Path, field: str = "file", url: str = "/api/video/receive-video/"
+) -> httpx.Response:
+    with path.open("rb") as handle:
+        return await http.post(url, files={field: (path.name, handle, "video/mp4")})
+
+
+async def wait_done(http: httpx.AsyncClient, video_id: str, timeout: float = 120) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            answer = await http.get(f"/api/video/video-send-feedback/{video_id}/")
+            assert answer.status_code == 200, answer.text
+            body: dict[str, Any] = answer.json()
+            if body["problem"] != "processing":
+                return body
+            await asyncio.sleep(0.1)
+
+
+def upload_files(settings: Settings) -> list[Path]:
+    return sorted(p for p in settings.uploads_dir.rglob("*") if p.is_file())
+
+
+def check_feedback_frame(frame: dict[str, Any], video_id: str) -> None:
+    assert set(frame) >= {"video_id", "frame_index", "timestamp", "feedback_text", "image_base64"}
+    assert frame["video_id"] == video_id
+    assert isinstance(frame["frame_index"], int) and frame["frame_index"] >= 0
+    minutes, seconds = frame["timestamp"].split(" ")
+    assert minutes.endswith("m") and seconds.endswith("s")
+    assert int(minutes[:-1]) * 60 + int(seconds[:-1]) == int(frame["t"])
+    assert set(frame["feedback_text"]) == FEEDBACK_KEYS
+    for text in frame["feedback_text"].values():
+        assert set(text) == {"improvement", "recommendations"}
+        assert isinstance(text["improvement"], str) and isinstance(text["recommendations"], str)
+    assert not frame["image_base64"].startswith("data:")
+    jpeg = base64.b64decode(frame["image_base64"], validate=True)
+    assert jpeg[:3] == b"\xff\xd8\xff" and jpeg[-2:] == b"\xff\xd9"
+
+
+@pytest.mark.parametrize("kind", ["mp4", "webm"])
+async def test_upload_analyses_a_labelled_clip(
+    server: ThreadServer, clips: dict[str, Path], kind: str
+) -> None:
+    async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+        answer = await upload(http, clips[kind])
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert set(body) == {"video_id", "message"}
+        video_id = body["video_id"]
+        assert len(video_id) >= 22
+        assert "업로드" in body["message"]  # Korean is this flow's default
+
+        done = await wait_done(http, video_id)
+        assert done["problem"] == "success", done
+        assert done["progress"] == 100
+        assert isinstance(done["message"], str) and done["message"]
+        feedbacks = done["feedbacks"]
+        assert 1 <= len(feedbacks) <= server.settings.upload_max_feedbacks
+        for frame in feedbacks:
+            check_feedback_frame(frame, video_id)
+        # de-duplicated: no two cards for the same instant
+        times = [f["t"] for f in feedbacks]
+        assert times == sorted(times) and len(set(times)) == len(times)
+
+        start, end = tilted_segment_span()
+        tilted = [f for f in feedbacks if start <= f["t"] <= end]
+        assert tilted, f"no flagged moment in the tilted segment {start}-{end}: {times}"
+        assert any("head_tilt" in f["cues"] for f in tilted)
+        posture = " ".join(f["feedback_text"]["posture_body"]["improvement"] for f in tilted)
+        assert "고개" in posture or "머리" in posture or "기울" in posture
+
+        # the same VP9 WebM a live session gets
+        assert done["recording_url"] == f"/api/video/recording/{video_id}"
+        recording = await http.get(done["recording_url"])
+        assert recording.status_code == 200
+        assert recording.headers["content-type"] == "video/webm"
+        webm = server.settings.uploads_dir / video_id / "recording.webm"
+        with av.open(str(webm)) as container:
+            codecs = {s.type: s.codec_context.name for s in container.streams}
+            assert codecs["video"] == "vp9"
+            if kind == "mp4":  # the MP4 carries a tone
+                assert codecs["audio"] == "opus"
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames >= 140  # 10 s at 15 fps
+
+
+async def test_older_front_end_field_and_both_path_forms(
+    server: ThreadServer, clips: dict[str, Path]
+) -> None:
+    async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+        answer = await upload(http, clips["webm"], field="video", url="/api/video/receive-video")
+        assert answer.status_code == 200, answer.text
+        video_id = answer.json()["video_id"]
+        for path in (
+            f"/api/video/video-send-feedback/{video_id}/",
+            f"/api/video/video-send-feedback/{video_id}",
+        ):
+            polled = await http.get(path)  # httpx does not follow redirects by default
+            assert polled.status_code == 200, (path, polled.status_code)
+            assert polled.json()["problem"] in ("processing", "success", "no_feedback")
+        await wait_done(http, video_id)
+        for suffix in ("", "/"):
+            unknown = await http.get(f"/api/video/video-send-feedback/{'x' * 24}{suffix}")
+            assert unknown.status_code == 404
+            assert unknown.json()["detail"]["code"] == "video_not_found"
+        deleted = await http.delete(f"/api/video/delete_files/{video_id}")
+        assert deleted.status_code == 200
+        assert deleted.json() == {"video_id": video_id, "message": deleted.json()["message"]}
+        assert not (server.settings.uploads_dir / video_id).exists()
+        gone = await http.get(f"/api/video/video-send-feedback/{video_id}/")
+        assert gone.status_code == 404
+        again = await http.delete(f"/api/video/delete_files/{video_id}/")
+        assert again.status_code == 404
+
+
+async def test_garbage_with_a_video_name_is_400(server: ThreadServer, tmp_path: Path) -> None:
+    garbage = tmp_path / "talk.mp4"
+    garbage.write_bytes(bytes(range(256)) * 400)
+    image = tmp_path / "photo.mp4"
+    with av.open(str(image), "w", format="image2pipe") as container:
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        frame = av.VideoFrame(64, 48, "yuv420p")
+        container.mux(stream.encode(frame.reformat(format="yuvj420p")))
+        container.mux(stream.encode(None))
+    async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+        for path in (garbage, image):
+            answer = await upload(http, path)
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["detail"]["code"] == "not_a_video"
+        no_file = await http.post("/api/video/receive-video/", files={"other": ("a.txt", b"hi")})
+        assert no_file.status_code == 400 and no_file.json()["detail"]["code"] == "no_file"
+    assert upload_files(server.settings) == []
+
+
+@pytest.fixture
+def small_limit_server(settings: Settings) -> Iterator[ThreadServer]:
+    limited = settings.model_copy(update={"upload_max_bytes": 256 * 1024})
+    with ThreadServer(limited) as srv:
+        yield srv
+
+
+async def test_oversize_upload_is_413_and_leaves_nothing(
+    small_limit_server: ThreadServer, clips: dict[str, Path]
+) -> None:
+    server = small_limit_server
+    sent = 0
+    boundary = "----coachtest"
+
+    async def body() -> AsyncIterator[bytes]:
+        # Chunked, no Content-Length: the server can only find out while streaming.
+        nonlocal sent
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"'
+            "\r\nContent-Type: video/mp4\r\n\r\n"
+        ).encode()
+        chunk = clips["mp4"].read_bytes()[: 64 * 1024]
+        for _ in range(48):  # 3 MiB in all, 12x the limit
+            sent += len(chunk)
+            yield chunk
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+        answer = await http.post(
+            "/api/video/receive-video/",
+            content=body(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["detail"]["code"] == "too_large"
+        assert upload_files(server.settings) == []  # the partial file is gone
+        assert list(server.settings.uploads_dir.iterdir()) == []
+
+        # A declared Content-Length over the limit is refused before anything is written.
+        big = await upload(http, clips["mp4"])  # ~0.5 MB
+        assert big.status_code == 413
+        assert big.json()["detail"]["code"] == "too_large"
+        assert list(server.settings.uploads_dir.iterdir()) == []
+
+
+def raw_request(port: int, method: str, path: str) -> tuple[int, bytes]:
+    """Sends `path` byte for byte (httpx would normalise `..` away)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+async def test_delete_with_malformed_ids_touches_nothing(
+    server: ThreadServer, clips: dict[str, Path]
+) -> None:
+    async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+        video_id = (await upload(http, clips["webm"])).json()["video_id"]
+        await wait_done(http, video_id)
+        before = upload_files(server.settings)
+        assert any(p.name == "source" for p in before)
+        for bad in ("_", "..", "%2E%2E", "*", "%2A", video_id[:-1] + "*", "..%2F..%2Fdata",
+                    "x" * 24):
+            for suffix in ("", "/"):
+                status, body = await asyncio.to_thread(
+                    raw_request, server.port, "DELETE", f"/api/video/delete_files/{bad}{suffix}"
+                )
+                assert status == 404, (bad, suffix, status, body)
+        assert upload_files(server.settings) == before
+        assert (await http.get(f"/api/video/video-send-feedback/{video_id}")).status_code == 200
+
+
+async def test_polling_is_fast_while_the_analysis_runs(
+    server: ThreadServer, long_clip: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+        video_id = (await upload(http, long_clip)).json()["video_id"]
+        durations: list[float] = []
+        progress: list[float] = []
+        while True:
+            started = time.perf_counter()
+            answer = await http.get(f"/api/video/video-send-feedback/{video_id}/")
+            elapsed = time.perf_counter() - started
+            body = answer.json()
+            if body["problem"] != "processing":
+                break
+            durations.append(elapsed)
+            progress.append(body["progress"])
+            assert body["feedbacks"] == []
+            await asyncio.sleep(0.05)
+        assert body["problem"] == "success"
+        assert len(durations) >= 5, "the analysis finished before it could be polled"
+        assert progress == sorted(progress) and 0 <= progress[0] < progress[-1] < 100
+        # generous: a poll reads stored state while a worker thread decodes and analyses
+        assert max(durations) < 0.1, sorted(durations)[-5:]
+
+
+async def test_an_unfinished_upload_is_resumed_after_a_restart(
+    settings: Settings, clips: dict[str, Path]
+) -> None:
+    with ThreadServer(settings) as server:
+        async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+            video_id = (await upload(http, clips["mp4"])).json()["video_id"]
+    # The server stopped mid-analysis (or before it began): the row is still `processing`.
+    with ThreadServer(settings) as server:
+        async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+            done = await wait_done(http, video_id)
+            assert done["problem"] == "success"
+
+
+def test_the_segments_have_a_tilt() -> None:
+    assert any(s.kind == "rotated" and abs(s.roll_deg) >= 20 for s in TILT_SEGMENTS)
+    assert isinstance(TILT_SEGMENTS[0], Segment)
