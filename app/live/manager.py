@@ -69,7 +69,7 @@ class Services:
     hooks: Hooks
     replica_id: str
     metrics: CoachMetrics = field(default_factory=CoachMetrics)
-    request_end: Callable[[str, str], None] = lambda _id, _reason: None
+    request_end: Callable[[str, str], object] = lambda _id, _reason: None
 
 
 class SessionManager:

@@ -117,7 +117,7 @@ class LiveSession:
         return self.state in ("created", "live")
 
     # --- events --------------------------------------------------------------------------
-    async def emit(self, type_: str, t: float | None = None, **fields: Any) -> dict[str, Any]:
+    async def emit(self, type_: str, t: float | None = None, /, **fields: Any) -> dict[str, Any]:
         """Number, publish and persist one event. The only way anything leaves the session."""
         async with self._emit_lock:
             self._seq += 1
