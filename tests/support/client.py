@@ -1,0 +1,125 @@
+"""A small test client for the live protocol: REST over httpx, media and events over a real
+WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+
+class SessionClient:
+    def __init__(self, base_http: str, base_ws: str, info: dict[str, Any]) -> None:
+        self.base_http = base_http
+        self.base_ws = base_ws
+        self.info = info
+        self.id: str = info["session_id"]
+        self.token: str = info["token"]
+        self.events: list[dict[str, Any]] = []
+        self._new_event = asyncio.Event()
+        self.ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self.closed_code: int | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @classmethod
+    async def create(cls, base_http: str, base_ws: str, **body: Any) -> SessionClient:
+        async with httpx.AsyncClient(base_url=base_http, timeout=30) as http:
+            answer = await http.post("/api/sessions", json=body)
+            answer.raise_for_status()
+            return cls(base_http, base_ws, answer.json())
+
+    async def connect(self, after_seq: int | None = None) -> None:
+        url = f"{self.base_ws}/ws/sessions/{self.id}?token={self.token}"
+        if after_seq is not None:
+            url += f"&after_seq={after_seq}"
+        self.ws = await connect(url, max_size=None)
+        self._reader = asyncio.create_task(self._read(self.ws))
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for message in ws:
+                if isinstance(message, str):
+                    self.events.append(json.loads(message))
+                    self._new_event.set()
+        except Exception:
+            pass
+        finally:
+            self.closed_code = ws.close_code
+            self._new_event.set()
+
+    async def send_frame(self, data: bytes) -> None:
+        assert self.ws is not None
+        await self.ws.send(data)
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        assert self.ws is not None
+        await self.ws.send(json.dumps(message))
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """The first event (already received or still to come) that matches."""
+        seen = 0
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events[seen:]:
+                    if predicate(event):
+                        return event
+                seen = len(self.events)
+                if (
+                    self.closed_code is not None
+                    and self._reader is not None
+                    and self._reader.done()
+                ):
+                    raise AssertionError(
+                        f"socket closed ({self.closed_code}) before the event came"
+                    )
+                self._new_event.clear()
+                await self._new_event.wait()
+
+    async def end(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.base_http, timeout=30) as http:
+            answer = await http.post(f"/api/sessions/{self.id}/end", headers=self.auth)
+            assert answer.status_code == 202, answer.text
+            return answer.json()
+
+    async def get(self, path: str = "", **kw: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.base_http, timeout=30) as http:
+            return await http.get(f"/api/sessions/{self.id}{path}", headers=self.auth, **kw)
+
+    async def wait_completed(self, timeout: float = 60.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                info = (await self.get()).json()
+                if info["state"] in ("completed", "failed"):
+                    return info
+                await asyncio.sleep(0.1)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == type_]
+
+
+async def wait_state(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str], *states: str, timeout: float = 60
+) -> dict[str, Any]:
+    """Poll a session over REST until it reaches one of `states` (for tests without a socket)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            info: dict[str, Any] = (await http.get(path, headers=headers)).json()
+            if info["state"] in states:
+                return info
+            await asyncio.sleep(0.05)
