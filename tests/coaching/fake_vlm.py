@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -118,7 +120,7 @@ def _handler(server: FakeVlmServer) -> type[BaseHTTPRequestHandler]:
                     return
                 reply = server.next_reply()
                 if reply.hang:
-                    server._shutdown.wait(30)
+                    self._wait_for_disconnect()
                     return
                 if reply.delay_s:
                     server._shutdown.wait(reply.delay_s)
@@ -127,6 +129,19 @@ def _handler(server: FakeVlmServer) -> type[BaseHTTPRequestHandler]:
                 pass  # the client gave up (its deadline); that is the point of some tests
             finally:
                 server.leave()
+
+        def _wait_for_disconnect(self) -> None:
+            """Hang until the client gives up (closes the connection) or the server stops, so
+            `in_flight` counts what the client is still waiting for."""
+            while not server._shutdown.is_set():
+                readable, _, _ = select.select([self.connection], [], [], 0.05)
+                if readable:
+                    try:
+                        if not self.connection.recv(1, socket.MSG_PEEK):
+                            return  # EOF: the client closed its end
+                    except OSError:
+                        return
+                    server._shutdown.wait(0.05)  # unexpected bytes; keep hanging
 
         def _send(self, reply: Reply) -> None:
             if isinstance(reply.body, str):
