@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.analysis.voice import VoiceAnalyzer, voice_conditions
 from app.config import Settings
 from app.live.manager import Hooks
+from app.live.session import LiveSession
 from app.upload.analyze import AnalysisStages
 
 
@@ -29,14 +31,9 @@ def _frame_conditions(*args: Any) -> Any:
 
 
 def make_upload_critic(settings: Settings) -> Any:
-    """The critic for uploads (VLM when configured, else rules); None until the critic module
-    is part of the build, in which case uploads use the message table."""
-    try:
-        from app.coaching.critic import build_critic
-    except ModuleNotFoundError as exc:
-        if exc.name != "app.coaching.critic":
-            raise
-        return None
+    """The critic for uploads: the VLM when one is configured, else the rules critic."""
+    from app.coaching.critic import build_critic
+
     return build_critic(settings)
 
 
@@ -49,9 +46,15 @@ def upload_stages(hooks: Hooks) -> AnalysisStages:
     )
 
 
+def _make_voice(session: LiveSession) -> VoiceAnalyzer:
+    return VoiceAnalyzer(session.language, session.settings)
+
+
 def default_hooks(settings: Settings) -> Hooks:
     return Hooks(
         make_analyzer=_make_analyzer,
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,
+        make_voice=_make_voice,
+        voice_conditions=voice_conditions,
     )

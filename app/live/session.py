@@ -117,7 +117,7 @@ class LiveSession:
         return self.state in ("created", "live")
 
     # --- events --------------------------------------------------------------------------
-    async def emit(self, type_: str, t: float | None = None, **fields: Any) -> dict[str, Any]:
+    async def emit(self, type_: str, t: float | None = None, /, **fields: Any) -> dict[str, Any]:
         """Number, publish and persist one event. The only way anything leaves the session."""
         async with self._emit_lock:
             self._seq += 1
@@ -219,6 +219,7 @@ class LiveSession:
             return True
         if count >= self.settings.max_fps_in:
             self.frames_rate_limited += 1
+            self.services.metrics.frames_dropped.inc()
             return False
         self._rate_window = (start, count + 1)
         return True
@@ -234,6 +235,7 @@ class LiveSession:
             )
         except FrameRejected as exc:
             self.bad_frames += 1
+            self.services.metrics.bad_frames.inc()
             await self.emit_error(exc.code, exc.reason)
             return
         self.submit_frame(image, self.media_time(arrived_at), arrived_at)
@@ -244,9 +246,12 @@ class LiveSession:
             return
         frame = VideoFrame(index=self.frames_received, t=t, image=image, arrived_at=arrived_at)
         self.frames_received += 1
+        metrics = self.services.metrics
+        metrics.frames_received.inc()
         if self.recorder is not None:
             self.recorder.push_video(frame)
-        self.mailbox.put(frame)
+        if self.mailbox.put(frame):
+            metrics.frames_dropped.inc()
 
     def submit_audio(self, chunk: AudioChunk) -> None:
         if not self.accepting_media:
@@ -288,7 +293,10 @@ class LiveSession:
                     log.exception("analysis failed", extra={"session_id": self.id})
                     await self.emit_error("analysis_failed", f"{type(exc).__name__}: {exc}")
                     continue
-                self.analysis_ms.append((time.perf_counter() - started) * 1000)
+                elapsed = time.perf_counter() - started
+                self.services.metrics.analysis_seconds.observe(elapsed)
+                self.services.metrics.frames_analyzed.inc()
+                self.analysis_ms.append(elapsed * 1000)
                 if len(self.analysis_ms) > 512:
                     del self.analysis_ms[:256]
                 self.frames_analyzed += 1
@@ -310,7 +318,9 @@ class LiveSession:
         now = time.monotonic()
         if now - self._last_metrics_mono >= 1.0 / self.settings.metrics_hz:
             self._last_metrics_mono = now
-            await self.emit("metrics", analysis.t, **metrics_fields(analysis))
+            fields = metrics_fields(analysis)
+            self.services.metrics.event_latency_seconds.observe(fields["latency_ms"] / 1000)
+            await self.emit("metrics", analysis.t, **fields)
 
     async def _emit_cue(self, tr: CueTransition) -> None:
         await self.emit(
