@@ -229,6 +229,7 @@ class LiveSession:
         if not self.accepting_media or not self._admit(arrived_at):
             return
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             image = await loop.run_in_executor(
                 self.services.decode_executor, decode_frame, data, self.settings
@@ -238,13 +239,18 @@ class LiveSession:
             self.services.metrics.bad_frames.inc()
             await self.emit_error(exc.code, exc.reason)
             return
-        self.submit_frame(image, self.media_time(arrived_at), arrived_at)
+        decode_ms = (time.perf_counter() - started) * 1000
+        self.submit_frame(image, self.media_time(arrived_at), arrived_at, decode_ms)
 
-    def submit_frame(self, image: np.ndarray, t: float, arrived_at: float) -> None:
+    def submit_frame(
+        self, image: np.ndarray, t: float, arrived_at: float, decode_ms: float = 0.0
+    ) -> None:
         """A decoded frame (from any transport). Never blocks."""
         if not self.accepting_media:
             return
-        frame = VideoFrame(index=self.frames_received, t=t, image=image, arrived_at=arrived_at)
+        frame = VideoFrame(
+            index=self.frames_received, t=t, image=image, arrived_at=arrived_at, decode_ms=decode_ms
+        )
         self.frames_received += 1
         metrics = self.services.metrics
         metrics.frames_received.inc()
@@ -310,8 +316,12 @@ class LiveSession:
         hooks = self.services.hooks
         if self._condition_state is None:
             self._condition_state = hooks.make_condition_state()
+        started = time.perf_counter()
         conditions = hooks.frame_conditions(analysis, self.settings, self._condition_state)
-        for transition in self.cues.update(analysis.t, conditions):
+        transitions = self.cues.update(analysis.t, conditions)
+        analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
+        analysis.timings_ms["decode"] = frame.decode_ms
+        for transition in transitions:
             await self._emit_cue(transition)
         for observer in self.observers:
             observer.observe(analysis, frame.image)
