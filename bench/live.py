@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip  # noqa: E402
+
 from tests.support.client import SessionClient  # noqa: E402
 from tests.support.server import ProcessServer  # noqa: E402
 
@@ -145,7 +146,8 @@ def main() -> None:
     for r in rows:
         s = r["stage_median_ms"]
         print(
-            f"| {r['sessions']} | {s.get('decode', '-')} | {s.get('face', '-')} | {s.get('pose', '-')} "
+            f"| {r['sessions']} | {s.get('decode', '-')} | {s.get('face', '-')} "
+            f"| {s.get('pose', '-')} "
             f"| {s.get('gesture', '-')} | {s.get('cues', '-')} | {r['latency_p50_ms']} / "
             f"{r['latency_p95_ms']} | {r['analysed_fps_per_session']} ({r['analysed_fps_min']}) "
             f"| {r['dropped_per_session']} | {r['cpu_share_per_session']:.0%} | "
