@@ -29,9 +29,13 @@ class Settings(BaseSettings):
     analysis_threads: int = 4  # executor threads shared by the sessions' analysers
 
     # cue thresholds
-    eye_contact_max_yaw_deg: float = 20.0
-    eye_contact_max_pitch_deg: float = 18.0
-    eye_contact_max_iris_offset: float = 0.22
+    # Eye contact: head within the yaw/pitch cone AND the mean iris offset (eye widths) within
+    # max_iris_offset of where looking at the lens puts it (iris_per_yaw * -sin(yaw)).
+    # Tuned on real photos shipped by packages (tests/analysis/test_face_real_photos.py).
+    eye_contact_max_yaw_deg: float = 25.0
+    eye_contact_max_pitch_deg: float = 20.0
+    eye_contact_max_iris_offset: float = 0.10
+    eye_contact_iris_per_yaw: float = 0.3
     head_tilt_max_deg: float = 12.0
     shoulder_tilt_max_deg: float = 8.0
     too_close_face_ratio: float = 0.45
@@ -40,6 +44,8 @@ class Settings(BaseSettings):
     gesture_excess_activity: float = 3.0
     gesture_min_activity: float = 0.15
     sway_max: float = 0.12
+    lean_baseline_s: float = 30.0  # time constant of the running shoulder-width baseline
+    activity_smoothing_s: float = 0.5  # time constant of the wrist-speed smoothing
 
     # --- voice ---------------------------------------------------------------------------
     # Analysed in 1 s windows of 16 kHz mono audio (app/analysis/voice.py). Levels are dBFS of
