@@ -235,12 +235,12 @@ class SessionManager:
             if self.services.hooks.build_report is not None:
                 await self.services.hooks.build_report(self, session.id, session=session)
                 has_report = True
-            await self.repo.update_session(session.id, has_report=has_report)
-            urls = artefact_urls(session.id)
-            await session.emit("report_ready", **urls)
-            await session.emit("state", state="completed")
+            # The row says `completed` before any event does, so a client that reacts to
+            # `report_ready` finds the report served.
+            await self.repo.update_session(session.id, has_report=has_report, state="completed")
             session.state = "completed"
-            await self.repo.update_session(session.id, state="completed")
+            await session.emit("report_ready", **artefact_urls(session.id))
+            await session.emit("state", state="completed")
             elapsed = time.monotonic() - ended_mono
             self.end_to_ready_s.append(elapsed)
             log.info(
