@@ -16,6 +16,7 @@ const AUDIO_SEND_SAMPLES = 1600; // 100 ms at 16 kHz a message
 // Server error codes that mean the session itself is gone, not that WebRTC is unavailable.
 const SESSION_GONE_CODES = new Set([
   "token_missing", "token_invalid", "session_not_found", "session_ended", "session_expired",
+  "session_not_live",
 ]);
 
 function parseEvent(text) {
@@ -99,7 +100,9 @@ export class WebRTCTransport {
         answer = await postOffer(this.session.offer_url, this.session.token, pc.localDescription);
       } catch (err) {
         // A dead session is not a transport problem: say so instead of falling back.
-        if (err instanceof CoachError && SESSION_GONE_CODES.has(err.code)) throw err;
+        if (err instanceof CoachError && SESSION_GONE_CODES.has(err.code)) {
+          throw new CoachError("expired", err.message, err.status, err.code);
+        }
         throw new Error(`offer refused: ${err.status || ""} ${err.message}`);
       }
       await pc.setRemoteDescription(answer);

@@ -15,7 +15,15 @@ from typing import Any
 import av
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Route,
+    WebSocketRoute,
+    expect,
+    sync_playwright,
+)
 
 from app.config import Settings
 from tests.support.server import ThreadServer
@@ -207,6 +215,8 @@ def test_rehearsal_in_a_real_browser(
             recording = fetch(csp_server, recording_href)
             with av.open(io.BytesIO(recording.content)) as container:
                 assert container.streams.video[0].codec_context.name == "vp9"
+                # The fake microphone's beeps reached the server (WebRTC track or AUD1 PCM).
+                assert [a.codec_context.name for a in container.streams.audio] == ["opus"]
             report_html = fetch(csp_server, report_href)
             assert report_html.headers["content-type"].startswith("text/html")
             assert "Series A pitch" in report_html.text
@@ -230,6 +240,7 @@ def test_camera_refused_is_explained_in_korean(csp_server: ThreadServer) -> None
             page.locator("#start-button").click()
             expect(page.locator("#error-text")).to_contain_text("카메라 또는 마이크 권한이 차단")
             expect(page.locator("body")).to_have_attribute("data-screen", "start")
+            save_screenshot(page, "page-start-camera-refused-ko.png")
             # Switching language re-renders the message too.
             page.locator('input[name="language"][value="en"]').check()
             expect(page.locator("#error-text")).to_contain_text("camera or microphone was blocked")
@@ -275,5 +286,65 @@ def test_expired_session_is_explained(csp_server: ThreadServer, camera_clip: Pat
             page.locator("#start-button").click()
             expect(page.locator("#error-text")).to_contain_text("세션이 만료되었거나")
             expect(page.locator("body")).to_have_attribute("data-screen", "start")
+        finally:
+            browser.close()
+
+
+def test_server_text_is_shown_as_text_never_html(
+    csp_server: ThreadServer, camera_clip: Path
+) -> None:
+    """Critiques carry model output: the page must render it as text. A critique with markup
+    is slipped into the real event stream (WebSocket transport)."""
+    hostile = '<img src=x id=injected onerror="document.title=1">Slow down'
+    injected: list[bool] = []
+
+    def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            ws.send(message)
+            if injected or not isinstance(message, str) or '"metrics"' not in message:
+                return
+            injected.append(True)
+            critique = {
+                "type": "critique",
+                "session_id": "x",
+                "seq": 10_000,
+                "t": 9.0,
+                "source": "vlm",
+                "t_start": 0.0,
+                "t_end": 9.0,
+                "items": [
+                    {
+                        "category": "voice",
+                        "observation": hostile,
+                        "suggestion": "Pause <b>between</b> points.",
+                        "severity": "warn",
+                        "frame_t": 4.0,
+                    }
+                ],
+            }
+            ws.send(json.dumps(critique))
+
+        server.on_message(to_page)
+
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(camera_clip))
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            page.route_web_socket(re.compile(r"/ws/sessions/"), relay)
+            page.goto(csp_server.http + "/?lang=en&transport=ws")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            page.locator("#start-button").click()
+            item = page.locator("#critique-feed .critique-item")
+            expect(item).to_have_count(1, timeout=30_000)
+            expect(item.locator(".critique-observation")).to_have_text(hostile)
+            expect(item.locator(".critique-suggestion")).to_have_text(
+                "Try: Pause <b>between</b> points."
+            )
+            expect(page.locator("#injected")).to_have_count(0)
+            expect(page.locator("#critique-feed b")).to_have_count(0)
+            expect(page.locator("#feed-empty")).to_be_hidden()
+            save_screenshot(page, "page-live-critique.png")
         finally:
             browser.close()
