@@ -69,7 +69,7 @@ class Services:
     hooks: Hooks
     replica_id: str
     metrics: CoachMetrics = field(default_factory=CoachMetrics)
-    request_end: Callable[[str, str], None] = lambda _id, _reason: None
+    request_end: Callable[[str, str], object] = lambda _id, _reason: None
 
 
 class SessionManager:
@@ -147,6 +147,7 @@ class SessionManager:
         await self.repo.create_session(row)
         session = self._session_from_row(row)
         self.sessions[session_id] = session
+        session.prewarm()
         log.info("session created", extra={"session_id": session_id})
         return session, token, row.created_at
 
@@ -190,6 +191,7 @@ class SessionManager:
             raise CoachError("session_not_live", f"The session is {row.state}.", status_code=409)
         session = self._session_from_row(row, await self.repo.max_seq(row.id))
         self.sessions[row.id] = session
+        session.prewarm()
         return session
 
     # --- ending --------------------------------------------------------------------------
