@@ -64,6 +64,10 @@ export function endSession(id, token) {
   return request("POST", `/api/sessions/${encodeURIComponent(id)}/end`, { token });
 }
 
+export function getReport(id, token) {
+  return request("GET", `/api/sessions/${encodeURIComponent(id)}/report`, { token });
+}
+
 export function postOffer(offerUrl, token, offer) {
   // offer_url is absolute and built by the server from the request; only its path is used so
   // that the page keeps talking to the origin it was loaded from (proxies, CSP connect-src).

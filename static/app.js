@@ -1,7 +1,14 @@
 // The rehearsal page: start screen -> live screen -> end screen. Speaks only the public
 // contract (docs/protocol.md). Server text is always set with textContent.
 
-import { artefactUrl, CoachError, createSession, endSession, getSession } from "./api.js";
+import {
+  artefactUrl,
+  CoachError,
+  createSession,
+  endSession,
+  getReport,
+  getSession,
+} from "./api.js";
 import { LiveChart } from "./chart.js";
 import { applyLanguage, initialLanguage, language, t } from "./i18n.js";
 import { WebRTCTransport, WebSocketTransport } from "./transport.js";
@@ -11,6 +18,8 @@ const params = new URLSearchParams(location.search);
 const FORCED_TRANSPORT = params.get("transport"); // "ws" forces the WebSocket fallback
 const CAPTURE_FPS = Number(params.get("fps")) || 12;
 const POLL_MS = 1000;
+const REPORT_RETRIES = 20;
+const SCORE_KEYS = ["overall", "eye_contact", "posture", "gestures", "voice"];
 const BADGE_FADE_MS = 400;
 
 // Default cue thresholds (Settings) the posture indicator mirrors before a cue has fired.
@@ -34,6 +43,8 @@ const ui = {
   framesSeen: 0,
   endState: "finalizing",
   final: null, // GET /api/sessions/{id} once completed
+  report: null, // the report JSON once it could be read
+  polling: false,
   errorKey: "",
   errorDetail: "",
 };
@@ -74,6 +85,7 @@ function renderDynamic() {
   renderNotice();
   renderError();
   renderEndState();
+  if (ui.screen === "end") renderScores();
   for (const [cue, badge] of ui.activeCues) {
     badge.querySelector(".cue-name").textContent = t(`cue.${cue}`);
   }
@@ -594,7 +606,16 @@ async function beginEnd(askServer = true) {
 
 async function pollSession() {
   clearTimeout(ui.pollTimer);
-  if (!ui.session || ui.screen !== "end" || ui.final) return;
+  if (!ui.session || ui.screen !== "end" || ui.final || ui.polling) return;
+  ui.polling = true;
+  try {
+    await pollOnce();
+  } finally {
+    ui.polling = false;
+  }
+}
+
+async function pollOnce() {
   let info;
   try {
     info = await getSession(ui.session.session_id, ui.session.token);
@@ -609,7 +630,8 @@ async function pollSession() {
   ui.endState = info.state;
   if (info.state === "completed" || info.state === "failed") {
     ui.final = info;
-    showResults(info);
+    renderEndState();
+    await showResults(info);
   } else {
     ui.pollTimer = setTimeout(pollSession, POLL_MS);
   }
@@ -627,12 +649,27 @@ function renderEndState() {
   if (ui.final) $("end-duration").textContent = `${t("end.duration")} ${formatTime(ui.final.duration_s ?? 0)}`;
 }
 
-function showResults(info) {
+/** The report JSON; `completed` can be announced a moment before the report is served. */
+async function fetchReport(id, token) {
+  for (let attempt = 0; attempt < REPORT_RETRIES; attempt += 1) {
+    try {
+      return await getReport(id, token);
+    } catch (err) {
+      if (!(err instanceof CoachError) || err.status !== 409) return null;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  return null;
+}
+
+async function showResults(info) {
   const { session_id: id, token } = ui.session;
-  $("finalizing-progress").hidden = true;
   ui.transport?.close();
   ui.transport = null;
-  const hasReport = info.state === "completed" && Boolean(info.report_url);
+  const report = info.state === "completed" && info.report_url ? await fetchReport(id, token) : null;
+  ui.report = report;
+  $("finalizing-progress").hidden = true;
+  const hasReport = Boolean(report);
   const hasRecording = Boolean(info.recording_url);
   const links = [
     ["open-report", hasReport, artefactUrl(id, token, "report.html")],
@@ -650,6 +687,7 @@ function showResults(info) {
   $("download-json").download = `${base}-report.json`;
   $("download-recording").download = `${base}.webm`;
   $("downloads").hidden = false;
+  renderScores();
   const frame = $("report-frame");
   if (hasReport) {
     frame.src = artefactUrl(id, token, "report.html");
@@ -659,12 +697,36 @@ function showResults(info) {
   $("open-report").hidden ? $("new-button").focus() : $("open-report").focus();
 }
 
+function renderScores() {
+  const list = $("scores");
+  const report = ui.report;
+  list.hidden = !report;
+  if (!report) return;
+  list.replaceChildren(
+    ...SCORE_KEYS.map((key) => {
+      const value = report.scores?.[key];
+      const item = document.createElement("li");
+      item.className = "score";
+      item.dataset.score = key;
+      const number = document.createElement("span");
+      number.className = "score-value";
+      number.textContent = typeof value === "number" ? String(Math.round(value)) : "–";
+      const label = document.createElement("span");
+      label.className = "score-label";
+      label.textContent = t(`score.${key}`);
+      item.append(number, label);
+      return item;
+    }),
+  );
+}
+
 function newRehearsal() {
   clearTimeout(ui.pollTimer);
   ui.transport?.close();
   ui.transport = null;
   ui.session = null;
   ui.final = null;
+  ui.report = null;
   ui.ending = false;
   $("report-frame").removeAttribute("src");
   $("report-frame").hidden = true;
