@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     vlm_concurrency: int = 4
     vlm_max_calls_per_session: int = 200
     vlm_max_images_per_session: int = 800
+    vlm_retries: int = 1  # only for connection failures, 429 and 502/503/504, within the deadline
+    vlm_image_detail: Literal["low", "high", "auto"] = "low"  # OpenAI vision detail (cost)
+    vlm_jpeg_quality: int = 80
+    vlm_max_output_tokens: int = 800
+    critique_max_items: int = 4  # notes per critique
+    critique_min_window_s: float = 1.0  # a final partial window shorter than this is dropped
+    critique_session_keyframes: int = 8  # kept for the summary and the report, spread in time
 
     # --- upload flow ---------------------------------------------------------------------
     upload_max_bytes: int = 500 * 1024 * 1024
