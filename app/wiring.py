@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from app.analysis.voice import VoiceAnalyzer, voice_conditions
+from app.coaching.critic import Critic, CritiqueScheduler, RulesCritic, build_critic
 from app.config import Settings
 from app.live.manager import Hooks
 from app.live.session import LiveSession
@@ -33,8 +35,41 @@ def _make_voice(session: LiveSession) -> VoiceAnalyzer:
     return VoiceAnalyzer(session.language, session.settings)
 
 
+class CriticService:
+    """One critic (and its HTTP client) per process, one rules fallback, one global limit on
+    requests in flight; a scheduler per session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.critic: Critic = build_critic(settings)
+        self.fallback = RulesCritic(settings)
+        self.limit = asyncio.Semaphore(max(1, settings.vlm_concurrency))
+
+    def make_scheduler(self, session: LiveSession) -> CritiqueScheduler:
+        async def emit(event: dict[str, Any]) -> None:
+            fields = {k: v for k, v in event.items() if k not in ("type", "t")}
+            await session.emit("critique", event["t"], **fields)
+
+        return CritiqueScheduler(
+            session_id=session.id,
+            language=session.language,
+            settings=self.settings,
+            critic=self.critic,
+            fallback=self.fallback,
+            emit=emit,
+            global_limit=self.limit,
+            interval_s=session.critique_interval_s,
+        )
+
+    async def aclose(self) -> None:
+        await self.critic.aclose()
+
+
 def default_hooks(settings: Settings) -> Hooks:
+    critics = CriticService(settings)
     return Hooks(
+        make_critic=critics.make_scheduler,
+        on_shutdown=[critics.aclose],
         make_analyzer=_make_analyzer,
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,

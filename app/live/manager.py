@@ -10,7 +10,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +55,7 @@ class Hooks:
     build_report: Callable[..., Any] | None = None
     # recover(session_dir, settings) -> recording result or None (crash recovery)
     recover_recording: Callable[[Path, Settings], Any] | None = None
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 @dataclass
@@ -218,6 +219,8 @@ class SessionManager:
             recording = None
             if session.critic is not None:
                 await session.critic.aclose(final=True)
+                for outcome, count in session.critic.stats.outcomes.items():
+                    self.services.metrics.vlm_calls.labels(outcome=outcome).inc(count)
             if session.recorder is not None:
                 recording = await session.recorder.stop()
             await self.repo.update_session(
@@ -349,6 +352,11 @@ class SessionManager:
                 task.cancel()
         for task in list(self._background):
             task.cancel()
+        for close in self.services.hooks.on_shutdown:
+            try:
+                await close()
+            except Exception:
+                log.exception("a stage failed to close")
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
