@@ -5,9 +5,12 @@ encodes it with one continuous VP9 encoder and one continuous Opus encoder and m
 packets into short WebM segments under `directory/segments/`. A segment is named
 `seg_NNNNN.webm.part` while written and renamed when finished; inside it, WebM clusters are
 closed and written through at least every `recording_cluster_ms`, so a server killed
-mid-session leaves segments whose readable part reaches about a second before the kill.
-`stop()` only flushes the encoders and remuxes the segments (no re-encode) into
-`directory/recording.webm`; `recover_recording()` does the same for what a killed process left.
+mid-session leaves segments whose readable part reaches about half a second before the kill.
+The same packets also go into one continuous file (`recording.webm.live`), so `stop()` only
+flushes the encoders, closes that file and renames it to `directory/recording.webm`. Where the
+continuous file had to be given up (audio joining after the first segment changes the tracks;
+a write error), `stop()` remuxes the segments (no re-encode) instead, and
+`recover_recording()` does the same for what a killed process left.
 
 Timestamps are the frames' own media times (`VideoFrame.t`, `AudioChunk.t`) in milliseconds,
 so a variable frame rate plays back at wall-clock speed. Encoders are shared across segments
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -50,6 +54,7 @@ from app.media.webm import (
 log = logging.getLogger(__name__)
 
 RECORDING_NAME: Final = "recording.webm"
+WHOLE_NAME: Final = "recording.webm.live"  # the continuous copy being written
 SEGMENTS_DIR: Final = "segments"
 MS: Final = Fraction(1, 1000)  # WebM's own time base; every pts we write is in it
 AUDIO_RATE: Final = 48_000  # Opus in WebM runs at 48 kHz
@@ -201,9 +206,18 @@ class _OpusEncoder:
 class _SegmentWriter:
     """Encoders plus the segment being written. Used by the worker thread only."""
 
-    def __init__(self, segments_dir: Path, settings: Settings) -> None:
+    def __init__(self, segments_dir: Path, whole_path: Path, settings: Settings) -> None:
         self._dir = segments_dir
         self._settings = settings
+        # Every packet also goes into one continuous file, so stop() only has to close it;
+        # the segments are what a crash leaves. Given up (and the segments joined instead)
+        # if the tracks change after it was opened, e.g. audio joining late.
+        self._whole_path = whole_path
+        self._whole: OutputContainer | None = None
+        self._whole_streams: dict[TrackKind, Stream] = {}
+        self._whole_usable = True
+        self.whole_finished = False  # True once finish() closed a complete whole file
+        self.track_ends: dict[TrackKind, float] = {}  # media seconds each track reaches
         self._video: _Vp9Encoder | None = None
         self._audio: _OpusEncoder | None = None
         self._container: OutputContainer | None = None
@@ -269,9 +283,14 @@ class _SegmentWriter:
             for packet in self._audio.flush():
                 self._mux(packet, "audio")
         self._close_segment(next_video_pts=None)
+        if self._whole is not None:
+            self._whole.close()
+            self._whole = None
+            self.whole_finished = True
 
     def abandon(self) -> None:
         """After an error: close what can be closed, keep what was written."""
+        self._give_up_whole()
         try:
             self._close_segment(next_video_pts=None)
         except (av.error.FFmpegError, OSError, ValueError):
@@ -293,6 +312,15 @@ class _SegmentWriter:
         self._container.mux(packet)
         if kind == "video":
             self.video_frames_written += 1
+        if packet.pts is not None and packet.time_base is not None:
+            self.track_ends[kind] = float((packet.pts + packet.duration) * packet.time_base)
+        if self._whole is not None:
+            try:
+                packet.stream = self._whole_streams[kind]
+                self._whole.mux(packet)
+            except (av.error.FFmpegError, OSError) as exc:
+                log.warning("continuous recording file failed, will join segments: %s", exc)
+                self._give_up_whole()
 
     def _open_segment(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -306,6 +334,19 @@ class _SegmentWriter:
                 "flush_packets": "1",
             },
         )
+        self._container = container
+        self._streams = self._add_streams(container)
+        if self._whole_usable and self._whole is None:
+            try:
+                self._whole = av.open(str(self._whole_path), "w", format="webm")
+                self._whole_streams = self._add_streams(self._whole)
+            except (av.error.FFmpegError, OSError) as exc:
+                log.warning("cannot write the continuous recording file: %s", exc)
+                self._give_up_whole()
+        elif self._whole is not None and self._whole_streams.keys() != self._streams.keys():
+            self._give_up_whole()
+
+    def _add_streams(self, container: OutputContainer) -> dict[TrackKind, Stream]:
         streams: dict[TrackKind, Stream] = {}
         if self._video is not None:
             streams["video"] = container.add_mux_stream(
@@ -318,8 +359,18 @@ class _SegmentWriter:
             audio = container.add_stream("libopus", rate=AUDIO_RATE, layout="mono", format="s16")
             audio.bit_rate = self._settings.recording_audio_bitrate
             streams["audio"] = audio
-        self._container = container
-        self._streams = streams
+        return streams
+
+    def _give_up_whole(self) -> None:
+        self._whole_usable = False
+        self.whole_finished = False
+        whole, self._whole = self._whole, None
+        if whole is not None:
+            try:
+                whole.close()
+            except (av.error.FFmpegError, OSError):
+                log.debug("closing the abandoned continuous recording failed", exc_info=True)
+        self._whole_path.unlink(missing_ok=True)
 
     def _close_segment(self, *, next_video_pts: int | None) -> None:
         held = self._held_video
@@ -424,7 +475,9 @@ class SessionRecorder:
     # --- worker --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        writer = self._writer = _SegmentWriter(self._segments_dir, self._settings)
+        writer = self._writer = _SegmentWriter(
+            self._segments_dir, self._directory / WHOLE_NAME, self._settings
+        )
         cpu_start = time.thread_time()
         failed = False
         try:
@@ -494,18 +547,32 @@ class SessionRecorder:
                 self._frames_dropped += (
                     self._frames_accepted - frames_encoded - self._worker_dropped
                 )
-            joined = join_segments(
-                list_segments(self._segments_dir), self._directory / RECORDING_NAME
-            )
+            final = self._directory / RECORDING_NAME
+            writer = self._writer
+            path: Path | None = None
             duration = 0.0
             has_audio = False
-            if joined is not None:
+            how = "nothing recorded"
+            if writer is not None and writer.whole_finished:
+                # The usual end: the continuous copy is complete, the segments are spares.
+                os.replace(self._directory / WHOLE_NAME, final)
+                path = final
+                duration = max(writer.track_ends.values(), default=0.0)
+                has_audio = "audio" in writer.track_ends
+                how = "continuous file"
+            else:
+                (self._directory / WHOLE_NAME).unlink(missing_ok=True)
+                joined = join_segments(list_segments(self._segments_dir), final)
+                if joined is not None:
+                    path = joined.path
+                    duration = joined.duration_s
+                    has_audio = joined.audio_packets > 0
+                    how = f"joined {joined.segments_read} segments"
+            finalised = time.perf_counter()
+            if path is not None:
                 shutil.rmtree(self._segments_dir, ignore_errors=True)
-                probe = probe_recording(joined.path)
-                duration = probe.duration_s
-                has_audio = probe.audio_codec is not None
             self._result = RecordingResult(
-                path=joined.path if joined is not None else None,
+                path=path,
                 frames_encoded=frames_encoded,
                 frames_dropped=self._frames_dropped,
                 duration_s=duration,
@@ -515,11 +582,13 @@ class SessionRecorder:
                 error=self._error,
             )
             log.info(
-                "recording stopped in %.3f s (flush %.3f s, join %.3f s): %d frames, "
-                "%d dropped, %.1f s",
+                "recording stopped in %.3f s (flush %.3f s, %s %.3f s, clean-up %.3f s): "
+                "%d frames, %d dropped, %.1f s",
                 time.perf_counter() - started,
                 flushed - started,
-                time.perf_counter() - flushed,
+                how,
+                finalised - flushed,
+                time.perf_counter() - finalised,
                 frames_encoded,
                 self._frames_dropped,
                 duration,
@@ -537,6 +606,8 @@ def recover_recording(directory: Path, settings: Settings) -> RecordingResult | 
     del settings  # the segments carry everything; kept for a stable signature
     segments_dir = directory / SEGMENTS_DIR
     final = directory / RECORDING_NAME
+    # A continuous copy cut short has no index; the segments hold the same packets.
+    (directory / WHOLE_NAME).unlink(missing_ok=True)
     segments = list_segments(segments_dir)
     if segments:
         joined = join_segments(segments, final)
@@ -544,13 +615,22 @@ def recover_recording(directory: Path, settings: Settings) -> RecordingResult | 
             return None
         shutil.rmtree(segments_dir, ignore_errors=True)
         log.info(
-            "recovered %s from %d segments (%d damaged): %d video packets",
+            "recovered %s from %d segments (%d damaged): %d video frames, %.1f s",
             final,
             joined.segments_read,
             joined.segments_damaged,
             joined.video_packets,
+            joined.duration_s,
         )
-    elif not final.is_file():
+        return RecordingResult(
+            path=final,
+            frames_encoded=joined.video_packets,
+            frames_dropped=0,  # unknown after a crash
+            duration_s=joined.duration_s,
+            has_audio=joined.audio_packets > 0,
+            recovered=True,
+        )
+    if not final.is_file():
         return None
     try:
         probe = probe_recording(final)
@@ -560,7 +640,7 @@ def recover_recording(directory: Path, settings: Settings) -> RecordingResult | 
     return RecordingResult(
         path=final,
         frames_encoded=probe.video_frames,
-        frames_dropped=0,  # unknown after a crash
+        frames_dropped=0,
         duration_s=probe.duration_s,
         has_audio=probe.audio_codec is not None,
         recovered=True,

@@ -62,6 +62,12 @@ class JoinResult:
     audio_packets: int
     segments_read: int
     segments_damaged: int  # unreadable, or cut short (their readable part was kept)
+    video_end_s: float | None  # end of the last video frame
+    audio_end_s: float | None
+
+    @property
+    def duration_s(self) -> float:
+        return max(self.video_end_s or 0.0, self.audio_end_s or 0.0)
 
 
 def join_segments(segments: Sequence[Path], output: Path) -> JoinResult | None:
@@ -88,6 +94,7 @@ def join_segments(segments: Sequence[Path], output: Path) -> JoinResult | None:
             return None
         counts = {"video": 0, "audio": 0}
         last_dts: dict[str, int] = {}
+        ends: dict[str, float] = {}
         out: OutputContainer = av.open(str(tmp), "w", format="webm")
         try:
             out_streams: dict[str, Stream] = {}
@@ -106,6 +113,9 @@ def join_segments(segments: Sequence[Path], output: Path) -> JoinResult | None:
                         if kind in last_dts and packet.dts <= last_dts[kind]:
                             continue
                         last_dts[kind] = packet.dts
+                        if packet.pts is not None and packet.time_base is not None:
+                            end = float((packet.pts + packet.duration) * packet.time_base)
+                            ends[kind] = max(ends.get(kind, end), end)
                         packet.stream = out_streams[kind]
                         out.mux(packet)
                         counts[kind] += 1
@@ -124,6 +134,8 @@ def join_segments(segments: Sequence[Path], output: Path) -> JoinResult | None:
             audio_packets=counts["audio"],
             segments_read=len(inputs),
             segments_damaged=damaged,
+            video_end_s=ends.get("video"),
+            audio_end_s=ends.get("audio"),
         )
     finally:
         for container in inputs:

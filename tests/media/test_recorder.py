@@ -307,3 +307,24 @@ async def test_frames_at_camera_rate_are_all_recorded(tmp_path: Path, settings: 
     assert result.frames_encoded >= 0.95 * len(frames)
     assert result.frames_encoded + result.frames_dropped == len(frames)
     assert result.duration_s == pytest.approx(2.0, rel=0.05)
+
+
+async def test_audio_joining_late_is_kept_in_sync(tmp_path: Path, settings: Settings) -> None:
+    """Audio that starts after the first segment opened (a WebRTC audio track arriving
+    late) changes the tracks mid-session; the recording still has both, in place."""
+    frames = frames_at(i / 15 for i in range(150))  # 10 s
+    rate = 16000
+    chunks = [
+        AudioChunk(t=5.0 + k * 0.25, samples=np.full(rate // 4, 3000, dtype=np.int16))
+        for k in range(20)  # 5 s .. 10 s
+    ]
+    result = await record(tmp_path, settings, frames, chunks)
+
+    assert result.has_audio and result.frames_encoded == 150
+    assert decoded_video_pts(result.path) == pytest.approx([f.t for f in frames], abs=0.001)  # type: ignore[arg-type]
+    with av.open(str(result.path)) as container:
+        audio_times = [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.pts]
+    assert min(audio_times) == pytest.approx(5.0, abs=0.05)
+    probe = probe_recording(result.path)  # type: ignore[arg-type]
+    assert probe.audio_end_s is not None and probe.video_end_s is not None
+    assert abs(probe.audio_end_s - probe.video_end_s) < 0.2
