@@ -313,7 +313,7 @@ class _SegmentWriter:
         if kind == "video":
             self.video_frames_written += 1
         if packet.pts is not None and packet.time_base is not None:
-            self.track_ends[kind] = float((packet.pts + packet.duration) * packet.time_base)
+            self.track_ends[kind] = float((packet.pts + (packet.duration or 0)) * packet.time_base)
         if self._whole is not None:
             try:
                 packet.stream = self._whole_streams[kind]

@@ -114,7 +114,7 @@ def join_segments(segments: Sequence[Path], output: Path) -> JoinResult | None:
                             continue
                         last_dts[kind] = packet.dts
                         if packet.pts is not None and packet.time_base is not None:
-                            end = float((packet.pts + packet.duration) * packet.time_base)
+                            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                             ends[kind] = max(ends.get(kind, end), end)
                         packet.stream = out_streams[kind]
                         out.mux(packet)

@@ -92,6 +92,7 @@ async def test_constant_rate_recording_is_vp9_with_wall_clock_duration(
 ) -> None:
     frames = frames_at(i / 15 for i in range(300))  # 20 s at 15 fps, 5 segments
     result = await record(tmp_path, settings, frames)
+    assert result.path is not None
 
     assert result.path == tmp_path / RECORDING_NAME
     assert result.frames_encoded == 300 and result.frames_dropped == 0
@@ -116,6 +117,7 @@ async def test_variable_frame_rate_keeps_real_timestamps(
     times = np.concatenate([[0.0], np.cumsum(gaps)])
     frames = frames_at(times.tolist())
     result = await record(tmp_path, settings, frames)
+    assert result.path is not None
 
     span = float(times[-1] - times[0])
     assert result.frames_encoded == len(frames)
@@ -138,6 +140,7 @@ async def test_audio_is_in_the_same_file_and_in_sync(tmp_path: Path, settings: S
         samples = np.where(loud, np.sin(2 * np.pi * 1000 * times) * 20000, 0.0)
         chunks.append(AudioChunk(t=t, samples=samples.astype(np.int16)))
     result = await record(tmp_path, settings, frames, chunks)
+    assert result.path is not None
 
     assert result.has_audio
     probe = probe_recording(result.path)
@@ -153,9 +156,9 @@ async def test_audio_is_in_the_same_file_and_in_sync(tmp_path: Path, settings: S
             if frame.time is None:
                 continue
             samples = frame.to_ndarray().reshape(-1)  # float, full scale 1.0
-            loud = np.flatnonzero(np.abs(samples) > 0.3)
-            if loud.size:
-                onset = float(frame.time) + int(loud[0]) / frame.sample_rate
+            loud_at = np.flatnonzero(np.abs(samples) > 0.3)
+            if loud_at.size:
+                onset = float(frame.time) + int(loud_at[0]) / frame.sample_rate
                 break
     assert onset == pytest.approx(beep_at, abs=0.05)
 
@@ -170,8 +173,9 @@ async def test_large_frames_are_downscaled_and_size_changes_follow_the_first(
         for i in range(10)
     ]
     result = await record(tmp_path, settings, frames)
+    assert result.path is not None
 
-    probe = probe_recording(result.path)  # type: ignore[arg-type]
+    probe = probe_recording(result.path)
     assert (probe.width, probe.height) == (640, 360)
     with av.open(str(result.path)) as container:
         sizes = {(frame.width, frame.height) for frame in container.decode(video=0)}
@@ -247,6 +251,7 @@ async def test_recover_reports_an_already_joined_recording(
     tmp_path: Path, settings: Settings
 ) -> None:
     result = await record(tmp_path, settings, frames_at(i / 15 for i in range(45)))
+    assert result.path is not None
     recovered = recover_recording(tmp_path, settings)
     assert recovered is not None and recovered.recovered
     assert recovered.path == result.path and recovered.frames_encoded == 45
@@ -319,12 +324,13 @@ async def test_audio_joining_late_is_kept_in_sync(tmp_path: Path, settings: Sett
         for k in range(20)  # 5 s .. 10 s
     ]
     result = await record(tmp_path, settings, frames, chunks)
+    assert result.path is not None
 
     assert result.has_audio and result.frames_encoded == 150
-    assert decoded_video_pts(result.path) == pytest.approx([f.t for f in frames], abs=0.001)  # type: ignore[arg-type]
+    assert decoded_video_pts(result.path) == pytest.approx([f.t for f in frames], abs=0.001)
     with av.open(str(result.path)) as container:
         audio_times = [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.pts]
     assert min(audio_times) == pytest.approx(5.0, abs=0.05)
-    probe = probe_recording(result.path)  # type: ignore[arg-type]
+    probe = probe_recording(result.path)
     assert probe.audio_end_s is not None and probe.video_end_s is not None
     assert abs(probe.audio_end_s - probe.video_end_s) < 0.2
