@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     vp9_cpu_used: int = 8
     vp9_threads: int = 2
     vp9_bitrate: int = 1_000_000
+    vp9_max_keyframe_interval_s: float = 10.0  # seek granularity; segments also start on one
+    recording_audio_queue: int = 50  # audio chunks (<= 1 s each) buffered before dropping
+    recording_audio_bitrate: int = 32_000  # Opus, 48 kHz mono
+    # WebM clusters are closed (and written through to the file) at least this often, so a
+    # killed server loses at most about this much of the segment being written.
+    recording_cluster_ms: int = 500
 
     # --- critic --------------------------------------------------------------------------
     critique_interval_s: float = 20.0
