@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     # --- recording -----------------------------------------------------------------------
     recording_max_width: int = 1280
     recording_max_height: int = 720
-    recording_queue: int = 120  # frames buffered for the encoder before dropping
+    recording_queue: int = 60  # frames buffered for the encoder before dropping (4 s at 15 fps)
     recording_segment_s: float = 10.0
     vp9_cpu_used: int = 8
     vp9_threads: int = 2

@@ -10,6 +10,7 @@ from app.coaching.critic import Critic, CritiqueScheduler, RulesCritic, build_cr
 from app.config import Settings
 from app.live.manager import Hooks
 from app.live.session import LiveSession
+from app.media.recorder import SessionRecorder, recover_recording
 
 
 def _make_analyzer(settings: Settings) -> Any:
@@ -29,6 +30,12 @@ def _frame_conditions(*args: Any) -> Any:
     from app.analysis.conditions import frame_conditions
 
     return frame_conditions(*args)
+
+
+def _make_recorder(session: LiveSession) -> SessionRecorder:
+    directory = session.settings.sessions_dir / session.id
+    directory.mkdir(parents=True, exist_ok=True)
+    return SessionRecorder(directory, session.settings)
 
 
 def _make_voice(session: LiveSession) -> VoiceAnalyzer:
@@ -69,6 +76,8 @@ def default_hooks(settings: Settings) -> Hooks:
     critics = CriticService(settings)
     return Hooks(
         make_critic=critics.make_scheduler,
+        make_recorder=_make_recorder,
+        recover_recording=recover_recording,
         on_shutdown=[critics.aclose],
         make_analyzer=_make_analyzer,
         frame_conditions=_frame_conditions,

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from app.api.deps import ManagerDep, SessionRowDep, SettingsDep
 from app.errors import CoachError
 from app.live.manager import artefact_urls
+from app.media.http_range import webm_file_response
 from app.schemas import EndAnswer, EventList, SessionCreate, SessionCreated, SessionPublic
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -134,4 +135,4 @@ async def get_recording(row: SessionRowDep, manager: ManagerDep) -> FileResponse
             "The recording is ready once the session is completed.",
             status_code=409 if row.state != "completed" else 404,
         )
-    return FileResponse(path, media_type="video/webm", filename=f"rehearsal-{row.id[:8]}.webm")
+    return webm_file_response(path, download_name=f"rehearsal-{row.id[:8]}.webm")
