@@ -27,9 +27,17 @@ def _frame_conditions(*args: Any) -> Any:
     return frame_conditions(*args)
 
 
+def _make_voice(_session: Any) -> Any:
+    # The loudness level for the timeline until the voice analyser takes this hook.
+    from app.analysis.loudness import LoudnessMeter
+
+    return LoudnessMeter()
+
+
 def default_hooks(settings: Settings) -> Hooks:
     return Hooks(
         make_analyzer=_make_analyzer,
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,
+        make_voice=_make_voice,
     )
