@@ -212,7 +212,9 @@ class RtcPeer:
                 return
             arrived_at = time.monotonic()
             self.video_frames += 1
-            if not session.accepting_media or frame.pts is None or frame.time_base is None:
+            if not isinstance(frame, av.VideoFrame) or frame.pts is None or not frame.time_base:
+                continue
+            if not session.accepting_media:
                 continue
             t = clock.media_time(frame.pts, frame.time_base, session.media_time(arrived_at))
             # bgr24 conversion costs ~3 ms a 720p frame: off the loop, one at a time so
@@ -235,7 +237,9 @@ class RtcPeer:
                 break
             arrived_at = time.monotonic()
             self.audio_frames += 1
-            if not session.accepting_media or frame.pts is None or frame.time_base is None:
+            if not isinstance(frame, av.AudioFrame) or frame.pts is None or not frame.time_base:
+                continue
+            if not session.accepting_media:
                 continue
             t_in = clock.media_time(frame.pts, frame.time_base, session.media_time(arrived_at))
             for out in resampler.resample(frame):
