@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.analysis.voice import VoiceAnalyzer, voice_conditions
 from app.config import Settings
 from app.live.manager import Hooks
+from app.live.session import LiveSession
 
 
 def _make_analyzer(settings: Settings) -> Any:
@@ -27,11 +29,8 @@ def _frame_conditions(*args: Any) -> Any:
     return frame_conditions(*args)
 
 
-def _make_voice(_session: Any) -> Any:
-    # The loudness level for the timeline until the voice analyser takes this hook.
-    from app.analysis.loudness import LoudnessMeter
-
-    return LoudnessMeter()
+def _make_voice(session: LiveSession) -> VoiceAnalyzer:
+    return VoiceAnalyzer(session.language, session.settings)
 
 
 def default_hooks(settings: Settings) -> Hooks:
@@ -40,4 +39,5 @@ def default_hooks(settings: Settings) -> Hooks:
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,
         make_voice=_make_voice,
+        voice_conditions=voice_conditions,
     )
