@@ -18,13 +18,11 @@ import pytest
 from app.config import Settings
 from tests.support.rtc_client import FaceThenEmptyTrack, RtcClient, ToneWithSilencesTrack
 from tests.support.server import ROOT, ThreadServer
-from tests.support.stand_in_analysis import stand_in_hooks
 
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[ThreadServer]:
-    # The MediaPipe analysers are not on main yet: a Haar face detector stands in (see there).
-    with ThreadServer(settings, stand_in_hooks(settings)) as srv:
+    with ThreadServer(settings) as srv:
         yield srv
 
 
@@ -230,7 +228,8 @@ def test_connect_stream_disconnect_cycles_leak_nothing() -> None:
     lazily, codecs load once), in a fresh process that holds the server and the client peers.
     Tolerance: +1 thread outside the bounded thread pools (aiortc's per-track decoder threads
     must all be gone), +4 file descriptors, +30 MiB RSS (over 40 cycles RSS swings 236-260 MiB
-    with no trend), and no peer, connection, track or session object left alive.
+    with no trend when the analyser was a Haar stand-in), and no peer, connection, track or
+    session object left alive.
 
     MALLOC_ARENA_MAX=2: glibc gives each new thread (aiortc starts a decoder thread per track)
     its own malloc arena, up to 8 per core, and keeps their memory, so RSS climbs for dozens of

@@ -20,7 +20,6 @@ import psutil
 from app.config import Settings
 from tests.support.rtc_client import FaceThenEmptyTrack, RtcClient, ToneWithSilencesTrack
 from tests.support.server import ThreadServer
-from tests.support.stand_in_analysis import stand_in_hooks
 
 
 async def _poll(client: RtcClient, check: Any, timeout: float = 30.0) -> dict[str, Any]:
@@ -128,7 +127,7 @@ def main(argv: list[str]) -> None:
             session_create_per_minute=1000,
             _env_file=None,  # type: ignore[call-arg]
         )
-        with ThreadServer(settings, stand_in_hooks(settings)) as server:
+        with ThreadServer(settings) as server:
             if mode == "cycles":
                 result = asyncio.run(run_cycles(server, int(argv[1]), int(argv[2])))
             else:
