@@ -180,7 +180,9 @@ class Settings(BaseSettings):
     upload_max_feedbacks: int = 10
 
     # --- transport -----------------------------------------------------------------------
-    ice_servers: list[str] = Field(default_factory=list)
+    ice_servers: list[str] = Field(default_factory=list)  # stun:/turn: URLs; none on a LAN
+    ice_username: str | None = None  # credentials for the turn: URLs among ice_servers
+    ice_credential: str | None = None
     public_base_url: str | None = None  # used for ws_url/offer_url; default from the request
     cors_origins: list[str] = Field(default_factory=list)  # default: same origin only
 
