@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
+from app.analysis.transcribe import Transcriber, load_vosk_model, make_transcriber, vosk_model_path
 from app.analysis.voice import VoiceAnalyzer, voice_conditions
 from app.coaching.critic import Critic, CritiqueScheduler, RulesCritic, build_critic
 from app.config import Settings
 from app.live.manager import Hooks
 from app.live.session import LiveSession
+from app.live.transcription import TranscriptionWorker
 from app.media.recorder import SessionRecorder, recover_recording
 
 
@@ -72,11 +75,41 @@ class CriticService:
         await self.critic.aclose()
 
 
+class TranscriptionService:
+    """Recognisers per session; a recognition model is loaded once per process, on first use,
+    on a worker thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _model(self, language: str) -> Any:
+        with self._lock:
+            if language not in self._models:
+                self._models[language] = load_vosk_model(language)  # type: ignore[arg-type]
+            return self._models[language]
+
+    def make_worker(self, session: LiveSession) -> TranscriptionWorker | None:
+        settings, language = self.settings, session.language
+        local = language == "ko" and settings.transcribe_vosk and vosk_model_path(language)
+        if not local and not settings.transcribe_base_url:
+            return None  # the report says no transcript was made, and why
+
+        def make() -> Transcriber:
+            model = self._model(language) if local else None
+            return make_transcriber(language, settings, model)
+
+        return TranscriptionWorker(make, session.id)
+
+
 def default_hooks(settings: Settings) -> Hooks:
     critics = CriticService(settings)
+    transcription = TranscriptionService(settings)
     return Hooks(
         make_critic=critics.make_scheduler,
         make_recorder=_make_recorder,
+        make_transcriber=transcription.make_worker,
         recover_recording=recover_recording,
         on_shutdown=[critics.aclose],
         make_analyzer=_make_analyzer,

@@ -49,6 +49,7 @@ class Hooks:
     make_recorder: Callable[[LiveSession], Any] | None = None
     make_critic: Callable[[LiveSession], Any] | None = None
     make_voice: Callable[[LiveSession], Any] | None = None
+    make_transcriber: Callable[[LiveSession], Any] | None = None
     voice_conditions: Callable[..., Any] | None = None
     frame_observers: list[Callable[[LiveSession], FrameObserver]] = field(default_factory=list)
     # finalize(session_or_row, manager) -> None: writes the report; raises on failure
@@ -223,6 +224,7 @@ class SessionManager:
                     self.services.metrics.vlm_calls.labels(outcome=outcome).inc(count)
             if session.recorder is not None:
                 recording = await session.recorder.stop()
+            await self._store_transcript(session)
             await self.repo.update_session(
                 session.id,
                 state="finalizing",
@@ -267,6 +269,18 @@ class SessionManager:
             self.sessions.pop(session.id, None)
             self._finalizing.pop(session.id, None)
             session.finalized.set()
+
+    async def _store_transcript(self, session: LiveSession) -> None:
+        from app.live.transcription import write_transcript
+
+        path = self.session_dir(session.id) / "transcript.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if session.transcriber is None:
+            note = "no recogniser for this language is installed or configured"
+            await asyncio.to_thread(write_transcript, path, None, note)
+            return
+        transcript = await session.transcriber.finish()
+        await asyncio.to_thread(write_transcript, path, transcript)
 
     async def wait_finalized(self, session_id: str, timeout: float = 60) -> None:
         task = self._finalizing.get(session_id)

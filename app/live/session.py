@@ -91,6 +91,7 @@ class LiveSession:
         self.audio_dropped = 0
         self._audio_next_t: float | None = None
         self.recorder: Any = None
+        self.transcriber: Any = None
         self.critic: Any = None
         self.finalized = asyncio.Event()
 
@@ -181,6 +182,9 @@ class LiveSession:
         for make in hooks.frame_observers:
             self.observers.append(make(self))
         self._voice = hooks.make_voice(self) if hooks.make_voice else None
+        self.transcriber = hooks.make_transcriber(self) if hooks.make_transcriber else None
+        if self.transcriber is not None:
+            self.transcriber.start()
         await self.services.repo.update_session(
             self.id, state="live", started_at=self.started_at, owner=self.services.replica_id
         )
@@ -274,6 +278,8 @@ class LiveSession:
             return
         if self.recorder is not None:
             self.recorder.push_audio(chunk)
+        if self.transcriber is not None:
+            self.transcriber.feed(chunk)
         if self._voice is None:
             return
         if self._audio_queue.full():
@@ -427,6 +433,8 @@ class LiveSession:
     async def cancel_all(self) -> None:
         for name in list(self._tasks):
             self._cancel_task(name)
+        if self.transcriber is not None:
+            self.transcriber.stop()
         await self.release_analyzer()
 
 
