@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite+aiosqlite under data_dir
-    retention_days: float = 30.0
+    retention_days: float = 30.0  # finished sessions older than this are deleted; <= 0: keep
+    retention_sweep_s: float = 3600.0  # how often the retention sweep runs
 
     # --- live analysis -------------------------------------------------------------------
     analysis_fps: float = 15.0  # cap on analysed frames a second per session
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
     vp9_cpu_used: int = 8
     vp9_threads: int = 2
     vp9_bitrate: int = 1_000_000
+
+    # --- report --------------------------------------------------------------------------
+    keyframe_max_side: int = 480  # keyframe images are stored at most this large
+    keyframe_persist_s: float = 5.0  # keyframe candidates reach disk at most this often
+    report_font_path: str | None = None  # a font with Hangul for captions; default: searched
 
     # --- critic --------------------------------------------------------------------------
     critique_interval_s: float = 20.0

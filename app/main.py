@@ -25,6 +25,7 @@ from app.live.bus import InMemoryEventBus
 from app.live.manager import Hooks, Services, SessionManager
 from app.logs import configure_logging, request_id_var
 from app.store.repository import EventWriter, SessionRepository
+from app.store.retention import retention_loop
 from app.wiring import default_hooks
 
 log = logging.getLogger("app")
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         app.state.settings = settings
         app.state.manager = manager
         manager.spawn(manager.recover_orphans(), "recover-orphans")
+        manager.spawn(retention_loop(manager), "retention")
         log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
         try:
             yield

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.coaching.report import build_report, keyframe_picker_for
 from app.config import Settings
 from app.live.manager import Hooks
 
@@ -32,4 +33,6 @@ def default_hooks(settings: Settings) -> Hooks:
         make_analyzer=_make_analyzer,
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,
+        frame_observers=[keyframe_picker_for],
+        build_report=build_report,
     )
