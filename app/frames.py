@@ -52,6 +52,7 @@ class VideoFrame:
     t: float  # media seconds since the session started
     image: np.ndarray  # BGR uint8, H x W x 3
     arrived_at: float  # time.monotonic() when the bytes arrived; latency is measured from here
+    decode_ms: float = 0.0  # time spent decoding the bytes (0 for frames that came decoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,17 +115,39 @@ class FrameAnalysis:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseSpan:
+    """A silence inside the talk (after the first speech), in media seconds."""
+
+    t_start: float
+    t_end: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.t_end - self.t_start
+
+
+@dataclass(frozen=True, slots=True)
 class AudioAnalysis:
-    """Voice measurements over one window of audio (about a second)."""
+    """Voice measurements over one window of audio (about a second).
+
+    Levels are dBFS (0 = full scale; RMS of a full-scale sine is -3 dBFS; digital silence is
+    reported as -100). Rates and pitch variability are over sliding windows of several seconds
+    that end with this window (see the voice_* settings).
+    """
 
     t: float
     duration_s: float
-    level_dbfs: float | None
+    level_dbfs: float | None  # RMS of the whole window
     speaking: bool | None = None
     speech_ratio: float | None = None
-    syllables_per_s: float | None = None
+    syllables_per_s: float | None = None  # syllable nuclei per second of speech (articulation)
     pitch_semitone_std: float | None = None
     pause_s: float | None = None  # length of the current silence, if any
+    # additions by the voice stage (all optional, so older producers still build these)
+    speech_level_dbfs: float | None = None  # RMS over the speech frames only
+    syllable_count: int | None = None  # nuclei counted in this window (sum / speech time = pace)
+    pause_started_t: float | None = None  # start of the current silence
+    pauses_ended: tuple[PauseSpan, ...] = ()  # pauses >= voice_report_pause_s ending here
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.api.deps import ManagerDep
@@ -24,3 +25,10 @@ async def readyz(manager: ManagerDep) -> JSONResponse:
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
     return JSONResponse({"status": "ready", "sessions": len(manager.sessions)})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(manager: ManagerDep) -> Response:
+    return Response(
+        generate_latest(manager.services.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -18,14 +18,17 @@ class LatestMailbox(Generic[T]):
         self.dropped = 0
         self.max_depth = 0  # the most items ever waiting at once: 1 by construction
 
-    def put(self, item: T) -> None:
+    def put(self, item: T) -> bool:
+        """Returns True when an unread item was overwritten (dropped)."""
         if self._closed:
-            return
-        if self._item is not None:
+            return False
+        overwrote = self._item is not None
+        if overwrote:
             self.dropped += 1
         self._item = item
         self.max_depth = max(self.max_depth, 1)
         self._ready.set()
+        return overwrote
 
     @property
     def depth(self) -> int:
@@ -38,6 +41,11 @@ class LatestMailbox(Generic[T]):
                 return None
             self._ready.clear()
             await self._ready.wait()
+        item, self._item = self._item, None
+        return item
+
+    def take(self) -> T | None:
+        """The newest item if there is one, without waiting."""
         item, self._item = self._item, None
         return item
 

@@ -22,6 +22,7 @@ from app.errors import CoachError, not_found
 from app.frames import Language
 from app.live.bus import InMemoryEventBus
 from app.live.session import FrameObserver, LiveSession
+from app.observability import CoachMetrics
 from app.store.db import SessionRow
 from app.store.repository import EventWriter, SessionRepository
 
@@ -67,7 +68,8 @@ class Services:
     audio_executor: Executor
     hooks: Hooks
     replica_id: str
-    request_end: Callable[[str, str], None] = lambda _id, _reason: None
+    metrics: CoachMetrics = field(default_factory=CoachMetrics)
+    request_end: Callable[[str, str], object] = lambda _id, _reason: None
 
 
 class SessionManager:
@@ -81,6 +83,12 @@ class SessionManager:
         self._create_times: dict[str, list[float]] = {}
         self.end_to_ready_s: list[float] = []
         services.request_end = self.request_end
+        services.metrics.bind_gauges(
+            live=lambda: len(self.sessions),
+            recorder_depth=lambda: sum(
+                s.recorder.queue_depth for s in self.sessions.values() if s.recorder is not None
+            ),
+        )
 
     # --- files ---------------------------------------------------------------------------
     def session_dir(self, session_id: str) -> Path:
@@ -139,6 +147,7 @@ class SessionManager:
         await self.repo.create_session(row)
         session = self._session_from_row(row)
         self.sessions[session_id] = session
+        session.prewarm()
         log.info("session created", extra={"session_id": session_id})
         return session, token, row.created_at
 
@@ -182,6 +191,7 @@ class SessionManager:
             raise CoachError("session_not_live", f"The session is {row.state}.", status_code=409)
         session = self._session_from_row(row, await self.repo.max_seq(row.id))
         self.sessions[row.id] = session
+        session.prewarm()
         return session
 
     # --- ending --------------------------------------------------------------------------

@@ -21,9 +21,19 @@ async def test_create_get_end_and_events(server: ThreadServer) -> None:
         sid, auth = body["session_id"], {"Authorization": f"Bearer {body['token']}"}
 
         info = (await http.get(f"/api/sessions/{sid}", headers=auth)).json()
-        for field in ("session_id", "title", "state", "created_at", "started_at", "ended_at",
-                      "duration_s", "frames_received", "frames_analyzed", "report_url",
-                      "recording_url"):
+        for field in (
+            "session_id",
+            "title",
+            "state",
+            "created_at",
+            "started_at",
+            "ended_at",
+            "duration_s",
+            "frames_received",
+            "frames_analyzed",
+            "report_url",
+            "recording_url",
+        ):
             assert field in info
         assert info["title"] == "Demo day" and info["state"] == "created"
 

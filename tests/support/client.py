@@ -74,8 +74,14 @@ class SessionClient:
                     if predicate(event):
                         return event
                 seen = len(self.events)
-                if self.closed_code is not None and self._reader is not None and self._reader.done():
-                    raise AssertionError(f"socket closed ({self.closed_code}) before the event came")
+                if (
+                    self.closed_code is not None
+                    and self._reader is not None
+                    and self._reader.done()
+                ):
+                    raise AssertionError(
+                        f"socket closed ({self.closed_code}) before the event came"
+                    )
                 self._new_event.clear()
                 await self._new_event.wait()
 

@@ -1,0 +1,99 @@
+"""Raw per-frame cue conditions."""
+
+from __future__ import annotations
+
+from app.analysis.conditions import ConditionState, frame_conditions
+from app.config import Settings
+from app.frames import (
+    VIDEO_CUES,
+    FaceObservation,
+    FrameAnalysis,
+    GestureObservation,
+    PoseObservation,
+)
+
+SETTINGS = Settings()
+
+
+def _analysis(
+    t: float = 0.0,
+    face: FaceObservation | None = None,
+    pose: PoseObservation | None = None,
+    activity: float | None = 0.5,
+    sway: float | None = 0.01,
+) -> FrameAnalysis:
+    return FrameAnalysis(
+        index=0,
+        t=t,
+        arrived_at=0.0,
+        width=640,
+        height=480,
+        face=face
+        or FaceObservation(found=True, roll_deg=2.0, gaze_on_camera=True, face_width_ratio=0.2),
+        pose=pose or PoseObservation(found=True, shoulder_tilt_deg=1.0, head_tilt_deg=2.0),
+        gesture=GestureObservation(hands_visible=2, activity=activity),
+        sway=sway,
+    )
+
+
+def test_a_good_frame_raises_nothing() -> None:
+    conditions = frame_conditions(_analysis(), SETTINGS, ConditionState())
+    assert set(conditions) == set(VIDEO_CUES)
+    assert not any(conditions.values())
+    assert all(v is False for v in conditions.values())
+
+
+def test_no_face_means_face_lost_and_face_cues_unknown() -> None:
+    c = frame_conditions(
+        _analysis(
+            face=FaceObservation(found=False),
+            pose=PoseObservation(found=False),
+            activity=None,
+            sway=None,
+        ),
+        SETTINGS,
+        ConditionState(),
+    )
+    assert c["face_lost"] is True
+    for cue in ("eye_contact", "too_close", "too_far", "head_tilt", "posture", "sway"):
+        assert c[cue] is None, cue
+    assert c["gesture_none"] is None and c["gesture_excess"] is None
+
+
+def test_face_conditions() -> None:
+    looking_away = FaceObservation(
+        found=True, roll_deg=20.0, gaze_on_camera=False, face_width_ratio=0.6
+    )
+    c = frame_conditions(_analysis(face=looking_away), SETTINGS, ConditionState())
+    assert c["eye_contact"] and c["head_tilt"] and c["too_close"]
+    assert c["too_far"] is False
+    far = FaceObservation(found=True, roll_deg=0.0, gaze_on_camera=True, face_width_ratio=0.05)
+    assert frame_conditions(_analysis(face=far), SETTINGS, ConditionState())["too_far"] is True
+
+
+def test_head_tilt_falls_back_to_the_ears_without_roll() -> None:
+    face = FaceObservation(found=False)
+    pose = PoseObservation(found=True, shoulder_tilt_deg=15.0, head_tilt_deg=-20.0)
+    c = frame_conditions(_analysis(face=face, pose=pose), SETTINGS, ConditionState())
+    assert c["head_tilt"] is True and c["posture"] is True
+
+
+def test_gesture_none_only_after_the_hands_stay_still_long_enough() -> None:
+    state = ConditionState()
+    after = SETTINGS.gesture_none_after_s
+    assert frame_conditions(_analysis(0.0, activity=0.0), SETTINGS, state)["gesture_none"] is False
+    c = frame_conditions(_analysis(after - 0.1, activity=0.0), SETTINGS, state)
+    assert c["gesture_none"] is False
+    assert frame_conditions(_analysis(after, activity=0.0), SETTINGS, state)["gesture_none"]
+    # One gesture resets the clock.
+    assert (
+        frame_conditions(_analysis(after + 1, activity=1.0), SETTINGS, state)["gesture_none"]
+        is False
+    )
+    c = frame_conditions(_analysis(after + 2, activity=0.0), SETTINGS, state)
+    assert c["gesture_none"] is False
+
+
+def test_excess_gesture_and_sway() -> None:
+    c = frame_conditions(_analysis(activity=5.0, sway=0.3), SETTINGS, ConditionState())
+    assert c["gesture_excess"] is True and c["sway"] is True

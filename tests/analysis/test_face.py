@@ -1,0 +1,93 @@
+"""Face & gaze: pure geometry on synthetic landmarks, then FaceMesh on real photos."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from app.analysis import face as F
+from app.analysis.face import FaceAnalyzer, HeadPose, gaze_on_camera
+from app.config import Settings
+from tests.fixtures.real_photos import REAL_PHOTO_CASES, RealPhotoCase
+
+
+def _synthetic_face(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
+    """478 landmarks of a schematic face (pixels, z away from camera), rotated rigidly."""
+    pts = np.zeros((478, 3))
+    pts[F.RIGHT_EYE_OUTER] = (-45, -20, 10)
+    pts[F.RIGHT_EYE_INNER] = (-15, -20, 5)
+    pts[F.LEFT_EYE_INNER] = (15, -20, 5)
+    pts[F.LEFT_EYE_OUTER] = (45, -20, 10)
+    pts[F.RIGHT_EYE_TOP], pts[F.RIGHT_EYE_BOTTOM] = (-30, -26, 5), (-30, -14, 5)
+    pts[F.LEFT_EYE_TOP], pts[F.LEFT_EYE_BOTTOM] = (30, -26, 5), (30, -14, 5)
+    pts[F.RIGHT_IRIS_CENTER], pts[F.LEFT_IRIS_CENTER] = (-30, -20, 3), (30, -20, 3)
+    pts[F.FOREHEAD], pts[F.CHIN] = (0, -70, 5), (0, 70, 5)
+    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
+    # yaw about the image y axis (toward image right = +), pitch up = +, roll clockwise = +
+    ry = np.array([[math.cos(y), 0, -math.sin(y)], [0, 1, 0], [math.sin(y), 0, math.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), math.sin(p)], [0, -math.sin(p), math.cos(p)]])
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return pts @ (rz @ ry @ rx).T + np.array([320, 240, 0])
+
+
+@pytest.mark.parametrize(
+    ("yaw", "pitch", "roll"),
+    [(0, 0, 0), (25, 0, 0), (-30, 0, 0), (0, 15, 0), (0, -20, 0), (0, 0, 20)],
+)
+def test_head_pose_recovers_rigid_rotation(yaw: float, pitch: float, roll: float) -> None:
+    pose = F.head_pose_from_landmarks(_synthetic_face(yaw, pitch, roll))
+    assert pose.yaw_deg == pytest.approx(yaw, abs=1.0)
+    assert pose.pitch_deg == pytest.approx(pitch, abs=1.0)
+    assert pose.roll_deg == pytest.approx(roll, abs=1.0)
+
+
+def test_iris_offset_follows_the_irises() -> None:
+    pts = _synthetic_face()
+    assert F.iris_offset_from_landmarks(pts) == pytest.approx((0.0, 0.0), abs=1e-6)
+    pts[[F.RIGHT_IRIS_CENTER, F.LEFT_IRIS_CENTER], 0] += 6.0  # a fifth of an eye width right
+    dx, _ = F.iris_offset_from_landmarks(pts)
+    assert dx == pytest.approx(0.2, abs=1e-6)
+
+
+def test_iris_offset_needs_refined_landmarks() -> None:
+    with pytest.raises(ValueError, match="refine_landmarks"):
+        F.iris_offset_from_landmarks(_synthetic_face()[:468])
+
+
+def test_gaze_rule_compensates_head_yaw_with_the_eyes() -> None:
+    settings = Settings()
+    assert gaze_on_camera(HeadPose(0, 0, 0), (0.0, 0.0), settings)
+    assert not gaze_on_camera(HeadPose(0, 0, 0), (0.2, 0.0), settings)  # eyes sideways
+    assert not gaze_on_camera(HeadPose(40, 0, 0), (0.0, 0.0), settings)  # head turned away
+    assert not gaze_on_camera(HeadPose(0, -30, 0), (0.0, 0.0), settings)  # looking down
+    # Head 20 degrees right, eyes swung back left toward the lens: eye contact.
+    assert gaze_on_camera(HeadPose(20, 0, 0), (-0.1, 0.0), settings)
+    # Same head, eyes still centred in the head: looking where the head points, past the lens.
+    assert not gaze_on_camera(HeadPose(20, 0, 0), (0.1, 0.0), settings)
+
+
+@pytest.mark.parametrize("case", REAL_PHOTO_CASES, ids=lambda c: c.name)
+def test_eye_contact_on_real_photos(case: RealPhotoCase) -> None:
+    analyzer = FaceAnalyzer(Settings(), static_images=True)
+    try:
+        observation = analyzer.analyze(cv2.cvtColor(case.load(), cv2.COLOR_BGR2RGB))
+    finally:
+        analyzer.close()
+    assert observation.found, case.why
+    assert observation.gaze_on_camera is case.eye_contact, (
+        f"{case.name} ({case.why}): yaw={observation.yaw_deg:.1f} "
+        f"pitch={observation.pitch_deg:.1f} iris={observation.iris_offset}"
+    )
+
+
+def test_no_face_in_a_blank_frame() -> None:
+    analyzer = FaceAnalyzer(Settings(), static_images=True)
+    try:
+        observation = analyzer.analyze(np.full((480, 640, 3), 100, np.uint8))
+    finally:
+        analyzer.close()
+    assert not observation.found
+    assert observation.gaze_on_camera is None
