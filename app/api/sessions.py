@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated
 
@@ -150,11 +151,14 @@ async def delete_session(row: SessionRowDep, manager: ManagerDep) -> DeletedAnsw
     """Remove a finished session's recording, report and rows. 409 while it is still active."""
     live = manager.sessions.get(row.id)
     state = live.state if live is not None else row.state
-    if live is not None or state in ACTIVE_STATES:
+    if state in ACTIVE_STATES:
         raise CoachError(
             "session_active",
             f"The session is {state}; end it and wait until it is completed before deleting it.",
             status_code=409,
         )
+    if live is not None:
+        # Completed a moment ago: let the finaliser write its last events before the rows go.
+        await asyncio.wait_for(live.finalized.wait(), timeout=30)
     await retention.delete_session(manager, row.id)
     return DeletedAnswer(session_id=row.id, message="The session and its files were deleted.")

@@ -173,7 +173,8 @@ def _downscale(image: np.ndarray, max_side: int) -> np.ndarray:
 def _scaled(points: np.ndarray | None, sx: float, sy: float) -> np.ndarray | None:
     if points is None or len(points) == 0:
         return None
-    arr = np.asarray(points, dtype=np.float32).reshape(-1, 2)[:, :2]
+    arr = np.asarray(points, dtype=np.float32)
+    arr = arr[:, :2] if arr.ndim == 2 else arr.reshape(-1, 2)  # N x 2 or N x 3 (with depth)
     return arr * np.array([sx, sy], dtype=np.float32)
 
 

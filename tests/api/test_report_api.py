@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from html.parser import HTMLParser
 from typing import Any
 
@@ -9,8 +12,11 @@ import httpx
 
 from app.config import Settings
 from app.store.repository import SessionRepository
-from tests.support.client import wait_state
+from tests.fixtures.clips import LabelledFrame, Segment, encode_jpeg, labelled_clip
+from tests.support.client import SessionClient, wait_state
 from tests.support.server import ThreadServer
+
+FPS = 15.0
 
 
 def _metrics(t: float, on_camera: bool) -> dict[str, Any]:
@@ -144,3 +150,76 @@ async def test_delete_removes_a_finished_session(server: ThreadServer) -> None:
         assert gone.status_code == 404
         again = await http.delete(f"/api/sessions/{sid}", headers=auth)
         assert again.status_code == 404
+
+
+async def _stream_and_report(server: ThreadServer, frames: list[LabelledFrame]) -> dict[str, Any]:
+    client = await SessionClient.create(server.http, server.ws, language="en", title="clip")
+    await client.connect()
+    jpegs = [encode_jpeg(f.image) for f in frames]
+    # The analysers load on the first frame (a second or two): wait for them, so the clip's
+    # first segment is analysed like the rest instead of falling into the start-up gap.
+    await client.send_frame(jpegs[0])
+    await client.wait_for(lambda e: e["type"] == "metrics", timeout=60)
+    start = time.monotonic()
+    for i, data in enumerate(jpegs):  # paced like a camera
+        delay = start + i / FPS - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await client.send_frame(data)
+    await client.send_json({"type": "end"})
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=60)
+    await client.close()
+    info = await client.wait_completed()
+    assert info["state"] == "completed", info
+    answer = await client.get("/report")
+    assert answer.status_code == 200
+    report: dict[str, Any] = answer.json()
+    page = await client.get("/report.html")
+    tags = _Tags()
+    tags.feed(page.text)
+    report["_html_tags"] = tags.names
+    return report
+
+
+async def test_eye_contact_score_separates_facing_from_looking_away(server: ThreadServer) -> None:
+    """Real photos through the real analysers. A flat photo cannot turn its eyes, so looking
+    away is the presenter turning from the camera (to the slides) until no face is visible."""
+    facing = labelled_clip(
+        FPS,
+        [
+            Segment("frontal", 4.0),
+            Segment("frontal", 4.0, source="grace_hopper"),
+        ],
+    )
+    half_away = labelled_clip(
+        FPS,
+        [
+            Segment("frontal", 2.0),
+            Segment("empty", 2.0),
+            Segment("frontal", 2.0, source="grace_hopper"),
+            Segment("empty", 2.0),
+        ],
+    )
+    good, away = await asyncio.gather(
+        _stream_and_report(server, facing), _stream_and_report(server, half_away)
+    )
+    assert good["scores"]["eye_contact"] >= 85, good["scores"]
+    assert away["scores"]["eye_contact"] <= 65, away["scores"]
+    assert good["scores"]["eye_contact"] - away["scores"]["eye_contact"] >= 30
+    for report in (good, away):
+        assert 7.5 <= report["duration_s"] <= 20.0  # the clip plus the analysers' start-up
+        assert len(report["timeline"]) == math.ceil(report["duration_s"])
+        assert report["scores"]["overall"] is not None
+        kinds = {(k["category"], k["kind"]) for k in report["keyframes"]}
+        assert ("eye_contact", "best") in kinds
+        assert all(k["image"].startswith("data:image/jpeg;base64,") for k in report["keyframes"])
+        assert "svg" in report["_html_tags"]
+        assert report["_html_tags"].count("img") == len(report["keyframes"])
+    # the away clip's worst eye-contact moment is one with no face in view
+    worst = next(
+        k for k in away["keyframes"] if (k["category"], k["kind"]) == ("eye_contact", "worst")
+    )
+    assert worst["caption"].startswith("Face out of view")
+    # seconds with no face score 0 on the timeline; facing seconds score 100
+    away_rows = [r["eye_contact"] for r in away["timeline"] if r["eye_contact"] is not None]
+    assert min(away_rows) == 0.0 and max(away_rows) == 100.0
