@@ -11,7 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="COACH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="COACH_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # --- storage -------------------------------------------------------------------------
@@ -137,11 +141,17 @@ class Settings(BaseSettings):
     # --- recording -----------------------------------------------------------------------
     recording_max_width: int = 1280
     recording_max_height: int = 720
-    recording_queue: int = 120  # frames buffered for the encoder before dropping
+    recording_queue: int = 60  # frames buffered for the encoder before dropping (4 s at 15 fps)
     recording_segment_s: float = 10.0
     vp9_cpu_used: int = 8
     vp9_threads: int = 2
     vp9_bitrate: int = 1_000_000
+    vp9_max_keyframe_interval_s: float = 10.0  # seek granularity; segments also start on one
+    recording_audio_queue: int = 50  # audio chunks (<= 1 s each) buffered before dropping
+    recording_audio_bitrate: int = 32_000  # Opus, 48 kHz mono
+    # WebM clusters are closed (and written through to the file) at least this often, so a
+    # killed server loses at most about this much of the segment being written.
+    recording_cluster_ms: int = 500
 
     # --- report --------------------------------------------------------------------------
     keyframe_max_side: int = 480  # keyframe images are stored at most this large
@@ -161,6 +171,13 @@ class Settings(BaseSettings):
     vlm_concurrency: int = 4
     vlm_max_calls_per_session: int = 200
     vlm_max_images_per_session: int = 800
+    vlm_retries: int = 1  # only for connection failures, 429 and 502/503/504, within the deadline
+    vlm_image_detail: Literal["low", "high", "auto"] = "low"  # OpenAI vision detail (cost)
+    vlm_jpeg_quality: int = 80
+    vlm_max_output_tokens: int = 800
+    critique_max_items: int = 4  # notes per critique
+    critique_min_window_s: float = 1.0  # a final partial window shorter than this is dropped
+    critique_session_keyframes: int = 8  # kept for the summary and the report, spread in time
 
     # --- upload flow ---------------------------------------------------------------------
     upload_max_bytes: int = 500 * 1024 * 1024
@@ -169,7 +186,9 @@ class Settings(BaseSettings):
     upload_max_feedbacks: int = 10
 
     # --- transport -----------------------------------------------------------------------
-    ice_servers: list[str] = Field(default_factory=list)
+    ice_servers: list[str] = Field(default_factory=list)  # stun:/turn: URLs; none on a LAN
+    ice_username: str | None = None  # credentials for the turn: URLs among ice_servers
+    ice_credential: str | None = None
     public_base_url: str | None = None  # used for ws_url/offer_url; default from the request
     cors_origins: list[str] = Field(default_factory=list)  # default: same origin only
 

@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import health, sessions, ws
+from app.api import health, sessions, webrtc, ws
 from app.config import Settings
 from app.errors import CoachError
 from app.live.bus import InMemoryEventBus
 from app.live.manager import Hooks, Services, SessionManager
+from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
 from app.store.repository import EventWriter, SessionRepository
 from app.store.retention import retention_loop
@@ -58,8 +59,10 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
             replica_id=f"{socket.gethostname()}-{secrets.token_hex(4)}",
         )
         manager = SessionManager(services)
+        rtc_peers = RtcPeers(settings, services.bus)
         app.state.settings = settings
         app.state.manager = manager
+        app.state.rtc_peers = rtc_peers
         manager.spawn(manager.recover_orphans(), "recover-orphans")
         manager.spawn(retention_loop(manager), "retention")
         log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
@@ -68,6 +71,9 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         finally:
             log.info("shutting down: ending live sessions")
             await manager.shutdown()
+            # Finalising closed the peers of ended sessions (after their last events went
+            # out on the data channel); whatever is left goes now.
+            await rtc_peers.close_all()
             await writer.close()
             for executor in (
                 services.decode_executor,
@@ -138,6 +144,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(ws.router)
+    app.include_router(webrtc.router)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from app.api.deps import ManagerDep, SessionRowDep, SettingsDep
 from app.errors import CoachError
 from app.live.manager import ACTIVE_STATES, artefact_urls
+from app.media.http_range import webm_file_response
 from app.schemas import (
     DeletedAnswer,
     EndAnswer,
@@ -143,7 +144,7 @@ async def get_recording(row: SessionRowDep, manager: ManagerDep) -> FileResponse
             "The recording is ready once the session is completed.",
             status_code=409 if row.state != "completed" else 404,
         )
-    return FileResponse(path, media_type="video/webm", filename=f"rehearsal-{row.id[:8]}.webm")
+    return webm_file_response(path, download_name=f"rehearsal-{row.id[:8]}.webm")
 
 
 @router.delete("/{session_id}", response_model=DeletedAnswer)

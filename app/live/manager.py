@@ -10,7 +10,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +55,7 @@ class Hooks:
     build_report: Callable[..., Any] | None = None
     # recover(session_dir, settings) -> recording result or None (crash recovery)
     recover_recording: Callable[[Path, Settings], Any] | None = None
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 @dataclass
@@ -218,6 +219,8 @@ class SessionManager:
             recording = None
             if session.critic is not None:
                 await session.critic.aclose(final=True)
+                for outcome, count in session.critic.stats.outcomes.items():
+                    self.services.metrics.vlm_calls.labels(outcome=outcome).inc(count)
             if session.recorder is not None:
                 recording = await session.recorder.stop()
             await self.repo.update_session(
@@ -235,12 +238,12 @@ class SessionManager:
             if self.services.hooks.build_report is not None:
                 await self.services.hooks.build_report(self, session.id, session=session)
                 has_report = True
-            await self.repo.update_session(session.id, has_report=has_report)
-            urls = artefact_urls(session.id)
-            await session.emit("report_ready", **urls)
-            await session.emit("state", state="completed")
+            # The row says `completed` before any event does, so a client that reacts to
+            # `report_ready` finds the report served.
+            await self.repo.update_session(session.id, has_report=has_report, state="completed")
             session.state = "completed"
-            await self.repo.update_session(session.id, state="completed")
+            await session.emit("report_ready", **artefact_urls(session.id))
+            await session.emit("state", state="completed")
             elapsed = time.monotonic() - ended_mono
             self.end_to_ready_s.append(elapsed)
             log.info(
@@ -349,6 +352,11 @@ class SessionManager:
                 task.cancel()
         for task in list(self._background):
             task.cancel()
+        for close in self.services.hooks.on_shutdown:
+            try:
+                await close()
+            except Exception:
+                log.exception("a stage failed to close")
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -81,7 +81,7 @@ async def test_frontal_eye_contact_and_rotated_head_tilt(server: ThreadServer) -
     frames = labelled_clip(
         FPS,
         [
-            Segment("frontal", 2.0),
+            Segment("frontal", 3.5),
             Segment("rotated", 2.5, roll_deg=20.0),
             Segment("rotated", 2.5, roll_deg=-20.0),
         ],
@@ -210,7 +210,9 @@ async def test_a_burst_never_queues_and_memory_stays_flat(tmp_path: Path) -> Non
     with the number of frames."""
     frames = labelled_clip(FPS, [Segment("frontal", 2.0), Segment("rotated", 2.0, roll_deg=15)])
     jpegs = [encode_jpeg(f.image) for f in frames]
-    with process_server(tmp_path / "data", {"COACH_LOG_LEVEL": "WARNING"}) as srv:
+    # The input rate limit is lifted so the whole burst reaches the mailbox.
+    env = {"COACH_LOG_LEVEL": "WARNING", "COACH_MAX_FPS_IN": "100000"}
+    with process_server(tmp_path / "data", env) as srv:
         proc = psutil.Process(srv.proc.pid)  # type: ignore[union-attr]
         client = await SessionClient.create(srv.http, srv.ws, language="en")
         await client.connect()
@@ -229,6 +231,10 @@ async def test_a_burst_never_queues_and_memory_stays_flat(tmp_path: Path) -> Non
             last = sent - 1
             await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] >= last - 3, 60)
 
+        # The analyser's start-up (model load) is not what this test is about: warm it first.
+        await client.send_frame(jpegs[0])
+        await client.wait_for(lambda e: e["type"] == "metrics", 60)
+        sent += 1
         await burst(300)
         rss_after_300 = proc.memory_info().rss
         await burst(900)
@@ -238,10 +244,10 @@ async def test_a_burst_never_queues_and_memory_stays_flat(tmp_path: Path) -> Non
         await client.wait_for(lambda e: e["type"] == "report_ready", 120)
         await client.close()
 
-    assert info["frames_received"] == sent == 1208
+    assert info["frames_received"] == sent == 1209
     assert info["frames_analyzed"] < info["frames_received"]
     assert info["frames_dropped"] > 0
-    latencies = [m["latency_ms"] for m in client.of_type("metrics")]
+    latencies = [m["latency_ms"] for m in client.of_type("metrics")[1:]]
     # One frame waits at most one analysis: latency is bounded by a couple of analysis times,
     # not by the length of the burst (a queue of 1200 frames would mean tens of seconds).
     assert max(latencies) < 1500, max(latencies)

@@ -1,0 +1,154 @@
+"""The rules critic: deterministic, grounded in the window's numbers, in Korean and English."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.coaching.critic import CritiqueWindow, Keyframe, RulesCritic, SessionSummaryInput
+from app.coaching.critic.base import load_prompt
+from app.frames import Language
+
+from .settings import make_settings
+
+HANGUL = re.compile(r"[가-힣]")
+SETTINGS = make_settings()
+GOOD: dict[str, float | None] = {
+    "frames": 200.0,
+    "face_found_ratio": 1.0,
+    "eye_contact_ratio": 0.9,
+    "mean_abs_yaw_deg": 4.0,
+    "mean_pitch_deg": -2.0,
+    "mean_abs_head_tilt_deg": 3.0,
+    "mean_abs_shoulder_tilt_deg": 2.0,
+    "mean_lean": 1.0,
+    "mean_face_width_ratio": 0.2,
+    "hands_visible_ratio": 0.8,
+    "mean_gesture_activity": 0.8,
+    "max_sway": 0.03,
+    "voice_level_dbfs": -20.0,
+    "speech_ratio": 0.7,
+    "syllables_per_s": 4.0,
+    "pitch_semitone_std": 3.0,
+    "max_pause_s": 1.0,
+}
+
+
+def window(
+    metrics: dict[str, float | None],
+    *,
+    language: Language = "en",
+    cues: list[dict[str, Any]] | None = None,
+    keyframes: list[Keyframe] | None = None,
+) -> CritiqueWindow:
+    return CritiqueWindow(
+        session_id="s",
+        language=language,
+        t_start=0.0,
+        t_end=20.0,
+        keyframes=keyframes or [],
+        metrics=metrics,
+        cues=cues or [],
+    )
+
+
+def critique(w: CritiqueWindow) -> list[dict[str, Any]]:
+    return [i.as_event_item() for i in RulesCritic(SETTINGS).critique_now(w)]
+
+
+def test_a_good_window_gets_strengths_only() -> None:
+    items = critique(window(GOOD))
+    assert items and all(i["severity"] == "info" for i in items)
+    assert items[0]["category"] == "gaze" and "90%" in items[0]["observation"]
+    assert len(items) <= SETTINGS.critique_max_items
+
+
+def test_problems_come_first_with_their_numbers_and_one_strength() -> None:
+    metrics = dict(
+        GOOD, eye_contact_ratio=0.3, mean_pitch_deg=-22.0, mean_abs_shoulder_tilt_deg=11.0
+    )
+    items = critique(window(metrics))
+    severities = [i["severity"] for i in items]
+    assert severities == sorted(severities, key=lambda s: s != "warn")
+    assert severities.count("info") == 1 and len(items) == SETTINGS.critique_max_items
+    by_category = {i["category"]: i for i in items if i["severity"] == "warn"}
+    assert "30%" in by_category["gaze"]["observation"]
+    assert "looking down" in by_category["gaze"]["observation"]
+    assert "22°" in by_category["facial_expression"]["observation"]
+    assert "11°" in by_category["posture"]["observation"]
+
+
+def test_is_deterministic_and_speaks_both_languages() -> None:
+    metrics = dict(GOOD, mean_gesture_activity=0.05, max_sway=0.3)
+    english = critique(window(metrics, language="en"))
+    assert english == critique(window(metrics, language="en"))
+    korean = critique(window(metrics, language="ko"))
+    assert [i["category"] for i in korean] == [i["category"] for i in english]
+    assert {i["category"] for i in english if i["severity"] == "warn"} == {"gestures", "movement"}
+    for item in korean:
+        assert HANGUL.search(item["observation"]) and HANGUL.search(item["suggestion"])
+    for item in english:
+        assert not HANGUL.search(item["observation"] + item["suggestion"])
+
+
+def test_a_cue_the_averages_hid_still_gets_a_note_at_its_frame() -> None:
+    frames = [
+        Keyframe(t=2.0, image=np.zeros((4, 4, 3), np.uint8), reason="coverage"),
+        Keyframe(t=9.0, image=np.zeros((4, 4, 3), np.uint8), reason="cue:sway"),
+        Keyframe(t=15.0, image=np.zeros((4, 4, 3), np.uint8), reason="coverage"),
+    ]
+    cue = {"type": "cue", "cue": "sway", "state": "on", "severity": "warn", "t": 8.9}
+    items = critique(window(GOOD, cues=[cue], keyframes=frames))
+    movement = [i for i in items if i["category"] == "movement"]
+    assert len(movement) == 1 and movement[0]["severity"] == "warn"
+    assert movement[0]["frame_t"] == 9.0
+    # Without the cue, the same window says the presenter was steady.
+    steady = [i for i in critique(window(GOOD, keyframes=frames)) if i["category"] == "movement"]
+    assert steady[0]["severity"] == "info"
+
+
+def test_audio_only_and_empty_windows() -> None:
+    audio_only = {k: None for k in GOOD} | {"frames": 0.0, "voice_level_dbfs": -50.0}
+    items = critique(window(audio_only))
+    assert [(i["category"], i["severity"]) for i in items] == [("voice", "warn")]
+    assert items[0]["frame_t"] is None
+    nothing = critique(window({"frames": 0.0}, language="ko"))
+    assert len(nothing) == 1 and HANGUL.search(nothing[0]["observation"])
+
+
+@pytest.mark.parametrize("language", ["ko", "en"])
+def test_summary_names_best_and_worst_and_frequent_cues(language: Language) -> None:
+    summary = SessionSummaryInput(
+        session_id="s",
+        language=language,
+        duration_s=95.0,
+        scores={
+            "eye_contact": 35.0,
+            "posture": 88.0,
+            "gestures": 60.0,
+            "voice": None,
+            "overall": 61.0,
+        },
+        cue_counts={"eye_contact": 5, "sway": 1},
+        critiques=[],
+    )
+    text = RulesCritic(SETTINGS).summarize_now(summary)
+    assert "61" in text and "88" in text and "35" in text
+    if language == "en":
+        assert "1 min 35 s" in text and "posture" in text and "eye contact" in text
+        assert "lens" in text  # the eye-contact advice
+    else:
+        assert "1분 35초" in text and "자세" in text and "시선 처리" in text
+        assert "렌즈" in text
+
+
+@pytest.mark.parametrize("language", ["ko", "en"])
+@pytest.mark.parametrize("kind", ["critique", "summary"])
+def test_prompt_templates_load_and_fill(kind: str, language: Language) -> None:
+    prompt = load_prompt(kind, language)  # type: ignore[arg-type]
+    assert load_prompt(kind, language) is prompt  # loaded once
+    assert prompt.system.template.strip() and prompt.user.template.strip()
+    assert bool(HANGUL.search(prompt.system.template)) == (language == "ko")
