@@ -546,8 +546,11 @@ async def _summary(
     critic = session.critic if session is not None else None
     if critic is not None and hasattr(critic, "summarize"):
         try:
+            # CritiqueScheduler.summarize: the VLM's summary within its deadline, else its rules
+            # summary (which also draws on the critiques). Our own bound on top, in case.
             text, source = await asyncio.wait_for(
-                critic.summarize(inp), timeout=settings.vlm_timeout_s + 5
+                critic.summarize(duration_s=inp.duration_s, scores=inp.scores.as_dict()),
+                timeout=settings.vlm_timeout_s + 5,
             )
             if isinstance(text, str) and text.strip():
                 return text.strip(), "vlm" if source == "vlm" else "rules"
