@@ -205,7 +205,7 @@ async def test_picker_keeps_best_and_worst_and_copies_only_on_replacement(
     settings: Settings, tmp_path: Path
 ) -> None:
     picker = KeyframePicker(settings, tmp_path / "keyframes", persist_every_s=3600)
-    plan = [
+    plan: list[tuple[float, dict[str, Any]]] = [
         (0.0, {"on_camera": True, "yaw": 10.0}),
         (1.0, {"on_camera": True, "yaw": 2.0}),  # best eye contact: nearest to centre
         (2.0, {"on_camera": False, "yaw": 30.0}),
