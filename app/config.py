@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite+aiosqlite under data_dir
-    retention_days: float = 30.0
+    retention_days: float = 30.0  # finished sessions older than this are deleted; <= 0: keep
+    retention_sweep_s: float = 3600.0  # how often the retention sweep runs
 
     # --- live analysis -------------------------------------------------------------------
     analysis_fps: float = 15.0  # cap on analysed frames a second per session
@@ -151,6 +152,11 @@ class Settings(BaseSettings):
     # WebM clusters are closed (and written through to the file) at least this often, so a
     # killed server loses at most about this much of the segment being written.
     recording_cluster_ms: int = 500
+
+    # --- report --------------------------------------------------------------------------
+    keyframe_max_side: int = 480  # keyframe images are stored at most this large
+    keyframe_persist_s: float = 5.0  # keyframe candidates reach disk at most this often
+    report_font_path: str | None = None  # a font with Hangul for captions; default: searched
 
     # --- critic --------------------------------------------------------------------------
     critique_interval_s: float = 20.0

@@ -26,6 +26,7 @@ from app.live.manager import Hooks, Services, SessionManager
 from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
 from app.store.repository import EventWriter, SessionRepository
+from app.store.retention import retention_loop
 from app.wiring import default_hooks
 
 log = logging.getLogger("app")
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         app.state.manager = manager
         app.state.rtc_peers = rtc_peers
         manager.spawn(manager.recover_orphans(), "recover-orphans")
+        manager.spawn(retention_loop(manager), "retention")
         log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
         try:
             yield

@@ -9,6 +9,7 @@ from typing import Any
 from app.analysis.transcribe import Transcriber, load_vosk_model, make_transcriber, vosk_model_path
 from app.analysis.voice import VoiceAnalyzer, voice_conditions
 from app.coaching.critic import Critic, CritiqueScheduler, RulesCritic, build_critic
+from app.coaching.report import build_report, keyframe_picker_for
 from app.config import Settings
 from app.live.manager import Hooks
 from app.live.session import LiveSession
@@ -117,4 +118,6 @@ def default_hooks(settings: Settings) -> Hooks:
         make_condition_state=_make_condition_state,
         make_voice=_make_voice,
         voice_conditions=voice_conditions,
+        frame_observers=[keyframe_picker_for],
+        build_report=build_report,
     )

@@ -106,7 +106,8 @@ async def test_a_hanging_vlm_leaves_metrics_flowing_with_unchanged_latency(
     hanging = await run_session(settings("hanging"), face_jpeg, vlm=vlm_server)
 
     critiques = [e for e in hanging if e["type"] == "critique"]
-    assert len(critiques) >= 2 and len(vlm_server.requests) == len(critiques)
+    # one request per critique window, plus the report's summary at the end
+    assert len(critiques) >= 2 and len(vlm_server.requests) == len(critiques) + 1
     assert all(c["source"] == "rules" and c["reason"] == "timeout" for c in critiques)
     assert vlm_server.max_in_flight == 1
     categories = {"gaze", "facial_expression", "gestures", "posture", "movement", "voice"}
