@@ -83,6 +83,11 @@ LABELS: dict[Language, dict[str, str]] = {
         "timeline_note": "Shaded: times when a live cue was on.",
         "gesture_activity": "Gesture activity",
         "voice_level": "Voice level",
+        "speech_rate": "Pace (pauses shaded)",
+        "syllables_unit": "syll/s",
+        "transcript": "Transcript",
+        "fillers": "Filler words",
+        "no_transcript": "No transcript was made",
         "no_data": "No data",
         "keyframes": "Key moments",
         "best": "Best",
@@ -121,6 +126,11 @@ LABELS: dict[Language, dict[str, str]] = {
         "timeline_note": "음영: 실시간 알림이 켜져 있던 구간",
         "gesture_activity": "손동작 활동량",
         "voice_level": "목소리 크기",
+        "speech_rate": "말 빠르기 (침묵 구간 음영)",
+        "syllables_unit": "음절/초",
+        "transcript": "말한 내용",
+        "fillers": "군말",
+        "no_transcript": "음성 인식 결과가 없어요",
         "no_data": "데이터 없음",
         "keyframes": "주요 장면",
         "best": "가장 좋은 순간",
@@ -190,6 +200,7 @@ class ReportInput:
     critiques: list[dict[str, Any]]
     cue_summary: list[CueSummary]  # most time first
     cue_periods: list[tuple[str, float, float]]
+    transcript: dict[str, Any] | None = None  # transcript.json: text, words, fillers, note
 
 
 def make_report_input(
@@ -201,8 +212,10 @@ def make_report_input(
     events: Sequence[Mapping[str, Any]],
     settings: Settings,
     recovered: bool = False,
+    transcript: Mapping[str, Any] | None = None,
 ) -> ReportInput:
-    """Pure: scores, timeline and cue statistics from the session's events."""
+    """Pure: scores, timeline and cue statistics from the session's events (and the
+    transcript's filler words, when one was made)."""
     by_type: dict[str, list[dict[str, Any]]] = {t: [] for t in REPORT_EVENT_TYPES}
     for e in events:
         bucket = by_type.get(str(e.get("type")))
@@ -230,11 +243,18 @@ def make_report_input(
         duration_s=round(duration, 3),
         recovered=recovered,
         scores=compute_scores(metrics, voice, cues, settings),
-        timeline=build_timeline(metrics, voice, duration, settings),
+        timeline=build_timeline(
+            metrics,
+            voice,
+            duration,
+            settings,
+            filler_times=[float(f["t"]) for f in (transcript or {}).get("fillers") or ()],
+        ),
         cues=cues,
         critiques=by_type["critique"],
         cue_summary=summary,
         cue_periods=periods,
+        transcript=dict(transcript) if transcript is not None else None,
     )
 
 
@@ -327,6 +347,9 @@ def report_json(
                 "posture": r.posture,
                 "gesture_activity": r.gesture_activity,
                 "voice_level": r.voice_level,
+                "speech_rate": r.speech_rate,
+                "speaking": r.speaking,
+                "fillers": r.fillers,
             }
             for r in inp.timeline
         ],
@@ -342,6 +365,22 @@ def report_json(
             for c in inp.cue_summary
         ],
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
+        "transcript": transcript_summary(inp.transcript),
+    }
+
+
+def transcript_summary(transcript: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the report says about speech recognition: the text and filler words, or why no
+    transcript was made."""
+    if not transcript or not transcript.get("made"):
+        note = (transcript or {}).get("note") or "no transcript was made"
+        return {"made": False, "note": note, "fillers": []}
+    return {
+        "made": True,
+        "source": transcript.get("source"),
+        "text": transcript.get("text", ""),
+        "fillers": [{"text": f["text"], "t": f["t"]} for f in transcript.get("fillers") or ()],
+        "note": transcript.get("note"),
     }
 
 
@@ -446,12 +485,17 @@ def charts_for(inp: ReportInput) -> list[Chart]:
     activity = [r.gesture_activity for r in rows]
     top_activity = max([3.0, *(a for a in activity if a is not None)])
     levels = [r.voice_level for r in rows]
+    pace = [r.speech_rate for r in rows]
+    top_pace = max([8.0, *(p for p in pace if p is not None)])
     specs: list[tuple[str, str, list[float | None], tuple[float, float]]] = [
         ("eye_contact", "%", [r.eye_contact for r in rows], (0.0, 100.0)),
         ("posture", "%", [r.posture for r in rows], (0.0, 100.0)),
         ("gesture_activity", "", activity, (0.0, math.ceil(top_activity))),
         ("voice_level", "dBFS", levels, (-60.0, 0.0)),
     ]
+    if any(p is not None for p in pace):
+        # Pace and pauses: syllables a second, with the long-pause cue periods shaded.
+        specs.append(("speech_rate", labels["syllables_unit"], pace, (0.0, math.ceil(top_pace))))
     return [
         make_chart(
             key, labels[key], unit, values, y_range, inp.cue_periods, inp.duration_s, inp.language
@@ -559,6 +603,14 @@ async def _summary(
     return rules_summary(inp), "rules"
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 async def build_report(
     manager: SessionManager, session_id: str, *, session: LiveSession | None
 ) -> None:
@@ -574,6 +626,7 @@ async def build_report(
         raise LookupError(f"no session row for {session_id}")
     events = await manager.repo.list_events(session_id, types=REPORT_EVENT_TYPES)
     directory = manager.session_dir(session_id)
+    transcript = await asyncio.to_thread(_read_json, directory / "transcript.json")
     language: Language = "ko" if row.language == "ko" else "en"
     inp = await asyncio.to_thread(
         make_report_input,
@@ -584,6 +637,7 @@ async def build_report(
         events=events,
         settings=settings,
         recovered=bool(row.recovered),
+        transcript=transcript,
     )
     picker = _picker_of(session)
     keyframe_dir = directory / "keyframes"

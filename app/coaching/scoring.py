@@ -59,6 +59,9 @@ class TimelineRow:
     posture: float | None  # 0-100, the posture score of that second
     gesture_activity: float | None  # mean wrist speed, shoulder widths per second
     voice_level: float | None  # mean level, dBFS
+    speech_rate: float | None = None  # syllables per second of speech (the pace)
+    speaking: bool | None = None  # whether that second had speech (False: a pause)
+    fillers: int = 0  # filler words ("음", "um"...) the transcript found in that second
 
 
 # --- per-sample values ------------------------------------------------------------------------
@@ -243,6 +246,7 @@ def build_timeline(
     voice: Sequence[Event],
     duration_s: float,
     settings: Settings,
+    filler_times: Sequence[float] = (),
 ) -> list[TimelineRow]:
     """One row per started second of `duration_s` (t = 0, 1, ...). Samples past the duration
     (the clock can run a little past the recorded duration) land in the last row."""
@@ -253,6 +257,9 @@ def build_timeline(
     posture: list[list[float]] = [[] for _ in range(n)]
     activity: list[list[float]] = [[] for _ in range(n)]
     level: list[list[float]] = [[] for _ in range(n)]
+    rate: list[list[float]] = [[] for _ in range(n)]
+    speaking: list[bool | None] = [None] * n
+    filler_counts = [0] * n
 
     def slot(t: float) -> int:
         return min(n - 1, max(0, int(t)))
@@ -268,8 +275,16 @@ def build_timeline(
             activity[i].append(s.activity)
     for e in voice:
         dbfs = _num(e.get("level_dbfs"))
+        i = slot(float(e["t"]))
         if dbfs is not None:
-            level[slot(float(e["t"]))].append(dbfs)
+            level[i].append(dbfs)
+        pace = _num(e.get("syllables_per_s"))
+        if pace is not None:
+            rate[i].append(pace)
+        if e.get("speaking") is not None:
+            speaking[i] = bool(e["speaking"]) or bool(speaking[i])
+    for t in filler_times:
+        filler_counts[slot(t)] += 1
     return [
         TimelineRow(
             t=i,
@@ -277,6 +292,9 @@ def build_timeline(
             posture=_mean(posture[i], 1),
             gesture_activity=_mean(activity[i], 3),
             voice_level=_mean(level[i], 1),
+            speech_rate=_mean(rate[i], 2),
+            speaking=speaking[i],
+            fillers=filler_counts[i],
         )
         for i in range(n)
     ]

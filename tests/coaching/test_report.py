@@ -201,6 +201,44 @@ def test_timeline_has_one_row_a_second(settings: Settings) -> None:
 
 
 # --- keyframes ---------------------------------------------------------------------------------
+def test_pace_pauses_and_fillers_reach_the_timeline_and_the_page(settings: Settings) -> None:
+    voice = [
+        {
+            "type": "voice",
+            "t": float(t),
+            "level_dbfs": -20.0,
+            "speaking": t != 3,
+            "syllables_per_s": None if t == 3 else 4.0 + t / 10,
+        }
+        for t in range(6)
+    ]
+    transcript = {
+        "made": True,
+        "source": "vosk",
+        "text": "음 안녕하세요 어 오늘은",
+        "fillers": [{"text": "음", "t": 0.4}, {"text": "어", "t": 4.2}],
+    }
+    inp = make_report_input(
+        session_id="s" * 20,
+        title="t",
+        language="ko",
+        duration_s=6.0,
+        events=voice,
+        settings=settings,
+        transcript=transcript,
+    )
+    rows = inp.timeline
+    assert [r.fillers for r in rows] == [1, 0, 0, 0, 1, 0]
+    assert rows[3].speaking is False and rows[3].speech_rate is None
+    assert rows[1].speaking is True and rows[1].speech_rate == 4.1
+    report = report_json(inp, keyframes=[], summary="s", summary_source="rules", recording_url=None)
+    assert report["transcript"]["made"] is True
+    assert [f["text"] for f in report["transcript"]["fillers"]] == ["음", "어"]
+    html = render_html(report, inp)
+    assert "말 빠르기" in html and html.count("<svg") >= 5
+    assert "음 (0:00)" in html
+
+
 async def test_picker_keeps_best_and_worst_and_copies_only_on_replacement(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -400,13 +438,18 @@ async def test_build_report_writes_contract_json_and_html(settings: Settings) ->
             for k in ("eye_contact", "posture", "gestures", "overall")
         )
         assert [row["t"] for row in report["timeline"]] == list(range(20))
+        # the contract's fields, plus the additive pace/pause/filler ones
         assert set(report["timeline"][0]) == {
             "t",
             "eye_contact",
             "posture",
             "gesture_activity",
             "voice_level",
+            "speech_rate",
+            "speaking",
+            "fillers",
         }
+        assert report["transcript"]["made"] is False and report["transcript"]["note"]
         assert [c["cue"] for c in report["cues"]] == ["eye_contact", "eye_contact", "gesture_none"]
         assert report["critiques"][0]["items"][0]["frame_t"] == 8.0
         assert isinstance(report["summary"], str) and len(report["summary"]) > 40

@@ -204,7 +204,8 @@ async def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
 async def test_bad_frame_is_dropped_and_recording_goes_on(
     tmp_path: Path, settings: Settings
 ) -> None:
-    recorder = SessionRecorder(tmp_path, settings)
+    # Room for every frame at once: this test is about the bad frame, not the queue bound.
+    recorder = SessionRecorder(tmp_path, settings.model_copy(update={"recording_queue": 128}))
     recorder.start()
     frames = frames_at(i / 15 for i in range(60))
     for frame in frames[:30]:
