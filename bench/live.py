@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip  # noqa: E402
-
 from tests.support.client import SessionClient  # noqa: E402
+from tests.support.rtc_client import FaceThenEmptyTrack, RtcClient  # noqa: E402
 from tests.support.server import ProcessServer  # noqa: E402
 
 CLIP = (
@@ -65,7 +65,23 @@ async def run_session(
     return {"info": info, "metrics": client.of_type("metrics"), "sent": n}
 
 
-async def run(n_sessions: int, seconds: float, fps: float, env: dict[str, str]) -> dict[str, Any]:
+async def run_rtc_session(srv: ProcessServer, seconds: float) -> dict[str, Any]:
+    """One WebRTC session: aiortc sends a real face at 30 fps (VP8 over RTP) for `seconds`."""
+    client = await RtcClient.create(srv.http, language="en", title="bench")
+    await client.connect(video=FaceThenEmptyTrack())
+    await client.wait_for(lambda e: e["type"] == "metrics", timeout=60)
+    await asyncio.sleep(seconds)  # the camera plays for this long
+    info = await client.get()
+    sent = client.video.sent if client.video is not None else 0
+    await client.end()
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=300)
+    await client.close()
+    return {"info": info, "metrics": client.of_type("metrics"), "sent": sent}
+
+
+async def run(
+    n_sessions: int, seconds: float, fps: float, env: dict[str, str], transport: str = "ws"
+) -> dict[str, Any]:
     frames = labelled_clip(fps, CLIP)
     jpegs = [encode_jpeg(f.image) for f in frames]
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,9 +99,11 @@ async def run(n_sessions: int, seconds: float, fps: float, env: dict[str, str]) 
                     await asyncio.sleep(1.0)
 
             sampler = asyncio.create_task(sample_rss())
-            results = await asyncio.gather(
-                *(run_session(srv, jpegs, fps, seconds) for _ in range(n_sessions))
-            )
+            if transport == "rtc":
+                sessions = [run_rtc_session(srv, seconds) for _ in range(n_sessions)]
+            else:
+                sessions = [run_session(srv, jpegs, fps, seconds) for _ in range(n_sessions)]
+            results = await asyncio.gather(*sessions)
             sampler.cancel()
             cpu1 = proc.cpu_times()
             wall = time.monotonic() - wall0
@@ -108,6 +126,7 @@ async def run(n_sessions: int, seconds: float, fps: float, env: dict[str, str]) 
         else float("nan")
     )
     return {
+        "transport": transport,
         "sessions": n_sessions,
         "seconds": seconds,
         "stage_median_ms": {k: round(statistics.median(v), 2) for k, v in sorted(stages.items())},
@@ -130,11 +149,17 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
     parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument(
+        "--transport",
+        choices=("ws", "rtc"),
+        default="ws",
+        help="ws: JPEG frames over the WebSocket; rtc: an aiortc peer (VP8 over RTP, 30 fps)",
+    )
     args = parser.parse_args()
     env = dict(kv.split("=", 1) for kv in args.env)
     rows = []
     for n in (int(x) for x in args.sessions.split(",")):
-        row = asyncio.run(run(n, args.seconds, args.fps, env))
+        row = asyncio.run(run(n, args.seconds, args.fps, env, args.transport))
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()
@@ -142,11 +167,11 @@ def main() -> None:
         "| N | decode | face | pose | gesture | cues | latency p50 / p95 ms | analysed fps/session "
         "(min) | dropped/session | CPU/session | RSS/session MB | RSS drift MB |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         s = r["stage_median_ms"]
         print(
-            f"| {r['sessions']} | {s.get('decode', '-')} | {s.get('face', '-')} "
+            f"| {r['transport']} | {r['sessions']} | {s.get('decode', '-')} | {s.get('face', '-')} "
             f"| {s.get('pose', '-')} "
             f"| {s.get('gesture', '-')} | {s.get('cues', '-')} | {r['latency_p50_ms']} / "
             f"{r['latency_p95_ms']} | {r['analysed_fps_per_session']} ({r['analysed_fps_min']}) "
