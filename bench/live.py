@@ -164,7 +164,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     print()
     print(
-        "| N | decode | face | pose | gesture | cues | latency p50 / p95 ms | analysed fps/session "
+        "| transport | N | decode | face | pose | gesture | cues | latency p50 / p95 ms | analysed fps/session "
         "(min) | dropped/session | CPU/session | RSS/session MB | RSS drift MB |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
