@@ -164,8 +164,9 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     print()
     print(
-        "| transport | N | decode | face | pose | gesture | cues | latency p50 / p95 ms | analysed fps/session "
-        "(min) | dropped/session | CPU/session | RSS/session MB | RSS drift MB |"
+        "| transport | N | decode | face | pose | gesture | cues | latency p50 / p95 ms "
+        "| analysed fps/session (min) | dropped/session | CPU/session | RSS/session MB "
+        "| RSS drift MB |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
