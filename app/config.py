@@ -11,13 +11,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="COACH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="COACH_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite+aiosqlite under data_dir
-    retention_days: float = 30.0
+    retention_days: float = 30.0  # finished sessions older than this are deleted; <= 0: keep
+    retention_sweep_s: float = 3600.0  # how often the retention sweep runs
 
     # --- live analysis -------------------------------------------------------------------
     analysis_fps: float = 15.0  # cap on analysed frames a second per session
@@ -136,11 +141,22 @@ class Settings(BaseSettings):
     # --- recording -----------------------------------------------------------------------
     recording_max_width: int = 1280
     recording_max_height: int = 720
-    recording_queue: int = 120  # frames buffered for the encoder before dropping
+    recording_queue: int = 60  # frames buffered for the encoder before dropping (4 s at 15 fps)
     recording_segment_s: float = 10.0
     vp9_cpu_used: int = 8
     vp9_threads: int = 2
     vp9_bitrate: int = 1_000_000
+    vp9_max_keyframe_interval_s: float = 10.0  # seek granularity; segments also start on one
+    recording_audio_queue: int = 50  # audio chunks (<= 1 s each) buffered before dropping
+    recording_audio_bitrate: int = 32_000  # Opus, 48 kHz mono
+    # WebM clusters are closed (and written through to the file) at least this often, so a
+    # killed server loses at most about this much of the segment being written.
+    recording_cluster_ms: int = 500
+
+    # --- report --------------------------------------------------------------------------
+    keyframe_max_side: int = 480  # keyframe images are stored at most this large
+    keyframe_persist_s: float = 5.0  # keyframe candidates reach disk at most this often
+    report_font_path: str | None = None  # a font with Hangul for captions; default: searched
 
     # --- critic --------------------------------------------------------------------------
     critique_interval_s: float = 20.0
@@ -172,7 +188,9 @@ class Settings(BaseSettings):
     upload_max_queued: int = 16  # analyses waiting for a slot; more uploads answer 503
 
     # --- transport -----------------------------------------------------------------------
-    ice_servers: list[str] = Field(default_factory=list)
+    ice_servers: list[str] = Field(default_factory=list)  # stun:/turn: URLs; none on a LAN
+    ice_username: str | None = None  # credentials for the turn: URLs among ice_servers
+    ice_credential: str | None = None
     public_base_url: str | None = None  # used for ws_url/offer_url; default from the request
     cors_origins: list[str] = Field(default_factory=list)  # default: same origin only
 

@@ -18,14 +18,16 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import health, sessions, upload, ws
+from app.api import health, sessions, upload, webrtc, ws
 from app.config import Settings
 from app.errors import CoachError
 from app.jobs import InProcessJobRunner
 from app.live.bus import InMemoryEventBus
 from app.live.manager import Hooks, Services, SessionManager
+from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
 from app.store.repository import EventWriter, SessionRepository
+from app.store.retention import retention_loop
 from app.upload.service import UploadService
 from app.wiring import default_hooks, make_upload_critic, upload_stages
 
@@ -59,8 +61,10 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
             replica_id=f"{socket.gethostname()}-{secrets.token_hex(4)}",
         )
         manager = SessionManager(services)
+        rtc_peers = RtcPeers(settings, services.bus)
         app.state.settings = settings
         app.state.manager = manager
+        app.state.rtc_peers = rtc_peers
         manager.spawn(manager.recover_orphans(), "recover-orphans")
         jobs = InProcessJobRunner(
             max_concurrent=settings.upload_concurrency, max_pending=settings.upload_max_queued
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         )
         await uploads.start()
         app.state.uploads = uploads
+        manager.spawn(retention_loop(manager), "retention")
         log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
         try:
             yield
@@ -83,6 +88,9 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
             log.info("shutting down: ending live sessions")
             await manager.shutdown()
             await jobs.stop()
+            # Finalising closed the peers of ended sessions (after their last events went
+            # out on the data channel); whatever is left goes now.
+            await rtc_peers.close_all()
             await writer.close()
             for executor in (
                 services.decode_executor,
@@ -154,6 +162,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
     app.include_router(sessions.router)
     app.include_router(ws.router)
     app.include_router(upload.router)
+    app.include_router(webrtc.router)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

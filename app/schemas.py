@@ -56,6 +56,11 @@ class EndAnswer(BaseModel):
     state: str
 
 
+class DeletedAnswer(BaseModel):
+    session_id: str
+    message: str
+
+
 class EventList(BaseModel):
     events: list[dict[str, Any]]
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
+from app.analysis.transcribe import Transcriber, load_vosk_model, make_transcriber, vosk_model_path
 from app.analysis.voice import VoiceAnalyzer, voice_conditions
+from app.coaching.critic import Critic, CritiqueScheduler, RulesCritic, build_critic
+from app.coaching.report import build_report, keyframe_picker_for
 from app.config import Settings
 from app.live.manager import Hooks
 from app.live.session import LiveSession
+from app.live.transcription import TranscriptionWorker
+from app.media.recorder import SessionRecorder, recover_recording
 from app.upload.analyze import AnalysisStages
 
 
@@ -46,15 +53,88 @@ def upload_stages(hooks: Hooks) -> AnalysisStages:
     )
 
 
+def _make_recorder(session: LiveSession) -> SessionRecorder:
+    directory = session.settings.sessions_dir / session.id
+    directory.mkdir(parents=True, exist_ok=True)
+    return SessionRecorder(directory, session.settings)
+
+
 def _make_voice(session: LiveSession) -> VoiceAnalyzer:
     return VoiceAnalyzer(session.language, session.settings)
 
 
+class CriticService:
+    """One critic (and its HTTP client) per process, one rules fallback, one global limit on
+    requests in flight; a scheduler per session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.critic: Critic = build_critic(settings)
+        self.fallback = RulesCritic(settings)
+        self.limit = asyncio.Semaphore(max(1, settings.vlm_concurrency))
+
+    def make_scheduler(self, session: LiveSession) -> CritiqueScheduler:
+        async def emit(event: dict[str, Any]) -> None:
+            fields = {k: v for k, v in event.items() if k not in ("type", "t")}
+            await session.emit("critique", event["t"], **fields)
+
+        return CritiqueScheduler(
+            session_id=session.id,
+            language=session.language,
+            settings=self.settings,
+            critic=self.critic,
+            fallback=self.fallback,
+            emit=emit,
+            global_limit=self.limit,
+            interval_s=session.critique_interval_s,
+        )
+
+    async def aclose(self) -> None:
+        await self.critic.aclose()
+
+
+class TranscriptionService:
+    """Recognisers per session; a recognition model is loaded once per process, on first use,
+    on a worker thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _model(self, language: str) -> Any:
+        with self._lock:
+            if language not in self._models:
+                self._models[language] = load_vosk_model(language)  # type: ignore[arg-type]
+            return self._models[language]
+
+    def make_worker(self, session: LiveSession) -> TranscriptionWorker | None:
+        settings, language = self.settings, session.language
+        local = language == "ko" and settings.transcribe_vosk and vosk_model_path(language)
+        if not local and not settings.transcribe_base_url:
+            return None  # the report says no transcript was made, and why
+
+        def make() -> Transcriber:
+            model = self._model(language) if local else None
+            return make_transcriber(language, settings, model)
+
+        return TranscriptionWorker(make, session.id)
+
+
 def default_hooks(settings: Settings) -> Hooks:
+    critics = CriticService(settings)
+    transcription = TranscriptionService(settings)
     return Hooks(
+        make_critic=critics.make_scheduler,
+        make_recorder=_make_recorder,
+        make_transcriber=transcription.make_worker,
+        recover_recording=recover_recording,
+        on_shutdown=[critics.aclose],
         make_analyzer=_make_analyzer,
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,
         make_voice=_make_voice,
         voice_conditions=voice_conditions,
+        frame_observers=[keyframe_picker_for],
+        build_report=build_report,
     )

@@ -169,5 +169,8 @@ class FaceAnalyzer:
         except ValueError:  # collapsed landmarks on a degenerate detection: treat as lost
             return FaceObservation(found=False)
 
+    def warm_up(self, rgb: np.ndarray) -> None:
+        self._mesh.process(rgb)
+
     def close(self) -> None:
         self._mesh.close()

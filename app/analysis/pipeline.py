@@ -118,6 +118,15 @@ class FrameAnalyzer:
             timings_ms=timings,
         )
 
+    def warm_up(self) -> None:
+        """Run the graphs once on a blank frame: MediaPipe initialises its graph and the
+        detectors on the first call (hundreds of ms), which should not land on a live frame.
+        The trackers and baselines are left untouched."""
+        side = self._settings.analysis_max_side
+        blank = np.zeros((side * 3 // 4, side, 3), np.uint8)
+        self._face.warm_up(blank)
+        self._pose.warm_up(blank)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

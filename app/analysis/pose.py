@@ -133,5 +133,8 @@ class PoseAnalyzer:
             return PoseObservation(found=False)
         return pose_observation_from_landmarks(points, visibility, width, height, t, self._baseline)
 
+    def warm_up(self, rgb: np.ndarray) -> None:
+        self._pose.process(rgb)
+
     def close(self) -> None:
         self._pose.close()

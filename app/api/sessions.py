@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated
 
@@ -10,8 +11,17 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from app.api.deps import ManagerDep, SessionRowDep, SettingsDep
 from app.errors import CoachError
-from app.live.manager import artefact_urls
-from app.schemas import EndAnswer, EventList, SessionCreate, SessionCreated, SessionPublic
+from app.live.manager import ACTIVE_STATES, artefact_urls
+from app.media.http_range import webm_file_response
+from app.schemas import (
+    DeletedAnswer,
+    EndAnswer,
+    EventList,
+    SessionCreate,
+    SessionCreated,
+    SessionPublic,
+)
+from app.store import retention
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -134,4 +144,22 @@ async def get_recording(row: SessionRowDep, manager: ManagerDep) -> FileResponse
             "The recording is ready once the session is completed.",
             status_code=409 if row.state != "completed" else 404,
         )
-    return FileResponse(path, media_type="video/webm", filename=f"rehearsal-{row.id[:8]}.webm")
+    return webm_file_response(path, download_name=f"rehearsal-{row.id[:8]}.webm")
+
+
+@router.delete("/{session_id}", response_model=DeletedAnswer)
+async def delete_session(row: SessionRowDep, manager: ManagerDep) -> DeletedAnswer:
+    """Remove a finished session's recording, report and rows. 409 while it is still active."""
+    live = manager.sessions.get(row.id)
+    state = live.state if live is not None else row.state
+    if state in ACTIVE_STATES:
+        raise CoachError(
+            "session_active",
+            f"The session is {state}; end it and wait until it is completed before deleting it.",
+            status_code=409,
+        )
+    if live is not None:
+        # Completed a moment ago: let the finaliser write its last events before the rows go.
+        await asyncio.wait_for(live.finalized.wait(), timeout=30)
+    await retention.delete_session(manager, row.id)
+    return DeletedAnswer(session_id=row.id, message="The session and its files were deleted.")

@@ -95,6 +95,12 @@ async def _pump(
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    for task in done:
+        # A peer that vanished mid-send is an ordinary end, not an error worth a traceback.
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if not isinstance(exc, WebSocketDisconnect | RuntimeError | OSError):
+                log.warning("websocket task %s failed: %r", task.get_name(), exc)
     if subscription.overflowed:
         log.warning("dropping a slow WebSocket listener", extra={"session_id": session.id})
         await _close(websocket, CLOSE_SLOW_CONSUMER, "slow_consumer")

@@ -44,6 +44,11 @@ class LatestMailbox(Generic[T]):
         item, self._item = self._item, None
         return item
 
+    def take(self) -> T | None:
+        """The newest item if there is one, without waiting."""
+        item, self._item = self._item, None
+        return item
+
     def close(self) -> None:
         self._closed = True
         self._ready.set()

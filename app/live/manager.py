@@ -10,7 +10,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,12 +49,14 @@ class Hooks:
     make_recorder: Callable[[LiveSession], Any] | None = None
     make_critic: Callable[[LiveSession], Any] | None = None
     make_voice: Callable[[LiveSession], Any] | None = None
+    make_transcriber: Callable[[LiveSession], Any] | None = None
     voice_conditions: Callable[..., Any] | None = None
     frame_observers: list[Callable[[LiveSession], FrameObserver]] = field(default_factory=list)
     # finalize(session_or_row, manager) -> None: writes the report; raises on failure
     build_report: Callable[..., Any] | None = None
     # recover(session_dir, settings) -> recording result or None (crash recovery)
     recover_recording: Callable[[Path, Settings], Any] | None = None
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 @dataclass
@@ -147,6 +149,7 @@ class SessionManager:
         await self.repo.create_session(row)
         session = self._session_from_row(row)
         self.sessions[session_id] = session
+        session.prewarm()
         log.info("session created", extra={"session_id": session_id})
         return session, token, row.created_at
 
@@ -190,6 +193,7 @@ class SessionManager:
             raise CoachError("session_not_live", f"The session is {row.state}.", status_code=409)
         session = self._session_from_row(row, await self.repo.max_seq(row.id))
         self.sessions[row.id] = session
+        session.prewarm()
         return session
 
     # --- ending --------------------------------------------------------------------------
@@ -216,8 +220,11 @@ class SessionManager:
             recording = None
             if session.critic is not None:
                 await session.critic.aclose(final=True)
+                for outcome, count in session.critic.stats.outcomes.items():
+                    self.services.metrics.vlm_calls.labels(outcome=outcome).inc(count)
             if session.recorder is not None:
                 recording = await session.recorder.stop()
+            await self._store_transcript(session)
             await self.repo.update_session(
                 session.id,
                 state="finalizing",
@@ -233,12 +240,12 @@ class SessionManager:
             if self.services.hooks.build_report is not None:
                 await self.services.hooks.build_report(self, session.id, session=session)
                 has_report = True
-            await self.repo.update_session(session.id, has_report=has_report)
-            urls = artefact_urls(session.id)
-            await session.emit("report_ready", **urls)
-            await session.emit("state", state="completed")
+            # The row says `completed` before any event does, so a client that reacts to
+            # `report_ready` finds the report served.
+            await self.repo.update_session(session.id, has_report=has_report, state="completed")
             session.state = "completed"
-            await self.repo.update_session(session.id, state="completed")
+            await session.emit("report_ready", **artefact_urls(session.id))
+            await session.emit("state", state="completed")
             elapsed = time.monotonic() - ended_mono
             self.end_to_ready_s.append(elapsed)
             log.info(
@@ -262,6 +269,18 @@ class SessionManager:
             self.sessions.pop(session.id, None)
             self._finalizing.pop(session.id, None)
             session.finalized.set()
+
+    async def _store_transcript(self, session: LiveSession) -> None:
+        from app.live.transcription import write_transcript
+
+        path = self.session_dir(session.id) / "transcript.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if session.transcriber is None:
+            note = "no recogniser for this language is installed or configured"
+            await asyncio.to_thread(write_transcript, path, None, note)
+            return
+        transcript = await session.transcriber.finish()
+        await asyncio.to_thread(write_transcript, path, transcript)
 
     async def wait_finalized(self, session_id: str, timeout: float = 60) -> None:
         task = self._finalizing.get(session_id)
@@ -347,6 +366,11 @@ class SessionManager:
                 task.cancel()
         for task in list(self._background):
             task.cancel()
+        for close in self.services.hooks.on_shutdown:
+            try:
+                await close()
+            except Exception:
+                log.exception("a stage failed to close")
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -83,13 +83,15 @@ class LiveSession:
         self._transports = 0
         self._last_metrics_mono = 0.0
         self._rate_window: tuple[float, int] = (0.0, 0)
-        self._analyzer: Any = None  # FrameAnalyzer, created in the executor on the first frame
+        self._analyzer: Any = None  # FrameAnalyzer, built by `prewarm` in the executor
+        self._analyzer_ready: asyncio.Future[Any] | None = None
         self._condition_state: Any = None
         self._voice: Any = None
         self._audio_queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=64)
         self.audio_dropped = 0
         self._audio_next_t: float | None = None
         self.recorder: Any = None
+        self.transcriber: Any = None
         self.critic: Any = None
         self.finalized = asyncio.Event()
 
@@ -145,6 +147,15 @@ class LiveSession:
         await self.emit("state", state=state, **extra)
 
     # --- lifecycle -----------------------------------------------------------------------
+    def prewarm(self) -> None:
+        """Build the analyser (model load and first inference take 1-2 s) while the client is
+        still connecting, so the first frames are analysed at full speed."""
+        if self._analyzer_ready is None:
+            loop = asyncio.get_running_loop()
+            self._analyzer_ready = loop.run_in_executor(
+                self.services.analysis_executor, _build_analyzer, self.services.hooks, self.settings
+            )
+
     async def attach(self) -> None:
         """A transport (WebSocket or WebRTC) connected. Starts the session on the first one."""
         self._transports += 1
@@ -171,6 +182,9 @@ class LiveSession:
         for make in hooks.frame_observers:
             self.observers.append(make(self))
         self._voice = hooks.make_voice(self) if hooks.make_voice else None
+        self.transcriber = hooks.make_transcriber(self) if hooks.make_transcriber else None
+        if self.transcriber is not None:
+            self.transcriber.start()
         await self.services.repo.update_session(
             self.id, state="live", started_at=self.started_at, owner=self.services.replica_id
         )
@@ -229,6 +243,7 @@ class LiveSession:
         if not self.accepting_media or not self._admit(arrived_at):
             return
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             image = await loop.run_in_executor(
                 self.services.decode_executor, decode_frame, data, self.settings
@@ -238,13 +253,18 @@ class LiveSession:
             self.services.metrics.bad_frames.inc()
             await self.emit_error(exc.code, exc.reason)
             return
-        self.submit_frame(image, self.media_time(arrived_at), arrived_at)
+        decode_ms = (time.perf_counter() - started) * 1000
+        self.submit_frame(image, self.media_time(arrived_at), arrived_at, decode_ms)
 
-    def submit_frame(self, image: np.ndarray, t: float, arrived_at: float) -> None:
+    def submit_frame(
+        self, image: np.ndarray, t: float, arrived_at: float, decode_ms: float = 0.0
+    ) -> None:
         """A decoded frame (from any transport). Never blocks."""
         if not self.accepting_media:
             return
-        frame = VideoFrame(index=self.frames_received, t=t, image=image, arrived_at=arrived_at)
+        frame = VideoFrame(
+            index=self.frames_received, t=t, image=image, arrived_at=arrived_at, decode_ms=decode_ms
+        )
         self.frames_received += 1
         metrics = self.services.metrics
         metrics.frames_received.inc()
@@ -258,6 +278,8 @@ class LiveSession:
             return
         if self.recorder is not None:
             self.recorder.push_audio(chunk)
+        if self.transcriber is not None:
+            self.transcriber.feed(chunk)
         if self._voice is None:
             return
         if self._audio_queue.full():
@@ -271,21 +293,31 @@ class LiveSession:
     async def _analysis_loop(self) -> None:
         loop = asyncio.get_running_loop()
         executor = self.services.analysis_executor
-        interval = 1.0 / self.settings.analysis_fps
-        next_slot = 0.0
+        # A token bucket caps the analysed rate at `analysis_fps` on average while letting a
+        # frame that arrives a little early (camera jitter) be analysed at once, not at a slot.
+        rate = self.settings.analysis_fps
+        tokens, last = 1.0, time.monotonic()
         try:
             while True:
-                delay = next_slot - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
                 frame = await self.mailbox.get()
                 if frame is None:
                     break
-                next_slot = max(time.monotonic(), next_slot) + interval
+                now = time.monotonic()
+                tokens = min(2.0, tokens + (now - last) * rate)
+                last = now
+                if tokens < 1.0:
+                    await asyncio.sleep((1.0 - tokens) / rate)
+                    newer = self.mailbox.take()
+                    if newer is not None:  # the waiting frame is superseded: drop it, count it
+                        self.mailbox.dropped += 1
+                        self.services.metrics.frames_dropped.inc()
+                        frame = newer
+                    tokens, last = 1.0, time.monotonic()
+                tokens -= 1.0
                 if self._analyzer is None:
-                    self._analyzer = await loop.run_in_executor(
-                        executor, self.services.hooks.make_analyzer, self.settings
-                    )
+                    self.prewarm()
+                    assert self._analyzer_ready is not None
+                    self._analyzer = await self._analyzer_ready
                 started = time.perf_counter()
                 try:
                     analysis = await loop.run_in_executor(executor, self._analyzer.analyze, frame)
@@ -302,16 +334,31 @@ class LiveSession:
                 self.frames_analyzed += 1
                 await self._after_analysis(analysis, frame)
         finally:
-            if self._analyzer is not None:
-                analyzer, self._analyzer = self._analyzer, None
-                await loop.run_in_executor(executor, analyzer.close)
+            await self.release_analyzer()
+
+    async def release_analyzer(self) -> None:
+        """Close the analyser (also one that was prewarmed but never used)."""
+        ready, self._analyzer_ready = self._analyzer_ready, None
+        analyzer, self._analyzer = self._analyzer, None
+        if analyzer is None and ready is not None:
+            try:
+                analyzer = await ready
+            except Exception:
+                log.exception("building the analyser failed", extra={"session_id": self.id})
+        if analyzer is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.services.analysis_executor, analyzer.close)
 
     async def _after_analysis(self, analysis: FrameAnalysis, frame: VideoFrame) -> None:
         hooks = self.services.hooks
         if self._condition_state is None:
             self._condition_state = hooks.make_condition_state()
+        started = time.perf_counter()
         conditions = hooks.frame_conditions(analysis, self.settings, self._condition_state)
-        for transition in self.cues.update(analysis.t, conditions):
+        transitions = self.cues.update(analysis.t, conditions)
+        analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
+        analysis.timings_ms["decode"] = frame.decode_ms
+        for transition in transitions:
             await self._emit_cue(transition)
         for observer in self.observers:
             observer.observe(analysis, frame.image)
@@ -386,6 +433,17 @@ class LiveSession:
     async def cancel_all(self) -> None:
         for name in list(self._tasks):
             self._cancel_task(name)
+        if self.transcriber is not None:
+            self.transcriber.stop()
+        await self.release_analyzer()
+
+
+def _build_analyzer(hooks: Any, settings: Any) -> Any:
+    analyzer = hooks.make_analyzer(settings)
+    warm = getattr(analyzer, "warm_up", None)
+    if warm is not None:
+        warm()
+    return analyzer
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from espeak_speech import GAPS_S, RATES_WPM, Clip, have_tools, talk
 
 from app.frames import Language
+from tests.analysis.espeak_speech import GAPS_S, RATES_WPM, Clip, have_tools, talk
 
 LANGUAGES: tuple[Language, ...] = ("ko", "en")
 

@@ -63,7 +63,7 @@ def test_roll_within_5_degrees_of_truth_on_rotated_frames(
     clip: list[LabelledFrame], analysed: list[FrameAnalysis]
 ) -> None:
     rotated = [i for i in _settled(clip) if clip[i].label == "rotated"]
-    assert {clip[i].roll_deg > 0 for i in rotated} == {True, False}  # both directions
+    assert {(clip[i].roll_deg or 0.0) > 0 for i in rotated} == {True, False}  # both directions
     for i in rotated:
         roll, truth = analysed[i].face.roll_deg, clip[i].roll_deg
         assert roll is not None and truth is not None

@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from espeak_speech import SENTENCES, espeak, have_tools, silence
 
 from app.analysis.transcribe import (
     EndpointTranscriber,
@@ -22,6 +21,7 @@ from app.analysis.transcribe import (
 )
 from app.config import Settings
 from app.frames import AudioChunk, Language
+from tests.analysis.espeak_speech import SENTENCES, espeak, have_tools, silence
 
 SR = 16000
 

@@ -6,11 +6,11 @@ import statistics
 
 import numpy as np
 import pytest
-from espeak_speech import RATES_WPM, Clip, silence
 
 from app.analysis.voice import AudioFormatError, VoiceAnalyzer, voice_conditions, voice_score
 from app.config import Settings
 from app.frames import AudioAnalysis, AudioChunk, Language
+from tests.analysis.espeak_speech import RATES_WPM, Clip, silence
 
 SETTINGS = Settings()
 

@@ -1,8 +1,8 @@
 """The critic inside the live loop: a hanging VLM costs the session nothing but the critique.
 
-A real coach server (uvicorn on loopback) and a real WebSocket client; the VLM is the fake
-chat-completions server, hanging on every request. The frame analyzer is a synthetic stand-in
-(readings fixed per frame) so that latency measures the loop and the critic, not MediaPipe.
+A real coach server (uvicorn on loopback, real MediaPipe analysis) and a real WebSocket
+client streaming a real face; the VLM is the fake chat-completions server, hanging on every
+request.
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ import numpy as np
 
 from app.coaching.critic import CritiqueScheduler, RulesCritic, VlmCritic
 from app.config import Settings
-from app.frames import (
-    FaceObservation,
-    FrameAnalysis,
-    GestureObservation,
-    PoseObservation,
-    VideoFrame,
-)
 from app.live.session import LiveSession
 from app.wiring import default_hooks
 from tests.support.client import SessionClient
@@ -37,48 +30,10 @@ FPS = 15.0
 SECONDS = 5.0
 
 
-class FixedReadingsAnalyzer:
-    """Looks away from the camera on every other second, so the eye-contact cue fires."""
-
-    def analyze(self, frame: VideoFrame) -> FrameAnalysis:
-        on_camera = int(frame.t) % 2 == 0
-        return FrameAnalysis(
-            index=frame.index,
-            t=frame.t,
-            arrived_at=frame.arrived_at,
-            width=frame.image.shape[1],
-            height=frame.image.shape[0],
-            face=FaceObservation(
-                found=True,
-                yaw_deg=2.0,
-                pitch_deg=0.0,
-                roll_deg=1.0,
-                gaze_on_camera=on_camera,
-                face_width_ratio=0.2,
-            ),
-            pose=PoseObservation(found=True, shoulder_tilt_deg=1.0, head_tilt_deg=1.0, lean=1.0),
-            gesture=GestureObservation(hands_visible=2, activity=0.5),
-            sway=0.02,
-        )
-
-    def close(self) -> None:
-        return None
-
-
-def eye_contact_conditions(
-    analysis: FrameAnalysis, settings: Settings, state: Any
-) -> dict[str, Any]:
-    return {"eye_contact": not analysis.face.gaze_on_camera}
-
-
 async def run_session(
     settings: Settings, face_jpeg: bytes, vlm: FakeVlmServer | None
 ) -> list[dict[str, Any]]:
     hooks = default_hooks(settings)
-    hooks.make_analyzer = lambda _settings: FixedReadingsAnalyzer()
-    hooks.frame_conditions = eye_contact_conditions
-    hooks.make_condition_state = lambda: None
-    hooks.make_voice = None
     loops: list[asyncio.AbstractEventLoop] = []
     critic: VlmCritic | None = None
     if vlm is not None:
@@ -151,20 +106,22 @@ async def test_a_hanging_vlm_leaves_metrics_flowing_with_unchanged_latency(
     hanging = await run_session(settings("hanging"), face_jpeg, vlm=vlm_server)
 
     critiques = [e for e in hanging if e["type"] == "critique"]
-    assert len(critiques) >= 2 and len(vlm_server.requests) == len(critiques)
+    # one request per critique window, plus the report's summary at the end
+    assert len(critiques) >= 2 and len(vlm_server.requests) == len(critiques) + 1
     assert all(c["source"] == "rules" and c["reason"] == "timeout" for c in critiques)
     assert vlm_server.max_in_flight == 1
-    assert any(
-        i["category"] == "gaze" and i["severity"] == "warn" for c in critiques for i in c["items"]
-    )
+    categories = {"gaze", "facial_expression", "gestures", "posture", "movement", "voice"}
+    for c in critiques:
+        assert c["items"] and all(i["category"] in categories for i in c["items"])
+        assert c["t_start"] < c["t_end"]
 
     def latencies(events: list[dict[str, Any]]) -> list[float]:
         return sorted(e["latency_ms"] for e in events if e["type"] == "metrics")
 
     base, hang = latencies(baseline), latencies(hanging)
-    assert len(hang) >= 0.9 * len(base) and len(base) >= 0.8 * SECONDS * FPS
-    # Same distribution within the run-to-run noise of two event loops sharing 2 cores (about
-    # 20 ms on the median, 40 ms on p95 here); a critic that sat on the frame loop (the
-    # client's 1.2 s first-use import did) shows up as hundreds of ms on the tail.
-    assert statistics.median(hang) <= statistics.median(base) + 30.0
-    assert hang[int(0.95 * len(hang))] <= base[int(0.95 * len(base))] + 100.0
+    assert len(hang) >= 0.8 * len(base) and len(base) >= 0.5 * SECONDS * FPS
+    # Same distribution within the run-to-run noise of real MediaPipe on a shared 2-core
+    # machine; a critic that sat on the frame loop (the openai client's 1.2 s first-use import
+    # did) delays a second's worth of frames, which shows on the tail as a second or more.
+    assert statistics.median(hang) <= 1.5 * statistics.median(base) + 30.0
+    assert hang[int(0.95 * len(hang))] <= 2.0 * base[int(0.95 * len(base))] + 150.0

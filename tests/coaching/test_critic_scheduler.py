@@ -45,6 +45,19 @@ def test_select_includes_cue_moments_and_still_covers() -> None:
     assert select_keyframes(coverage, cues, 0) == []
 
 
+def test_select_with_real_distinct_images() -> None:
+    # Each keyframe owns its image, as in a live session (a shared array hid a crash once:
+    # field equality compared numpy images inside `in`).
+    def own(t: float, reason: str = "coverage") -> Keyframe:
+        return Keyframe(t=t, image=np.full((4, 4, 3), int(t), np.uint8), reason=reason)
+
+    # A cue moment is often also a coverage moment: same t, another copy of the image.
+    coverage = [own(13)]
+    cues = [own(9, "cue:eye_contact"), own(13, "cue:posture")]
+    chosen = select_keyframes(coverage, cues, 2)
+    assert [(f.t, f.reason) for f in chosen] == [(9, "cue:eye_contact"), (13, "coverage")]
+
+
 def test_thin_keeps_ends_and_prefers_cue_frames() -> None:
     frames = [frame(t) for t in range(10)] + [frame(4.5, "cue:face_lost")]
     kept = thin_keyframes(frames, 4)

@@ -91,9 +91,13 @@ class SessionClient:
             assert answer.status_code == 202, answer.text
             return answer.json()
 
-    async def get(self, path: str = "", **kw: Any) -> httpx.Response:
+    async def get(
+        self, path: str = "", headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         async with httpx.AsyncClient(base_url=self.base_http, timeout=30) as http:
-            return await http.get(f"/api/sessions/{self.id}{path}", headers=self.auth, **kw)
+            return await http.get(
+                f"/api/sessions/{self.id}{path}", headers={**self.auth, **(headers or {})}, **kw
+            )
 
     async def wait_completed(self, timeout: float = 60.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -83,6 +84,7 @@ class ProcessServer:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{time.monotonic_ns()}.log"
+        self._log: Any = None
 
     @property
     def http(self) -> str:
@@ -102,7 +104,7 @@ class ProcessServer:
             **self.env,
         }
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
+        log = self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -136,6 +138,12 @@ class ProcessServer:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -144,6 +152,8 @@ class ProcessServer:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._close_log()
 
 
 @contextlib.contextmanager

@@ -45,7 +45,9 @@ FailureReason = Literal[
 PROMPTS_DIR = Path(__file__).resolve().parents[3] / "prompts"
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: keyframes are compared by identity; field equality would compare numpy images,
+# which raises ("truth value of an array is ambiguous") inside `in` and `list.remove`.
+@dataclass(frozen=True, slots=True, eq=False)
 class Keyframe:
     t: float  # media seconds
     image: np.ndarray  # BGR uint8, already at most vlm_image_max_side on its longest side

@@ -1,0 +1,671 @@
+"""The final report: the contract's report JSON and a self-contained `report.html`, built from
+the persisted events once the session ends (or is recovered after a crash).
+
+`make_report_input` and `report_json` are pure (events in, dict out); `build_report` is the
+`Hooks.build_report` hook that reads the events, draws the keyframes, asks for a summary and
+writes both files. CPU work (scoring, drawing, JPEG, template) runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from jinja2 import Environment, FileSystemLoader
+
+from app.coaching.keyframes import (
+    Candidate,
+    Keyframe,
+    KeyframePicker,
+    load_candidates,
+    render_keyframe,
+)
+from app.coaching.messages import cue_message
+from app.coaching.scoring import (
+    Scores,
+    TimelineRow,
+    build_timeline,
+    compute_scores,
+    cue_periods,
+)
+from app.config import Settings
+from app.frames import Language
+
+if TYPE_CHECKING:
+    from app.live.manager import SessionManager
+    from app.live.session import LiveSession
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+REPORT_EVENT_TYPES = ("metrics", "cue", "critique", "voice")
+ScoreKey = Literal["eye_contact", "posture", "gestures", "voice"]
+SCORE_KEYS: tuple[ScoreKey, ...] = ("eye_contact", "posture", "gestures", "voice")
+SummarySource = Literal["rules", "vlm"]
+
+# Which cues shade which timeline chart.
+CHART_CUES: dict[str, tuple[str, ...]] = {
+    "eye_contact": ("eye_contact", "face_lost"),
+    "posture": ("posture", "head_tilt", "sway", "too_close", "too_far"),
+    "gesture_activity": ("gesture_none", "gesture_excess"),
+    "voice_level": ("too_quiet", "too_fast", "long_pause", "monotone"),
+}
+
+LABELS: dict[Language, dict[str, str]] = {
+    "en": {
+        "report": "Rehearsal report",
+        "untitled": "Untitled rehearsal",
+        "duration": "Duration",
+        "recovered": "Recovered after a server restart: the end of the rehearsal may be missing.",
+        "scores": "Scores",
+        "eye_contact": "Eye contact",
+        "posture": "Posture",
+        "gestures": "Gestures",
+        "voice": "Voice",
+        "overall": "Overall",
+        "not_measured": "not measured",
+        "def_eye_contact": "Share of the time you looked at the camera.",
+        "def_posture": "How level and steady your shoulders, head and stance were.",
+        "def_gestures": "Share of the time your hands were used naturally.",
+        "def_voice": "Share of the time without a voice cue (too quiet, fast, flat, long pauses).",
+        "def_overall": "The mean of the scores above.",
+        "timeline": "Timeline",
+        "timeline_note": "Shaded: times when a live cue was on.",
+        "gesture_activity": "Gesture activity",
+        "voice_level": "Voice level",
+        "speech_rate": "Pace (pauses shaded)",
+        "syllables_unit": "syll/s",
+        "transcript": "Transcript",
+        "fillers": "Filler words",
+        "no_transcript": "No transcript was made",
+        "no_data": "No data",
+        "keyframes": "Key moments",
+        "best": "Best",
+        "worst": "Needs work",
+        "no_keyframes": "No key moments were captured.",
+        "critiques": "Coach's critiques",
+        "no_critiques": "No critiques for this rehearsal.",
+        "suggestion": "Try",
+        "cues": "Live cues",
+        "no_cues": "No cues were shown: well done.",
+        "cue": "Cue",
+        "times": "Times",
+        "total": "Total",
+        "summary": "Summary",
+        "recording": "Download the recording",
+        "generated": "Generated",
+    },
+    "ko": {
+        "report": "리허설 리포트",
+        "untitled": "제목 없는 리허설",
+        "duration": "길이",
+        "recovered": "서버 재시작 후 복구된 리포트예요. 리허설의 끝부분이 빠졌을 수 있어요.",
+        "scores": "점수",
+        "eye_contact": "시선 처리",
+        "posture": "자세",
+        "gestures": "손동작",
+        "voice": "목소리",
+        "overall": "종합",
+        "not_measured": "측정 안 됨",
+        "def_eye_contact": "카메라(청중)를 바라본 시간의 비율이에요.",
+        "def_posture": "어깨와 고개가 얼마나 바르고 몸이 얼마나 안정적이었는지예요.",
+        "def_gestures": "손을 자연스럽게 사용한 시간의 비율이에요.",
+        "def_voice": "목소리 알림(작음, 빠름, 단조로움, 긴 침묵)이 없던 시간의 비율이에요.",
+        "def_overall": "위 점수들의 평균이에요.",
+        "timeline": "타임라인",
+        "timeline_note": "음영: 실시간 알림이 켜져 있던 구간",
+        "gesture_activity": "손동작 활동량",
+        "voice_level": "목소리 크기",
+        "speech_rate": "말 빠르기 (침묵 구간 음영)",
+        "syllables_unit": "음절/초",
+        "transcript": "말한 내용",
+        "fillers": "군말",
+        "no_transcript": "음성 인식 결과가 없어요",
+        "no_data": "데이터 없음",
+        "keyframes": "주요 장면",
+        "best": "가장 좋은 순간",
+        "worst": "개선이 필요한 순간",
+        "no_keyframes": "포착된 장면이 없어요.",
+        "critiques": "코치의 피드백",
+        "no_critiques": "이번 리허설에는 피드백이 없어요.",
+        "suggestion": "제안",
+        "cues": "실시간 알림",
+        "no_cues": "알림이 한 번도 없었어요. 잘했어요!",
+        "cue": "알림",
+        "times": "횟수",
+        "total": "총 시간",
+        "summary": "요약",
+        "recording": "녹화 영상 내려받기",
+        "generated": "생성 시각",
+    },
+}
+
+TIPS: dict[ScoreKey, dict[Language, str]] = {
+    "eye_contact": {
+        "en": "Next time, put your notes right under the camera and look into the lens at the "
+        "start and end of every key sentence.",
+        "ko": "다음에는 메모를 카메라 바로 아래에 두고, "
+        "핵심 문장의 시작과 끝에서 렌즈를 바라보세요.",
+    },
+    "posture": {
+        "en": "Next time, stand with your weight on both feet, shoulders level, and keep your "
+        "head upright.",
+        "ko": "다음에는 양발에 체중을 고르게 싣고 어깨를 수평으로, 고개를 곧게 세워 보세요.",
+    },
+    "gestures": {
+        "en": "Next time, use open, deliberate hand movements at chest height to underline your "
+        "key points, then let your hands rest.",
+        "ko": "다음에는 가슴 높이에서 펼친 손동작으로 핵심을 강조하고, "
+        "그 뒤에는 손을 편하게 내려 두세요.",
+    },
+    "voice": {
+        "en": "Next time, speak a little louder and slower, and let your pitch rise and fall "
+        "with your message.",
+        "ko": "다음에는 조금 더 크고 천천히 말하고, 내용에 맞춰 억양에 변화를 주세요.",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CueSummary:
+    cue: str
+    count: int
+    seconds: float
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInput:
+    """Everything the report says, before keyframes and the summary. Also what the critic's
+    `summarize(report_input)` receives."""
+
+    session_id: str
+    title: str
+    language: Language
+    duration_s: float
+    recovered: bool
+    scores: Scores
+    timeline: list[TimelineRow]
+    cues: list[dict[str, Any]]
+    critiques: list[dict[str, Any]]
+    cue_summary: list[CueSummary]  # most time first
+    cue_periods: list[tuple[str, float, float]]
+    transcript: dict[str, Any] | None = None  # transcript.json: text, words, fillers, note
+
+
+def make_report_input(
+    *,
+    session_id: str,
+    title: str,
+    language: Language,
+    duration_s: float | None,
+    events: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    recovered: bool = False,
+    transcript: Mapping[str, Any] | None = None,
+) -> ReportInput:
+    """Pure: scores, timeline and cue statistics from the session's events (and the
+    transcript's filler words, when one was made)."""
+    by_type: dict[str, list[dict[str, Any]]] = {t: [] for t in REPORT_EVENT_TYPES}
+    for e in events:
+        bucket = by_type.get(str(e.get("type")))
+        if bucket is not None:
+            bucket.append(dict(e))
+    last_t = max((float(e["t"]) for e in events), default=0.0)
+    duration = float(duration_s) if duration_s is not None and duration_s > 0 else last_t
+    cues, metrics, voice = by_type["cue"], by_type["metrics"], by_type["voice"]
+    periods = cue_periods(cues, duration)
+    totals: dict[str, tuple[int, float]] = {}
+    for cue, start, end in periods:
+        count, seconds = totals.get(cue, (0, 0.0))
+        totals[cue] = (count + 1, seconds + max(0.0, end - start))
+    summary = sorted(
+        (
+            CueSummary(cue, count, round(seconds, 1), _cue_text(cue, language))
+            for cue, (count, seconds) in totals.items()
+        ),
+        key=lambda c: (-c.seconds, -c.count, c.cue),
+    )
+    return ReportInput(
+        session_id=session_id,
+        title=title,
+        language=language,
+        duration_s=round(duration, 3),
+        recovered=recovered,
+        scores=compute_scores(metrics, voice, cues, settings),
+        timeline=build_timeline(
+            metrics,
+            voice,
+            duration,
+            settings,
+            filler_times=[float(f["t"]) for f in (transcript or {}).get("fillers") or ()],
+        ),
+        cues=cues,
+        critiques=by_type["critique"],
+        cue_summary=summary,
+        cue_periods=periods,
+        transcript=dict(transcript) if transcript is not None else None,
+    )
+
+
+def _cue_text(cue: str, language: Language) -> str:
+    try:
+        return cue_message(cue, language)  # type: ignore[arg-type]
+    except KeyError:
+        return cue
+
+
+def format_duration(seconds: float, language: Language) -> str:
+    total = max(0, round(seconds))
+    minutes, secs = divmod(total, 60)
+    if language == "ko":
+        return f"{minutes}분 {secs}초" if minutes else f"{secs}초"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def rules_summary(inp: ReportInput) -> str:
+    """A short paragraph from the scores and cues (used when no critic summarises)."""
+    lang, labels = inp.language, LABELS[inp.language]
+    duration = format_duration(inp.duration_s, lang)
+    scored = [(k, getattr(inp.scores, k)) for k in SCORE_KEYS if getattr(inp.scores, k) is not None]
+    parts: list[str] = []
+    if lang == "ko":
+        parts.append(f"이번 리허설은 {duration} 동안 진행되었어요.")
+    else:
+        parts.append(f"This rehearsal lasted {duration}.")
+    if not scored:
+        parts.append(
+            "점수를 매길 만큼 영상이 충분하지 않았어요. 얼굴과 상체가 화면에 보이도록 해 주세요."
+            if lang == "ko"
+            else "There was not enough video to score it: make sure your face and upper body "
+            "are in view."
+        )
+        return " ".join(parts)
+    best_key, best = max(scored, key=lambda kv: kv[1])
+    worst_key, worst = min(scored, key=lambda kv: kv[1])
+    if lang == "ko":
+        parts.append(f"가장 잘한 부분은 {labels[best_key]}({best}점)이에요.")
+        if worst_key != best_key and worst < 80:
+            parts.append(f"{labels[worst_key]}({worst}점)은 더 연습이 필요해요.")
+    else:
+        parts.append(f"Your strongest area was {labels[best_key].lower()} ({best}/100).")
+        if worst_key != best_key and worst < 80:
+            parts.append(f"{labels[worst_key]} needs the most work ({worst}/100).")
+    if inp.cue_summary:
+        top = inp.cue_summary[0]
+        if lang == "ko":
+            parts.append(
+                f"가장 오래 켜져 있던 알림은 “{top.message}”였어요 "
+                f"({top.count}회, 총 {round(top.seconds)}초)."
+            )
+        else:
+            parts.append(
+                f"The cue that stayed on longest was “{top.message}” "
+                f"({'once' if top.count == 1 else f'{top.count} times'}, "
+                f"{round(top.seconds)} s in total)."
+            )
+    if worst < 80:
+        parts.append(TIPS[worst_key][lang])
+    elif lang == "ko":
+        parts.append("모든 영역에서 좋은 모습이었어요. 이 흐름을 유지하세요!")
+    else:
+        parts.append("Strong work across the board: keep it up.")
+    return " ".join(parts)
+
+
+def report_json(
+    inp: ReportInput,
+    *,
+    keyframes: Sequence[Keyframe],
+    summary: str,
+    summary_source: SummarySource,
+    recording_url: str | None,
+    generated_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The contract's report JSON (plus additive fields: summary_source, recovered, cue_summary,
+    generated_at)."""
+    return {
+        "session_id": inp.session_id,
+        "title": inp.title,
+        "language": inp.language,
+        "duration_s": inp.duration_s,
+        "scores": inp.scores.as_dict(),
+        "timeline": [
+            {
+                "t": r.t,
+                "eye_contact": r.eye_contact,
+                "posture": r.posture,
+                "gesture_activity": r.gesture_activity,
+                "voice_level": r.voice_level,
+                "speech_rate": r.speech_rate,
+                "speaking": r.speaking,
+                "fillers": r.fillers,
+            }
+            for r in inp.timeline
+        ],
+        "cues": inp.cues,
+        "critiques": inp.critiques,
+        "keyframes": [k.as_dict() for k in keyframes],
+        "summary": summary,
+        "summary_source": summary_source,
+        "recording_url": recording_url,
+        "recovered": inp.recovered,
+        "cue_summary": [
+            {"cue": c.cue, "count": c.count, "seconds": c.seconds, "message": c.message}
+            for c in inp.cue_summary
+        ],
+        "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
+        "transcript": transcript_summary(inp.transcript),
+    }
+
+
+def transcript_summary(transcript: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the report says about speech recognition: the text and filler words, or why no
+    transcript was made."""
+    if not transcript or not transcript.get("made"):
+        note = (transcript or {}).get("note") or "no transcript was made"
+        return {"made": False, "note": note, "fillers": []}
+    return {
+        "made": True,
+        "source": transcript.get("source"),
+        "text": transcript.get("text", ""),
+        "fillers": [{"text": f["text"], "t": f["t"]} for f in transcript.get("fillers") or ()],
+        "note": transcript.get("note"),
+    }
+
+
+# --- HTML --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Chart:
+    key: str
+    title: str
+    unit: str
+    width: int
+    height: int
+    plot: tuple[int, int, int, int]  # left, top, right, bottom
+    lines: list[str]  # SVG polyline `points`, one per run of measured seconds
+    dots: list[tuple[float, float]]  # isolated measured seconds (a line needs two points)
+    shades: list[tuple[float, float, str]]  # x, width, cue message (tooltip)
+    x_ticks: list[tuple[float, str]]
+    y_ticks: list[tuple[float, str]]
+    empty: bool
+
+
+CHART_W, CHART_H = 720, 150
+PLOT = (48, 12, CHART_W - 26, CHART_H - 26)
+
+
+def _nice_step(duration: float) -> int:
+    for step in (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800):
+        if duration / step <= 8:
+            return step
+    return 3600
+
+
+def make_chart(
+    key: str,
+    title: str,
+    unit: str,
+    values: Sequence[float | None],
+    y_range: tuple[float, float],
+    periods: Sequence[tuple[str, float, float]],
+    duration: float,
+    language: Language,
+) -> Chart:
+    left, top, right, bottom = PLOT
+    span_t = max(duration, 1.0)
+    y0, y1 = y_range
+
+    def x_of(t: float) -> float:
+        return round(left + (right - left) * min(max(t, 0.0), span_t) / span_t, 1)
+
+    def y_of(v: float) -> float:
+        frac = (min(max(v, y0), y1) - y0) / (y1 - y0)
+        return round(bottom - (bottom - top) * frac, 1)
+
+    lines: list[str] = []
+    dots: list[tuple[float, float]] = []
+    run: list[tuple[float, float]] = []
+    for i, v in enumerate([*values, None]):
+        if v is not None:
+            run.append((x_of(i + 0.5), y_of(v)))
+            continue
+        if len(run) >= 2:
+            lines.append(" ".join(f"{x},{y}" for x, y in run))
+        elif len(run) == 1:
+            dots.append(run[0])
+        run = []
+    wanted = set(CHART_CUES.get(key, ()))
+    shades = [
+        (x_of(start), max(1.0, round(x_of(end) - x_of(start), 1)), _cue_text(cue, language))
+        for cue, start, end in periods
+        if cue in wanted
+    ]
+    step = _nice_step(span_t)
+    x_ticks = [(x_of(t), _clock(t)) for t in range(0, int(span_t) + 1, step)]
+    y_ticks = [(y_of(y0 + (y1 - y0) * f), _fmt_tick(y0 + (y1 - y0) * f)) for f in (0, 0.5, 1)]
+    return Chart(
+        key,
+        title,
+        unit,
+        CHART_W,
+        CHART_H,
+        PLOT,
+        lines,
+        dots,
+        shades,
+        x_ticks,
+        y_ticks,
+        empty=not lines and not dots,
+    )
+
+
+def _clock(t: float) -> str:
+    t = int(t)
+    return f"{t // 60}:{t % 60:02d}"
+
+
+def _fmt_tick(v: float) -> str:
+    return f"{v:.0f}" if abs(v - round(v)) < 1e-6 else f"{v:.1f}"
+
+
+def charts_for(inp: ReportInput) -> list[Chart]:
+    labels = LABELS[inp.language]
+    rows = inp.timeline
+    activity = [r.gesture_activity for r in rows]
+    top_activity = max([3.0, *(a for a in activity if a is not None)])
+    levels = [r.voice_level for r in rows]
+    pace = [r.speech_rate for r in rows]
+    top_pace = max([8.0, *(p for p in pace if p is not None)])
+    specs: list[tuple[str, str, list[float | None], tuple[float, float]]] = [
+        ("eye_contact", "%", [r.eye_contact for r in rows], (0.0, 100.0)),
+        ("posture", "%", [r.posture for r in rows], (0.0, 100.0)),
+        ("gesture_activity", "", activity, (0.0, math.ceil(top_activity))),
+        ("voice_level", "dBFS", levels, (-60.0, 0.0)),
+    ]
+    if any(p is not None for p in pace):
+        # Pace and pauses: syllables a second, with the long-pause cue periods shaded.
+        specs.append(("speech_rate", labels["syllables_unit"], pace, (0.0, math.ceil(top_pace))))
+    return [
+        make_chart(
+            key, labels[key], unit, values, y_range, inp.cue_periods, inp.duration_s, inp.language
+        )
+        for key, unit, values, y_range in specs
+    ]
+
+
+def score_band(score: int | None) -> str:
+    if score is None:
+        return "none"
+    return "good" if score >= 80 else "fair" if score >= 60 else "low"
+
+
+@functools.cache
+def _environment() -> Environment:
+    # Autoescape on for everything: titles, critiques and captions are user or model text.
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["clock"] = _clock
+    return env
+
+
+def render_html(report: Mapping[str, Any], inp: ReportInput) -> str:
+    labels = LABELS[inp.language]
+    scores = report["scores"]
+    cards = [
+        {
+            "key": key,
+            "label": labels[key],
+            "score": scores.get(key),
+            "band": score_band(scores.get(key)),
+            "definition": labels[f"def_{key}"],
+        }
+        for key in (*SCORE_KEYS, "overall")
+    ]
+    return (
+        _environment()
+        .get_template("report.html")
+        .render(
+            r=report,
+            inp=inp,
+            L=labels,
+            lang=inp.language,
+            title=inp.title or labels["untitled"],
+            duration=format_duration(inp.duration_s, inp.language),
+            cards=cards,
+            charts=charts_for(inp),
+            labels_for_category={
+                "eye_contact": labels["eye_contact"],
+                "posture": labels["posture"],
+                "gestures": labels["gestures"],
+            },
+        )
+    )
+
+
+# --- the hook ----------------------------------------------------------------------------------
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report_files(directory: Path, report: Mapping[str, Any], html: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(directory / "report.json", json.dumps(report, ensure_ascii=False))
+    _atomic_write_text(directory / "report.html", html)
+
+
+def render_keyframes(
+    candidates: Sequence[Candidate], language: Language, font_path: str | None
+) -> list[Keyframe]:
+    return [render_keyframe(c, language, font_path) for c in candidates]
+
+
+def _picker_of(session: LiveSession | None) -> KeyframePicker | None:
+    if session is None:
+        return None
+    return next((o for o in session.observers if isinstance(o, KeyframePicker)), None)
+
+
+async def _summary(
+    session: LiveSession | None, inp: ReportInput, settings: Settings
+) -> tuple[str, SummarySource]:
+    """The critic's summary when this session has a critic (seam for the critic issue), else
+    the rules summary. A failing or slow critic falls back to the rules."""
+    critic = session.critic if session is not None else None
+    if critic is not None and hasattr(critic, "summarize"):
+        try:
+            # CritiqueScheduler.summarize: the VLM's summary within its deadline, else its rules
+            # summary (which also draws on the critiques). Our own bound on top, in case.
+            text, source = await asyncio.wait_for(
+                critic.summarize(duration_s=inp.duration_s, scores=inp.scores.as_dict()),
+                timeout=settings.vlm_timeout_s + 5,
+            )
+            if isinstance(text, str) and text.strip():
+                return text.strip(), "vlm" if source == "vlm" else "rules"
+        except Exception:
+            log.warning("critic summary failed; using the rules summary", exc_info=True)
+    return rules_summary(inp), "rules"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def build_report(
+    manager: SessionManager, session_id: str, *, session: LiveSession | None
+) -> None:
+    """`Hooks.build_report`: write `report.json` and `report.html` into the session directory.
+
+    Called after the session's events are flushed (`session` is the live object) or from crash
+    recovery (`session` is None: keyframes come from the picker's persisted candidates).
+    Raises on failure; the manager marks the session failed with the reason.
+    """
+    settings = manager.settings
+    row = await manager.repo.get_session(session_id)
+    if row is None:
+        raise LookupError(f"no session row for {session_id}")
+    events = await manager.repo.list_events(session_id, types=REPORT_EVENT_TYPES)
+    directory = manager.session_dir(session_id)
+    transcript = await asyncio.to_thread(_read_json, directory / "transcript.json")
+    language: Language = "ko" if row.language == "ko" else "en"
+    inp = await asyncio.to_thread(
+        make_report_input,
+        session_id=session_id,
+        title=row.title,
+        language=language,
+        duration_s=row.duration_s,
+        events=events,
+        settings=settings,
+        recovered=bool(row.recovered),
+        transcript=transcript,
+    )
+    picker = _picker_of(session)
+    keyframe_dir = directory / "keyframes"
+    if picker is not None:
+        await picker.aclose()
+        candidates = picker.candidates()
+    else:
+        candidates = await asyncio.to_thread(load_candidates, keyframe_dir)
+    keyframes = await asyncio.to_thread(
+        render_keyframes, candidates, language, settings.report_font_path
+    )
+    summary, source = await _summary(session, inp, settings)
+    recording_url = f"/api/sessions/{session_id}/recording.webm" if row.has_recording else None
+    report = report_json(
+        inp,
+        keyframes=keyframes,
+        summary=summary,
+        summary_source=source,
+        recording_url=recording_url,
+    )
+    html = await asyncio.to_thread(render_html, report, inp)
+    await asyncio.to_thread(write_report_files, directory, report, html)
+    # The report embeds the keyframes; the crash-safety copies are no longer needed.
+    await asyncio.to_thread(shutil.rmtree, keyframe_dir, True)
+
+
+def keyframe_picker_for(session: LiveSession) -> KeyframePicker:
+    """`Hooks.frame_observers` factory: one picker per session, persisting next to its files."""
+    return KeyframePicker(
+        session.settings, session.settings.sessions_dir / session.id / "keyframes"
+    )

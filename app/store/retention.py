@@ -1,0 +1,72 @@
+"""Deleting finished sessions: on request (`DELETE /api/sessions/{id}`) and when they expire
+(`Settings.retention_days`, swept every `retention_sweep_s` by a task the lifespan starts)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from app.store.files import LocalArtefactStore
+
+if TYPE_CHECKING:
+    from app.live.manager import SessionManager
+
+log = logging.getLogger(__name__)
+
+FINISHED_STATES = ("completed", "failed")
+
+
+def artefact_store(manager: SessionManager) -> LocalArtefactStore:
+    return LocalArtefactStore(manager.settings.sessions_dir)
+
+
+async def delete_session(manager: SessionManager, session_id: str) -> None:
+    """Remove a finished session's files, then its rows (files first: a row without files is
+    harmless, files without a row would never be found again)."""
+    store = artefact_store(manager)
+    await asyncio.to_thread(store.delete_session_files, session_id)
+    await manager.repo.delete_session(session_id)
+    log.info("session deleted", extra={"session_id": session_id})
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def sweep_expired(manager: SessionManager, now: datetime | None = None) -> list[str]:
+    """Delete live-coaching sessions that finished more than `retention_days` ago. Returns the
+    deleted ids. Sessions still in this process, or not finished, are never touched."""
+    days = manager.settings.retention_days
+    if days <= 0:
+        return []
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(days=days)
+    deleted: list[str] = []
+    for row in await manager.repo.sessions_ended_before(cutoff):
+        if row.kind != "live" or row.state not in FINISHED_STATES or row.id in manager.sessions:
+            continue
+        finished = _aware(row.ended_at or row.created_at)
+        if finished >= cutoff:
+            continue
+        try:
+            await delete_session(manager, row.id)
+        except Exception:
+            log.exception("retention: could not delete", extra={"session_id": row.id})
+            continue
+        deleted.append(row.id)
+    if deleted:
+        log.info("retention: deleted %d expired sessions", len(deleted))
+    return deleted
+
+
+async def retention_loop(manager: SessionManager) -> None:
+    """Sweep at start and then every `retention_sweep_s`; a failed sweep waits for the next."""
+    while True:
+        try:
+            await sweep_expired(manager)
+        except Exception:
+            log.exception("retention sweep failed")
+        await asyncio.sleep(max(1.0, manager.settings.retention_sweep_s))

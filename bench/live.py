@@ -1,0 +1,187 @@
+"""Live-loop benchmark: N concurrent WebSocket sessions streaming the labelled clip at 15 fps.
+
+Runs the server as a subprocess (so its CPU and RSS are its own) and reports, per N:
+per-stage analysis medians (decode, face, pose, gesture, cues), frame arrival -> metrics event
+latency p50/p95, analysed fps per session, dropped frames, server CPU and RSS per session.
+
+    .venv/bin/python -m bench.live --sessions 1,2,4,8 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip  # noqa: E402
+from tests.support.client import SessionClient  # noqa: E402
+from tests.support.rtc_client import FaceThenEmptyTrack, RtcClient  # noqa: E402
+from tests.support.server import ProcessServer  # noqa: E402
+
+CLIP = (
+    Segment("frontal", 4.0),
+    Segment("rotated", 3.0, roll_deg=20.0),
+    Segment("turned", 3.0, turn=0.35),
+    Segment("frontal", 3.0, scale=1.3),
+    Segment("empty", 2.0),
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def run_session(
+    srv: ProcessServer, jpegs: list[bytes], fps: float, seconds: float
+) -> dict[str, Any]:
+    client = await SessionClient.create(srv.http, srv.ws, language="en", title="bench")
+    await client.connect()
+    start = time.monotonic()
+    n = int(seconds * fps)
+    for i in range(n):
+        delay = start + i / fps - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await client.send_frame(jpegs[i % len(jpegs)])
+    info = (await client.get()).json()
+    await client.end()
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=300)
+    await client.close()
+    return {"info": info, "metrics": client.of_type("metrics"), "sent": n}
+
+
+async def run_rtc_session(srv: ProcessServer, seconds: float) -> dict[str, Any]:
+    """One WebRTC session: aiortc sends a real face at 30 fps (VP8 over RTP) for `seconds`."""
+    client = await RtcClient.create(srv.http, language="en", title="bench")
+    await client.connect(video=FaceThenEmptyTrack())
+    await client.wait_for(lambda e: e["type"] == "metrics", timeout=60)
+    await asyncio.sleep(seconds)  # the camera plays for this long
+    info = await client.get()
+    sent = client.video.sent if client.video is not None else 0
+    await client.end()
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=300)
+    await client.close()
+    return {"info": info, "metrics": client.of_type("metrics"), "sent": sent}
+
+
+async def run(
+    n_sessions: int, seconds: float, fps: float, env: dict[str, str], transport: str = "ws"
+) -> dict[str, Any]:
+    frames = labelled_clip(fps, CLIP)
+    jpegs = [encode_jpeg(f.image) for f in frames]
+    with tempfile.TemporaryDirectory() as tmp:
+        srv = ProcessServer(Path(tmp) / "data", {"COACH_LOG_LEVEL": "WARNING", **env}).start()
+        try:
+            proc = psutil.Process(srv.proc.pid)  # type: ignore[union-attr]
+            rss_idle = proc.memory_info().rss
+            cpu0 = proc.cpu_times()
+            wall0 = time.monotonic()
+            rss_samples: list[int] = []
+
+            async def sample_rss() -> None:
+                while True:
+                    rss_samples.append(proc.memory_info().rss)
+                    await asyncio.sleep(1.0)
+
+            sampler = asyncio.create_task(sample_rss())
+            if transport == "rtc":
+                sessions = [run_rtc_session(srv, seconds) for _ in range(n_sessions)]
+            else:
+                sessions = [run_session(srv, jpegs, fps, seconds) for _ in range(n_sessions)]
+            results = await asyncio.gather(*sessions)
+            sampler.cancel()
+            cpu1 = proc.cpu_times()
+            wall = time.monotonic() - wall0
+        finally:
+            srv.stop()
+    metrics = [m for r in results for m in r["metrics"]]
+    stages: dict[str, list[float]] = {}
+    for m in metrics:
+        for stage, ms in (m.get("analysis_ms") or {}).items():
+            stages.setdefault(stage, []).append(ms)
+    latencies = [m["latency_ms"] for m in metrics]
+    analysed_fps = [r["info"]["frames_analyzed"] / seconds for r in results]
+    dropped = [r["info"]["frames_dropped"] for r in results]
+    cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    rss_peak = max(rss_samples) if rss_samples else rss_idle
+    half = len(rss_samples) // 2
+    drift_mb = (
+        (statistics.median(rss_samples[half:]) - statistics.median(rss_samples[:half])) / 1e6
+        if half >= 2
+        else float("nan")
+    )
+    return {
+        "transport": transport,
+        "sessions": n_sessions,
+        "seconds": seconds,
+        "stage_median_ms": {k: round(statistics.median(v), 2) for k, v in sorted(stages.items())},
+        "latency_p50_ms": round(percentile(latencies, 50), 1),
+        "latency_p95_ms": round(percentile(latencies, 95), 1),
+        "analysed_fps_per_session": round(statistics.median(analysed_fps), 2),
+        "analysed_fps_min": round(min(analysed_fps), 2),
+        "dropped_per_session": round(statistics.median(dropped)),
+        "cpu_share_per_session": round(cpu_s / wall / n_sessions, 3),
+        "rss_per_session_mb": round((rss_peak - rss_idle) / 1e6 / n_sessions, 1),
+        "rss_peak_mb": round(rss_peak / 1e6, 1),
+        "rss_drift_mb": round(drift_mb, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", default="1,2,4,8")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
+    parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument(
+        "--transport",
+        choices=("ws", "rtc"),
+        default="ws",
+        help="ws: JPEG frames over the WebSocket; rtc: an aiortc peer (VP8 over RTP, 30 fps)",
+    )
+    args = parser.parse_args()
+    env = dict(kv.split("=", 1) for kv in args.env)
+    rows = []
+    for n in (int(x) for x in args.sessions.split(",")):
+        row = asyncio.run(run(n, args.seconds, args.fps, env, args.transport))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print()
+    print(
+        "| transport | N | decode | face | pose | gesture | cues | latency p50 / p95 ms "
+        "| analysed fps/session (min) | dropped/session | CPU/session | RSS/session MB "
+        "| RSS drift MB |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        s = r["stage_median_ms"]
+        print(
+            f"| {r['transport']} | {r['sessions']} | {s.get('decode', '-')} | {s.get('face', '-')} "
+            f"| {s.get('pose', '-')} "
+            f"| {s.get('gesture', '-')} | {s.get('cues', '-')} | {r['latency_p50_ms']} / "
+            f"{r['latency_p95_ms']} | {r['analysed_fps_per_session']} ({r['analysed_fps_min']}) "
+            f"| {r['dropped_per_session']} | {r['cpu_share_per_session']:.0%} | "
+            f"{r['rss_per_session_mb']} | {r['rss_drift_mb']} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

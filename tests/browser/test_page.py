@@ -1,0 +1,356 @@
+"""The rehearsal page in a real browser: Debian's Chromium driven by Playwright, a fake camera
+playing a clip of the labelled fixture (a real face, then an empty frame, then the face again),
+a fake microphone, a real server. Run for both transports; the page is served under the strict
+Content-Security-Policy the hardening issue adds, and any violation fails the test."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Route,
+    WebSocketRoute,
+    expect,
+    sync_playwright,
+)
+
+from app.config import Settings
+from tests.support.server import ThreadServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CLIP_FPS = 15
+STRICT_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "connect-src 'self' ws: wss:; style-src 'self'"
+)
+
+
+def write_y4m(path: Path, frames: list[Any], fps: int) -> None:
+    """Frames (640x480 BGR) as a YUV4MPEG2 file, Chromium's fake-camera input."""
+    import cv2
+
+    height, width = frames[0].shape[:2]
+    cache: dict[int, bytes] = {}  # the fixture shares one array across a static segment
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for image in frames:
+            planes = cache.get(id(image))
+            if planes is None:
+                planes = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).tobytes()
+                cache[id(image)] = planes
+            out.write(b"FRAME\n")
+            out.write(planes)
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.clips import Segment, labelled_clip
+
+    # Face, then an empty room long enough for `face_lost` (held 1.5 s) to turn on, then the
+    # face again. Chromium loops the file.
+    clip = labelled_clip(
+        fps=CLIP_FPS,
+        segments=[Segment("frontal", 5.0), Segment("empty", 5.0), Segment("frontal", 4.0)],
+    )
+    path = tmp_path_factory.mktemp("camera") / "presenter.y4m"
+    write_y4m(path, [frame.image for frame in clip], CLIP_FPS)
+    return path
+
+
+def chromium_args(camera: Path | None, *, allow_media: bool = True) -> list[str]:
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-device-for-media-stream",  # camera from the file below, a beeping microphone
+    ]
+    args.append("--use-fake-ui-for-media-stream" if allow_media else "--deny-permission-prompts")
+    if camera is not None:
+        args.append(f"--use-file-for-fake-video-capture={camera}")
+    return args
+
+
+def launch(playwright: Any, args: list[str]) -> Browser:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is needed: apt-get install -y chromium fonts-noto-cjk")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+
+
+class StrictCsp:
+    """Pure ASGI middleware: the page's own files carry the hardening issue's CSP. The API's
+    answers are left alone: report.html is a self-contained document with its own inline CSS,
+    which needs a policy of its own."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_csp(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"content-security-policy", STRICT_CSP.encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_csp)
+
+
+@pytest.fixture
+def csp_server(settings: Settings) -> Iterator[ThreadServer]:
+    srv = ThreadServer(settings)
+    srv.app.add_middleware(StrictCsp)
+    with srv:
+        yield srv
+
+
+class PageProblems:
+    """Console errors, CSP violations and uncaught exceptions seen by a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.messages: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.messages.append(f"pageerror: {exc}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        text = message.text
+        if message.type == "error" or "Content Security Policy" in text:
+            self.messages.append(f"console.{message.type}: {text}")
+
+    def unexpected(self) -> list[str]:
+        # A 409 from the report while it is being written is expected: the page retries.
+        return [m for m in self.messages if "status of 409" not in m]
+
+
+def fetch(server: ThreadServer, href: str) -> httpx.Response:
+    response = httpx.get(server.http + href, timeout=30)
+    assert response.status_code == 200, (href, response.status_code, response.text[:300])
+    return response
+
+
+def save_screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+@pytest.mark.parametrize("transport", ["webrtc", "ws"])
+def test_rehearsal_in_a_real_browser(
+    csp_server: ThreadServer, camera_clip: Path, transport: str
+) -> None:
+    query = "?lang=en" + ("&transport=ws" if transport == "ws" else "")
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(camera_clip))
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            problems = PageProblems(page)
+            page.goto(csp_server.http + "/" + query)
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+
+            # Start by keyboard alone: type the title, Tab to the button, Enter.
+            page.locator("#title").fill("Series A pitch")
+            page.locator("#start-button").focus()
+            page.keyboard.press("Enter")
+            expect(page.locator("body")).to_have_attribute("data-screen", "live")
+            expect(page.locator("body")).to_have_attribute("data-transport", transport)
+            if transport == "ws":
+                # Forced, so no fallback notice: the badge says which transport is used.
+                expect(page.locator("#transport-badge")).to_have_text("Connected over WebSocket")
+            else:
+                expect(page.locator("#notice-banner")).to_be_hidden()
+
+            # Metrics arrive and drive the overlay, the counters and the chart.
+            # (Locator assertions, not wait_for_function: the strict CSP forbids its eval.)
+            expect(page.locator("body")).to_have_attribute(
+                "data-metrics", re.compile(r"^([5-9]|\d{2,})$"), timeout=30_000
+            )
+            expect(page.locator("#latency")).to_have_text(re.compile(r"^\d+ ms$"))
+            expect(page.locator("#eye-indicator")).to_have_attribute(
+                "data-state", "on", timeout=30_000
+            )
+
+            # The clip's empty segment: the face_lost cue shows as a badge and is announced.
+            badge = page.locator('.cue-badge[data-cue="face_lost"]')
+            expect(badge).to_be_visible(timeout=40_000)
+            expect(badge.locator(".cue-name")).to_have_text("Face out of view")
+            expect(page.locator("#cue-announcer")).not_to_be_empty()
+            save_screenshot(page, f"page-live-{transport}.png")
+
+            # ... and fades once the face is back.
+            expect(badge).to_have_count(0, timeout=30_000)
+            expect(page.locator("#eye-indicator")).to_have_attribute(
+                "data-state", "on", timeout=30_000
+            )
+            save_screenshot(page, f"page-live-face-{transport}.png")
+
+            page.locator("#end-button").focus()
+            page.keyboard.press("Enter")
+            expect(page.locator("body")).to_have_attribute("data-screen", "end")
+            expect(page.locator("#downloads")).to_be_visible(timeout=90_000)
+            expect(page.locator("#end-state")).to_have_attribute("data-state", "completed")
+
+            # The embedded report loaded in the page.
+            report_frame = page.frame_locator("#report-frame")
+            expect(report_frame.locator("body")).to_contain_text("Series A pitch", timeout=15_000)
+            save_screenshot(page, f"page-end-{transport}.png")
+
+            recording_href = page.locator("#download-recording").get_attribute("href")
+            report_href = page.locator("#open-report").get_attribute("href")
+            json_href = page.locator("#download-json").get_attribute("href")
+            assert recording_href and report_href and json_href
+
+            recording = fetch(csp_server, recording_href)
+            with av.open(io.BytesIO(recording.content)) as container:
+                assert container.streams.video[0].codec_context.name == "vp9"
+                # The fake microphone's beeps reached the server (WebRTC track or AUD1 PCM).
+                assert [a.codec_context.name for a in container.streams.audio] == ["opus"]
+            report_html = fetch(csp_server, report_href)
+            assert report_html.headers["content-type"].startswith("text/html")
+            assert "Series A pitch" in report_html.text
+            report = json.loads(fetch(csp_server, json_href).text)
+            assert report["title"] == "Series A pitch"
+            assert any(c["cue"] == "face_lost" for c in report["cues"])
+
+            assert problems.unexpected() == []
+        finally:
+            browser.close()
+
+
+def test_camera_refused_is_explained_in_korean(csp_server: ThreadServer) -> None:
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(None, allow_media=False))
+        try:
+            page = browser.new_page()
+            page.goto(csp_server.http + "/?lang=ko")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            expect(page.locator("#start-button")).to_have_text("리허설 시작")
+            page.locator("#start-button").click()
+            expect(page.locator("#error-text")).to_contain_text("카메라 또는 마이크 권한이 차단")
+            expect(page.locator("body")).to_have_attribute("data-screen", "start")
+            save_screenshot(page, "page-start-camera-refused-ko.png")
+            # Switching language re-renders the message too.
+            page.locator('input[name="language"][value="en"]').check()
+            expect(page.locator("#error-text")).to_contain_text("camera or microphone was blocked")
+            # Refused before any session was created.
+            assert csp_server.manager.sessions == {}
+        finally:
+            browser.close()
+
+
+def test_server_unreachable_is_explained(csp_server: ThreadServer, camera_clip: Path) -> None:
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(camera_clip))
+        try:
+            page = browser.new_page()
+            page.goto(csp_server.http + "/?lang=en")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            page.route("**/api/sessions", lambda route: route.abort("connectionrefused"))
+            page.locator("#start-button").click()
+            expect(page.locator("#error-text")).to_contain_text("cannot be reached")
+            expect(page.locator("#start-button")).to_be_enabled()
+        finally:
+            browser.close()
+
+
+def test_expired_session_is_explained(csp_server: ThreadServer, camera_clip: Path) -> None:
+    """A session whose token the server refuses (expired, deleted): the socket closes with
+    1008 and the page says what happened, in the chosen language."""
+
+    def stale_token(route: Route) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        body["token"] = "stale-" + body["token"]
+        body["ws_url"] = body["ws_url"].split("?")[0] + "?token=" + body["token"]
+        route.fulfill(response=answer, json=body)
+
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(camera_clip))
+        try:
+            page = browser.new_page()
+            page.goto(csp_server.http + "/?lang=ko&transport=ws")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            page.route("**/api/sessions", stale_token)
+            page.locator("#start-button").click()
+            expect(page.locator("#error-text")).to_contain_text("세션이 만료되었거나")
+            expect(page.locator("body")).to_have_attribute("data-screen", "start")
+        finally:
+            browser.close()
+
+
+def test_server_text_is_shown_as_text_never_html(
+    csp_server: ThreadServer, camera_clip: Path
+) -> None:
+    """Critiques carry model output: the page must render it as text. A critique with markup
+    is slipped into the real event stream (WebSocket transport)."""
+    hostile = '<img src=x id=injected onerror="document.title=1">Slow down'
+    injected: list[bool] = []
+
+    def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            ws.send(message)
+            if injected or not isinstance(message, str) or '"metrics"' not in message:
+                return
+            injected.append(True)
+            critique = {
+                "type": "critique",
+                "session_id": "x",
+                "seq": 10_000,
+                "t": 9.0,
+                "source": "vlm",
+                "t_start": 0.0,
+                "t_end": 9.0,
+                "items": [
+                    {
+                        "category": "voice",
+                        "observation": hostile,
+                        "suggestion": "Pause <b>between</b> points.",
+                        "severity": "warn",
+                        "frame_t": 4.0,
+                    }
+                ],
+            }
+            ws.send(json.dumps(critique))
+
+        server.on_message(to_page)
+
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(camera_clip))
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            page.route_web_socket(re.compile(r"/ws/sessions/"), relay)
+            page.goto(csp_server.http + "/?lang=en&transport=ws")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            page.locator("#start-button").click()
+            item = page.locator("#critique-feed .critique-item")
+            expect(item).to_have_count(1, timeout=30_000)
+            expect(item.locator(".critique-observation")).to_have_text(hostile)
+            expect(item.locator(".critique-suggestion")).to_have_text(
+                "Try: Pause <b>between</b> points."
+            )
+            expect(page.locator("#injected")).to_have_count(0)
+            expect(page.locator("#critique-feed b")).to_have_count(0)
+            expect(page.locator("#feed-empty")).to_be_hidden()
+            save_screenshot(page, "page-live-critique.png")
+        finally:
+            browser.close()
