@@ -28,6 +28,7 @@ from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
 from app.store.repository import EventWriter, SessionRepository
 from app.store.retention import retention_loop
+from app.upload.report import upload_report_builder
 from app.upload.service import UploadService
 from app.wiring import default_hooks, make_upload_critic, upload_stages
 
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
             jobs=jobs,
             stages=upload_stages(services.hooks),
             make_critic=make_upload_critic,
-            report_builder=None,  # seam: the report module builds the live report from events
+            report_builder=upload_report_builder(settings),
         )
         await uploads.start()
         app.state.uploads = uploads

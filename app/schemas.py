@@ -121,3 +121,4 @@ class UploadFeedback(BaseModel):
     duration_s: float | None
     report_url: str | None
     recording_url: str | None
+    report_html_url: str | None = None

@@ -9,6 +9,7 @@ from typing import Any
 from app.analysis.transcribe import Transcriber, load_vosk_model, make_transcriber, vosk_model_path
 from app.analysis.voice import VoiceAnalyzer, voice_conditions
 from app.coaching.critic import Critic, CritiqueScheduler, RulesCritic, build_critic
+from app.coaching.keyframes import KeyframePicker
 from app.coaching.report import build_report, keyframe_picker_for
 from app.config import Settings
 from app.live.manager import Hooks
@@ -50,6 +51,8 @@ def upload_stages(hooks: Hooks) -> AnalysisStages:
         make_analyzer=hooks.make_analyzer,
         frame_conditions=hooks.frame_conditions,
         make_condition_state=hooks.make_condition_state,
+        # no directory: nothing to persist, a crashed upload is analysed again from its file
+        make_keyframe_picker=lambda settings: KeyframePicker(settings, None),
     )
 
 

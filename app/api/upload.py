@@ -1,7 +1,6 @@
 """The original Pitching engine's upload flow (paths and shapes fixed by its front end).
 
-Every path answers with and without its trailing slash, without a redirect: both forms are
-registered on the router.
+Every path answers with and without its trailing slash, without a redirect.
 """
 
 from __future__ import annotations
@@ -48,13 +47,17 @@ async def receive_video(
     return UploadAccepted(video_id=video_id, message=text)
 
 
-@both_forms("GET", "/video-send-feedback/{video_id}/", response_model=UploadFeedback)
+# `{video_id:path}` takes the rest of the path, so the optional trailing slash and anything
+# malformed (`../x`, an encoded slash) reach the handler and get the service's 404, rather than
+# falling through to another route.
+@router.get("/video-send-feedback/{video_id:path}", response_model=UploadFeedback)
 async def video_send_feedback(video_id: str, uploads: UploadsDep) -> dict[str, Any]:
-    return await uploads.feedback(video_id)
+    return await uploads.feedback(video_id.removesuffix("/"))
 
 
-@both_forms("DELETE", "/delete_files/{video_id}/", response_model=UploadDeleted)
+@router.delete("/delete_files/{video_id:path}", response_model=UploadDeleted)
 async def delete_files(video_id: str, uploads: UploadsDep) -> UploadDeleted:
+    video_id = video_id.removesuffix("/")
     text = await uploads.delete(video_id)
     return UploadDeleted(video_id=video_id, message=text)
 
@@ -69,3 +72,9 @@ async def upload_recording(video_id: str, uploads: UploadsDep) -> FileResponse:
 async def upload_report(video_id: str, uploads: UploadsDep) -> FileResponse:
     path = await uploads.artefact(video_id, "report")
     return FileResponse(path, media_type="application/json")
+
+
+@both_forms("GET", "/report/{video_id}/html/", response_class=FileResponse)
+async def upload_report_html(video_id: str, uploads: UploadsDep) -> FileResponse:
+    path = await uploads.artefact(video_id, "report_html")
+    return FileResponse(path, media_type="text/html; charset=utf-8")

@@ -70,6 +70,7 @@ class ScanResult:
     moments: list[Moment]
     transitions: list[CueTransition]
     analyses: list[FrameAnalysis]  # one per analysed frame, landmarks dropped
+    keyframe_candidates: list[Any]  # the report's best/worst frame per category
     recording: RecordingResult | None
     analysis_s: float
 
@@ -81,6 +82,9 @@ class AnalysisStages:
     make_analyzer: Callable[[Settings], Any]
     frame_conditions: Callable[..., Mapping[CueName, bool | None]]
     make_condition_state: Callable[[], Any]
+    # -> a frame observer with `observe(analysis, image)` and `candidates()` (the report's
+    # keyframe picker); None: the report has no keyframes
+    make_keyframe_picker: Callable[[Settings], Any] | None = None
 
 
 def fit_within(
@@ -298,6 +302,9 @@ def scan_video(
     analyses: list[FrameAnalysis] = []
     analyzer: Any = None
     condition_state = stages.make_condition_state()
+    picker_for_report = (
+        stages.make_keyframe_picker(settings) if stages.make_keyframe_picker is not None else None
+    )
     recorder: _Recorder | None = None
     frames_decoded = frames_analyzed = 0
     t0: float | None = None
@@ -364,6 +371,8 @@ def scan_video(
                         transitions=changed,
                         active=cues.active(),
                     )
+                    if picker_for_report is not None:
+                        picker_for_report.observe(analysis, image)
                     analyses.append(_lean(analysis))
                     if duration_hint_s > 0:
                         fraction = min(1.0, t / duration_hint_s)
@@ -397,6 +406,7 @@ def scan_video(
         moments=picker.pick(),
         transitions=transitions,
         analyses=analyses,
+        keyframe_candidates=picker_for_report.candidates() if picker_for_report is not None else [],
         recording=recording,
         analysis_s=round(time.perf_counter() - started, 3),
     )

@@ -151,11 +151,11 @@ def window_metrics(analyses: Sequence[FrameAnalysis]) -> dict[str, float | None]
 
     faces = [a.face for a in analyses if a.face.found]
     gaze_known = [f.gaze_on_camera for f in faces if f.gaze_on_camera is not None]
-    head_tilts = [
-        abs(a.pose.head_tilt_deg if a.pose.head_tilt_deg is not None else a.face.roll_deg)
-        for a in analyses
-        if a.pose.head_tilt_deg is not None or a.face.roll_deg is not None
+    # FaceMesh's eye line first, the ears without a face (as the conditions do)
+    rolls = [
+        a.face.roll_deg if a.face.roll_deg is not None else a.pose.head_tilt_deg for a in analyses
     ]
+    head_tilts = [abs(r) for r in rolls if r is not None]
     sways = [a.sway for a in analyses if a.sway is not None]
     return {
         "frames": float(len(analyses)),

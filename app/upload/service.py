@@ -46,6 +46,11 @@ SOURCE_NAME = "source"
 RECORDING_NAME = "recording.webm"
 RESULT_NAME = "result.json"
 REPORT_NAME = "report.json"
+ARTEFACT_NAMES = {
+    "recording": RECORDING_NAME,
+    "report": REPORT_NAME,
+    "report_html": "report.html",
+}
 # Shares of the progress bar: the single decode pass is most of the work.
 SCAN_SHARE, CRITIC_SHARE = 85.0, 10.0
 
@@ -95,12 +100,14 @@ class UploadReportInput:
     duration_s: float
     events: list[dict[str, Any]]  # cue, metrics and critique events, contract shape, seq order
     moments: list[Moment]
+    keyframe_candidates: list[Any]  # app.coaching.keyframes.Candidate
+    recording_url: str | None
     recording_path: Path | None
     upload_dir: Path
 
 
-# report_builder(input) -> report JSON (the live session's report shape); None: no report.
-ReportBuilder = Callable[[UploadReportInput], Awaitable[dict[str, Any]]]
+# report_builder(input) -> writes report.json/report.html into input.upload_dir; None: none.
+ReportBuilder = Callable[[UploadReportInput], Awaitable[None]]
 
 
 @dataclass
@@ -227,13 +234,13 @@ class UploadService:
         the upload, else the row and, when done, `result.json`."""
         progress = self._progress.get(video_id)
         if progress is not None and VIDEO_ID_RE.fullmatch(video_id):
-            language = self._languages.get(video_id, "ko")
+            running_language = self._languages.get(video_id, "ko")
             return {
                 "video_id": video_id,
                 "feedbacks": [],
                 "problem": "processing",
                 "progress": round(progress, 1),
-                "message": message("processing", language, progress=int(progress)),
+                "message": message("processing", running_language, progress=int(progress)),
                 "duration_s": None,
                 "report_url": None,
                 "recording_url": None,
@@ -270,12 +277,15 @@ class UploadService:
             answer["recording_url"] = f"/api/video/recording/{video_id}"
         if row.has_report:
             answer["report_url"] = f"/api/video/report/{video_id}"
+            answer["report_html_url"] = f"/api/video/report/{video_id}/html"
         return answer
 
-    async def artefact(self, video_id: str, which: Literal["recording", "report"]) -> Path:
+    async def artefact(
+        self, video_id: str, which: Literal["recording", "report", "report_html"]
+    ) -> Path:
         row, folder = await self._upload_row(video_id)
         ready = row.has_recording if which == "recording" else row.has_report
-        path = folder / (RECORDING_NAME if which == "recording" else REPORT_NAME)
+        path = folder / ARTEFACT_NAMES[which]
         if not ready or not path.is_file():
             raise CoachError(f"{which}_not_ready", f"The {which} is not ready.", status_code=409)
         return path
@@ -482,7 +492,7 @@ class UploadService:
     ) -> bool:
         if self.report_builder is None:
             return False
-        report = await self.report_builder(
+        await self.report_builder(
             UploadReportInput(
                 video_id=row.id,
                 title=row.title,
@@ -490,11 +500,12 @@ class UploadService:
                 duration_s=scan.duration_s,
                 events=events,
                 moments=scan.moments,
+                keyframe_candidates=scan.keyframe_candidates,
+                recording_url=f"/api/video/recording/{row.id}" if scan.recording else None,
                 recording_path=scan.recording.path if scan.recording is not None else None,
                 upload_dir=folder,
             )
         )
-        await asyncio.to_thread(_write_json, folder / REPORT_NAME, report)
         return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +16,6 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.fixtures.clips import Segment
 from tests.fixtures.videos import (
     TILT_SEGMENTS,
     tilted_segment_span,
@@ -125,6 +125,21 @@ async def test_upload_analyses_a_labelled_clip(
                 assert codecs["audio"] == "opus"
             frames = sum(1 for _ in container.decode(video=0))
         assert frames >= 140  # 10 s at 15 fps
+
+        # the same report as a live session, reachable from the feedback answer
+        assert done["report_url"] == f"/api/video/report/{video_id}"
+        report = (await http.get(done["report_url"])).json()
+        assert set(report) >= {"session_id", "title", "language", "duration_s", "scores",
+                               "timeline", "cues", "critiques", "keyframes", "summary",
+                               "recording_url"}
+        assert report["session_id"] == video_id and report["language"] == "ko"
+        assert report["recording_url"] == done["recording_url"]
+        assert abs(report["duration_s"] - 10.0) < 0.5
+        assert len(report["timeline"]) >= 9
+        assert any(c["cue"] == "head_tilt" and c["state"] == "on" for c in report["cues"])
+        assert report["keyframes"] and report["critiques"]
+        page = await http.get(done["report_html_url"])
+        assert page.status_code == 200 and page.text.lstrip().lower().startswith("<!doctype html")
 
 
 async def test_older_front_end_field_and_both_path_forms(
@@ -282,13 +297,11 @@ async def test_an_unfinished_upload_is_resumed_after_a_restart(
     with ThreadServer(settings) as server:
         async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
             video_id = (await upload(http, clips["mp4"])).json()["video_id"]
-    # The server stopped mid-analysis (or before it began): the row is still `processing`.
+    # The server stopped mid-analysis: the row is still `processing`.
+    with sqlite3.connect(settings.data_dir / "coach.db") as db:
+        (state,) = db.execute("SELECT state FROM sessions WHERE id = ?", (video_id,)).fetchone()
+    assert state == "processing"
     with ThreadServer(settings) as server:
         async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
             done = await wait_done(http, video_id)
             assert done["problem"] == "success"
-
-
-def test_the_segments_have_a_tilt() -> None:
-    assert any(s.kind == "rotated" and abs(s.roll_deg) >= 20 for s in TILT_SEGMENTS)
-    assert isinstance(TILT_SEGMENTS[0], Segment)
