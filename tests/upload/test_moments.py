@@ -1,0 +1,95 @@
+"""The moment picker alone, with synthetic analyses: on-transitions and worst frames,
+de-duplicated and capped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.coaching.cues import CueEngine
+from app.frames import (
+    CueName,
+    FaceObservation,
+    FrameAnalysis,
+    GestureObservation,
+    PoseObservation,
+)
+from app.upload.analyze import MomentPicker, fit_within
+from app.upload.feedback import FEEDBACK_KEYS, format_timestamp, table_text
+
+IMAGE = np.zeros((4, 4, 3), np.uint8)
+
+
+def analysis(t: float) -> FrameAnalysis:
+    return FrameAnalysis(
+        index=int(t * 5),
+        t=t,
+        arrived_at=0.0,
+        width=4,
+        height=4,
+        face=FaceObservation(True),
+        pose=PoseObservation(False),
+        gesture=GestureObservation(0, None),
+    )
+
+
+def run(
+    picker: MomentPicker, flagged_at: dict[CueName, list[tuple[float, float]]], end: float
+) -> None:
+    cues = CueEngine(1.5)
+    t = 0.0
+    while t <= end:
+        conditions: dict[CueName, bool | None] = {
+            cue: any(a <= t < b for a, b in spans) for cue, spans in flagged_at.items()
+        }
+        changed = cues.update(t, conditions)
+        picker.observe(
+            t=t,
+            frame_index=int(t * 5),
+            image=IMAGE,
+            analysis=analysis(t),
+            flagged=conditions,
+            transitions=changed,
+            active=cues.active(),
+        )
+        t = round(t + 0.2, 3)
+
+
+def test_one_episode_gives_one_card_inside_it() -> None:
+    picker = MomentPicker(max_moments=10, min_gap_s=3.0)
+    run(picker, {"head_tilt": [(3.0, 7.0)], "eye_contact": []}, end=10.0)
+    moments = picker.pick()
+    assert len(moments) == 1  # the on-transition and the episode's worst frame are one card
+    assert 3.0 <= moments[0].t < 7.0 and moments[0].cues == ("head_tilt",)
+
+
+def test_worst_frame_has_most_cues_and_cap_holds() -> None:
+    picker = MomentPicker(max_moments=2, min_gap_s=2.0)
+    spans = {
+        "head_tilt": [(1.0, 20.0)],
+        "eye_contact": [(10.0, 12.0), (30.0, 33.0), (50.0, 53.0)],
+        "posture": [(10.5, 11.5)],
+    }
+    run(picker, spans, end=60.0)
+    moments = picker.pick()
+    assert len(moments) == 2
+    assert [m.t for m in moments] == sorted(m.t for m in moments)
+    # the frame where three cues were flagged at once ranks first
+    assert any({"head_tilt", "eye_contact", "posture"} <= set(m.cues) for m in moments)
+
+
+def test_nothing_flagged_nothing_picked() -> None:
+    picker = MomentPicker(max_moments=5, min_gap_s=2.0)
+    run(picker, {"head_tilt": []}, end=10.0)
+    assert picker.pick() == []
+
+
+def test_helpers() -> None:
+    assert fit_within(1920, 1080, 640, 640) == (640, 360)
+    assert fit_within(641, 481, 640, 640, even=True) == (640, 480)
+    assert fit_within(320, 240, 640, 640) == (320, 240)
+    assert format_timestamp(0.4) == "0m 0s" and format_timestamp(125.9) == "2m 5s"
+    text = table_text(["head_tilt", "posture", "eye_contact"], "ko")
+    assert set(text) == set(FEEDBACK_KEYS)
+    assert "고개" in text["posture_body"]["improvement"]
+    assert "어깨" in text["posture_body"]["improvement"]
+    assert text["movement"]["improvement"] and text["gaze_processing"]["recommendations"]
