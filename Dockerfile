@@ -11,7 +11,9 @@ RUN apt-get update \
 WORKDIR /srv
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN pip install .
+# EXTRAS="[scale]" adds PostgreSQL, Redis and Celery (docker-compose.yml does).
+ARG EXTRAS=""
+RUN pip install ".${EXTRAS}"
 COPY static ./static
 COPY prompts ./prompts
 

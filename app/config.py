@@ -195,8 +195,20 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)  # default: same origin only
 
     # --- scale-out -----------------------------------------------------------------------
+    # docs/scale-out.md. Without redis_url: in-memory bus, no ownership (one machine).
     redis_url: str | None = None
     jobs: Literal["inprocess", "celery"] = "inprocess"
+    replica_id: str | None = None  # default: hostname plus a random suffix per start
+    redis_prefix: str = "coach:"  # every key this app writes starts with it
+    redis_stream_maxlen: int = 10_000  # events kept per session stream (MAXLEN ~)
+    redis_outbox: int = 10_000  # events waiting for Redis before the oldest are dropped
+    owner_ttl_s: float = 10.0  # a dead replica's sessions are taken over after this
+    owner_refresh_s: float = 2.0  # heartbeat of the ownership keys
+    takeover_check_s: float = 2.0  # how often a replica looks for orphaned live sessions
+    # Load shedding: refuse new sessions (503 `overloaded`) while the CPU, averaged over 5 s,
+    # is above this. None: off (the embedded default; max_concurrent_sessions still applies).
+    shed_cpu_percent: float | None = None
+    shed_retry_after_s: int = 15
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +20,8 @@ from app.api import health, sessions, upload, webrtc, ws
 from app.config import Settings
 from app.errors import CoachError
 from app.jobs import InProcessJobRunner
-from app.live.bus import InMemoryEventBus
+from app.live.cluster import make_replica_id, start_cluster
+from app.live.load import LoadMonitor
 from app.live.manager import Hooks, Services, SessionManager
 from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
@@ -48,18 +47,24 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         await repo.init()
         writer = EventWriter(repo)
         writer.start()
+        replica_id = make_replica_id(settings)
+        cluster = await start_cluster(settings, replica_id)
+        load = LoadMonitor(settings.shed_cpu_percent, retry_after_s=settings.shed_retry_after_s)
+        load.start()
         services = Services(
             settings=settings,
             repo=repo,
             writer=writer,
-            bus=InMemoryEventBus(),
+            bus=cluster.bus,
             decode_executor=ThreadPoolExecutor(2, thread_name_prefix="decode"),
             analysis_executor=ThreadPoolExecutor(
                 settings.analysis_threads, thread_name_prefix="analysis"
             ),
             audio_executor=ThreadPoolExecutor(1, thread_name_prefix="audio"),
             hooks=hooks or default_hooks(settings),
-            replica_id=f"{socket.gethostname()}-{secrets.token_hex(4)}",
+            replica_id=replica_id,
+            ownership=cluster.ownership,
+            load=load,
         )
         manager = SessionManager(services)
         rtc_peers = RtcPeers(settings, services.bus)
@@ -82,6 +87,8 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         await uploads.start()
         app.state.uploads = uploads
         manager.spawn(retention_loop(manager), "retention")
+        if cluster.ownership is not None:
+            manager.spawn(manager.watch_orphans(), "watch-orphans")
         log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
         try:
             yield
@@ -93,6 +100,8 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
             # out on the data channel); whatever is left goes now.
             await rtc_peers.close_all()
             await writer.close()
+            await load.aclose()
+            await cluster.aclose()
             for executor in (
                 services.decode_executor,
                 services.analysis_executor,

@@ -32,6 +32,7 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_NOT_FOUND = 4404
 CLOSE_SLOW_CONSUMER = 4408
+CLOSE_OWNED_ELSEWHERE = 4409
 
 
 @router.websocket("/ws/sessions/{session_id}")
@@ -54,9 +55,24 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         return
 
     session = manager.sessions.get(row.id)
-    if session is None and row.state == "created":
-        session = await manager.live_session(row)
+    owner: str | None = None
+    try:
+        if session is None and row.state == "created":
+            session = await manager.live_session(row)
+    except CoachError as exc:
+        if exc.code != "session_owned_elsewhere":
+            raise
+        owner = exc.extra.get("owner") or ""
+    if session is None and row.state == "live" and manager.services.ownership is not None:
+        owner = await manager.services.ownership.owner(row.id) or ""
     subscription = manager.services.bus.subscribe(row.id, manager.settings.ws_send_queue)
+    if owner is not None:
+        # Another replica holds the media: this socket listens to the bus only.
+        try:
+            await _listen_elsewhere(websocket, manager, row.id, subscription, after_seq, owner)
+        finally:
+            subscription.close()
+        return
     try:
         last_seq = after_seq
         if after_seq or session is None:
@@ -106,6 +122,67 @@ async def _pump(
         await _close(websocket, CLOSE_SLOW_CONSUMER, "slow_consumer")
     elif sender in done and not receiver.done():
         await _close(websocket, 1000, "session_closed")
+
+
+async def _listen_elsewhere(
+    websocket: WebSocket,
+    manager: SessionManager,
+    session_id: str,
+    subscription: Subscription,
+    after_seq: int,
+    owner: str,
+) -> None:
+    """Events of a session whose media another replica (`owner`) holds: the persisted ones
+    after `after_seq`, then live from the bus until the session completes or fails. Media or
+    `end` sent here is refused with close code 4409 `session_owned_elsewhere` naming the owner
+    (a balancer with session affinity never sends it here)."""
+    last_seq = after_seq
+    for event in await manager.repo.list_events(session_id, after_seq=after_seq):
+        await websocket.send_text(json.dumps(event, ensure_ascii=False))
+        last_seq = event["seq"]
+        if _is_final(event):
+            await _close(websocket, 1000, event["state"])
+            return
+
+    async def send() -> None:
+        while True:
+            event = await subscription.get()
+            if event is None:
+                return
+            if event["seq"] <= last_seq:
+                continue
+            await websocket.send_text(json.dumps(event, ensure_ascii=False))
+            if _is_final(event):
+                return
+
+    async def receive() -> str | None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            text = message.get("text")
+            if text is not None and '"ping"' in text:
+                await websocket.send_text(json.dumps({"type": "pong"}))
+            elif message.get("bytes") is not None or text is not None:
+                return "refuse"
+
+    sender = asyncio.create_task(send(), name=f"{session_id}:ws-send-remote")
+    receiver = asyncio.create_task(receive(), name=f"{session_id}:ws-recv-remote")
+    done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if receiver in done and not receiver.cancelled() and receiver.exception() is None:
+        if receiver.result() == "refuse":
+            reason = json.dumps({"code": "session_owned_elsewhere", "owner": owner[:80]})
+            await _close(websocket, CLOSE_OWNED_ELSEWHERE, reason)
+        return
+    await _close(websocket, 1000, "session_closed")
+
+
+def _is_final(event: dict[str, Any]) -> bool:
+    return event.get("type") == "state" and event.get("state") in ("completed", "failed")
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

@@ -1,7 +1,9 @@
 """The event bus: fan-out of a session's events to its live listeners (WebSocket, data channel).
 
-In-memory by default. Each subscription has a bounded queue; a listener that stops reading is
-cut off (`overflowed`) instead of slowing the session or growing memory.
+In-memory by default; `app.live.redis_bus.RedisEventBus` carries events between replicas. Each
+subscription has a bounded queue; a listener that stops reading is cut off (`overflowed`)
+instead of slowing the session or growing memory. A subscription delivers each `seq` once and
+in order, so a bus that can see an event twice (Redis after a reconnect) stays exact.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ class Subscription:
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
         self.closed = False
+        self.last_seq = 0
 
     def offer(self, event: dict[str, Any]) -> None:
         if self.closed:
             return
+        seq = event.get("seq")
+        if isinstance(seq, int):
+            if seq <= self.last_seq:
+                return  # seen already (a replayed or re-read event)
+            self.last_seq = seq
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -50,9 +58,14 @@ class Subscription:
 
 
 class EventBus(Protocol):
-    def publish(self, session_id: str, event: dict[str, Any]) -> None: ...
+    def publish(self, session_id: str, event: dict[str, Any]) -> None:
+        """Hand one event to every listener of the session. Never blocks the caller."""
+        ...
+
     def subscribe(self, session_id: str, maxsize: int = 256) -> Subscription: ...
+    def listeners(self, session_id: str) -> int: ...
     def close_session(self, session_id: str) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class InMemoryEventBus:
@@ -74,6 +87,10 @@ class InMemoryEventBus:
     def close_session(self, session_id: str) -> None:
         for sub in list(self._subs.get(session_id, ())):
             sub.close()
+
+    async def aclose(self) -> None:
+        for session_id in list(self._subs):
+            self.close_session(session_id)
 
     def _remove(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.session_id)

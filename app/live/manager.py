@@ -15,16 +15,20 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
 from app.errors import CoachError, not_found
 from app.frames import Language
-from app.live.bus import InMemoryEventBus
+from app.live.bus import EventBus
+from app.live.load import LoadMonitor
 from app.live.session import FrameObserver, LiveSession
 from app.observability import CoachMetrics
 from app.store.db import SessionRow
 from app.store.repository import EventWriter, SessionRepository
+
+if TYPE_CHECKING:
+    from app.live.ownership import SessionOwnership
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ class Services:
     settings: Settings
     repo: SessionRepository
     writer: EventWriter
-    bus: InMemoryEventBus
+    bus: EventBus
     decode_executor: Executor
     analysis_executor: Executor
     audio_executor: Executor
@@ -72,6 +76,9 @@ class Services:
     replica_id: str
     metrics: CoachMetrics = field(default_factory=CoachMetrics)
     request_end: Callable[[str, str], object] = lambda _id, _reason: None
+    # scale-out (app/live/cluster.py): None when this is the only replica
+    ownership: SessionOwnership | None = None
+    load: LoadMonitor | None = None
 
 
 class SessionManager:
@@ -118,6 +125,8 @@ class SessionManager:
         self, *, title: str, language: Language, critique_interval_s: float | None, client: str
     ) -> tuple[LiveSession, str, datetime]:
         self.check_create_rate(client)
+        if self.services.load is not None:
+            self.services.load.check()
         live = sum(1 for s in self.sessions.values() if s.state in ACTIVE_STATES)
         if live >= self.settings.max_concurrent_sessions:
             raise CoachError(
@@ -148,8 +157,11 @@ class SessionManager:
         )
         await self.repo.create_session(row)
         session = self._session_from_row(row)
-        self.sessions[session_id] = session
-        session.prewarm()
+        if self.services.ownership is None:
+            self.sessions[session_id] = session
+            session.prewarm()
+        # With replicas, the one that receives the first media owns the session (a balancer
+        # routes by session id, not to whoever created it): `live_session` claims it there.
         log.info("session created", extra={"session_id": session_id})
         return session, token, row.created_at
 
@@ -190,11 +202,26 @@ class SessionManager:
         if session is not None:
             return session
         if row.state != "created":
+            await self._refuse_if_owned_elsewhere(row.id)
             raise CoachError("session_not_live", f"The session is {row.state}.", status_code=409)
+        if self.services.ownership is not None:
+            await self.services.ownership.require(row.id)
+            session = self.sessions.get(row.id)  # claimed while we waited
+            if session is not None:
+                return session
         session = self._session_from_row(row, await self.repo.max_seq(row.id))
         self.sessions[row.id] = session
         session.prewarm()
         return session
+
+    async def _refuse_if_owned_elsewhere(self, session_id: str) -> None:
+        ownership = self.services.ownership
+        if ownership is not None:
+            owner = await ownership.owner(session_id)
+            if owner is not None and owner != ownership.replica_id:
+                from app.live.ownership import owned_elsewhere
+
+                raise owned_elsewhere(session_id, owner)
 
     # --- ending --------------------------------------------------------------------------
     def request_end(self, session_id: str, reason: str = "ended") -> str:
@@ -268,6 +295,8 @@ class SessionManager:
             self.services.bus.close_session(session.id)
             self.sessions.pop(session.id, None)
             self._finalizing.pop(session.id, None)
+            if self.services.ownership is not None:
+                await self.services.ownership.release(session.id)
             session.finalized.set()
 
     async def _store_transcript(self, session: LiveSession) -> None:
@@ -292,10 +321,35 @@ class SessionManager:
         """Sessions a killed process left `live` or `finalizing`: recover what was recorded and
         finalise them; `completed` with `recovered: true`, or `failed` with a reason."""
         rows = await self.repo.sessions_in_states(("live", "finalizing"))
+        ownership = self.services.ownership
         for row in rows:
             if row.id in self.sessions:
                 continue
-            await self._recover(row)
+            if ownership is None:
+                await self._recover(row)
+                continue
+            # Another replica's session: only once its owner key has expired (the owner died)
+            # and this replica wins the claim.
+            if await ownership.owner(row.id) is not None:
+                continue
+            if await ownership.claim(row.id) != ownership.replica_id:
+                continue
+            try:
+                fresh = await self.repo.get_session(row.id)
+                if fresh is not None and fresh.state in ("live", "finalizing"):
+                    log.info("taking over an orphaned session", extra={"session_id": row.id})
+                    await self._recover(fresh)
+            finally:
+                await ownership.release(row.id)
+
+    async def watch_orphans(self) -> None:
+        """With replicas: take over sessions whose owner died, every `takeover_check_s`."""
+        while True:
+            await asyncio.sleep(self.settings.takeover_check_s)
+            try:
+                await self.recover_orphans()
+            except Exception:
+                log.exception("orphan check failed")
 
     async def _recover(self, row: SessionRow) -> None:
         hooks = self.services.hooks
@@ -324,28 +378,30 @@ class SessionManager:
             if hooks.build_report is not None:
                 await hooks.build_report(self, session_id, session=None)
             now_t = round(max(duration, last_t), 3)
-            await self.repo.add_events(
-                [
-                    {
-                        "type": "report_ready",
-                        "session_id": session_id,
-                        "seq": seq + 1,
-                        "t": now_t,
-                        **artefact_urls(session_id),
-                    },
-                    {
-                        "type": "state",
-                        "session_id": session_id,
-                        "seq": seq + 2,
-                        "t": now_t,
-                        "state": "completed",
-                        "recovered": True,
-                    },
-                ]
-            )
+            closing_events: list[dict[str, Any]] = [
+                {
+                    "type": "report_ready",
+                    "session_id": session_id,
+                    "seq": seq + 1,
+                    "t": now_t,
+                    **artefact_urls(session_id),
+                },
+                {
+                    "type": "state",
+                    "session_id": session_id,
+                    "seq": seq + 2,
+                    "t": now_t,
+                    "state": "completed",
+                    "recovered": True,
+                },
+            ]
+            await self.repo.add_events(closing_events)
             await self.repo.update_session(
                 session_id, state="completed", has_report=hooks.build_report is not None
             )
+            # Listeners on other replicas (watching the dead owner's session) hear the end.
+            for closing in closing_events:
+                self.services.bus.publish(session_id, closing)
             log.info("recovered session", extra={"session_id": session_id})
         except Exception as exc:
             log.exception("recovery failed", extra={"session_id": session_id})

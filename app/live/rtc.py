@@ -36,7 +36,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from app.config import Settings
 from app.frames import AudioChunk
-from app.live.bus import InMemoryEventBus, Subscription
+from app.live.bus import EventBus, Subscription
 from app.live.session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ class RtcPeers:
     """The registry of this process's peers, owned by the app state: answers offers, closes
     peers when their connection or session ends, and closes all of them on shutdown."""
 
-    def __init__(self, settings: Settings, bus: InMemoryEventBus) -> None:
+    def __init__(self, settings: Settings, bus: EventBus) -> None:
         self.settings = settings
         self.bus = bus
         self.ice = IceConfig.from_settings(settings)

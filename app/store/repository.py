@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.db import EventRow, SessionRow, create_schema, make_engine, make_sessionmaker
+from app.store.db import EventRow, SessionRow, make_engine, make_sessionmaker
+from app.store.migrate import upgrade_head
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,8 @@ class SessionRepository:
         self._sessionmaker = make_sessionmaker(self.engine)
 
     async def init(self) -> None:
-        await create_schema(self.engine)
+        """Migrate the schema to head (Alembic); idempotent, safe for replicas starting at once."""
+        await upgrade_head(self.url)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -1,0 +1,56 @@
+"""Raw per-frame condition of each video cue: True = the problem is present now, False = not,
+None = cannot be measured on this frame. The cue engine adds hysteresis on top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.frames import VIDEO_CUES, CueName, FrameAnalysis
+
+
+@dataclass(slots=True)
+class ConditionState:
+    """The little memory `gesture_none` needs: when the hands last moved. One per session,
+    owned by the caller and updated by `frame_conditions`."""
+
+    still_since: float | None = None  # media time the hands became (or were first seen) still
+
+
+def frame_conditions(
+    a: FrameAnalysis, settings: Settings, state: ConditionState
+) -> dict[CueName, bool | None]:
+    face, pose, gesture = a.face, a.pose, a.gesture
+    out: dict[CueName, bool | None] = dict.fromkeys(VIDEO_CUES)
+
+    out["face_lost"] = not face.found
+    if face.found:
+        if face.gaze_on_camera is not None:
+            out["eye_contact"] = not face.gaze_on_camera
+        if face.face_width_ratio is not None:
+            out["too_close"] = face.face_width_ratio > settings.too_close_face_ratio
+            out["too_far"] = face.face_width_ratio < settings.too_far_face_ratio
+
+    # FaceMesh's eye line is the sharper head-tilt measure; the ears stand in without a face.
+    roll = face.roll_deg if face.found and face.roll_deg is not None else pose.head_tilt_deg
+    if roll is not None:
+        out["head_tilt"] = abs(roll) > settings.head_tilt_max_deg
+
+    if pose.found and pose.shoulder_tilt_deg is not None:
+        out["posture"] = abs(pose.shoulder_tilt_deg) > settings.shoulder_tilt_max_deg
+
+    if gesture.activity is None:
+        state.still_since = None
+    else:
+        out["gesture_excess"] = gesture.activity > settings.gesture_excess_activity
+        if gesture.activity >= settings.gesture_min_activity:
+            state.still_since = None
+            out["gesture_none"] = False
+        else:
+            if state.still_since is None:
+                state.still_since = a.t
+            out["gesture_none"] = a.t - state.still_since >= settings.gesture_none_after_s
+
+    if a.sway is not None:
+        out["sway"] = a.sway > settings.sway_max
+    return out

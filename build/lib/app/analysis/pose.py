@@ -1,0 +1,140 @@
+"""Pose and posture: MediaPipe Pose (model_complexity=1) -> `PoseObservation`.
+
+Shoulder tilt and head tilt come from landmark pairs; lean is the shoulder width relative to a
+slow running baseline of this session (leaning toward the camera widens the shoulders), so it
+needs no calibration step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from app.config import Settings
+from app.frames import PoseObservation
+
+# MediaPipe Pose landmark indices; "left"/"right" are the presenter's own.
+NOSE = 0
+LEFT_EAR, RIGHT_EAR = 7, 8
+LEFT_SHOULDER, RIGHT_SHOULDER = 11, 12
+LEFT_WRIST, RIGHT_WRIST = 15, 16
+MIN_VISIBILITY = 0.5
+
+
+def shoulder_tilt_deg(left: tuple[float, float], right: tuple[float, float]) -> float:
+    """+ = the presenter's right shoulder (image left) is lower. Points in pixels (x, y down)."""
+    return math.degrees(math.atan2(right[1] - left[1], left[0] - right[0]))
+
+
+def head_tilt_from_ears_deg(left_ear: tuple[float, float], right_ear: tuple[float, float]) -> float:
+    """+ = head tilted clockwise in the image (the ear on image right drops)."""
+    return math.degrees(math.atan2(left_ear[1] - right_ear[1], left_ear[0] - right_ear[0]))
+
+
+class LeanBaseline:
+    """Running baseline of shoulder width (fraction of frame width): an exponential average
+    with time constant `tau_s`, so a presenter who steps back slowly re-baselines while a lean
+    of a few seconds shows."""
+
+    def __init__(self, tau_s: float) -> None:
+        self._tau_s = tau_s
+        self._baseline: float | None = None
+        self._last_t: float | None = None
+
+    def update(self, t: float, shoulder_width: float) -> float:
+        """Feed a measurement; returns width / baseline (1.0 = as usual, > 1 leaning in)."""
+        if self._baseline is None or self._last_t is None:
+            self._baseline = shoulder_width
+        else:
+            dt = max(0.0, t - self._last_t)
+            alpha = 1.0 - math.exp(-dt / self._tau_s) if self._tau_s > 0 else 1.0
+            # The ratio is taken against the baseline before this sample joins it.
+            ratio = shoulder_width / self._baseline
+            self._baseline += alpha * (shoulder_width - self._baseline)
+            self._last_t = t
+            return ratio
+        self._last_t = t
+        return 1.0
+
+
+def pose_observation_from_landmarks(
+    points: np.ndarray,
+    visibility: np.ndarray,
+    width: int,
+    height: int,
+    t: float,
+    baseline: LeanBaseline,
+) -> PoseObservation:
+    """From Pose landmarks in pixel units (N x 2) and their visibilities."""
+
+    def seen(i: int) -> bool:
+        return bool(visibility[i] >= MIN_VISIBILITY)
+
+    def xy(i: int) -> tuple[float, float]:
+        return float(points[i, 0]), float(points[i, 1])
+
+    def normalised(i: int) -> tuple[float, float] | None:
+        return (float(points[i, 0]) / width, float(points[i, 1]) / height) if seen(i) else None
+
+    tilt = lean = center = None
+    if seen(LEFT_SHOULDER) and seen(RIGHT_SHOULDER):
+        left, right = xy(LEFT_SHOULDER), xy(RIGHT_SHOULDER)
+        tilt = shoulder_tilt_deg(left, right)
+        shoulder_width = math.dist(left, right) / width
+        if shoulder_width > 1e-3:
+            lean = baseline.update(t, shoulder_width)
+        center = ((left[0] + right[0]) / 2 / width, (left[1] + right[1]) / 2 / height)
+    head_tilt = None
+    if seen(LEFT_EAR) and seen(RIGHT_EAR):
+        head_tilt = head_tilt_from_ears_deg(xy(LEFT_EAR), xy(RIGHT_EAR))
+    return PoseObservation(
+        found=True,
+        shoulder_tilt_deg=tilt,
+        head_tilt_deg=head_tilt,
+        lean=lean,
+        shoulder_center=center,
+        wrists=(normalised(LEFT_WRIST), normalised(RIGHT_WRIST)),
+        landmarks=points.astype(np.float32),
+    )
+
+
+def _landmarks_to_arrays(landmarks: Any, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    lms = landmarks.landmark
+    points = np.array([(lm.x * width, lm.y * height) for lm in lms], dtype=np.float64)
+    visibility = np.array([lm.visibility for lm in lms], dtype=np.float64)
+    return points, visibility
+
+
+class PoseAnalyzer:
+    """One Pose graph plus this session's lean baseline. One call at a time, in time order."""
+
+    def __init__(self, settings: Settings, *, static_images: bool = False) -> None:
+        import mediapipe as mp
+
+        self._pose = mp.solutions.pose.Pose(
+            static_image_mode=static_images,
+            model_complexity=1,  # the only complexity whose model ships in the wheel
+            smooth_landmarks=True,
+            enable_segmentation=False,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
+        self._baseline = LeanBaseline(settings.lean_baseline_s)
+
+    def analyze(self, rgb: np.ndarray, t: float) -> PoseObservation:
+        height, width = rgb.shape[:2]
+        result = self._pose.process(rgb)
+        if result.pose_landmarks is None:
+            return PoseObservation(found=False)
+        points, visibility = _landmarks_to_arrays(result.pose_landmarks, width, height)
+        if not (visibility[[LEFT_SHOULDER, RIGHT_SHOULDER, NOSE]] >= MIN_VISIBILITY).any():
+            return PoseObservation(found=False)
+        return pose_observation_from_landmarks(points, visibility, width, height, t, self._baseline)
+
+    def warm_up(self, rgb: np.ndarray) -> None:
+        self._pose.process(rgb)
+
+    def close(self) -> None:
+        self._pose.close()

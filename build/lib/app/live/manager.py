@@ -1,0 +1,426 @@
+"""The session registry of this process: creation, authorisation, ending and finalising, recovery
+after a crash, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.config import Settings
+from app.errors import CoachError, not_found
+from app.frames import Language
+from app.live.bus import EventBus
+from app.live.load import LoadMonitor
+from app.live.session import FrameObserver, LiveSession
+from app.observability import CoachMetrics
+from app.store.db import SessionRow
+from app.store.repository import EventWriter, SessionRepository
+
+if TYPE_CHECKING:
+    from app.live.ownership import SessionOwnership
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STATES = ("created", "live", "finalizing")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(18)  # 144 bits
+
+
+@dataclass
+class Hooks:
+    """The stages a session is built from. Wired once in `app.wiring`; tests may swap one."""
+
+    make_analyzer: Callable[[Settings], Any]
+    frame_conditions: Callable[..., Any]
+    make_condition_state: Callable[[], Any]
+    make_recorder: Callable[[LiveSession], Any] | None = None
+    make_critic: Callable[[LiveSession], Any] | None = None
+    make_voice: Callable[[LiveSession], Any] | None = None
+    voice_conditions: Callable[..., Any] | None = None
+    frame_observers: list[Callable[[LiveSession], FrameObserver]] = field(default_factory=list)
+    # finalize(session_or_row, manager) -> None: writes the report; raises on failure
+    build_report: Callable[..., Any] | None = None
+    # recover(session_dir, settings) -> recording result or None (crash recovery)
+    recover_recording: Callable[[Path, Settings], Any] | None = None
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    repo: SessionRepository
+    writer: EventWriter
+    bus: EventBus
+    decode_executor: Executor
+    analysis_executor: Executor
+    audio_executor: Executor
+    hooks: Hooks
+    replica_id: str
+    metrics: CoachMetrics = field(default_factory=CoachMetrics)
+    request_end: Callable[[str, str], object] = lambda _id, _reason: None
+    # scale-out (app/live/cluster.py): None when this is the only replica
+    ownership: SessionOwnership | None = None
+    load: LoadMonitor | None = None
+
+
+class SessionManager:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.repo = services.repo
+        self.sessions: dict[str, LiveSession] = {}
+        self._finalizing: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._create_times: dict[str, list[float]] = {}
+        self.end_to_ready_s: list[float] = []
+        services.request_end = self.request_end
+        services.metrics.bind_gauges(
+            live=lambda: len(self.sessions),
+            recorder_depth=lambda: sum(
+                s.recorder.queue_depth for s in self.sessions.values() if s.recorder is not None
+            ),
+        )
+
+    # --- files ---------------------------------------------------------------------------
+    def session_dir(self, session_id: str) -> Path:
+        return self.settings.sessions_dir / session_id
+
+    # --- create / authorise --------------------------------------------------------------
+    def check_create_rate(self, client: str) -> None:
+        now = time.monotonic()
+        recent = [t for t in self._create_times.get(client, []) if now - t < 60.0]
+        if len(recent) >= self.settings.session_create_per_minute:
+            raise CoachError(
+                "rate_limited",
+                "Too many sessions created from this address; try again in a minute.",
+                status_code=429,
+                headers={"Retry-After": "60"},
+            )
+        recent.append(now)
+        self._create_times[client] = recent
+        if len(self._create_times) > 10_000:  # bound the table itself
+            self._create_times = {
+                k: v for k, v in self._create_times.items() if v and now - v[-1] < 60
+            }
+
+    async def create(
+        self, *, title: str, language: Language, critique_interval_s: float | None, client: str
+    ) -> tuple[LiveSession, str, datetime]:
+        self.check_create_rate(client)
+        if self.services.load is not None:
+            self.services.load.check()
+        live = sum(1 for s in self.sessions.values() if s.state in ACTIVE_STATES)
+        if live >= self.settings.max_concurrent_sessions:
+            raise CoachError(
+                "too_many_sessions",
+                "This server is at its limit of live sessions; try again shortly.",
+                status_code=503,
+                headers={"Retry-After": "30"},
+            )
+        free_mb = shutil.disk_usage(self.settings.data_dir).free / 1e6
+        if free_mb < self.settings.min_free_disk_mb:
+            raise CoachError(
+                "disk_full",
+                "The server is low on disk space and cannot record a new session.",
+                status_code=503,
+                headers={"Retry-After": "300"},
+            )
+        session_id, token = new_session_id(), secrets.token_urlsafe(32)
+        interval = critique_interval_s or self.settings.critique_interval_s
+        row = SessionRow(
+            id=session_id,
+            token_hash=hash_token(token),
+            title=title,
+            language=language,
+            critique_interval_s=interval,
+            state="created",
+            created_at=datetime.now(UTC),
+            extra={},
+        )
+        await self.repo.create_session(row)
+        session = self._session_from_row(row)
+        if self.services.ownership is None:
+            self.sessions[session_id] = session
+            session.prewarm()
+        # With replicas, the one that receives the first media owns the session (a balancer
+        # routes by session id, not to whoever created it): `live_session` claims it there.
+        log.info("session created", extra={"session_id": session_id})
+        return session, token, row.created_at
+
+    def _session_from_row(self, row: SessionRow, seq: int = 0) -> LiveSession:
+        return LiveSession(
+            session_id=row.id,
+            title=row.title,
+            language=row.language,  # type: ignore[arg-type]
+            critique_interval_s=row.critique_interval_s,
+            services=self.services,
+            state=row.state,  # type: ignore[arg-type]
+            seq=seq,
+        )
+
+    async def authorize(self, session_id: str, token: str | None) -> SessionRow:
+        """The session's row if `token` is its token. 401 without a token, 403 for a wrong one,
+        404 for an unknown id (checked in that order only after the id exists, so a wrong token
+        cannot tell an attacker more than a missing id would)."""
+        if len(session_id) > 64:
+            raise not_found()
+        row = await self.repo.get_session(session_id)
+        if row is None:
+            raise not_found()
+        if not token:
+            raise CoachError(
+                "token_missing",
+                "This call needs the session token (Authorization: Bearer <token> or ?token=).",
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not hmac.compare_digest(hash_token(token), row.token_hash):
+            raise CoachError("token_invalid", "The session token is not valid.", status_code=403)
+        return row
+
+    async def live_session(self, row: SessionRow) -> LiveSession:
+        """The in-memory session for a row that still takes media (created or live)."""
+        session = self.sessions.get(row.id)
+        if session is not None:
+            return session
+        if row.state != "created":
+            await self._refuse_if_owned_elsewhere(row.id)
+            raise CoachError("session_not_live", f"The session is {row.state}.", status_code=409)
+        if self.services.ownership is not None:
+            await self.services.ownership.require(row.id)
+            session = self.sessions.get(row.id)  # claimed while we waited
+            if session is not None:
+                return session
+        session = self._session_from_row(row, await self.repo.max_seq(row.id))
+        self.sessions[row.id] = session
+        session.prewarm()
+        return session
+
+    async def _refuse_if_owned_elsewhere(self, session_id: str) -> None:
+        ownership = self.services.ownership
+        if ownership is not None:
+            owner = await ownership.owner(session_id)
+            if owner is not None and owner != ownership.replica_id:
+                from app.live.ownership import owned_elsewhere
+
+                raise owned_elsewhere(session_id, owner)
+
+    # --- ending --------------------------------------------------------------------------
+    def request_end(self, session_id: str, reason: str = "ended") -> str:
+        """Start finalising (idempotent). Returns the state the session is in now."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return "unknown"
+        if session.state in ("created", "live") and session_id not in self._finalizing:
+            task = asyncio.get_running_loop().create_task(
+                self._finalize(session, reason), name=f"{session_id}:finalize"
+            )
+            self._finalizing[session_id] = task
+            session.state = "finalizing"
+        return session.state
+
+    async def _finalize(self, session: LiveSession, reason: str) -> None:
+        ended_mono = time.monotonic()
+        try:
+            await session.emit("state", state="finalizing", reason=reason)
+            session.ended_at = datetime.now(UTC)
+            session.duration_s = round(session.media_time(), 3)
+            await session.stop_pipeline()
+            recording = None
+            if session.critic is not None:
+                await session.critic.aclose(final=True)
+                for outcome, count in session.critic.stats.outcomes.items():
+                    self.services.metrics.vlm_calls.labels(outcome=outcome).inc(count)
+            if session.recorder is not None:
+                recording = await session.recorder.stop()
+            await self.repo.update_session(
+                session.id,
+                state="finalizing",
+                ended_at=session.ended_at,
+                duration_s=session.duration_s,
+                frames_received=session.frames_received,
+                frames_analyzed=session.frames_analyzed,
+                frames_dropped=session.frames_dropped,
+                has_recording=bool(recording is not None and recording.path is not None),
+            )
+            await self.services.writer.flush()
+            has_report = False
+            if self.services.hooks.build_report is not None:
+                await self.services.hooks.build_report(self, session.id, session=session)
+                has_report = True
+            # The row says `completed` before any event does, so a client that reacts to
+            # `report_ready` finds the report served.
+            await self.repo.update_session(session.id, has_report=has_report, state="completed")
+            session.state = "completed"
+            await session.emit("report_ready", **artefact_urls(session.id))
+            await session.emit("state", state="completed")
+            elapsed = time.monotonic() - ended_mono
+            self.end_to_ready_s.append(elapsed)
+            log.info(
+                "session completed; end -> report ready in %.2f s",
+                elapsed,
+                extra={"session_id": session.id},
+            )
+        except Exception as exc:
+            log.exception("finalising failed", extra={"session_id": session.id})
+            session.state = "failed"
+            reason_text = f"finalize_failed: {type(exc).__name__}: {exc}"
+            try:
+                await session.emit("state", state="failed", reason=reason_text)
+                await self.repo.update_session(session.id, state="failed", reason=reason_text)
+            except Exception:
+                log.exception("could not persist the failure", extra={"session_id": session.id})
+        finally:
+            await session.cancel_all()
+            await self.services.writer.flush()
+            self.services.bus.close_session(session.id)
+            self.sessions.pop(session.id, None)
+            self._finalizing.pop(session.id, None)
+            if self.services.ownership is not None:
+                await self.services.ownership.release(session.id)
+            session.finalized.set()
+
+    async def wait_finalized(self, session_id: str, timeout: float = 60) -> None:
+        task = self._finalizing.get(session_id)
+        if task is not None:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+
+    # --- crash recovery ------------------------------------------------------------------
+    async def recover_orphans(self) -> None:
+        """Sessions a killed process left `live` or `finalizing`: recover what was recorded and
+        finalise them; `completed` with `recovered: true`, or `failed` with a reason."""
+        rows = await self.repo.sessions_in_states(("live", "finalizing"))
+        ownership = self.services.ownership
+        for row in rows:
+            if row.id in self.sessions:
+                continue
+            if ownership is None:
+                await self._recover(row)
+                continue
+            # Another replica's session: only once its owner key has expired (the owner died)
+            # and this replica wins the claim.
+            if await ownership.owner(row.id) is not None:
+                continue
+            if await ownership.claim(row.id) != ownership.replica_id:
+                continue
+            try:
+                fresh = await self.repo.get_session(row.id)
+                if fresh is not None and fresh.state in ("live", "finalizing"):
+                    log.info("taking over an orphaned session", extra={"session_id": row.id})
+                    await self._recover(fresh)
+            finally:
+                await ownership.release(row.id)
+
+    async def watch_orphans(self) -> None:
+        """With replicas: take over sessions whose owner died, every `takeover_check_s`."""
+        while True:
+            await asyncio.sleep(self.settings.takeover_check_s)
+            try:
+                await self.recover_orphans()
+            except Exception:
+                log.exception("orphan check failed")
+
+    async def _recover(self, row: SessionRow) -> None:
+        hooks = self.services.hooks
+        session_id = row.id
+        try:
+            recording = None
+            if hooks.recover_recording is not None:
+                recording = await asyncio.to_thread(
+                    hooks.recover_recording, self.session_dir(session_id), self.settings
+                )
+            events = await self.repo.list_events(session_id)
+            last_t = max((e["t"] for e in events), default=0.0)
+            duration = recording.duration_s if recording is not None else last_t
+            extra = dict(row.extra or {})
+            extra["recovered"] = True
+            await self.repo.update_session(
+                session_id,
+                state="finalizing",
+                recovered=True,
+                ended_at=datetime.now(UTC),
+                duration_s=round(max(duration, last_t), 3),
+                has_recording=bool(recording is not None and recording.path is not None),
+                extra=extra,
+            )
+            seq = await self.repo.max_seq(session_id)
+            if hooks.build_report is not None:
+                await hooks.build_report(self, session_id, session=None)
+            now_t = round(max(duration, last_t), 3)
+            closing_events: list[dict[str, Any]] = [
+                {
+                    "type": "report_ready",
+                    "session_id": session_id,
+                    "seq": seq + 1,
+                    "t": now_t,
+                    **artefact_urls(session_id),
+                },
+                {
+                    "type": "state",
+                    "session_id": session_id,
+                    "seq": seq + 2,
+                    "t": now_t,
+                    "state": "completed",
+                    "recovered": True,
+                },
+            ]
+            await self.repo.add_events(closing_events)
+            await self.repo.update_session(
+                session_id, state="completed", has_report=hooks.build_report is not None
+            )
+            # Listeners on other replicas (watching the dead owner's session) hear the end.
+            for closing in closing_events:
+                self.services.bus.publish(session_id, closing)
+            log.info("recovered session", extra={"session_id": session_id})
+        except Exception as exc:
+            log.exception("recovery failed", extra={"session_id": session_id})
+            await self.repo.update_session(
+                session_id, state="failed", reason=f"recovery_failed: {type(exc).__name__}: {exc}"
+            )
+
+    # --- shutdown ------------------------------------------------------------------------
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """End every live session and wait for its finalisation, then cancel what is left."""
+        for session_id in list(self.sessions):
+            self.request_end(session_id, "server_shutdown")
+        tasks = list(self._finalizing.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                log.warning("cancelling %s after the shutdown timeout", task.get_name())
+                task.cancel()
+        for task in list(self._background):
+            task.cancel()
+        for close in self.services.hooks.on_shutdown:
+            try:
+                await close()
+            except Exception:
+                log.exception("a stage failed to close")
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+
+def artefact_urls(session_id: str) -> dict[str, str]:
+    base = f"/api/sessions/{session_id}"
+    return {"report_url": f"{base}/report", "recording_url": f"{base}/recording.webm"}

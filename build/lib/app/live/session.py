@@ -1,0 +1,483 @@
+"""One live rehearsal: the per-session frame loop.
+
+Media enters through `submit_frame*` / `submit_audio` (from the WebSocket or WebRTC adapters),
+every received frame goes to the recorder, only the newest goes to analysis through a one-slot
+mailbox, and everything the session says leaves through `emit` as a numbered event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from app.coaching.cues import CueEngine
+from app.coaching.messages import cue_message, error_message
+from app.frames import (
+    AudioAnalysis,
+    AudioChunk,
+    CueTransition,
+    FrameAnalysis,
+    Language,
+    SessionState,
+    VideoFrame,
+)
+from app.live.mailbox import LatestMailbox
+from app.media.decode import FrameRejected, decode_frame
+
+if TYPE_CHECKING:
+    from app.live.manager import Services
+
+log = logging.getLogger(__name__)
+
+
+class FrameObserver(Protocol):
+    """A stage that looks at analysed frames (critic, keyframe picker). Must return at once."""
+
+    def observe(self, analysis: FrameAnalysis, image: np.ndarray) -> None: ...
+
+
+class LiveSession:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        title: str,
+        language: Language,
+        critique_interval_s: float,
+        services: Services,
+        state: SessionState = "created",
+        seq: int = 0,
+    ) -> None:
+        self.id = session_id
+        self.title = title
+        self.language: Language = language
+        self.critique_interval_s = critique_interval_s
+        self.services = services
+        self.settings = services.settings
+        self.state: SessionState = state
+        self.reason: str | None = None
+        self.started_mono: float | None = None
+        self.started_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.duration_s: float | None = None
+
+        self.frames_received = 0
+        self.frames_analyzed = 0
+        self.frames_rate_limited = 0
+        self.bad_frames = 0
+        self._seq = seq
+        self._emit_lock = asyncio.Lock()
+
+        self.mailbox: LatestMailbox[VideoFrame] = LatestMailbox()
+        self.cues = CueEngine(self.settings.cue_hold_s)
+        self.observers: list[FrameObserver] = []
+        self.analysis_ms: list[float] = []  # recent analysis times (bounded), for metrics
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._transports = 0
+        self._last_metrics_mono = 0.0
+        self._rate_window: tuple[float, int] = (0.0, 0)
+        self._analyzer: Any = None  # FrameAnalyzer, built by `prewarm` in the executor
+        self._analyzer_ready: asyncio.Future[Any] | None = None
+        self._condition_state: Any = None
+        self._voice: Any = None
+        self._audio_queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=64)
+        self.audio_dropped = 0
+        self._audio_next_t: float | None = None
+        self.recorder: Any = None
+        self.critic: Any = None
+        self.finalized = asyncio.Event()
+
+    # --- time and identity ---------------------------------------------------------------
+    def media_time(self, mono: float | None = None) -> float:
+        if self.started_mono is None:
+            return 0.0
+        return max(0.0, (time.monotonic() if mono is None else mono) - self.started_mono)
+
+    def audio_clock(self, t_arrival: float, duration: float) -> float:
+        """Media time of an audio chunk: contiguous with the previous chunk, so network jitter
+        does not tear the track, unless it drifted more than 0.3 s from the arrival time."""
+        t = self._audio_next_t
+        if t is None or abs(t - t_arrival) > 0.3:
+            t = max(0.0, t_arrival)
+        self._audio_next_t = t + duration
+        return t
+
+    @property
+    def frames_dropped(self) -> int:
+        return self.mailbox.dropped + self.frames_rate_limited
+
+    @property
+    def accepting_media(self) -> bool:
+        return self.state in ("created", "live")
+
+    # --- events --------------------------------------------------------------------------
+    async def emit(self, type_: str, t: float | None = None, /, **fields: Any) -> dict[str, Any]:
+        """Number, publish and persist one event. The only way anything leaves the session."""
+        async with self._emit_lock:
+            self._seq += 1
+            event: dict[str, Any] = {
+                "type": type_,
+                "session_id": self.id,
+                "seq": self._seq,
+                "t": round(self.media_time() if t is None else t, 3),
+                **fields,
+            }
+            self.services.bus.publish(self.id, event)
+            await self.services.writer.put(event)
+        if type_ == "cue" and self.critic is not None:
+            self.critic.observe_cue(event)
+        return event
+
+    async def emit_error(self, code: str, reason: str | None = None, **extra: Any) -> None:
+        fields: dict[str, Any] = {"code": code, "message": error_message(code, self.language)}
+        if reason:
+            fields["reason"] = reason
+        await self.emit("error", **fields, **extra)
+
+    async def _set_state(self, state: SessionState, **extra: Any) -> None:
+        self.state = state
+        await self.emit("state", state=state, **extra)
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def prewarm(self) -> None:
+        """Build the analyser (model load and first inference take 1-2 s) while the client is
+        still connecting, so the first frames are analysed at full speed."""
+        if self._analyzer_ready is None:
+            loop = asyncio.get_running_loop()
+            self._analyzer_ready = loop.run_in_executor(
+                self.services.analysis_executor, _build_analyzer, self.services.hooks, self.settings
+            )
+
+    async def attach(self) -> None:
+        """A transport (WebSocket or WebRTC) connected. Starts the session on the first one."""
+        self._transports += 1
+        self._cancel_task("grace")
+        if self.state == "created":
+            await self._go_live()
+
+    def detach(self) -> None:
+        self._transports = max(0, self._transports - 1)
+        if self._transports == 0 and self.state == "live":
+            self._spawn("grace", self._grace_then_end())
+
+    async def _go_live(self) -> None:
+        self.started_mono = time.monotonic()
+        self.started_at = datetime.now(UTC)
+        hooks = self.services.hooks
+        self.recorder = hooks.make_recorder(self) if hooks.make_recorder else None
+        if self.recorder is not None:
+            self.recorder.start()
+        self.critic = hooks.make_critic(self) if hooks.make_critic else None
+        if self.critic is not None:
+            self.observers.append(self.critic)
+            self.critic.start()
+        for make in hooks.frame_observers:
+            self.observers.append(make(self))
+        self._voice = hooks.make_voice(self) if hooks.make_voice else None
+        await self.services.repo.update_session(
+            self.id, state="live", started_at=self.started_at, owner=self.services.replica_id
+        )
+        await self._set_state("live")
+        self._spawn("analysis", self._analysis_loop())
+        self._spawn("audio", self._audio_loop())
+        self._spawn("deadline", self._end_after(self.settings.max_session_s, "max_duration"))
+        log.info("session live", extra={"session_id": self.id})
+
+    async def _grace_then_end(self) -> None:
+        await asyncio.sleep(self.settings.reconnect_grace_s)
+        log.info("no transport reconnected within the grace period", extra={"session_id": self.id})
+        self.services.request_end(self.id, "disconnected")
+
+    async def _end_after(self, seconds: float, reason: str) -> None:
+        await asyncio.sleep(seconds)
+        self.services.request_end(self.id, reason)
+
+    def _spawn(self, name: str, coro: Awaitable[Any]) -> None:
+        self._cancel_task(name)
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"{self.id}:{name}")
+        self._tasks[name] = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "session task %s failed",
+                task.get_name(),
+                exc_info=task.exception(),
+                extra={"session_id": self.id},
+            )
+
+    def _cancel_task(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None and not task.done():
+            task.cancel()
+
+    # --- media in ------------------------------------------------------------------------
+    def _admit(self, now: float) -> bool:
+        """Per-session input rate limit: frames above `max_fps_in` are dropped and counted."""
+        start, count = self._rate_window
+        if now - start >= 1.0:
+            self._rate_window = (now, 1)
+            return True
+        if count >= self.settings.max_fps_in:
+            self.frames_rate_limited += 1
+            self.services.metrics.frames_dropped.inc()
+            return False
+        self._rate_window = (start, count + 1)
+        return True
+
+    async def submit_frame_bytes(self, data: bytes, arrived_at: float) -> None:
+        """An encoded frame from the WebSocket: decode off the loop, then into the pipeline."""
+        if not self.accepting_media or not self._admit(arrived_at):
+            return
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            image = await loop.run_in_executor(
+                self.services.decode_executor, decode_frame, data, self.settings
+            )
+        except FrameRejected as exc:
+            self.bad_frames += 1
+            self.services.metrics.bad_frames.inc()
+            await self.emit_error(exc.code, exc.reason)
+            return
+        decode_ms = (time.perf_counter() - started) * 1000
+        self.submit_frame(image, self.media_time(arrived_at), arrived_at, decode_ms)
+
+    def submit_frame(
+        self, image: np.ndarray, t: float, arrived_at: float, decode_ms: float = 0.0
+    ) -> None:
+        """A decoded frame (from any transport). Never blocks."""
+        if not self.accepting_media:
+            return
+        frame = VideoFrame(
+            index=self.frames_received, t=t, image=image, arrived_at=arrived_at, decode_ms=decode_ms
+        )
+        self.frames_received += 1
+        metrics = self.services.metrics
+        metrics.frames_received.inc()
+        if self.recorder is not None:
+            self.recorder.push_video(frame)
+        if self.mailbox.put(frame):
+            metrics.frames_dropped.inc()
+
+    def submit_audio(self, chunk: AudioChunk) -> None:
+        if not self.accepting_media:
+            return
+        if self.recorder is not None:
+            self.recorder.push_audio(chunk)
+        if self._voice is None:
+            return
+        if self._audio_queue.full():
+            # Analysis fell behind by seconds: the oldest audio is the least useful.
+            self._audio_queue.get_nowait()
+            self._audio_queue.task_done()
+            self.audio_dropped += 1
+        self._audio_queue.put_nowait(chunk)
+
+    # --- analysis ------------------------------------------------------------------------
+    async def _analysis_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        executor = self.services.analysis_executor
+        # A token bucket caps the analysed rate at `analysis_fps` on average while letting a
+        # frame that arrives a little early (camera jitter) be analysed at once, not at a slot.
+        rate = self.settings.analysis_fps
+        tokens, last = 1.0, time.monotonic()
+        try:
+            while True:
+                frame = await self.mailbox.get()
+                if frame is None:
+                    break
+                now = time.monotonic()
+                tokens = min(2.0, tokens + (now - last) * rate)
+                last = now
+                if tokens < 1.0:
+                    await asyncio.sleep((1.0 - tokens) / rate)
+                    newer = self.mailbox.take()
+                    if newer is not None:  # the waiting frame is superseded: drop it, count it
+                        self.mailbox.dropped += 1
+                        self.services.metrics.frames_dropped.inc()
+                        frame = newer
+                    tokens, last = 1.0, time.monotonic()
+                tokens -= 1.0
+                if self._analyzer is None:
+                    self.prewarm()
+                    assert self._analyzer_ready is not None
+                    self._analyzer = await self._analyzer_ready
+                started = time.perf_counter()
+                try:
+                    analysis = await loop.run_in_executor(executor, self._analyzer.analyze, frame)
+                except Exception as exc:  # an analyzer bug must not end the rehearsal
+                    log.exception("analysis failed", extra={"session_id": self.id})
+                    await self.emit_error("analysis_failed", f"{type(exc).__name__}: {exc}")
+                    continue
+                elapsed = time.perf_counter() - started
+                self.services.metrics.analysis_seconds.observe(elapsed)
+                self.services.metrics.frames_analyzed.inc()
+                self.analysis_ms.append(elapsed * 1000)
+                if len(self.analysis_ms) > 512:
+                    del self.analysis_ms[:256]
+                self.frames_analyzed += 1
+                await self._after_analysis(analysis, frame)
+        finally:
+            await self.release_analyzer()
+
+    async def release_analyzer(self) -> None:
+        """Close the analyser (also one that was prewarmed but never used)."""
+        ready, self._analyzer_ready = self._analyzer_ready, None
+        analyzer, self._analyzer = self._analyzer, None
+        if analyzer is None and ready is not None:
+            try:
+                analyzer = await ready
+            except Exception:
+                log.exception("building the analyser failed", extra={"session_id": self.id})
+        if analyzer is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.services.analysis_executor, analyzer.close)
+
+    async def _after_analysis(self, analysis: FrameAnalysis, frame: VideoFrame) -> None:
+        hooks = self.services.hooks
+        if self._condition_state is None:
+            self._condition_state = hooks.make_condition_state()
+        started = time.perf_counter()
+        conditions = hooks.frame_conditions(analysis, self.settings, self._condition_state)
+        transitions = self.cues.update(analysis.t, conditions)
+        analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
+        analysis.timings_ms["decode"] = frame.decode_ms
+        for transition in transitions:
+            await self._emit_cue(transition)
+        for observer in self.observers:
+            observer.observe(analysis, frame.image)
+        now = time.monotonic()
+        if now - self._last_metrics_mono >= 1.0 / self.settings.metrics_hz:
+            self._last_metrics_mono = now
+            fields = metrics_fields(analysis)
+            self.services.metrics.event_latency_seconds.observe(fields["latency_ms"] / 1000)
+            await self.emit("metrics", analysis.t, **fields)
+
+    async def _emit_cue(self, tr: CueTransition) -> None:
+        await self.emit(
+            "cue",
+            tr.t,
+            cue=tr.cue,
+            state=tr.state,
+            severity=tr.severity,
+            message=cue_message(tr.cue, self.language),
+        )
+
+    async def _audio_loop(self) -> None:
+        if self._voice is None:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            chunk = await self._audio_queue.get()
+            analyses: list[AudioAnalysis] = await loop.run_in_executor(
+                self.services.audio_executor, self._voice.process, chunk
+            )
+            for a in analyses:
+                await self._after_audio(a)
+            self._audio_queue.task_done()
+
+    async def _after_audio(self, a: AudioAnalysis) -> None:
+        hooks = self.services.hooks
+        if hooks.voice_conditions is not None:
+            conditions = hooks.voice_conditions(a, self.language, self.settings)
+            for transition in self.cues.update(a.t + a.duration_s, conditions):
+                await self._emit_cue(transition)
+        if self.critic is not None:
+            self.critic.observe_audio(a)
+        await self.emit("voice", a.t, **voice_fields(a))
+
+    # --- the end -------------------------------------------------------------------------
+    async def stop_pipeline(self) -> None:
+        """Stop taking media and drain the analysis; called by the finaliser."""
+        self._cancel_task("grace")
+        self._cancel_task("deadline")
+        self.mailbox.close()
+        analysis = self._tasks.pop("analysis", None)
+        if analysis is not None:
+            try:
+                await asyncio.wait_for(analysis, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("analysis did not drain in time", extra={"session_id": self.id})
+        audio = self._tasks.pop("audio", None)
+        if audio is not None:
+            # Let queued audio be analysed, then stop.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._audio_queue.join(), timeout=5)
+            audio.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await audio
+        if self._voice is not None and hasattr(self._voice, "flush"):
+            loop = asyncio.get_running_loop()
+            for a in await loop.run_in_executor(self.services.audio_executor, self._voice.flush):
+                await self._after_audio(a)
+        end_t = self.media_time()
+        for transition in self.cues.close(end_t):
+            await self._emit_cue(transition)
+
+    async def cancel_all(self) -> None:
+        for name in list(self._tasks):
+            self._cancel_task(name)
+        await self.release_analyzer()
+
+
+def _build_analyzer(hooks: Any, settings: Any) -> Any:
+    analyzer = hooks.make_analyzer(settings)
+    warm = getattr(analyzer, "warm_up", None)
+    if warm is not None:
+        warm()
+    return analyzer
+
+
+def _r(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def metrics_fields(a: FrameAnalysis) -> dict[str, Any]:
+    """The contract's `metrics` event fields for one analysed frame."""
+    head_tilt = a.face.roll_deg if a.face.roll_deg is not None else a.pose.head_tilt_deg
+    return {
+        "frame": a.index,
+        "face": a.face.found,
+        "gaze": {
+            "on_camera": a.face.gaze_on_camera if a.face.found else None,
+            "yaw_deg": _r(a.face.yaw_deg, 1),
+            "pitch_deg": _r(a.face.pitch_deg, 1),
+        },
+        "posture": {
+            "shoulder_tilt_deg": _r(a.pose.shoulder_tilt_deg, 1),
+            "head_tilt_deg": _r(head_tilt, 1),
+            "lean": _r(a.pose.lean, 3),
+        },
+        "gesture": {
+            "hands_visible": a.gesture.hands_visible,
+            "activity": _r(a.gesture.activity, 3),
+        },
+        "sway": _r(a.sway, 3),
+        "face_size": _r(a.face.face_width_ratio, 3),
+        "latency_ms": round((time.monotonic() - a.arrived_at) * 1000, 1),
+        "analysis_ms": {k: round(v, 1) for k, v in a.timings_ms.items()},
+    }
+
+
+def voice_fields(a: AudioAnalysis) -> dict[str, Any]:
+    return {
+        "level_dbfs": _r(a.level_dbfs, 1),
+        "speaking": a.speaking,
+        "speech_ratio": _r(a.speech_ratio, 2),
+        "syllables_per_s": _r(a.syllables_per_s, 2),
+        "pitch_semitone_std": _r(a.pitch_semitone_std, 2),
+        "pause_s": _r(a.pause_s, 2),
+    }
+
+
+SessionFactory = Callable[..., LiveSession]

@@ -1,0 +1,160 @@
+"""The ASGI app: `uvicorn app.main:app`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api import health, sessions, webrtc, ws
+from app.config import Settings
+from app.errors import CoachError
+from app.live.cluster import make_replica_id, start_cluster
+from app.live.load import LoadMonitor
+from app.live.manager import Hooks, Services, SessionManager
+from app.live.rtc import RtcPeers
+from app.logs import configure_logging, request_id_var
+from app.store.repository import EventWriter, SessionRepository
+from app.wiring import default_hooks
+
+log = logging.getLogger("app")
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.sessions_dir.mkdir(parents=True, exist_ok=True)
+        repo = SessionRepository(settings.resolved_database_url)
+        await repo.init()
+        writer = EventWriter(repo)
+        writer.start()
+        replica_id = make_replica_id(settings)
+        cluster = await start_cluster(settings, replica_id)
+        load = LoadMonitor(settings.shed_cpu_percent, retry_after_s=settings.shed_retry_after_s)
+        load.start()
+        services = Services(
+            settings=settings,
+            repo=repo,
+            writer=writer,
+            bus=cluster.bus,
+            decode_executor=ThreadPoolExecutor(2, thread_name_prefix="decode"),
+            analysis_executor=ThreadPoolExecutor(
+                settings.analysis_threads, thread_name_prefix="analysis"
+            ),
+            audio_executor=ThreadPoolExecutor(1, thread_name_prefix="audio"),
+            hooks=hooks or default_hooks(settings),
+            replica_id=replica_id,
+            ownership=cluster.ownership,
+            load=load,
+        )
+        manager = SessionManager(services)
+        rtc_peers = RtcPeers(settings, services.bus)
+        app.state.settings = settings
+        app.state.manager = manager
+        app.state.rtc_peers = rtc_peers
+        manager.spawn(manager.recover_orphans(), "recover-orphans")
+        if cluster.ownership is not None:
+            manager.spawn(manager.watch_orphans(), "watch-orphans")
+        log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
+        try:
+            yield
+        finally:
+            log.info("shutting down: ending live sessions")
+            await manager.shutdown()
+            # Finalising closed the peers of ended sessions (after their last events went
+            # out on the data channel); whatever is left goes now.
+            await rtc_peers.close_all()
+            await writer.close()
+            await load.aclose()
+            await cluster.aclose()
+            for executor in (
+                services.decode_executor,
+                services.analysis_executor,
+                services.audio_executor,
+            ):
+                executor.shutdown(wait=True, cancel_futures=True)
+            await repo.close()
+
+    app = FastAPI(title="Pitching Live Coach", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        token = request_id_var.set(request_id)
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    @app.exception_handler(CoachError)
+    async def coach_error(_request: Request, exc: CoachError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail()}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(
+            {
+                "detail": {
+                    "code": "invalid_request",
+                    "message": f"{where}: {first.get('msg', 'invalid')}",
+                }
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        return JSONResponse(
+            {
+                "detail": {
+                    "code": codes.get(exc.status_code, f"http_{exc.status_code}"),
+                    "message": str(exc.detail),
+                }
+            },
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    app.include_router(health.router)
+    app.include_router(sessions.router)
+    app.include_router(ws.router)
+    app.include_router(webrtc.router)
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,70 @@
+"""Wire models of the public contract (REST bodies and answers). Internals live in app/frames.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    detail: ErrorDetail
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str = Field(default="", max_length=200)
+    language: Literal["ko", "en"] = "ko"
+    critique_interval_s: float | None = Field(default=None, ge=5.0, le=600.0)
+
+
+class SessionCreated(BaseModel):
+    session_id: str
+    token: str
+    state: Literal["created"]
+    ws_url: str
+    offer_url: str
+    created_at: datetime
+
+
+class SessionPublic(BaseModel):
+    session_id: str
+    title: str
+    language: Literal["ko", "en"]
+    state: Literal["created", "live", "finalizing", "completed", "failed"]
+    reason: str | None = None
+    recovered: bool = False
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    frames_received: int
+    frames_analyzed: int
+    frames_dropped: int
+    report_url: str | None
+    recording_url: str | None
+
+
+class EndAnswer(BaseModel):
+    state: str
+
+
+class EventList(BaseModel):
+    events: list[dict[str, Any]]
+
+
+class RtcOffer(BaseModel):
+    sdp: str = Field(max_length=200_000)
+    type: Literal["offer"]
+
+
+class RtcAnswer(BaseModel):
+    sdp: str
+    type: Literal["answer"]

@@ -1,0 +1,159 @@
+"""The sessions repository: the only code that speaks SQL. Swap the URL, keep the calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store.db import EventRow, SessionRow, make_engine, make_sessionmaker
+from app.store.migrate import upgrade_head
+
+log = logging.getLogger(__name__)
+
+
+class SessionRepository:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = make_engine(url)
+        self._sessionmaker = make_sessionmaker(self.engine)
+
+    async def init(self) -> None:
+        """Migrate the schema to head (Alembic); idempotent, safe for replicas starting at once."""
+        await upgrade_head(self.url)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # --- sessions ------------------------------------------------------------------------
+    async def create_session(self, row: SessionRow) -> SessionRow:
+        async with self._sessionmaker() as db, db.begin():
+            db.add(row)
+        return row
+
+    async def get_session(self, session_id: str) -> SessionRow | None:
+        async with self._sessionmaker() as db:
+            return await db.get(SessionRow, session_id)
+
+    async def update_session(self, session_id: str, **fields: Any) -> None:
+        async with self._sessionmaker() as db, db.begin():
+            await db.execute(update(SessionRow).where(SessionRow.id == session_id).values(**fields))
+
+    async def sessions_in_states(
+        self, states: Iterable[str], kind: str = "live"
+    ) -> list[SessionRow]:
+        async with self._sessionmaker() as db:
+            result = await db.execute(
+                select(SessionRow).where(
+                    SessionRow.state.in_(list(states)), SessionRow.kind == kind
+                )
+            )
+            return list(result.scalars())
+
+    async def count_sessions_in_states(self, states: Iterable[str]) -> int:
+        async with self._sessionmaker() as db:
+            result = await db.execute(
+                select(func.count())
+                .select_from(SessionRow)
+                .where(SessionRow.state.in_(list(states)))
+            )
+            return int(result.scalar_one())
+
+    async def sessions_ended_before(self, cutoff: datetime) -> list[SessionRow]:
+        async with self._sessionmaker() as db:
+            result = await db.execute(select(SessionRow).where(SessionRow.created_at < cutoff))
+            return list(result.scalars())
+
+    async def delete_session(self, session_id: str) -> None:
+        async with self._sessionmaker() as db, db.begin():
+            await db.execute(delete(EventRow).where(EventRow.session_id == session_id))
+            await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
+
+    # --- events --------------------------------------------------------------------------
+    async def add_events(self, events: Sequence[dict[str, Any]]) -> None:
+        if not events:
+            return
+        async with self._sessionmaker() as db, db.begin():
+            db.add_all(
+                EventRow(
+                    session_id=e["session_id"], seq=e["seq"], type=e["type"], t=e["t"], payload=e
+                )
+                for e in events
+            )
+
+    async def list_events(
+        self, session_id: str, *, after_seq: int = 0, types: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        async with self._sessionmaker() as db:
+            query = select(EventRow.payload).where(
+                EventRow.session_id == session_id, EventRow.seq > after_seq
+            )
+            if types is not None:
+                query = query.where(EventRow.type.in_(list(types)))
+            result = await db.execute(query.order_by(EventRow.seq))
+            return [dict(p) for p in result.scalars()]
+
+    async def max_seq(self, session_id: str) -> int:
+        async with self._sessionmaker() as db:
+            result = await db.execute(
+                select(func.max(EventRow.seq)).where(EventRow.session_id == session_id)
+            )
+            return int(result.scalar_one() or 0)
+
+
+class EventWriter:
+    """Persists events in batches on its own task, so the frame loop never waits on the database.
+
+    The queue is bounded (`max_pending`): when the database falls that far behind, `put` waits,
+    which slows event production rather than losing an event or growing without limit.
+    """
+
+    def __init__(self, repo: SessionRepository, *, max_pending: int = 20_000, batch: int = 500):
+        self._repo = repo
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=max_pending)
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self._unwritten = 0
+        self._all_written = asyncio.Event()
+        self._all_written.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-writer")
+
+    async def put(self, event: dict[str, Any]) -> None:
+        self._unwritten += 1
+        self._all_written.clear()
+        await self._queue.put(event)
+
+    async def flush(self) -> None:
+        """Wait until every event put so far is in the database."""
+        await self._all_written.wait()
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            for attempt in range(5):
+                try:
+                    await self._repo.add_events(batch)
+                    break
+                except Exception:
+                    log.exception("event batch write failed (attempt %d)", attempt + 1)
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            self._unwritten -= len(batch)
+            if self._unwritten == 0:
+                self._all_written.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await asyncio.wait_for(self.flush(), timeout=10)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
