@@ -13,6 +13,7 @@ from app.errors import CoachError
 from app.live.manager import artefact_urls
 from app.media.http_range import webm_file_response
 from app.schemas import EndAnswer, EventList, SessionCreate, SessionCreated, SessionPublic
+from app.security import REPORT_CSP
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -123,7 +124,11 @@ async def get_report_html(row: SessionRowDep, manager: ManagerDep) -> FileRespon
     path = manager.session_dir(row.id) / "report.html"
     if not path.is_file():
         raise CoachError("report_missing", "No report was built for this session.", status_code=404)
-    return FileResponse(path, media_type="text/html; charset=utf-8")
+    return FileResponse(
+        path,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": REPORT_CSP},
+    )
 
 
 @router.get("/{session_id}/recording.webm")
