@@ -101,7 +101,7 @@ async def test_frames_above_the_input_rate_are_dropped_and_counted(settings: Set
             await client.send_frame(data)
         # a ping answered means every frame before it was taken off the socket
         await client.send_json({"type": "ping"})
-        assert client.ws is not None
+        await client.wait_for(lambda e: e["type"] == "pong", timeout=10)
         info = (await client.get()).json()
         counters = await scrape(srv.http)
         await client.end()
@@ -183,12 +183,11 @@ async def test_a_disk_filling_up_ends_the_session_with_its_recording(
     with ThreadServer(live_settings) as srv:
         client = await SessionClient.create(srv.http, srv.ws, language="en")
         await client.connect()
-        for i in range(30):  # two seconds at 15 fps, recorded
+        for _ in range(30):  # two seconds at 15 fps, recorded
             await client.send_frame(jpeg)
             await asyncio.sleep(1 / 15)
         with (small_disk / "ballast.bin").open("wb") as ballast:
             ballast.write(b"\x00" * 16_000_000)  # now 4 MB below the reserve
-        ended: dict[str, object] | None = None
         with contextlib.suppress(ConnectionClosed):
             # keep streaming until the session notices (the recorder checks once a second)
             for _ in range(15 * 10):

@@ -35,10 +35,16 @@ def free_socket() -> socket.socket:
 class ThreadServer:
     """uvicorn serving `create_app(settings)` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, settings: Settings, hooks: Hooks | None = None) -> None:
+    def __init__(
+        self, settings: Settings, hooks: Hooks | None = None, *, send_buffer: int | None = None
+    ) -> None:
+        """`send_buffer`: a fixed SO_SNDBUF for the accepted sockets (they inherit it from the
+        listening one), so a test can fill a connection's buffers with little data."""
         self.settings = settings
         self.app = create_app(settings, hooks)
         self._sock = free_socket()
+        if send_buffer is not None:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(
             self.app, log_level="warning", lifespan="on", ws_max_size=16 * 1024 * 1024
