@@ -539,9 +539,7 @@ class SessionRecorder:
                     self._count_dropped(is_video)
                     failed = True
                     writer.abandon()
-                    self._notify_failure(
-                        "disk_full" if _is_disk_full(exc) else "recording_failed"
-                    )
+                    self._notify_failure("disk_full" if _is_disk_full(exc) else "recording_failed")
             if not failed:
                 try:
                     writer.finish()
