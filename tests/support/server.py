@@ -84,9 +84,12 @@ class ThreadServer:
 class ProcessServer:
     """`python -m uvicorn app.main:app` as a child process, so a test can SIGKILL it."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, log_level: str = "warning"
+    ) -> None:
         self.data_dir = data_dir
         self.env = env or {}
+        self.log_level = log_level  # uvicorn's: "info" turns its access log on
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{time.monotonic_ns()}.log"
@@ -122,7 +125,7 @@ class ProcessServer:
                 "--port",
                 str(self.port),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             cwd=ROOT,
             env=env,
@@ -163,8 +166,10 @@ class ProcessServer:
 
 
 @contextlib.contextmanager
-def process_server(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[ProcessServer]:
-    server = ProcessServer(data_dir, env).start()
+def process_server(
+    data_dir: Path, env: dict[str, str] | None = None, log_level: str = "warning"
+) -> Iterator[ProcessServer]:
+    server = ProcessServer(data_dir, env, log_level).start()
     try:
         yield server
     finally:
