@@ -135,8 +135,12 @@ class Settings(BaseSettings):
     reconnect_grace_s: float = 30.0
     ws_max_message_bytes: int = 8 * 1024 * 1024  # above this the socket is closed (1009)
     ws_send_queue: int = 256  # events buffered per listener before it is dropped
+    ws_send_timeout_s: float = 10.0  # a send blocked this long drops the listener (4408)
     session_create_per_minute: int = 30  # per client address
-    min_free_disk_mb: int = 500
+    min_free_disk_mb: int = 500  # below this no new session starts (503 disk_full)
+    # A live session whose recording's filesystem falls below this stops recording and ends
+    # (reason disk_full) while there is still room to close the file and write the report.
+    min_free_disk_live_mb: int = 100
 
     # --- recording -----------------------------------------------------------------------
     recording_max_width: int = 1280

@@ -40,6 +40,10 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Records of app.* children skip the "app" logger's own filters: redact at the handler.
+    from app.security import RedactTokens
+
+    handler.addFilter(RedactTokens())
     root = logging.getLogger("app")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

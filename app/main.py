@@ -25,6 +25,7 @@ from app.live.load import LoadMonitor
 from app.live.manager import Hooks, Services, SessionManager
 from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
+from app.security import SecurityHeaders, install_log_redaction
 from app.store.repository import EventWriter, SessionRepository
 from app.store.retention import retention_loop
 from app.upload.report import upload_report_builder
@@ -38,6 +39,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,13 +115,15 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
     app = FastAPI(title="Pitching Live Coach", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
 
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
-        )
+    # Always installed: with the default empty allow-list a cross-origin preflight is refused
+    # (400) instead of falling through to a route.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
+    app.add_middleware(SecurityHeaders)
 
     @app.middleware("http")
     async def request_context(

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored as UTC); the wire always says which zone.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ErrorDetail(BaseModel):
@@ -31,7 +39,7 @@ class SessionCreated(BaseModel):
     state: Literal["created"]
     ws_url: str
     offer_url: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class SessionPublic(BaseModel):
@@ -41,9 +49,9 @@ class SessionPublic(BaseModel):
     state: Literal["created", "live", "finalizing", "completed", "failed"]
     reason: str | None = None
     recovered: bool = False
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    ended_at: UtcDatetime | None
     duration_s: float | None
     frames_received: int
     frames_analyzed: int
@@ -73,6 +81,16 @@ class RtcOffer(BaseModel):
 class RtcAnswer(BaseModel):
     sdp: str
     type: Literal["answer"]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for error answers: every error is an `ErrorBody`."""
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+# What any call under /api/sessions/{id} may answer besides its success (bad input, missing
+# or wrong token, unknown id).
+SESSION_ERRORS = error_responses(401, 403, 404, 422)
 
 
 # --- the upload flow (the original Pitching engine's shapes) ----------------------------------

@@ -15,7 +15,7 @@ from app.config import Settings
 from app.live.manager import Hooks
 from app.live.session import LiveSession
 from app.live.transcription import TranscriptionWorker
-from app.media.recorder import SessionRecorder, recover_recording
+from app.media.recorder import RecordingFailure, SessionRecorder, recover_recording
 from app.upload.analyze import AnalysisStages
 
 
@@ -59,7 +59,14 @@ def upload_stages(hooks: Hooks) -> AnalysisStages:
 def _make_recorder(session: LiveSession) -> SessionRecorder:
     directory = session.settings.sessions_dir / session.id
     directory.mkdir(parents=True, exist_ok=True)
-    return SessionRecorder(directory, session.settings)
+    loop = asyncio.get_running_loop()
+
+    def end_session(reason: RecordingFailure) -> None:
+        # From the recorder's thread: a session that can no longer be recorded ends (and is
+        # finalised with what was recorded) rather than coaching on with nothing kept.
+        loop.call_soon_threadsafe(session.services.request_end, session.id, reason)
+
+    return SessionRecorder(directory, session.settings, on_failure=end_session)
 
 
 def _make_voice(session: LiveSession) -> VoiceAnalyzer:

@@ -17,7 +17,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "the database cannot be reached"}},
+)
 async def readyz(manager: ManagerDep) -> JSONResponse:
     try:
         async with manager.repo.engine.connect() as conn:

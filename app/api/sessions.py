@@ -7,20 +7,23 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from app.api.deps import ManagerDep, SessionRowDep, SettingsDep
 from app.errors import CoachError
 from app.live.manager import ACTIVE_STATES, artefact_urls
 from app.media.http_range import webm_file_response
 from app.schemas import (
+    SESSION_ERRORS,
     DeletedAnswer,
     EndAnswer,
     EventList,
     SessionCreate,
     SessionCreated,
     SessionPublic,
+    error_responses,
 )
+from app.security import REPORT_CSP
 from app.store import retention
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -39,7 +42,12 @@ def _base_urls(request: Request, settings: SettingsDep) -> tuple[str, str]:
     return http, ws
 
 
-@router.post("", status_code=201, response_model=SessionCreated)
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionCreated,
+    responses=error_responses(422, 429, 503),
+)
 async def create_session(
     request: Request,
     manager: ManagerDep,
@@ -64,7 +72,7 @@ async def create_session(
     )
 
 
-@router.get("/{session_id}", response_model=SessionPublic)
+@router.get("/{session_id}", response_model=SessionPublic, responses=SESSION_ERRORS)
 async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
     live = manager.sessions.get(row.id)
     urls = artefact_urls(row.id)
@@ -92,14 +100,16 @@ async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
     )
 
 
-@router.post("/{session_id}/end", status_code=202, response_model=EndAnswer)
+@router.post(
+    "/{session_id}/end", status_code=202, response_model=EndAnswer, responses=SESSION_ERRORS
+)
 async def end_session(row: SessionRowDep, manager: ManagerDep) -> EndAnswer:
     if row.id in manager.sessions:
         return EndAnswer(state=manager.request_end(row.id, "ended"))
     return EndAnswer(state=row.state)
 
 
-@router.get("/{session_id}/events", response_model=EventList)
+@router.get("/{session_id}/events", response_model=EventList, responses=SESSION_ERRORS)
 async def list_events(
     row: SessionRowDep,
     manager: ManagerDep,
@@ -117,7 +127,7 @@ def _require_completed(row_state: str) -> None:
         )
 
 
-@router.get("/{session_id}/report")
+@router.get("/{session_id}/report", responses={**SESSION_ERRORS, **error_responses(409)})
 async def get_report(row: SessionRowDep, manager: ManagerDep) -> JSONResponse:
     _require_completed(row.state)
     path = manager.session_dir(row.id) / "report.json"
@@ -126,16 +136,32 @@ async def get_report(row: SessionRowDep, manager: ManagerDep) -> JSONResponse:
     return JSONResponse(json.loads(path.read_text("utf-8")))
 
 
-@router.get("/{session_id}/report.html", response_class=HTMLResponse)
+@router.get(
+    "/{session_id}/report.html",
+    # (no response_class: the errors stay documented as JSON; the page itself is text/html)
+    responses={**SESSION_ERRORS, **error_responses(409), 200: {"content": {"text/html": {}}}},
+)
 async def get_report_html(row: SessionRowDep, manager: ManagerDep) -> FileResponse:
     _require_completed(row.state)
     path = manager.session_dir(row.id) / "report.html"
     if not path.is_file():
         raise CoachError("report_missing", "No report was built for this session.", status_code=404)
-    return FileResponse(path, media_type="text/html; charset=utf-8")
+    return FileResponse(
+        path,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": REPORT_CSP},
+    )
 
 
-@router.get("/{session_id}/recording.webm")
+@router.get(
+    "/{session_id}/recording.webm",
+    responses={
+        **SESSION_ERRORS,
+        **error_responses(409, 416),
+        200: {"content": {"video/webm": {}}},
+        206: {"content": {"video/webm": {}}},
+    },
+)
 async def get_recording(row: SessionRowDep, manager: ManagerDep) -> FileResponse:
     path = manager.session_dir(row.id) / "recording.webm"
     if row.state not in ("completed", "failed") or not path.is_file():

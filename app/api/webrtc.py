@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from app.api.deps import ManagerDep, SessionRowDep
 from app.errors import CoachError
 from app.live.rtc import RtcPeers
-from app.schemas import RtcAnswer, RtcOffer
+from app.schemas import SESSION_ERRORS, RtcAnswer, RtcOffer, error_responses
 
 router = APIRouter(prefix="/api/sessions", tags=["webrtc"])
 
@@ -24,7 +24,11 @@ def get_peers(request: Request) -> RtcPeers:
 PeersDep = Annotated[RtcPeers, Depends(get_peers)]
 
 
-@router.post("/{session_id}/offer", response_model=RtcAnswer)
+@router.post(
+    "/{session_id}/offer",
+    response_model=RtcAnswer,
+    responses={**SESSION_ERRORS, **error_responses(400, 409, 503)},
+)
 async def offer(
     row: SessionRowDep, body: RtcOffer, manager: ManagerDep, peers: PeersDep
 ) -> RtcAnswer:

@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -100,7 +100,8 @@ async def _pump(
     manager: SessionManager,
 ) -> None:
     sender = asyncio.create_task(
-        _send_events(websocket, subscription, last_seq), name=f"{session.id}:ws-send"
+        _send_events(websocket, subscription, last_seq, manager.settings.ws_send_timeout_s),
+        name=f"{session.id}:ws-send",
     )
     receiver = asyncio.create_task(
         _receive(websocket, session, manager), name=f"{session.id}:ws-recv"
@@ -111,13 +112,17 @@ async def _pump(
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    send_stalled = False
     for task in done:
         # A peer that vanished mid-send is an ordinary end, not an error worth a traceback.
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             if not isinstance(exc, WebSocketDisconnect | RuntimeError | OSError):
                 log.warning("websocket task %s failed: %r", task.get_name(), exc)
-    if subscription.overflowed:
+        elif task is sender and not task.cancelled():
+            send_stalled = task.result() == "stalled"
+    if subscription.overflowed or send_stalled:
+        manager.services.metrics.ws_slow_consumers.inc()
         log.warning("dropping a slow WebSocket listener", extra={"session_id": session.id})
         await _close(websocket, CLOSE_SLOW_CONSUMER, "slow_consumer")
     elif sender in done and not receiver.done():
@@ -192,14 +197,24 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
                 await websocket.close(code=code, reason=reason)
 
 
-async def _send_events(websocket: WebSocket, subscription: Subscription, last_seq: int) -> None:
+async def _send_events(
+    websocket: WebSocket, subscription: Subscription, last_seq: int, send_timeout_s: float
+) -> Literal["closed", "stalled"]:
+    """Forward the subscription's events. A send that cannot complete within `send_timeout_s`
+    (the peer stopped reading and every buffer up to its socket is full) is a slow consumer
+    too: without this bound the overflow of the subscription would only be noticed once the
+    blocked send returned, that is, never for a peer that went silent."""
     while True:
         event = await subscription.get()
         if event is None:
-            return
+            return "closed"
         if event["seq"] <= last_seq:
             continue
-        await websocket.send_text(json.dumps(event, ensure_ascii=False))
+        try:
+            async with asyncio.timeout(send_timeout_s):
+                await websocket.send_text(json.dumps(event, ensure_ascii=False))
+        except TimeoutError:
+            return "stalled"
 
 
 async def _receive(websocket: WebSocket, session: LiveSession, manager: SessionManager) -> None:

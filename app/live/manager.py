@@ -255,6 +255,7 @@ class SessionManager:
             await self.repo.update_session(
                 session.id,
                 state="finalizing",
+                reason=reason,
                 ended_at=session.ended_at,
                 duration_s=session.duration_s,
                 frames_received=session.frames_received,

@@ -20,12 +20,14 @@ so a variable frame rate plays back at wall-clock speed. Encoders are shared acr
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -67,6 +69,10 @@ AUDIO_RESYNC_TOLERANCE_S: Final = 0.1
 DEFAULT_FRAME_GAP_MS: Final = 67  # duration given to a last frame whose successor never came
 
 TrackKind = Literal["video", "audio"]
+# Why recording stopped early, for the owner's `on_failure` callback: the disk (nearly) full,
+# or any other write error.
+RecordingFailure = Literal["disk_full", "recording_failed"]
+DISK_CHECK_INTERVAL_S: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -394,8 +400,17 @@ class _SegmentWriter:
 class SessionRecorder:
     """Records one session. `push_*` from any thread; `stop()` from the event loop."""
 
-    def __init__(self, directory: Path, settings: Settings) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        settings: Settings,
+        on_failure: Callable[[RecordingFailure], None] | None = None,
+    ) -> None:
+        """`on_failure` is called once, from the worker thread, when recording stops early
+        (the session should end then: what it says from now on would not be recorded)."""
         self._directory = directory
+        self._on_failure = on_failure
+        self._next_disk_check = 0.0
         self._segments_dir = directory / SEGMENTS_DIR
         self._settings = settings
         # Bounded by the counters below (per kind), checked under the lock on every put.
@@ -494,6 +509,21 @@ class SessionRecorder:
                 if failed:
                     self._count_dropped(is_video)
                     continue
+                low_on_disk = self._disk_low()
+                if low_on_disk is not None:
+                    # Stop while there is still room to close the file and write the report:
+                    # finish (not abandon), so the continuous copy is a complete recording.
+                    log.warning("recording stopped in %s: %s", self._directory, low_on_disk)
+                    self._error = low_on_disk
+                    self._count_dropped(is_video)
+                    failed = True
+                    try:
+                        writer.finish()
+                    except (av.error.FFmpegError, OSError, ValueError):
+                        log.exception("recording flush failed in %s", self._directory)
+                        writer.abandon()
+                    self._notify_failure("disk_full")
+                    continue
                 try:
                     if isinstance(item, VideoFrame):
                         writer.write_video(item)
@@ -503,12 +533,13 @@ class SessionRecorder:
                     log.warning("recorder dropped bad input in %s: %s", self._directory, exc)
                     self._count_dropped(is_video)
                 except (av.error.FFmpegError, OSError, ValueError) as exc:
-                    # Recording stops, the session does not: keep what was written.
+                    # Recording stops and the owner is told: keep what was written.
                     log.exception("recording failed in %s", self._directory)
                     self._error = f"{type(exc).__name__}: {exc}"
                     self._count_dropped(is_video)
                     failed = True
                     writer.abandon()
+                    self._notify_failure("disk_full" if _is_disk_full(exc) else "recording_failed")
             if not failed:
                 try:
                     writer.finish()
@@ -518,6 +549,30 @@ class SessionRecorder:
                     writer.abandon()
         finally:
             self._cpu_s = time.thread_time() - cpu_start
+
+    def _disk_low(self) -> str | None:
+        """A reason to stop when the recording's filesystem is below its reserve (checked at
+        most once a second; a statvfs call)."""
+        reserve = self._settings.min_free_disk_live_mb
+        now = time.monotonic()
+        if reserve <= 0 or now < self._next_disk_check:
+            return None
+        self._next_disk_check = now + DISK_CHECK_INTERVAL_S
+        try:
+            free_mb = shutil.disk_usage(self._directory).free / 1e6
+        except OSError:
+            return None
+        if free_mb < reserve:
+            return f"disk_full: {free_mb:.1f} MB free, below the {reserve} MB reserve"
+        return None
+
+    def _notify_failure(self, reason: RecordingFailure) -> None:
+        callback, self._on_failure = self._on_failure, None  # once
+        if callback is not None:
+            try:
+                callback(reason)
+            except Exception:
+                log.exception("the recorder's failure callback failed")
 
     def _count_dropped(self, is_video: bool) -> None:
         with self._lock:
@@ -594,6 +649,11 @@ class SessionRecorder:
                 duration,
             )
             return self._result
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    code = getattr(exc, "errno", None)
+    return code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "No space left" in str(exc)
 
 
 def recover_recording(directory: Path, settings: Settings) -> RecordingResult | None:

@@ -35,10 +35,16 @@ def free_socket() -> socket.socket:
 class ThreadServer:
     """uvicorn serving `create_app(settings)` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, settings: Settings, hooks: Hooks | None = None) -> None:
+    def __init__(
+        self, settings: Settings, hooks: Hooks | None = None, *, send_buffer: int | None = None
+    ) -> None:
+        """`send_buffer`: a fixed SO_SNDBUF for the accepted sockets (they inherit it from the
+        listening one), so a test can fill a connection's buffers with little data."""
         self.settings = settings
         self.app = create_app(settings, hooks)
         self._sock = free_socket()
+        if send_buffer is not None:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(
             self.app, log_level="warning", lifespan="on", ws_max_size=16 * 1024 * 1024
@@ -78,9 +84,12 @@ class ThreadServer:
 class ProcessServer:
     """`python -m uvicorn app.main:app` as a child process, so a test can SIGKILL it."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, log_level: str = "warning"
+    ) -> None:
         self.data_dir = data_dir
         self.env = env or {}
+        self.log_level = log_level  # uvicorn's: "info" turns its access log on
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{time.monotonic_ns()}.log"
@@ -116,7 +125,7 @@ class ProcessServer:
                 "--port",
                 str(self.port),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             cwd=ROOT,
             env=env,
@@ -157,8 +166,10 @@ class ProcessServer:
 
 
 @contextlib.contextmanager
-def process_server(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[ProcessServer]:
-    server = ProcessServer(data_dir, env).start()
+def process_server(
+    data_dir: Path, env: dict[str, str] | None = None, log_level: str = "warning"
+) -> Iterator[ProcessServer]:
+    server = ProcessServer(data_dir, env, log_level).start()
     try:
         yield server
     finally:
