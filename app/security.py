@@ -16,8 +16,10 @@ PAGE_CSP = (
 # report.html is one self-contained file: inline CSS, embedded images, and no script at all.
 REPORT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 )
+# The rehearsal page shows the report in an iframe of its own origin.
+REPORT_HEADERS = {"Content-Security-Policy": REPORT_CSP, "X-Frame-Options": "SAMEORIGIN"}
 # FastAPI's interactive docs load their scripts from a CDN; they keep working (where a CDN can
 # be reached) under a policy that still forbids framing.
 DOCS_CSP = "frame-ancestors 'none'"

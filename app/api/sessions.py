@@ -23,7 +23,7 @@ from app.schemas import (
     SessionPublic,
     error_responses,
 )
-from app.security import REPORT_CSP
+from app.security import REPORT_HEADERS
 from app.store import retention
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
@@ -113,7 +113,7 @@ async def end_session(row: SessionRowDep, manager: ManagerDep) -> EndAnswer:
 async def list_events(
     row: SessionRowDep,
     manager: ManagerDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> EventList:
     return EventList(events=await manager.repo.list_events(row.id, after_seq=after_seq))
 
@@ -149,7 +149,7 @@ async def get_report_html(row: SessionRowDep, manager: ManagerDep) -> FileRespon
     return FileResponse(
         path,
         media_type="text/html; charset=utf-8",
-        headers={"Content-Security-Policy": REPORT_CSP},
+        headers=REPORT_HEADERS,
     )
 
 
@@ -173,7 +173,11 @@ async def get_recording(row: SessionRowDep, manager: ManagerDep) -> FileResponse
     return webm_file_response(path, download_name=f"rehearsal-{row.id[:8]}.webm")
 
 
-@router.delete("/{session_id}", response_model=DeletedAnswer)
+@router.delete(
+    "/{session_id}",
+    response_model=DeletedAnswer,
+    responses={**SESSION_ERRORS, **error_responses(409)},
+)
 async def delete_session(row: SessionRowDep, manager: ManagerDep) -> DeletedAnswer:
     """Remove a finished session's recording, report and rows. 409 while it is still active."""
     live = manager.sessions.get(row.id)

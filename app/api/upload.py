@@ -12,11 +12,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from app.api.deps import UploadsDep
-from app.schemas import UploadAccepted, UploadDeleted, UploadFeedback
+from app.schemas import UploadAccepted, UploadDeleted, UploadFeedback, error_responses
+from app.security import REPORT_HEADERS
 
 router = APIRouter(prefix="/api/video", tags=["upload"])
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+FILE_ERRORS = error_responses(404, 409, 422)
 
 
 def both_forms(method: str, path: str, **kwargs: Any) -> Callable[[F], F]:
@@ -31,7 +35,30 @@ def both_forms(method: str, path: str, **kwargs: Any) -> Callable[[F], F]:
     return register
 
 
-@both_forms("POST", "/receive-video/", response_model=UploadAccepted)
+@both_forms(
+    "POST",
+    "/receive-video/",
+    response_model=UploadAccepted,
+    responses=error_responses(400, 413, 422, 503),
+    # The body is parsed as a stream (never held in memory), so FastAPI cannot infer it.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "video": {"type": "string", "format": "binary"},
+                        },
+                        "required": ["file"],
+                    }
+                }
+            },
+        }
+    },
+)
 async def receive_video(
     request: Request,
     uploads: UploadsDep,
@@ -50,31 +77,54 @@ async def receive_video(
 # `{video_id:path}` takes the rest of the path, so the optional trailing slash and anything
 # malformed (`../x`, an encoded slash) reach the handler and get the service's 404, rather than
 # falling through to another route.
-@router.get("/video-send-feedback/{video_id:path}", response_model=UploadFeedback)
+@router.get(
+    "/video-send-feedback/{video_id:path}",
+    response_model=UploadFeedback,
+    responses=error_responses(404, 422),
+)
 async def video_send_feedback(video_id: str, uploads: UploadsDep) -> dict[str, Any]:
     return await uploads.feedback(video_id.removesuffix("/"))
 
 
-@router.delete("/delete_files/{video_id:path}", response_model=UploadDeleted)
+@router.delete(
+    "/delete_files/{video_id:path}",
+    response_model=UploadDeleted,
+    responses=error_responses(404, 422),
+)
 async def delete_files(video_id: str, uploads: UploadsDep) -> UploadDeleted:
     video_id = video_id.removesuffix("/")
     text = await uploads.delete(video_id)
     return UploadDeleted(video_id=video_id, message=text)
 
 
-@both_forms("GET", "/recording/{video_id}/", response_class=FileResponse)
+@both_forms(
+    "GET",
+    "/recording/{video_id}/",
+    response_class=FileResponse,
+    responses=error_responses(404, 409, 422),
+)
 async def upload_recording(video_id: str, uploads: UploadsDep) -> FileResponse:
     path = await uploads.artefact(video_id, "recording")
     return FileResponse(path, media_type="video/webm", filename=f"{video_id}.webm")
 
 
-@both_forms("GET", "/report/{video_id}/", response_class=FileResponse)
+@both_forms(
+    "GET",
+    "/report/{video_id}/",
+    response_class=FileResponse,
+    responses=error_responses(404, 409, 422),
+)
 async def upload_report(video_id: str, uploads: UploadsDep) -> FileResponse:
     path = await uploads.artefact(video_id, "report")
     return FileResponse(path, media_type="application/json")
 
 
-@both_forms("GET", "/report/{video_id}/html/", response_class=FileResponse)
+@both_forms(
+    "GET",
+    "/report/{video_id}/html/",
+    response_class=FileResponse,
+    responses=error_responses(404, 409, 422),
+)
 async def upload_report_html(video_id: str, uploads: UploadsDep) -> FileResponse:
     path = await uploads.artefact(video_id, "report_html")
-    return FileResponse(path, media_type="text/html; charset=utf-8")
+    return FileResponse(path, media_type="text/html; charset=utf-8", headers=REPORT_HEADERS)

@@ -43,7 +43,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     if not token and header.lower().startswith("bearer "):
         token = header[7:].strip()
     try:
-        after_seq = max(0, int(websocket.query_params.get("after_seq", "0")))
+        after_seq = min(2**31 - 1, max(0, int(websocket.query_params.get("after_seq", "0"))))
     except ValueError:
         after_seq = 0
     await websocket.accept()
