@@ -25,6 +25,7 @@ from app.live.load import LoadMonitor
 from app.live.manager import Hooks, Services, SessionManager
 from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
+from app.memory import tune_malloc
 from app.security import SecurityHeaders, install_log_redaction
 from app.store.repository import EventWriter, SessionRepository
 from app.store.retention import retention_loop
@@ -39,6 +40,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
+    tune_malloc()  # before the worker threads and their arenas exist (see app/memory.py)
     install_log_redaction()
 
     @asynccontextmanager

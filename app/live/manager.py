@@ -4,6 +4,7 @@ after a crash, and graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import hmac
 import logging
@@ -23,6 +24,7 @@ from app.frames import Language
 from app.live.bus import EventBus
 from app.live.load import LoadMonitor
 from app.live.session import FrameObserver, LiveSession
+from app.memory import release_free_memory
 from app.observability import CoachMetrics
 from app.store.db import SessionRow
 from app.store.repository import EventWriter, SessionRepository
@@ -91,6 +93,7 @@ class SessionManager:
         self._background: set[asyncio.Task[Any]] = set()
         self._create_times: dict[str, list[float]] = {}
         self.end_to_ready_s: list[float] = []
+        self._heap_frozen = False
         services.request_end = self.request_end
         services.metrics.bind_gauges(
             live=lambda: len(self.sessions),
@@ -299,6 +302,26 @@ class SessionManager:
             if self.services.ownership is not None:
                 await self.services.ownership.release(session.id)
             session.finalized.set()
+            self._collect_garbage()
+
+    def _collect_garbage(self) -> None:
+        """Free what the ended session left in reference cycles now. aiortc's peers and the
+        recorder's codecs (native decoder/encoder threads and buffers behind them) form cycles,
+        so without this they wait for the next full collection and pile up, and the peak they
+        leave fragments the heap; `malloc_trim` then hands the freed pages back.
+
+        A full collection walks every tracked object (~300k once MediaPipe and aiortc are
+        loaded: ~250 ms), so the first time no session runs the heap is collected and frozen
+        (`gc.freeze`: start-up objects and modules are not walked again); from then on a
+        collection takes a few ms. Freezing only with no session running keeps a live
+        session's objects out of the frozen set."""
+        if self._heap_frozen:
+            gc.collect()
+        elif not self.sessions:
+            gc.collect()
+            gc.freeze()
+            self._heap_frozen = True
+        release_free_memory()
 
     async def _store_transcript(self, session: LiveSession) -> None:
         from app.live.transcription import write_transcript

@@ -27,6 +27,9 @@ async def test_a_session_streamed_to_a_is_watched_live_on_b_in_seq_order(
 ) -> None:
     media = await SessionClient.create(cluster.a.http, cluster.a.ws, language="en")
     await media.connect()
+    # A claims the session when its socket is set up; the handshake completes a little before
+    # that, so wait until A says the session is live before B is asked about it.
+    await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
     watcher = SessionClient(cluster.b.http, cluster.b.ws, media.info)
     await watcher.connect()
 
@@ -101,6 +104,9 @@ async def test_replica_a_killed_mid_session_is_taken_over_and_finalised_by_b(
     jpegs = [encode_jpeg(f.image) for f in frames]
     media = await SessionClient.create(cluster.a.http, cluster.a.ws, language="ko")
     await media.connect()
+    # A claims the session when its socket is set up; the handshake completes a little before
+    # that, so wait until A says the session is live before B is asked about it.
+    await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
     watcher = SessionClient(cluster.b.http, cluster.b.ws, media.info)
     await watcher.connect()
     start = time.monotonic()
