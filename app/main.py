@@ -25,6 +25,7 @@ from app.live.bus import InMemoryEventBus
 from app.live.manager import Hooks, Services, SessionManager
 from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
+from app.memory import tune_malloc
 from app.store.repository import EventWriter, SessionRepository
 from app.wiring import default_hooks
 
@@ -35,6 +36,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
+    tune_malloc()  # before the worker threads and their arenas exist (see app/memory.py)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
