@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     cue_hold_s: float = 1.5
     sway_window_s: float = 4.0
     analysis_threads: int = 4  # executor threads shared by the sessions' analysers
+    # Analysers (MediaPipe graphs) kept between sessions and reused: building and freeing
+    # graphs per session fragments the native heap (RSS grew ~10-19 MiB a session).
+    analyzer_pool_size: int = 4
 
     # cue thresholds
     # Eye contact: head within the yaw/pitch cone AND the mean iris offset (eye widths) within

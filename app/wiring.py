@@ -19,11 +19,27 @@ from app.media.recorder import RecordingFailure, SessionRecorder, recover_record
 from app.upload.analyze import AnalysisStages
 
 
-def _make_analyzer(settings: Settings) -> Any:
-    # MediaPipe is imported on the first analysed frame, not at start-up.
-    from app.analysis.pipeline import FrameAnalyzer
+class AnalyzerService:
+    """One pool of reused FrameAnalyzers per process (see `AnalyzerPool`), built on the first
+    session: MediaPipe is imported then, not at start-up."""
 
-    return FrameAnalyzer(settings)
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool: Any = None
+        self._lock = threading.Lock()
+
+    def make_analyzer(self, settings: Settings) -> Any:
+        with self._lock:
+            if self._pool is None:
+                from app.analysis.pipeline import AnalyzerPool
+
+                self._pool = AnalyzerPool(self.settings, self.settings.analyzer_pool_size)
+            pool = self._pool
+        return pool.acquire(settings)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.close)
 
 
 def _make_condition_state() -> Any:
@@ -134,13 +150,14 @@ class TranscriptionService:
 def default_hooks(settings: Settings) -> Hooks:
     critics = CriticService(settings)
     transcription = TranscriptionService(settings)
+    analyzers = AnalyzerService(settings)
     return Hooks(
         make_critic=critics.make_scheduler,
         make_recorder=_make_recorder,
         make_transcriber=transcription.make_worker,
         recover_recording=recover_recording,
-        on_shutdown=[critics.aclose],
-        make_analyzer=_make_analyzer,
+        on_shutdown=[critics.aclose, analyzers.aclose],
+        make_analyzer=analyzers.make_analyzer,
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,
         make_voice=_make_voice,

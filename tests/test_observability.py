@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.fixtures.clips import Segment, labelled_clip
@@ -24,7 +26,14 @@ async def test_metrics_cover_the_live_loop(server: ThreadServer) -> None:
         await client.end()
         await client.wait_for(lambda e: e["type"] == "report_ready", timeout=60)
         await client.close()
-        answer = await http.get("/metrics")
+        # The session leaves the registry just after its last event; the gauge follows. The
+        # server's loop is another thread's, so there is no event to await: poll, bounded.
+        async with asyncio.timeout(10):
+            while True:
+                answer = await http.get("/metrics")
+                if parse(answer.text)["coach_live_sessions"] == 0:
+                    break
+                await asyncio.sleep(0.05)
         healthz = await http.get("/healthz")
         readyz = await http.get("/readyz")
     after = parse(answer.text)

@@ -172,5 +172,12 @@ class FaceAnalyzer:
     def warm_up(self, rgb: np.ndarray) -> None:
         self._mesh.process(rgb)
 
+    def forget(self, blank_rgb: np.ndarray) -> None:
+        """Drop the tracked face, so the next frame starts with a fresh detection. A frame with
+        nobody in it ends the tracking (FaceMesh has no smoothing to carry over); restarting
+        the graph with `reset()` instead fragments the heap like building a new one (measured
+        +70 MiB over 40 restarts, still climbing)."""
+        self._mesh.process(blank_rgb)
+
     def close(self) -> None:
         self._mesh.close()

@@ -10,7 +10,9 @@ trade-off is measured in BENCHMARKS.md, section Analysis).
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -67,12 +69,15 @@ class FrameAnalyzer:
         self._settings = settings
         self._face = FaceAnalyzer(settings)
         self._pose = PoseAnalyzer(settings)
-        self._motion = MotionTracker(settings)
+        self._closed = False
+        self._clear_session_state()
+
+    def _clear_session_state(self) -> None:
+        self._motion = MotionTracker(self._settings)
         self._analysed = 0
         self._last_pose = PoseObservation(found=False)
         self._last_gesture = GestureObservation(hands_visible=0, activity=None)
         self._last_sway: float | None = None
-        self._closed = False
 
     def analyze(self, frame: VideoFrame) -> FrameAnalysis:
         if self._closed:
@@ -118,17 +123,121 @@ class FrameAnalyzer:
             timings_ms=timings,
         )
 
+    def _blank(self) -> np.ndarray:
+        side = self._settings.analysis_max_side
+        return np.zeros((side * 3 // 4, side, 3), np.uint8)
+
     def warm_up(self) -> None:
         """Run the graphs once on a blank frame: MediaPipe initialises its graph and the
         detectors on the first call (hundreds of ms), which should not land on a live frame.
         The trackers and baselines are left untouched."""
-        side = self._settings.analysis_max_side
-        blank = np.zeros((side * 3 // 4, side, 3), np.uint8)
+        blank = self._blank()
         self._face.warm_up(blank)
         self._pose.warm_up(blank)
+
+    def reset(self) -> None:
+        """Forget what the last session left: tracked face and body, lean baseline, motion
+        history, frame count. From its first frame a reset analyser finds the faces and body
+        landmarks a new one would, without building (and later freeing) new MediaPipe graphs;
+        only Pose's visibility smoothing needs about a second to let go (see
+        `PoseAnalyzer.forget`)."""
+        if self._closed:
+            raise RuntimeError("FrameAnalyzer is closed")
+        blank = self._blank()
+        self._face.forget(blank)
+        self._pose.forget(blank)
+        self._clear_session_state()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._face.close()
             self._pose.close()
+
+
+class AnalyzerPool:
+    """Keeps up to `max_idle` FrameAnalyzers between sessions and hands them out again.
+
+    Building and closing MediaPipe graphs for every session does not give their memory back:
+    each build/close cycle leaves tens of MiB of fragmented native heap in the thread that did
+    it, so RSS climbed ~10-19 MiB per session (see BENCHMARKS.md, section Memory). A reused
+    graph costs nothing per session; `FrameAnalyzer.reset` makes it forget the previous
+    session first. Thread-safe; `acquire` and the lease's `close` are blocking (run them in the
+    analysis executor, like everything else that touches a graph)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        max_idle: int,
+        make: Callable[[Settings], FrameAnalyzer] = FrameAnalyzer,
+    ) -> None:
+        self._settings = settings
+        self._max_idle = max(0, max_idle)
+        self._make = make
+        self._idle: list[FrameAnalyzer] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.built = 0  # analysers built so far (for tests and metrics)
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def acquire(self, settings: Settings | None = None) -> PooledAnalyzer:
+        """An idle analyser (already reset) or a new one. `settings` is accepted so this can
+        stand in for `Hooks.make_analyzer`; the pool's own settings are used."""
+        del settings
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("AnalyzerPool is closed")
+            analyzer = self._idle.pop() if self._idle else None
+        if analyzer is None:
+            analyzer = self._make(self._settings)
+            with self._lock:
+                self.built += 1
+        return PooledAnalyzer(analyzer, self)
+
+    def _give_back(self, analyzer: FrameAnalyzer) -> None:
+        try:
+            analyzer.reset()
+        except Exception:
+            analyzer.close()
+            raise
+        with self._lock:
+            if not self._closed and len(self._idle) < self._max_idle:
+                self._idle.append(analyzer)
+                return
+        analyzer.close()
+
+    def close(self) -> None:
+        """Close the idle analysers; leases still out close theirs when they are closed."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for analyzer in idle:
+            analyzer.close()
+
+
+class PooledAnalyzer:
+    """One session's lease on a pooled FrameAnalyzer: the FrameAnalyzer interface, where
+    `close` hands the analyser back to the pool (reset) instead of freeing its graphs."""
+
+    def __init__(self, analyzer: FrameAnalyzer, pool: AnalyzerPool) -> None:
+        self._analyzer: FrameAnalyzer | None = analyzer
+        self._pool = pool
+
+    def _leased(self) -> FrameAnalyzer:
+        if self._analyzer is None:
+            raise RuntimeError("FrameAnalyzer is closed")
+        return self._analyzer
+
+    def analyze(self, frame: VideoFrame) -> FrameAnalysis:
+        return self._leased().analyze(frame)
+
+    def warm_up(self) -> None:
+        self._leased().warm_up()
+
+    def close(self) -> None:
+        analyzer, self._analyzer = self._analyzer, None
+        if analyzer is not None:
+            self._pool._give_back(analyzer)

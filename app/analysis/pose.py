@@ -121,7 +121,8 @@ class PoseAnalyzer:
             min_detection_confidence=0.5,
             min_tracking_confidence=0.5,
         )
-        self._baseline = LeanBaseline(settings.lean_baseline_s)
+        self._baseline_s = settings.lean_baseline_s
+        self._baseline = LeanBaseline(self._baseline_s)
 
     def analyze(self, rgb: np.ndarray, t: float) -> PoseObservation:
         height, width = rgb.shape[:2]
@@ -135,6 +136,19 @@ class PoseAnalyzer:
 
     def warm_up(self, rgb: np.ndarray) -> None:
         self._pose.process(rgb)
+
+    def forget(self, blank_rgb: np.ndarray) -> None:
+        """Drop the tracked body and the lean baseline before this graph serves another
+        session. A frame with nobody in it ends tracking, so the next frame starts from a
+        fresh detection and the landmark positions match a new graph's exactly. One thing
+        survives: Pose's visibility smoothing (a low-pass that only updates on frames with
+        landmarks), so for about the first second the landmark visibilities (which wrists
+        and shoulders count as seen) still lean towards the previous session's. Restarting the
+        graph (`reset()`) clears that too, but each restart rebuilds the TFLite interpreters
+        and RSS then drifts up ~1-1.5 MiB per session (measured over 20 WebRTC sessions), the
+        very growth the analyser pool exists to stop."""
+        self._pose.process(blank_rgb)
+        self._baseline = LeanBaseline(self._baseline_s)
 
     def close(self) -> None:
         self._pose.close()

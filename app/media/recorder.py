@@ -302,6 +302,18 @@ class _SegmentWriter:
         except (av.error.FFmpegError, OSError, ValueError):
             log.exception("could not close the recording segment cleanly")
 
+    def release(self) -> None:
+        """Drop the encoders and containers once the recording is finished or abandoned, so
+        their native memory (libvpx keeps tens of MiB of frame buffers and a thread pool per
+        encoder) goes now, not whenever the garbage collector frees the session's cycle."""
+        self._video = None
+        self._audio = None
+        self._container = None
+        self._streams = {}
+        self._whole = None
+        self._whole_streams = {}
+        self._held_video = None
+
     def _mux_video(self, packet: Packet) -> None:
         held = self._held_video
         self._held_video = packet
@@ -548,6 +560,7 @@ class SessionRecorder:
                     self._error = f"{type(exc).__name__}: {exc}"
                     writer.abandon()
         finally:
+            writer.release()
             self._cpu_s = time.thread_time() - cpu_start
 
     def _disk_low(self) -> str | None:

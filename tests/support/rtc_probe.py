@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -78,18 +79,46 @@ def alive(*type_names: str) -> dict[str, int]:
     return counts
 
 
+async def server_done(server: ThreadServer) -> None:
+    """Until the server has dropped every session: it frees an ended session's memory right
+    after (app.live.manager `_collect_garbage`), so usage is compared at the same point."""
+    async with asyncio.timeout(30):
+        while True:  # the server runs its own loop in another thread: no event to share
+            if not server.manager.sessions:
+                return
+            await asyncio.sleep(0.05)
+
+
+# RSS after a session alternates by ~20 MiB with the way it ended (client left first or
+# server ended it: measured 494 / 515 MiB, flat over 30 sessions), so each end is the median
+# of this many per-session samples, an even number so both ways weigh alike.
+RSS_SAMPLES = 6
+
+
+async def _cycle_rss(server: ThreadServer, client_leaves_first: bool) -> tuple[str, float]:
+    info = await one_cycle(server, client_leaves_first)
+    await server_done(server)
+    return info["state"], usage()["rss_mib"]
+
+
 async def run_cycles(server: ThreadServer, cycles: int, warmup: int) -> dict[str, Any]:
+    warm_rss = []
     for i in range(warmup):
-        await one_cycle(server, client_leaves_first=i % 2 == 0)
+        warm_rss.append((await _cycle_rss(server, client_leaves_first=i % 2 == 0))[1])
     before = usage()
-    states = []
+    before["rss_mib"] = statistics.median(warm_rss[-RSS_SAMPLES:])
+    states, rss = [], []
     for i in range(cycles):
         # Alternate the two ways a session ends; the last one is server-ended.
-        info = await one_cycle(server, client_leaves_first=(cycles - i) % 2 == 0)
-        states.append(info["state"])
+        state, mib = await _cycle_rss(server, client_leaves_first=(cycles - i) % 2 == 0)
+        states.append(state)
+        rss.append(mib)
+    after = usage()
+    after["rss_mib"] = statistics.median(rss[-RSS_SAMPLES:])
     return {
         "before": before,
-        "after": usage(),
+        "after": after,
+        "rss_per_session": warm_rss + rss,
         "states": states,
         "sessions_left": len(server.manager.sessions),
         "peers_left": len(server.app.state.rtc_peers.peers),
