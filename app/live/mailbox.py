@@ -16,7 +16,6 @@ class LatestMailbox(Generic[T]):
         self._ready = asyncio.Event()
         self._closed = False
         self.dropped = 0
-        self.max_depth = 0  # the most items ever waiting at once: 1 by construction
 
     def put(self, item: T) -> bool:
         """Returns True when an unread item was overwritten (dropped)."""
@@ -26,7 +25,6 @@ class LatestMailbox(Generic[T]):
         if overwrote:
             self.dropped += 1
         self._item = item
-        self.max_depth = max(self.max_depth, 1)
         self._ready.set()
         return overwrote
 

@@ -335,11 +335,6 @@ class SessionManager:
         transcript = await session.transcriber.finish()
         await asyncio.to_thread(write_transcript, path, transcript)
 
-    async def wait_finalized(self, session_id: str, timeout: float = 60) -> None:
-        task = self._finalizing.get(session_id)
-        if task is not None:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
-
     # --- crash recovery ------------------------------------------------------------------
     async def recover_orphans(self) -> None:
         """Sessions a killed process left `live` or `finalizing`: recover what was recorded and

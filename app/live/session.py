@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,7 +78,6 @@ class LiveSession:
         self.mailbox: LatestMailbox[VideoFrame] = LatestMailbox()
         self.cues = CueEngine(self.settings.cue_hold_s)
         self.observers: list[FrameObserver] = []
-        self.analysis_ms: list[float] = []  # recent analysis times (bounded), for metrics
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._transports = 0
         self._last_metrics_mono = 0.0
@@ -328,9 +327,6 @@ class LiveSession:
                 elapsed = time.perf_counter() - started
                 self.services.metrics.analysis_seconds.observe(elapsed)
                 self.services.metrics.frames_analyzed.inc()
-                self.analysis_ms.append(elapsed * 1000)
-                if len(self.analysis_ms) > 512:
-                    del self.analysis_ms[:256]
                 self.frames_analyzed += 1
                 await self._after_analysis(analysis, frame)
         finally:
@@ -486,6 +482,3 @@ def voice_fields(a: AudioAnalysis) -> dict[str, Any]:
         "pitch_semitone_std": _r(a.pitch_semitone_std, 2),
         "pause_s": _r(a.pause_s, 2),
     }
-
-
-SessionFactory = Callable[..., LiveSession]
