@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     analysis_fps: float = 15.0  # cap on analysed frames a second per session
     analysis_max_side: int = 640  # frames are analysed at most this large (longest side)
     pose_every: int = 2  # run Pose on every Nth analysed frame (face runs on every one)
+    # Under load Pose runs less often, down to every `pose_every_max`-th frame, while the
+    # smoothed frame -> analysed latency is above `pose_cadence_high_ms` (back up below half
+    # of it). `pose_every_max = pose_every` turns that off. See app/analysis/cadence.py.
+    pose_every_max: int = 4
+    pose_cadence_high_ms: float = 50.0
     metrics_hz: float = 5.0
     cue_hold_s: float = 1.5
     sway_window_s: float = 4.0

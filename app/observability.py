@@ -47,6 +47,11 @@ class CoachMetrics:
         self.ws_slow_consumers = Counter(
             "coach_ws_slow_consumers", "Listeners dropped for not reading", registry=r
         )
+        self.pose_every = Gauge(
+            "coach_pose_every",
+            "Pose runs on one analysed frame in this many (rises under load)",
+            registry=r,
+        )
 
     def bind_gauges(self, live: Callable[[], float], recorder_depth: Callable[[], float]) -> None:
         self.live_sessions.set_function(live)

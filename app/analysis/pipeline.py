@@ -4,7 +4,8 @@
 crashes the process), so the caller runs `analyze` in an executor, one call at a time, frames
 in time order. Frames are downscaled to `analysis_max_side` first; Pose, the dearest stage,
 runs on every `pose_every`-th analysed frame and its last result is reused in between (the
-trade-off is measured in BENCHMARKS.md, section Analysis).
+trade-off is measured in BENCHMARKS.md, section Analysis). A live session passes the cadence
+of the moment (`app/analysis/cadence.py` raises it under load).
 """
 
 from __future__ import annotations
@@ -74,12 +75,15 @@ class FrameAnalyzer:
 
     def _clear_session_state(self) -> None:
         self._motion = MotionTracker(self._settings)
-        self._analysed = 0
+        self._since_pose: int | None = None  # analysed frames since Pose last ran
         self._last_pose = PoseObservation(found=False)
         self._last_gesture = GestureObservation(hands_visible=0, activity=None)
         self._last_sway: float | None = None
 
-    def analyze(self, frame: VideoFrame) -> FrameAnalysis:
+    def analyze(self, frame: VideoFrame, pose_every: int | None = None) -> FrameAnalysis:
+        """Analyse one frame; Pose runs when `pose_every` (default: the setting) analysed
+        frames have passed since it last ran, so a cadence that changes between frames
+        takes effect at once."""
         if self._closed:
             raise RuntimeError("FrameAnalyzer is closed")
         timings: dict[str, float] = {}
@@ -95,7 +99,8 @@ class FrameAnalyzer:
         face = _rescale_face(self._face.analyze(rgb), inverse)
         timings["face"] = (time.perf_counter() - start) * 1000
 
-        run_pose = self._analysed % max(1, self._settings.pose_every) == 0
+        every = max(1, self._settings.pose_every if pose_every is None else pose_every)
+        run_pose = self._since_pose is None or self._since_pose + 1 >= every
         start = time.perf_counter()
         if run_pose:
             pose = self._pose.analyze(rgb, frame.t)
@@ -108,7 +113,7 @@ class FrameAnalyzer:
             self._last_pose = _rescale_pose(pose, inverse)
             self._last_gesture, self._last_sway = gesture, sway
         timings["gesture"] = (time.perf_counter() - start) * 1000
-        self._analysed += 1
+        self._since_pose = 0 if run_pose else (self._since_pose or 0) + 1
 
         return FrameAnalysis(
             index=frame.index,
@@ -231,8 +236,8 @@ class PooledAnalyzer:
             raise RuntimeError("FrameAnalyzer is closed")
         return self._analyzer
 
-    def analyze(self, frame: VideoFrame) -> FrameAnalysis:
-        return self._leased().analyze(frame)
+    def analyze(self, frame: VideoFrame, pose_every: int | None = None) -> FrameAnalysis:
+        return self._leased().analyze(frame, pose_every)
 
     def warm_up(self) -> None:
         self._leased().warm_up()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.analysis.cadence import PoseCadence
 from app.config import Settings
 from app.errors import CoachError, not_found
 from app.frames import Language
@@ -81,6 +82,16 @@ class Services:
     # scale-out (app/live/cluster.py): None when this is the only replica
     ownership: SessionOwnership | None = None
     load: LoadMonitor | None = None
+    # Pose cadence shared by this process's live sessions (it follows their latency)
+    cadence: PoseCadence | None = None
+
+    def __post_init__(self) -> None:
+        if self.cadence is None:
+            s = self.settings
+            self.cadence = PoseCadence(
+                least=s.pose_every, most=s.pose_every_max, high_ms=s.pose_cadence_high_ms
+            )
+        self.metrics.pose_every.set(self.cadence.every)
 
 
 class SessionManager:

@@ -318,8 +318,12 @@ class LiveSession:
                     assert self._analyzer_ready is not None
                     self._analyzer = await self._analyzer_ready
                 started = time.perf_counter()
+                cadence = self.services.cadence
+                pose_every = None if cadence is None else cadence.every
                 try:
-                    analysis = await loop.run_in_executor(executor, self._analyzer.analyze, frame)
+                    analysis = await loop.run_in_executor(
+                        executor, self._analyzer.analyze, frame, pose_every
+                    )
                 except Exception as exc:  # an analyzer bug must not end the rehearsal
                     log.exception("analysis failed", extra={"session_id": self.id})
                     await self.emit_error("analysis_failed", f"{type(exc).__name__}: {exc}")
@@ -328,6 +332,11 @@ class LiveSession:
                 self.services.metrics.analysis_seconds.observe(elapsed)
                 self.services.metrics.frames_analyzed.inc()
                 self.frames_analyzed += 1
+                if cadence is not None:
+                    now = time.monotonic()
+                    every = cadence.observe((now - frame.arrived_at) * 1000, now)
+                    if every != pose_every:
+                        self.services.metrics.pose_every.set(every)
                 await self._after_analysis(analysis, frame)
         finally:
             await self.release_analyzer()

@@ -113,6 +113,24 @@ def test_pose_every_second_frame_reuses_the_last_pose(clip: list[LabelledFrame])
     assert set(results[0].timings_ms) >= {"face", "pose", "gesture"}
 
 
+def test_cadence_passed_per_frame_takes_effect_at_once() -> None:
+    frames = labelled_clip(fps=15, segments=[Segment("frontal", 1.0)])[:12]
+    analyzer = FrameAnalyzer(Settings(pose_every=2))
+    try:
+        cadences = [1, 1, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2]
+        results = [
+            analyzer.analyze(
+                VideoFrame(f.index, f.t, np.asarray(f.image), time.monotonic()), pose_every=every
+            )
+            for f, every in zip(frames, cadences, strict=True)
+        ]
+    finally:
+        analyzer.close()
+    ran = [i for i, r in enumerate(results) if i == 0 or r.pose is not results[i - 1].pose]
+    # every frame, then one in three from frame 1's Pose, then one in two
+    assert ran == [0, 1, 4, 7, 9, 11]
+
+
 def test_downscaled_analysis_reports_in_received_pixels() -> None:
     frame = labelled_clip(fps=1, segments=[Segment("frontal", 1)])[0]
     big = np.ascontiguousarray(np.kron(np.asarray(frame.image), np.ones((2, 2, 1), np.uint8)))

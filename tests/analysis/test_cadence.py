@@ -1,0 +1,66 @@
+"""The load-following Pose cadence: a step controller with hysteresis and a dwell time."""
+
+from __future__ import annotations
+
+from app.analysis.cadence import PoseCadence
+
+
+def feed(
+    cadence: PoseCadence, latency_ms: float, start: float, seconds: float, fps: float = 30.0
+) -> float:
+    """Frames at `fps` with one latency for `seconds`; returns the time after the last."""
+    t = start
+    for _ in range(round(seconds * fps)):
+        cadence.observe(latency_ms, t)
+        t += 1.0 / fps
+    return t
+
+
+def test_light_load_keeps_the_configured_cadence() -> None:
+    cadence = PoseCadence(least=2, most=4, high_ms=50.0)
+    feed(cadence, 25.0, 0.0, 30.0)
+    assert cadence.every == 2
+    assert cadence.steps == 0
+
+
+def test_high_latency_steps_up_one_step_per_dwell_to_the_most() -> None:
+    cadence = PoseCadence(least=2, most=4, high_ms=50.0, dwell_s=2.0)
+    t = feed(cadence, 120.0, 0.0, 2.5)
+    assert cadence.every == 3  # one step: the dwell holds the next one back
+    t = feed(cadence, 120.0, t, 2.0)
+    assert cadence.every == 4
+    feed(cadence, 120.0, t, 20.0)
+    assert cadence.every == 4  # never beyond `most`
+    assert cadence.steps == 2
+
+
+def test_latency_between_the_thresholds_holds_the_cadence() -> None:
+    cadence = PoseCadence(least=2, most=4, high_ms=50.0, dwell_s=1.0)
+    t = feed(cadence, 100.0, 0.0, 3.5)
+    assert cadence.every == 4
+    feed(cadence, 40.0, t, 30.0)  # below high, above low (25): no flapping
+    assert cadence.every == 4
+
+
+def test_load_gone_steps_back_down_to_the_least() -> None:
+    cadence = PoseCadence(least=2, most=4, high_ms=50.0, dwell_s=1.0)
+    t = feed(cadence, 100.0, 0.0, 3.5)
+    assert cadence.every == 4
+    feed(cadence, 10.0, t, 5.0)
+    assert cadence.every == 2
+
+
+def test_a_single_slow_frame_does_not_move_the_cadence() -> None:
+    cadence = PoseCadence(least=2, most=4, high_ms=50.0, dwell_s=1.0)
+    t = feed(cadence, 20.0, 0.0, 3.0)
+    cadence.observe(400.0, t)  # one GC pause or a slow keyframe
+    feed(cadence, 20.0, t + 0.03, 3.0)
+    assert cadence.every == 2
+    assert cadence.steps == 0
+
+
+def test_equal_bounds_turn_adaptation_off() -> None:
+    cadence = PoseCadence(least=3, most=3, high_ms=50.0)
+    feed(cadence, 500.0, 0.0, 10.0)
+    assert cadence.every == 3
+    assert cadence.latency_ms is not None and cadence.latency_ms > 400

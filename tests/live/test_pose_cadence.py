@@ -1,0 +1,40 @@
+"""The live loop follows its latency: above the threshold Pose runs less often."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.config import Settings
+from tests.fixtures.clips import Segment, labelled_clip
+from tests.live.test_ws_live import stream
+from tests.support.client import SessionClient
+from tests.support.metrics import parse
+from tests.support.server import ThreadServer
+
+
+async def test_latency_above_the_threshold_runs_pose_less_often(settings: Settings) -> None:
+    # No real frame is analysed within 1 ms, so the cadence climbs one step per dwell (2 s).
+    tuned = settings.model_copy(
+        update={"pose_every": 1, "pose_every_max": 3, "pose_cadence_high_ms": 1.0}
+    )
+    frames = labelled_clip(15.0, [Segment("frontal", 6.0)])
+    with ThreadServer(tuned) as server:
+        client = await SessionClient.create(server.http, server.ws, language="en")
+        await client.connect()
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            before = parse((await http.get("/metrics")).text)["coach_pose_every"]
+            await stream(client, frames)
+            await client.wait_for(lambda e: e["type"] == "metrics", timeout=60)
+            after = parse((await http.get("/metrics")).text)["coach_pose_every"]
+        await client.end()
+        await client.wait_for(lambda e: e["type"] == "report_ready", timeout=60)
+        await client.close()
+
+    assert before == 1
+    assert after == 3
+    # Late metrics events sample frames where Pose was reused: its stage took no time.
+    late = [e for e in client.of_type("metrics") if e["t"] > 4.5]
+    reused = [e for e in late if e["analysis_ms"]["pose"] < 0.5]
+    assert late and len(reused) >= len(late) // 2, [e["analysis_ms"]["pose"] for e in late]
+    # the body landmarks stay found between Pose runs (the last result is reused)
+    assert all(e["posture"]["shoulder_tilt_deg"] is not None for e in late)
