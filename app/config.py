@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     cue_hold_s: float = 1.5
     sway_window_s: float = 4.0
     analysis_threads: int = 4  # executor threads shared by the sessions' analysers
+    # Pose graphs (static-image mode) shared by all live sessions, at most this many Pose runs
+    # at once; 0: one tracking Pose graph per session (~115 MiB each). See PoseGraphs.
+    pose_graphs: int = 2
     # Analysers (MediaPipe graphs) kept between sessions and reused: building and freeing
     # graphs per session fragments the native heap (RSS grew ~10-19 MiB a session).
     analyzer_pool_size: int = 4

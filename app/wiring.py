@@ -26,20 +26,31 @@ class AnalyzerService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._pool: Any = None
+        self._pose_graphs: Any = None
         self._lock = threading.Lock()
 
     def make_analyzer(self, settings: Settings) -> Any:
         with self._lock:
             if self._pool is None:
-                from app.analysis.pipeline import AnalyzerPool
+                from app.analysis.pipeline import AnalyzerPool, FrameAnalyzer
+                from app.analysis.pose import PoseGraphs
 
-                self._pool = AnalyzerPool(self.settings, self.settings.analyzer_pool_size)
+                if self.settings.pose_graphs > 0:
+                    self._pose_graphs = PoseGraphs(self.settings.pose_graphs)
+                graphs = self._pose_graphs
+                self._pool = AnalyzerPool(
+                    self.settings,
+                    self.settings.analyzer_pool_size,
+                    make=lambda s: FrameAnalyzer(s, pose_graphs=graphs),
+                )
             pool = self._pool
         return pool.acquire(settings)
 
     async def aclose(self) -> None:
         if self._pool is not None:
             await asyncio.to_thread(self._pool.close)
+        if self._pose_graphs is not None:
+            await asyncio.to_thread(self._pose_graphs.close)
 
 
 def _make_condition_state() -> Any:

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.analysis.face import FaceAnalyzer
 from app.analysis.pipeline import FrameAnalyzer, downscale_rgb
+from app.analysis.pose import PoseGraphs
 from app.config import Settings
 from app.frames import FrameAnalysis, VideoFrame
 from tests.fixtures.clips import LabelledFrame, labelled_clip
@@ -39,6 +40,7 @@ SETTLE = 2
 class Row:
     side: int
     pose_every: int
+    graphs: str  # "own": a tracking Pose graph per session; "shared": static-image PoseGraphs
     face_ms: float
     pose_ms: float  # median over frames where Pose ran
     frame_ms: float  # mean of resize + face + pose + gesture over all frames
@@ -59,8 +61,11 @@ def settled(clip: list[LabelledFrame]) -> list[int]:
     return keep
 
 
-def run_clip(settings: Settings, clip: list[LabelledFrame]) -> list[FrameAnalysis]:
-    analyzer = FrameAnalyzer(settings)
+def run_clip(
+    settings: Settings, clip: list[LabelledFrame], graphs: str = "own"
+) -> list[FrameAnalysis]:
+    shared = PoseGraphs(1) if graphs == "shared" else None
+    analyzer = FrameAnalyzer(settings, pose_graphs=shared)
     try:
         return [
             analyzer.analyze(VideoFrame(f.index, f.t, np.asarray(f.image), time.monotonic()))
@@ -68,6 +73,8 @@ def run_clip(settings: Settings, clip: list[LabelledFrame]) -> list[FrameAnalysi
         ]
     finally:
         analyzer.close()
+        if shared is not None:
+            shared.close()
 
 
 def real_photo_score(side: int) -> str:
@@ -109,9 +116,13 @@ def wrist_error(a: FrameAnalysis, ref: FrameAnalysis) -> float | None:
 
 
 def evaluate(
-    side: int, every: int, clip: list[LabelledFrame], ref: list[FrameAnalysis] | None
+    side: int,
+    every: int,
+    clip: list[LabelledFrame],
+    ref: list[FrameAnalysis] | None,
+    graphs: str = "own",
 ) -> tuple[Row, list[FrameAnalysis]]:
-    results = run_clip(Settings(analysis_max_side=side, pose_every=every), clip)
+    results = run_clip(Settings(analysis_max_side=side, pose_every=every), clip, graphs)
     keep = settled(clip)
     present = [i for i in keep if clip[i].face_present is not None]
     found_acc = np.mean([results[i].face.found == clip[i].face_present for i in present])
@@ -135,6 +146,7 @@ def evaluate(
     row = Row(
         side=side,
         pose_every=every,
+        graphs=graphs,
         face_ms=statistics.median(r.timings_ms["face"] for r in results),
         pose_ms=statistics.median(pose_runs),
         frame_ms=float(np.mean([sum(r.timings_ms.values()) for r in results])),
@@ -151,35 +163,44 @@ def evaluate(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--sides", default=",".join(map(str, SIZES)))
+    parser.add_argument("--every", default=",".join(map(str, POSE_EVERY)))
+    parser.add_argument(
+        "--graphs", default="own", help="own,shared: Pose graph per session / shared static"
+    )
     args = parser.parse_args()
+    sides = [int(x) for x in args.sides.split(",")]
+    cadences = [int(x) for x in args.every.split(",")]
+    modes = args.graphs.split(",")
     cv2.setNumThreads(1)
     clip = labelled_clip(fps=args.fps)
     run_clip(Settings(), clip[:30])  # warm up model loading and caches
-    reference: list[FrameAnalysis] | None = None
+    # The reference: the first side, Pose on every frame on a graph of its own.
+    reference: list[FrameAnalysis] = evaluate(sides[0], 1, clip, None)[1]
     rows: list[Row] = []
-    for side in SIZES:
+    for side in sides:
         photos = real_photo_score(side)
-        for every in POSE_EVERY:
-            row, results = evaluate(side, every, clip, reference)
-            if reference is None:
-                reference = results
-            row.real_photos = photos
-            rows.append(row)
-            print(f"done {side} every {every}: {row.frame_ms:.1f} ms/frame", file=sys.stderr)
-    hands = {side: hands_ms(clip, side) for side in SIZES}
+        for graphs in modes:
+            for every in cadences:
+                row, _results = evaluate(side, every, clip, reference, graphs)
+                row.real_photos = photos
+                rows.append(row)
+                print(f"done {side} {graphs} every {every}: {row.frame_ms:.1f} ms", file=sys.stderr)
+    hands = {side: hands_ms(clip, side) for side in sides}
 
     print(f"Clip: {len(clip)} frames at {args.fps:g} fps; accuracy on settled frames.\n")
     print(
-        "| side | pose every | face ms | pose ms (when run) | mean ms/frame | face found "
-        "| eye contact (clip) | roll MAE deg | shoulder tilt err p95 deg | wrist err p95 "
-        "(shoulder w) | real photos eye contact |"
+        "| side | pose graph | pose every | face ms | pose ms (when run) | mean ms/frame "
+        "| face found | eye contact (clip) | roll MAE deg | shoulder tilt err p95 deg "
+        "| wrist err p95 (shoulder w) | real photos eye contact |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r.side} | {r.pose_every} | {r.face_ms:.1f} | {r.pose_ms:.1f} | {r.frame_ms:.1f} "
-            f"| {r.face_found_acc:.1%} | {r.eye_contact_acc:.1%} | {r.roll_mae:.2f} "
-            f"| {r.tilt_err_p95:.2f} | {r.wrist_err_p95:.3f} | {r.real_photos} |"
+            f"| {r.side} | {r.graphs} | {r.pose_every} | {r.face_ms:.1f} | {r.pose_ms:.1f} "
+            f"| {r.frame_ms:.1f} | {r.face_found_acc:.1%} | {r.eye_contact_acc:.1%} "
+            f"| {r.roll_mae:.2f} | {r.tilt_err_p95:.2f} | {r.wrist_err_p95:.3f} "
+            f"| {r.real_photos} |"
         )
     print(
         "\nMediaPipe Hands alone (median ms): "

@@ -20,7 +20,7 @@ import numpy as np
 
 from app.analysis.face import FaceAnalyzer
 from app.analysis.gesture import MotionTracker
-from app.analysis.pose import PoseAnalyzer
+from app.analysis.pose import PoseAnalyzer, PoseGraphs
 from app.config import Settings
 from app.frames import (
     FaceObservation,
@@ -66,10 +66,12 @@ def _rescale_pose(pose: PoseObservation, inverse: float) -> PoseObservation:
 class FrameAnalyzer:
     """Per-session analyser. Not thread-safe by design: one `analyze` at a time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, pose_graphs: PoseGraphs | None = None) -> None:
+        """`pose_graphs`: shared static-image Pose graphs to lease; without them the analyser
+        builds a tracking Pose graph of its own."""
         self._settings = settings
         self._face = FaceAnalyzer(settings)
-        self._pose = PoseAnalyzer(settings)
+        self._pose = PoseAnalyzer(settings, graphs=pose_graphs)
         self._closed = False
         self._clear_session_state()
 

@@ -8,6 +8,9 @@ needs no calibration step.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -107,26 +110,99 @@ def _landmarks_to_arrays(landmarks: Any, width: int, height: int) -> tuple[np.nd
     return points, visibility
 
 
+def _pose_graph(static_images: bool) -> Any:
+    import mediapipe as mp
+
+    return mp.solutions.pose.Pose(
+        static_image_mode=static_images,
+        model_complexity=1,  # the only complexity whose model ships in the wheel
+        smooth_landmarks=True,
+        enable_segmentation=False,
+        min_detection_confidence=0.5,
+        min_tracking_confidence=0.5,
+    )
+
+
+class PoseGraphs:
+    """A few Pose graphs in static-image mode, shared by all of a process's live sessions.
+
+    A Pose graph holds ~115 MiB of native memory (FaceMesh ~30, a VP9 encoder ~40), so one
+    tracking graph per session is most of a session's RSS, while a session runs Pose on only
+    every 2nd to 4th frame. A static-image graph keeps no state between calls (no tracking, no
+    smoothing), so any session can use any graph, in any order, with the same result as on a
+    graph of its own; the price is the person detector on every call (~6 ms more CPU a run,
+    measured in BENCHMARKS.md). `lease` blocks while all `size` graphs are in use: a graph used
+    by two threads at once crashes the process, and on a machine with few cores more than a
+    couple of concurrent Pose runs only slow each other down. Graphs are built on first need.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._free: list[Any] = []
+        self._built = 0
+        self._available = threading.Semaphore(self.size)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def built(self) -> int:
+        return self._built
+
+    @contextmanager
+    def lease(self) -> Iterator[Any]:
+        self._available.acquire()
+        try:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("PoseGraphs is closed")
+                graph = self._free.pop() if self._free else None
+                if graph is None:
+                    self._built += 1
+            if graph is None:
+                graph = _pose_graph(static_images=True)
+            try:
+                yield graph
+            finally:
+                with self._lock:
+                    closed = self._closed
+                    if not closed:
+                        self._free.append(graph)
+                if closed:
+                    graph.close()
+        finally:
+            self._available.release()
+
+    def close(self) -> None:
+        """Close the idle graphs; one still leased closes when it comes back."""
+        with self._lock:
+            self._closed = True
+            free, self._free = self._free, []
+        for graph in free:
+            graph.close()
+
+
 class PoseAnalyzer:
-    """One Pose graph plus this session's lean baseline. One call at a time, in time order."""
+    """This session's Pose: its own tracking graph, or leases on shared static-image graphs
+    (`graphs`), plus this session's lean baseline. One call at a time, in time order."""
 
-    def __init__(self, settings: Settings, *, static_images: bool = False) -> None:
-        import mediapipe as mp
-
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=static_images,
-            model_complexity=1,  # the only complexity whose model ships in the wheel
-            smooth_landmarks=True,
-            enable_segmentation=False,
-            min_detection_confidence=0.5,
-            min_tracking_confidence=0.5,
-        )
+    def __init__(
+        self, settings: Settings, *, static_images: bool = False, graphs: PoseGraphs | None = None
+    ) -> None:
+        self._graphs = graphs
+        self._pose = None if graphs is not None else _pose_graph(static_images)
         self._baseline_s = settings.lean_baseline_s
         self._baseline = LeanBaseline(self._baseline_s)
 
+    def _process(self, rgb: np.ndarray) -> Any:
+        if self._pose is not None:
+            return self._pose.process(rgb)
+        assert self._graphs is not None
+        with self._graphs.lease() as graph:
+            return graph.process(rgb)
+
     def analyze(self, rgb: np.ndarray, t: float) -> PoseObservation:
         height, width = rgb.shape[:2]
-        result = self._pose.process(rgb)
+        result = self._process(rgb)
         if result.pose_landmarks is None:
             return PoseObservation(found=False)
         points, visibility = _landmarks_to_arrays(result.pose_landmarks, width, height)
@@ -135,20 +211,23 @@ class PoseAnalyzer:
         return pose_observation_from_landmarks(points, visibility, width, height, t, self._baseline)
 
     def warm_up(self, rgb: np.ndarray) -> None:
-        self._pose.process(rgb)
+        self._process(rgb)
 
     def forget(self, blank_rgb: np.ndarray) -> None:
-        """Drop the tracked body and the lean baseline before this graph serves another
-        session. A frame with nobody in it ends tracking, so the next frame starts from a
-        fresh detection and the landmark positions match a new graph's exactly. One thing
-        survives: Pose's visibility smoothing (a low-pass that only updates on frames with
-        landmarks), so for about the first second the landmark visibilities (which wrists
-        and shoulders count as seen) still lean towards the previous session's. Restarting the
-        graph (`reset()`) clears that too, but each restart rebuilds the TFLite interpreters
-        and RSS then drifts up ~1-1.5 MiB per session (measured over 20 WebRTC sessions), the
-        very growth the analyser pool exists to stop."""
-        self._pose.process(blank_rgb)
+        """Drop the tracked body and the lean baseline before this analyser serves another
+        session. On its own graph a frame with nobody in it ends tracking, so the next frame
+        starts from a fresh detection and the landmark positions match a new graph's exactly.
+        One thing survives there: Pose's visibility smoothing (a low-pass that only updates on
+        frames with landmarks), so for about the first second the landmark visibilities (which
+        wrists and shoulders count as seen) still lean towards the previous session's.
+        Restarting the graph (`reset()`) clears that too, but each restart rebuilds the TFLite
+        interpreters and RSS then drifts up ~1-1.5 MiB per session (measured over 20 WebRTC
+        sessions), the very growth the analyser pool exists to stop. Shared static-image
+        graphs carry nothing from one call to the next."""
+        if self._pose is not None:
+            self._pose.process(blank_rgb)
         self._baseline = LeanBaseline(self._baseline_s)
 
     def close(self) -> None:
-        self._pose.close()
+        if self._pose is not None:
+            self._pose.close()
