@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -356,28 +355,3 @@ def voice_conditions(
         "long_pause": long_pause,
         "monotone": monotone,
     }
-
-
-def voice_score(
-    analyses: Sequence[AudioAnalysis], language: Lang, settings: Settings | None = None
-) -> float | None:
-    """Voice score, 0-100: how much of the talk was free of each voice problem.
-
-    For each of the four aspects (loud enough, not too fast, no long pause, varied pitch) we
-    take the share of the seconds in which it could be judged and was fine; the score is the
-    mean of those shares times 100. So 100 means no second of the talk was too quiet, too
-    fast, inside a long pause or monotone; 75 means, for example, that one aspect was a
-    problem all the time, or each of the four a quarter of the time. Seconds in which an
-    aspect cannot be judged (silence, before the first word) don't count for it. None when no
-    speech was heard.
-    """
-    settings = settings or Settings()
-    judged: dict[CueName, list[bool]] = {}
-    for a in analyses:
-        for cue, problem in voice_conditions(a, language, settings).items():
-            if problem is not None:
-                judged.setdefault(cue, []).append(not problem)
-    if not any(a.speaking for a in analyses) or not judged:
-        return None
-    shares = [sum(ok) / len(ok) for ok in judged.values()]
-    return round(100.0 * sum(shares) / len(shares), 1)

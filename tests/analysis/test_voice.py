@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
-from app.analysis.voice import AudioFormatError, VoiceAnalyzer, voice_conditions, voice_score
+from app.analysis.voice import AudioFormatError, VoiceAnalyzer, voice_conditions
 from app.config import Settings
 from app.frames import AudioAnalysis, AudioChunk, Language
 from tests.analysis.espeak_speech import RATES_WPM, Clip, silence
@@ -165,19 +165,33 @@ def test_silence_has_no_pause_pitch_or_loudness_verdict() -> None:
             "long_pause": None,
             "monotone": None,
         }
-    assert voice_score(analyses, "en") is None
+    assert fine_share(analyses, "en") is None
+
+
+def fine_share(analyses: list[AudioAnalysis], language: Language) -> float | None:
+    """Mean over the four voice cues of the share of judged seconds without the problem
+    (None: nothing was judged). The report's voice score is the cue-free share of the talk
+    (app/coaching/scoring.py); this is the same idea on the raw per-second conditions."""
+    judged: dict[str, list[bool]] = {}
+    for a in analyses:
+        for cue, problem in voice_conditions(a, language, SETTINGS).items():
+            if problem is not None:
+                judged.setdefault(cue, []).append(not problem)
+    if not any(a.speaking for a in analyses) or not judged:
+        return None
+    return 100.0 * sum(sum(ok) / len(ok) for ok in judged.values()) / len(judged)
 
 
 @pytest.mark.parametrize("language", ["ko", "en"])
-def test_voice_score_prefers_a_lively_audible_talk(
+def test_voice_conditions_prefer_a_lively_audible_talk(
     speech_clips: dict[tuple[Language, int], Clip],
     monotone_clips: dict[Language, Clip],
     language: Language,
 ) -> None:
-    lively = voice_score(analyse(speech_clips[(language, 170)], language), language)
+    lively = fine_share(analyse(speech_clips[(language, 170)], language), language)
     flat = monotone_clips[language].samples
     flat_quiet = (flat * 10 ** (-30 / 20)).astype(np.int16)
-    dull = voice_score(analyse(flat_quiet, language), language)
+    dull = fine_share(analyse(flat_quiet, language), language)
     assert lively is not None and dull is not None
     assert 0.0 <= dull < lively <= 100.0
     assert lively >= 80.0 and dull <= 60.0
