@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite+aiosqlite under data_dir
     retention_days: float = 30.0  # finished sessions older than this are deleted; <= 0: keep
     retention_sweep_s: float = 3600.0  # how often the retention sweep runs
+    # A session created but never streamed to (and not held by any process) is marked `failed`
+    # (reason `never_started`) by the sweep after this long, so it can be deleted and expire.
+    unstarted_expiry_s: float = 86400.0
 
     # --- live analysis -------------------------------------------------------------------
     analysis_fps: float = 15.0  # cap on analysed frames a second per session

@@ -45,6 +45,19 @@ class SessionRepository:
         async with self._sessionmaker() as db, db.begin():
             await db.execute(update(SessionRow).where(SessionRow.id == session_id).values(**fields))
 
+    async def update_session_in_state(
+        self, session_id: str, expected: str, /, **fields: Any
+    ) -> bool:
+        """Update the row only while it is in state `expected` (one statement, so a
+        concurrent change of state wins); True when it was."""
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(
+                update(SessionRow)
+                .where(SessionRow.id == session_id, SessionRow.state == expected)
+                .values(**fields)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
     async def sessions_in_states(
         self, states: Iterable[str], kind: str = "live"
     ) -> list[SessionRow]:

@@ -36,13 +36,37 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+async def fail_unstarted(manager: SessionManager, now: datetime) -> list[str]:
+    """Mark `failed` (reason `never_started`) the sessions created more than
+    `unstarted_expiry_s` ago that never went live and that no process holds: e.g. created
+    just before a restart and never connected to. Without this they would stay `created`
+    forever, neither deletable (409) nor swept. Returns their ids."""
+    cutoff = now - timedelta(seconds=manager.settings.unstarted_expiry_s)
+    ownership = manager.services.ownership
+    failed: list[str] = []
+    for row in await manager.repo.sessions_in_states(("created",)):
+        if row.id in manager.sessions or _aware(row.created_at) >= cutoff:
+            continue
+        if ownership is not None and await ownership.owner(row.id) is not None:
+            continue  # another replica holds it
+        if await manager.repo.update_session_in_state(
+            row.id, "created", state="failed", reason="never_started", ended_at=now
+        ):
+            failed.append(row.id)
+    if failed:
+        log.info("retention: %d sessions never started; marked failed", len(failed))
+    return failed
+
+
 async def sweep_expired(manager: SessionManager, now: datetime | None = None) -> list[str]:
     """Delete live-coaching sessions that finished more than `retention_days` ago. Returns the
-    deleted ids. Sessions still in this process, or not finished, are never touched."""
+    deleted ids. Sessions still in this process, or not finished, are never touched. First
+    marks the sessions that never started as failed (`fail_unstarted`)."""
+    now = now or datetime.now(UTC)
+    await fail_unstarted(manager, now)
     days = manager.settings.retention_days
     if days <= 0:
         return []
-    now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=days)
     deleted: list[str] = []
     for row in await manager.repo.sessions_ended_before(cutoff):

@@ -104,3 +104,34 @@ async def test_retention_sweep_deletes_expired_finished_sessions(settings: Setti
 
         settings.retention_days = 0  # retention off: nothing is ever swept
         assert await sweep_expired(manager, now + timedelta(days=999)) == []
+
+
+async def test_sessions_never_started_are_failed_then_deletable(settings: Settings) -> None:
+    settings.retention_days = 30
+    settings.unstarted_expiry_s = 3600
+    now = datetime.now(UTC)
+    async with running_manager(settings) as manager:
+        ids: dict[str, str] = {}
+        for name, age_h, keep_in_memory in (
+            ("stale", 2, False),
+            ("fresh", 0.5, False),
+            ("held", 2, True),
+        ):
+            session, _token, _ = await manager.create(
+                title=name, language="en", critique_interval_s=None, client=name
+            )
+            if not keep_in_memory:
+                manager.sessions.pop(session.id)  # as after a restart: only the row is left
+            await manager.repo.update_session(session.id, created_at=now - timedelta(hours=age_h))
+            ids[name] = session.id
+
+        assert await sweep_expired(manager, now) == []  # nothing old enough to delete yet
+        states = {n: (await manager.repo.get_session(i)) for n, i in ids.items()}
+        assert states["stale"] is not None and states["stale"].state == "failed"
+        assert states["stale"].reason == "never_started" and states["stale"].ended_at is not None
+        assert states["fresh"] is not None and states["fresh"].state == "created"
+        assert states["held"] is not None and states["held"].state == "created"
+
+        # the failed one now expires like any finished session
+        deleted = await sweep_expired(manager, now + timedelta(days=31))
+        assert ids["stale"] in deleted and ids["held"] not in deleted
