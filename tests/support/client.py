@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.events import EventLog
 
 
 class SessionClient:
@@ -19,8 +20,10 @@ class SessionClient:
         self.info = info
         self.id: str = info["session_id"]
         self.token: str = info["token"]
-        self.events: list[dict[str, Any]] = []
-        self._new_event = asyncio.Event()
+        self.log = EventLog()
+        self.events = self.log.events
+        self.wait_for = self.log.wait_for
+        self.of_type = self.log.of_type
         self.ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self.closed_code: int | None = None
@@ -41,19 +44,19 @@ class SessionClient:
         if after_seq is not None:
             url += f"&after_seq={after_seq}"
         self.ws = await connect(url, max_size=None)
+        self.log.closed_reason = None
         self._reader = asyncio.create_task(self._read(self.ws))
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for message in ws:
                 if isinstance(message, str):
-                    self.events.append(json.loads(message))
-                    self._new_event.set()
+                    self.log.add(json.loads(message))
         except Exception:
             pass
         finally:
             self.closed_code = ws.close_code
-            self._new_event.set()
+            self.log.close(f"socket closed ({ws.close_code})")
 
     async def send_frame(self, data: bytes) -> None:
         assert self.ws is not None
@@ -62,28 +65,6 @@ class SessionClient:
     async def send_json(self, message: dict[str, Any]) -> None:
         assert self.ws is not None
         await self.ws.send(json.dumps(message))
-
-    async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0
-    ) -> dict[str, Any]:
-        """The first event (already received or still to come) that matches."""
-        seen = 0
-        async with asyncio.timeout(timeout):
-            while True:
-                for event in self.events[seen:]:
-                    if predicate(event):
-                        return event
-                seen = len(self.events)
-                if (
-                    self.closed_code is not None
-                    and self._reader is not None
-                    and self._reader.done()
-                ):
-                    raise AssertionError(
-                        f"socket closed ({self.closed_code}) before the event came"
-                    )
-                self._new_event.clear()
-                await self._new_event.wait()
 
     async def end(self) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.base_http, timeout=30) as http:
@@ -112,9 +93,6 @@ class SessionClient:
             await self.ws.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
-
-    def of_type(self, type_: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == type_]
 
 
 async def wait_state(

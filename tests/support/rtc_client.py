@@ -8,7 +8,6 @@ import asyncio
 import fractions
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import av
@@ -24,6 +23,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 from skimage import data as skdata
+
+from tests.support.events import EventLog
 
 WIDTH, HEIGHT = 640, 480
 MIC_RATE = 48_000
@@ -111,9 +112,11 @@ class RtcClient:
         self.offer_url: str = info["offer_url"]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.channel = self.pc.createDataChannel("events")
-        self.events: list[dict[str, Any]] = []
+        self.log = EventLog()
+        self.events = self.log.events
+        self.wait_for = self.log.wait_for
+        self.of_type = self.log.of_type
         self.received_at: list[float] = []
-        self._new_event = asyncio.Event()
         self.channel_closed = asyncio.Event()
         self.answer_sdp = ""
         self.video: FaceThenEmptyTrack | None = None
@@ -122,14 +125,13 @@ class RtcClient:
         @self.channel.on("message")
         def on_message(message: str | bytes) -> None:
             assert isinstance(message, str), "events are JSON text"
-            self.events.append(json.loads(message))
             self.received_at.append(time.monotonic())
-            self._new_event.set()
+            self.log.add(json.loads(message))
 
         @self.channel.on("close")
         def on_close() -> None:
             self.channel_closed.set()
-            self._new_event.set()
+            self.log.close("the events channel closed")
 
     @property
     def auth(self) -> dict[str, str]:
@@ -163,22 +165,6 @@ class RtcClient:
         self.answer_sdp = answer["sdp"]
         await self.pc.setRemoteDescription(RTCSessionDescription(**answer))
 
-    async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0
-    ) -> dict[str, Any]:
-        """The first event (already received or still to come) that matches."""
-        seen = 0
-        async with asyncio.timeout(timeout):
-            while True:
-                for event in self.events[seen:]:
-                    if predicate(event):
-                        return event
-                seen = len(self.events)
-                if self.channel_closed.is_set():
-                    raise AssertionError("the events channel closed before the event came")
-                self._new_event.clear()
-                await self._new_event.wait()
-
     async def get(self, path: str = "") -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.base_http, timeout=30) as http:
             response = await http.get(f"/api/sessions/{self.id}{path}", headers=self.auth)
@@ -193,6 +179,3 @@ class RtcClient:
 
     async def close(self) -> None:
         await self.pc.close()
-
-    def of_type(self, type_: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == type_]
