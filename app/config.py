@@ -193,6 +193,9 @@ class Settings(BaseSettings):
     upload_max_feedbacks: int = 10
     upload_concurrency: int = 1  # analyses running at once (each holds one worker thread)
     upload_max_queued: int = 16  # analyses waiting for a slot; more uploads answer 503
+    # How often a running analysis writes its progress to the upload's row, where polls on
+    # other replicas (and every poll, when a Celery worker runs the analysis) read it.
+    upload_progress_persist_s: float = 1.0
 
     # --- transport -----------------------------------------------------------------------
     ice_servers: list[str] = Field(default_factory=list)  # stun:/turn: URLs; none on a LAN
