@@ -207,7 +207,18 @@ class Settings(BaseSettings):
     # --- scale-out -----------------------------------------------------------------------
     # docs/scale-out.md. Without redis_url: in-memory bus, no ownership (one machine).
     redis_url: str | None = None
+    # Where background jobs run (upload analysis, takeover recovery): in this process, or on
+    # Celery workers (`celery -A app.jobs worker`) with Redis as the broker.
     jobs: Literal["inprocess", "celery"] = "inprocess"
+    celery_broker_url: str | None = None  # default: redis_url
+    celery_queue: str = "coach"
+    # A task is acknowledged when it finishes, so a worker that dies mid-job has its task
+    # delivered again, to another worker, after this long (Redis transport's visibility).
+    celery_visibility_timeout_s: float = 3600.0
+    # A running job holds a Redis lease refreshed every third of this: a second delivery of the
+    # same job waits for it to lapse instead of running beside the first.
+    job_lease_s: float = 30.0
+    job_cancel_check_s: float = 0.5  # how soon a running job notices it was cancelled
     replica_id: str | None = None  # default: hostname plus a random suffix per start
     redis_prefix: str = "coach:"  # every key this app writes starts with it
     redis_stream_maxlen: int = 10_000  # events kept per session stream (MAXLEN ~)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from app.config import Settings
 from app.errors import CoachError, not_found
 from app.frames import Language
+from app.jobs import JobContext, JobQueueFull, JobRunner
 from app.live.bus import EventBus
 from app.live.load import LoadMonitor
 from app.live.session import FrameObserver, LiveSession
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("created", "live", "finalizing")
+RECOVERY_JOB_KIND = "session_recovery"
 
 
 def hash_token(token: str) -> str:
@@ -81,6 +83,9 @@ class Services:
     # scale-out (app/live/cluster.py): None when this is the only replica
     ownership: SessionOwnership | None = None
     load: LoadMonitor | None = None
+    # With Celery jobs: takeover recovery is a job (RECOVERY_JOB_KIND) a worker runs. None: the
+    # replica that finds an orphan finalises it itself.
+    jobs: JobRunner | None = None
 
 
 class SessionManager:
@@ -95,6 +100,8 @@ class SessionManager:
         self.end_to_ready_s: list[float] = []
         self._heap_frozen = False
         services.request_end = self.request_end
+        if services.jobs is not None:
+            services.jobs.register(RECOVERY_JOB_KIND, self._recovery_job)
         services.metrics.bind_gauges(
             live=lambda: len(self.sessions),
             recorder_depth=lambda: sum(
@@ -351,15 +358,40 @@ class SessionManager:
             # and this replica wins the claim.
             if await ownership.owner(row.id) is not None:
                 continue
-            if await ownership.claim(row.id) != ownership.replica_id:
+            if self.services.jobs is not None:
+                # A worker takes it over; the runner sends a job that is queued or running
+                # already only once, whichever replica asks.
+                try:
+                    self.services.jobs.submit(RECOVERY_JOB_KIND, row.id)
+                except JobQueueFull:
+                    log.warning("recovery not queued; retried at the next check")
                 continue
-            try:
-                fresh = await self.repo.get_session(row.id)
-                if fresh is not None and fresh.state in ("live", "finalizing"):
-                    log.info("taking over an orphaned session", extra={"session_id": row.id})
-                    await self._recover(fresh)
-            finally:
-                await ownership.release(row.id)
+            await self._take_over(row.id)
+
+    async def _take_over(self, session_id: str) -> None:
+        """Claim an orphaned session and finalise it; nothing when its owner is back, another
+        replica holds it, or it was finalised meanwhile."""
+        ownership = self.services.ownership
+        assert ownership is not None
+        if await ownership.claim(session_id) != ownership.replica_id:
+            return
+        try:
+            fresh = await self.repo.get_session(session_id)
+            if fresh is not None and fresh.state in ("live", "finalizing"):
+                log.info("taking over an orphaned session", extra={"session_id": session_id})
+                await self._recover(fresh)
+        finally:
+            await ownership.release(session_id)
+
+    async def _recovery_job(self, ctx: JobContext) -> None:
+        """RECOVERY_JOB_KIND on a worker: the same takeover, holding the session's ownership
+        key (with this worker's heartbeat) while it recovers."""
+        if self.services.ownership is not None:
+            await self._take_over(ctx.job_id)
+            return
+        row = await self.repo.get_session(ctx.job_id)
+        if row is not None and row.state in ("live", "finalizing"):
+            await self._recover(row)
 
     async def watch_orphans(self) -> None:
         """With replicas: take over sessions whose owner died, every `takeover_check_s`."""
@@ -393,6 +425,9 @@ class SessionManager:
                 has_recording=bool(recording is not None and recording.path is not None),
                 extra=extra,
             )
+            # A recovery that ran before and died after writing its closing events (a
+            # redelivered job) does not write them twice.
+            closed = any(e["type"] == "state" and e.get("state") == "completed" for e in events)
             seq = await self.repo.max_seq(session_id)
             if hooks.build_report is not None:
                 await hooks.build_report(self, session_id, session=None)
@@ -414,12 +449,13 @@ class SessionManager:
                     "recovered": True,
                 },
             ]
-            await self.repo.add_events(closing_events)
+            if not closed:
+                await self.repo.add_events(closing_events)
             await self.repo.update_session(
                 session_id, state="completed", has_report=hooks.build_report is not None
             )
             # Listeners on other replicas (watching the dead owner's session) hear the end.
-            for closing in closing_events:
+            for closing in closing_events if not closed else []:
                 self.services.bus.publish(session_id, closing)
             log.info("recovered session", extra={"session_id": session_id})
         except Exception as exc:

@@ -318,6 +318,12 @@ class UploadService:
         video_id = ctx.job_id
         row = await self.repo.get_session(video_id)
         if row is None or row.kind != "upload" or row.state != "processing":
+            # Deleted, or analysed by an earlier delivery of this job: nothing to do.
+            log.info(
+                "upload analysis skipped: the upload is %s",
+                "gone" if row is None else row.state,
+                extra={"video_id": video_id},
+            )
             return
         folder = self.upload_dir(video_id)
         language: Language = row.language if row.language in ("ko", "en") else "ko"  # type: ignore[assignment]
