@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     # same job waits for it to lapse instead of running beside the first.
     job_lease_s: float = 30.0
     job_cancel_check_s: float = 0.5  # how soon a running job notices it was cancelled
+    # POST /end on a replica that does not hold the session's media is forwarded to the owner;
+    # its answer is awaited this long.
+    end_forward_timeout_s: float = 3.0
     replica_id: str | None = None  # default: hostname plus a random suffix per start
     redis_prefix: str = "coach:"  # every key this app writes starts with it
     redis_stream_maxlen: int = 10_000  # events kept per session stream (MAXLEN ~)

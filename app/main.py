@@ -70,11 +70,14 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
             hooks=hooks or default_hooks(settings),
             replica_id=replica_id,
             ownership=cluster.ownership,
+            control=cluster.control,
             load=load,
             # On Celery, takeover recovery is a job too; in-process it stays on the replica.
             jobs=jobs if settings.jobs == "celery" else None,
         )
         manager = SessionManager(services)
+        if cluster.control is not None:
+            cluster.control.start(manager.request_end)
         rtc_peers = RtcPeers(settings, services.bus)
         app.state.settings = settings
         app.state.manager = manager

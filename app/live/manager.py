@@ -31,6 +31,7 @@ from app.store.db import SessionRow
 from app.store.repository import EventWriter, SessionRepository
 
 if TYPE_CHECKING:
+    from app.live.control import ControlChannel
     from app.live.ownership import SessionOwnership
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class Services:
     request_end: Callable[[str, str], object] = lambda _id, _reason: None
     # scale-out (app/live/cluster.py): None when this is the only replica
     ownership: SessionOwnership | None = None
+    control: ControlChannel | None = None  # commands to the replica that owns a session
     load: LoadMonitor | None = None
     # With Celery jobs: takeover recovery is a job (RECOVERY_JOB_KIND) a worker runs. None: the
     # replica that finds an orphan finalises it itself.
@@ -234,6 +236,40 @@ class SessionManager:
                 raise owned_elsewhere(session_id, owner)
 
     # --- ending --------------------------------------------------------------------------
+    async def end(self, row: SessionRow, reason: str = "ended") -> str:
+        """End a session from whichever replica was asked (REST `end`, a listening socket's
+        `end`): here if this replica holds it or nobody does yet, else by a command to its
+        owner. Returns the state to answer."""
+        if row.id in self.sessions:
+            return self.request_end(row.id, reason)
+        ownership, control = self.services.ownership, self.services.control
+        if ownership is None or control is None or row.state not in ("created", "live"):
+            return row.state
+        if row.state == "created":
+            # No media yet, so nobody owns it: claim it here and end it (an empty session).
+            try:
+                await self.live_session(row)
+            except CoachError as exc:
+                if exc.code != "session_owned_elsewhere":
+                    raise
+            else:
+                return self.request_end(row.id, reason)
+        owner = await ownership.owner(row.id)
+        if owner is None:
+            # Live without an owner: it died, and the takeover finalises the session.
+            return "finalizing"
+        if owner == ownership.replica_id:
+            return row.state  # held here but not in memory: its end is under way
+        state = await control.request_end(
+            owner, row.id, reason, timeout=self.settings.end_forward_timeout_s
+        )
+        if state is None:
+            return "finalizing"  # the command waits in the owner's stream
+        if state == "unknown":  # the owner finished it meanwhile
+            fresh = await self.repo.get_session(row.id)
+            return fresh.state if fresh is not None else row.state
+        return state
+
     def request_end(self, session_id: str, reason: str = "ended") -> str:
         """Start finalising (idempotent). Returns the state the session is in now."""
         session = self.sessions.get(session_id)
