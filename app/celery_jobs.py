@@ -1,11 +1,10 @@
 """Jobs on Celery workers (`COACH_JOBS=celery`): the same registered handlers as the in-process
 runner, run by `celery -A app.jobs worker` with Redis as the broker.
 
-One Celery task, `coach.run_job(kind, job_id)`, carries every job; its id is `kind:job_id`, so
-any replica can revoke what another submitted. A replica's `CeleryJobRunner` only sends; the
-worker builds, once per process, the services a handler needs from `Settings` (database by URL,
-the shared data directory, the Redis bus and ownership: `WorkerRuntime`) and executes the
-handler on its own event loop.
+One Celery task, `coach.run_job(kind, job_id)`, carries every job; its id is `kind:job_id`. A
+replica's `CeleryJobRunner` only sends; the worker builds, once per process, the services a
+handler needs from `Settings` (database by URL, the shared data directory, the Redis bus and
+ownership: `WorkerRuntime`) and executes the handler on its own event loop.
 
 A job may be delivered more than once (tasks are acknowledged late, so a worker that dies
 mid-job has its task delivered again; two replicas may submit the same job), so delivery is
@@ -179,8 +178,10 @@ class CeleryJobRunner:
         return name in self._sending or name in self._running
 
     async def cancel(self, kind: str, job_id: str, timeout: float = 5.0) -> None:
-        """Revoke the task and flag the job; wait (up to `timeout`) until no worker holds it,
-        so that what the caller removes next is not written again by the job."""
+        """Flag the job; wait (up to `timeout`) until no worker holds it, so that what the caller
+        removes next is not written again by the job. A queued delivery finds the flag when it
+        starts and does nothing; a running one notices within `job_cancel_check_s`. (No Celery
+        revoke: it needs a result backend to record, and the flag covers both cases.)"""
         name = task_id(kind, job_id)
         sending = self._sending.get(name)
         if sending is not None:
@@ -188,8 +189,6 @@ class CeleryJobRunner:
         # Flag first, then look at the lease: a worker takes the lease before it reads the
         # flag, so either it sees the flag or this sees its lease (and waits it out).
         await self._redis.set(self.key(kind, job_id, "cancel"), "1", ex=24 * 3600)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self._celery.control.revoke, name)
         running = self._running.get(name)
         if running is not None:
             running[1].cancelled.set()

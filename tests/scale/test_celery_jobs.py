@@ -1,6 +1,8 @@
 """Jobs on Celery (`COACH_JOBS=celery`): two replicas and a real worker subprocess on shared
 PostgreSQL, Redis and data directory. An upload sent to A is analysed by the worker and read
-from B; a job delivered again (a worker killed mid-job, duplicate messages) gives one result."""
+from B, and one deleted on B mid-analysis stops on the worker; a job delivered again (a worker
+killed mid-job, duplicate messages) gives one result; a dead replica's session is recovered by
+the worker."""
 
 from __future__ import annotations
 
@@ -15,11 +17,16 @@ import pytest
 
 from app.celery_jobs import TASK_NAME, make_celery, task_id
 from app.config import Settings
+from app.live.manager import RECOVERY_JOB_KIND
 from app.store.repository import SessionRepository
 from app.upload.service import JOB_KIND
 from tests.api.test_upload import check_feedback_frame, upload
+from tests.fixtures.clips import Segment, labelled_clip
 from tests.fixtures.videos import TILT_SEGMENTS, write_mp4
+from tests.live.test_recording_e2e import probe
+from tests.live.test_ws_live import FPS, stream
 from tests.scale.conftest import CELERY_ENV, Cluster, start_cluster
+from tests.support.client import SessionClient, wait_state
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -104,6 +111,22 @@ async def test_an_upload_sent_to_a_is_analysed_by_the_worker_and_read_from_b(
     with av.open(str(cluster.data_dir / "uploads" / video_id / "recording.webm")) as container:
         assert container.streams.video[0].codec_context.name == "vp9"
 
+    # Deleted on B while the worker analyses it: the worker stops, and nothing comes back.
+    async with (
+        httpx.AsyncClient(base_url=cluster.a.http, timeout=60) as a,
+        httpx.AsyncClient(base_url=cluster.b.http, timeout=60) as b,
+    ):
+        doomed = (await upload(a, clip)).json()["video_id"]
+        await wait_progress(b, doomed, above=5)
+        deleted = await b.delete(f"/api/video/delete_files/{doomed}")
+        assert deleted.status_code == 200, deleted.text
+        # DELETE returned once the worker let go of the job (it checks every 0.5 s).
+        assert f"job {JOB_KIND}:{doomed} cancelled" in cluster.workers[0].log()
+        await asyncio.sleep(1.0)  # anything a late write would bring back, it would by now
+        assert not (cluster.data_dir / "uploads" / doomed).exists()
+        gone = await b.get(f"/api/video/video-send-feedback/{doomed}/")
+        assert gone.status_code == 404
+
 
 async def test_a_job_delivered_again_gives_one_result(tmp_path: Path, clip: Path) -> None:
     """The worker is SIGKILLed mid-analysis: its unacknowledged task is delivered again (after
@@ -181,4 +204,45 @@ async def test_a_job_delivered_again_gives_one_result(tmp_path: Path, clip: Path
     # deliveries that found it done.
     assert deliveries(first.log(), video_id) == 1 and "upload analysed" not in first.log()
     assert second.log().count("upload analysed") == 1
-    assert deliveries(second.log(), video_id) >= 3
+    assert second.log().count("upload analysis skipped: the upload is completed") == 2
+    assert deliveries(second.log(), video_id) == 3
+
+
+async def test_a_dead_replicas_session_is_recovered_by_the_worker(
+    celery_cluster: Cluster,
+) -> None:
+    cluster = celery_cluster
+    media = await SessionClient.create(cluster.a.http, cluster.a.ws, language="en")
+    await media.connect()
+    await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
+    watcher = SessionClient(cluster.b.http, cluster.b.ws, media.info)
+    await watcher.connect()
+    await stream(media, labelled_clip(FPS, [Segment("frontal", 3.0)]))
+    await asyncio.sleep(1.0)  # the last cluster of the recording is on disk
+    cluster.a.kill()
+    await media.close()
+
+    final = await watcher.wait_for(
+        lambda e: e["type"] == "state" and e["state"] == "completed", timeout=90
+    )
+    assert final["recovered"] is True
+    await watcher.close()
+    async with httpx.AsyncClient(base_url=cluster.b.http, timeout=30) as http:
+        info = await wait_state(
+            http, f"/api/sessions/{media.id}", media.auth, "completed", "failed", timeout=30
+        )
+        assert info["state"] == "completed" and info["recovered"] is True, info
+        recording = await http.get(f"/api/sessions/{media.id}/recording.webm", headers=media.auth)
+        assert recording.status_code == 200
+        assert probe(recording.content)[0] == "vp9"
+        report = await http.get(f"/api/sessions/{media.id}/report", headers=media.auth)
+        assert report.status_code == 200
+    events = watcher.events
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+    # B found the orphan and sent the job; the worker took the session over.
+    b_log, worker_log = cluster.b.log_path.read_text(), cluster.workers[0].log()
+    assert f"job {RECOVERY_JOB_KIND}:{media.id} sent to the workers" in b_log
+    assert "taking over an orphaned session" not in b_log
+    assert f"job {RECOVERY_JOB_KIND}:{media.id} done" in worker_log
+    assert "taking over an orphaned session" in worker_log
