@@ -96,7 +96,10 @@ class ControlChannel:
             for _stream, entries in answer or ():
                 for entry_id, fields in entries:
                     last_id = entry_id
-                    await self._handle(fields, on_end)
+                    try:
+                        await self._handle(fields, on_end)
+                    except Exception:  # one bad command must not stop the channel
+                        log.exception("control stream: command failed")
 
     async def _handle(self, fields: dict[bytes, bytes], on_end: EndHandler) -> None:
         command = fields.get(b"command", b"").decode()

@@ -260,9 +260,19 @@ class SessionManager:
             return "finalizing"
         if owner == ownership.replica_id:
             return row.state  # held here but not in memory: its end is under way
-        state = await control.request_end(
-            owner, row.id, reason, timeout=self.settings.end_forward_timeout_s
-        )
+        from redis.exceptions import RedisError  # only with replicas: redis is an extra
+
+        try:
+            state = await control.request_end(
+                owner, row.id, reason, timeout=self.settings.end_forward_timeout_s
+            )
+        except (RedisError, OSError) as exc:
+            raise CoachError(
+                "owner_unreachable",
+                f"The session is held by {owner}, which cannot be reached now ({exc}).",
+                status_code=503,
+                headers={"Retry-After": "5"},
+            ) from None
         if state is None:
             return "finalizing"  # the command waits in the owner's stream
         if state == "unknown":  # the owner finished it meanwhile
