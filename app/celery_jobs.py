@@ -304,8 +304,11 @@ class CeleryJobRunner:
             )
             return outcome
         finally:
+            # A lease that cannot be given back lapses by itself; the queued key with the
+            # visibility timeout.
             with contextlib.suppress(Exception):
                 await self._release(keys=[lease], args=[holder])
+            with contextlib.suppress(Exception):
                 await self._redis.delete(self.key(kind, job_id, "queued"))
 
     async def _watch(
