@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     upload_max_feedbacks: int = 10
     upload_concurrency: int = 1  # analyses running at once (each holds one worker thread)
     upload_max_queued: int = 16  # analyses waiting for a slot; more uploads answer 503
+    # How often a running analysis writes its progress to the upload's row, where polls on
+    # other replicas (and every poll, when a Celery worker runs the analysis) read it.
+    upload_progress_persist_s: float = 1.0
 
     # --- transport -----------------------------------------------------------------------
     ice_servers: list[str] = Field(default_factory=list)  # stun:/turn: URLs; none on a LAN
@@ -215,7 +218,21 @@ class Settings(BaseSettings):
     # --- scale-out -----------------------------------------------------------------------
     # docs/scale-out.md. Without redis_url: in-memory bus, no ownership (one machine).
     redis_url: str | None = None
+    # Where background jobs run (upload analysis, takeover recovery): in this process, or on
+    # Celery workers (`celery -A app.jobs worker`) with Redis as the broker.
     jobs: Literal["inprocess", "celery"] = "inprocess"
+    celery_broker_url: str | None = None  # default: redis_url
+    celery_queue: str = "coach"
+    # A task is acknowledged when it finishes, so a worker that dies mid-job has its task
+    # delivered again, to another worker, after this long (Redis transport's visibility).
+    celery_visibility_timeout_s: float = 3600.0
+    # A running job holds a Redis lease refreshed every third of this: a second delivery of the
+    # same job waits for it to lapse instead of running beside the first.
+    job_lease_s: float = 30.0
+    job_cancel_check_s: float = 0.5  # how soon a running job notices it was cancelled
+    # POST /end on a replica that does not hold the session's media is forwarded to the owner;
+    # its answer is awaited this long.
+    end_forward_timeout_s: float = 3.0
     replica_id: str | None = None  # default: hostname plus a random suffix per start
     redis_prefix: str = "coach:"  # every key this app writes starts with it
     redis_stream_maxlen: int = 10_000  # events kept per session stream (MAXLEN ~)

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.api import health, sessions, upload, webrtc, ws
 from app.config import Settings
 from app.errors import CoachError
-from app.jobs import InProcessJobRunner
+from app.jobs import make_job_runner
 from app.live.cluster import make_replica_id, start_cluster
 from app.live.load import LoadMonitor
 from app.live.manager import Hooks, Services, SessionManager
@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         cluster = await start_cluster(settings, replica_id)
         load = LoadMonitor(settings.shed_cpu_percent, retry_after_s=settings.shed_retry_after_s)
         load.start()
+        jobs = make_job_runner(settings, cluster.redis)
+        await jobs.start()
         services = Services(
             settings=settings,
             repo=repo,
@@ -68,18 +70,19 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
             hooks=hooks or default_hooks(settings),
             replica_id=replica_id,
             ownership=cluster.ownership,
+            control=cluster.control,
             load=load,
+            # On Celery, takeover recovery is a job too; in-process it stays on the replica.
+            jobs=jobs if settings.jobs == "celery" else None,
         )
         manager = SessionManager(services)
+        if cluster.control is not None:
+            cluster.control.start(manager.request_end)
         rtc_peers = RtcPeers(settings, services.bus)
         app.state.settings = settings
         app.state.manager = manager
         app.state.rtc_peers = rtc_peers
         manager.spawn(manager.recover_orphans(), "recover-orphans")
-        jobs = InProcessJobRunner(
-            max_concurrent=settings.upload_concurrency, max_pending=settings.upload_max_queued
-        )
-        await jobs.start()
         uploads = UploadService(
             settings=settings,
             repo=repo,

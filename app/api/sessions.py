@@ -104,9 +104,8 @@ async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
     "/{session_id}/end", status_code=202, response_model=EndAnswer, responses=SESSION_ERRORS
 )
 async def end_session(row: SessionRowDep, manager: ManagerDep) -> EndAnswer:
-    if row.id in manager.sessions:
-        return EndAnswer(state=manager.request_end(row.id, "ended"))
-    return EndAnswer(state=row.state)
+    # Any replica: one that does not hold the session's media forwards the end to its owner.
+    return EndAnswer(state=await manager.end(row, "ended"))
 
 
 @router.get("/{session_id}/events", response_model=EventList, responses=SESSION_ERRORS)

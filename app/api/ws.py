@@ -19,6 +19,7 @@ from app.frames import AudioChunk
 from app.live.bus import Subscription
 from app.live.manager import SessionManager
 from app.live.session import LiveSession
+from app.store.db import SessionRow
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     if owner is not None:
         # Another replica holds the media: this socket listens to the bus only.
         try:
-            await _listen_elsewhere(websocket, manager, row.id, subscription, after_seq, owner)
+            await _listen_elsewhere(websocket, manager, row, subscription, after_seq, owner)
         finally:
             subscription.close()
         return
@@ -132,15 +133,17 @@ async def _pump(
 async def _listen_elsewhere(
     websocket: WebSocket,
     manager: SessionManager,
-    session_id: str,
+    row: SessionRow,
     subscription: Subscription,
     after_seq: int,
     owner: str,
 ) -> None:
     """Events of a session whose media another replica (`owner`) holds: the persisted ones
-    after `after_seq`, then live from the bus until the session completes or fails. Media or
-    `end` sent here is refused with close code 4409 `session_owned_elsewhere` naming the owner
-    (a balancer with session affinity never sends it here)."""
+    after `after_seq`, then live from the bus until the session completes or fails. `end` is
+    forwarded to the owner (as the REST call is); media sent here is refused with close code
+    4409 `session_owned_elsewhere` naming the owner (a balancer with session affinity never
+    sends it here)."""
+    session_id = row.id
     last_seq = after_seq
     for event in await manager.repo.list_events(session_id, after_seq=after_seq):
         await websocket.send_text(json.dumps(event, ensure_ascii=False))
@@ -166,8 +169,11 @@ async def _listen_elsewhere(
             if message["type"] == "websocket.disconnect":
                 return None
             text = message.get("text")
-            if text is not None and '"ping"' in text:
+            kind = _control_type(text) if text is not None else None
+            if kind == "ping":
                 await websocket.send_text(json.dumps({"type": "pong"}))
+            elif kind == "end":
+                await manager.end(row, "ended")  # its events arrive over the bus
             elif message.get("bytes") is not None or text is not None:
                 return "refuse"
 
@@ -184,6 +190,15 @@ async def _listen_elsewhere(
             await _close(websocket, CLOSE_OWNED_ELSEWHERE, reason)
         return
     await _close(websocket, 1000, "session_closed")
+
+
+def _control_type(text: str) -> str | None:
+    try:
+        message: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    kind = message.get("type") if isinstance(message, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _is_final(event: dict[str, Any]) -> bool:
@@ -244,11 +259,7 @@ async def _receive(websocket: WebSocket, session: LiveSession, manager: SessionM
 async def _on_control(
     websocket: WebSocket, session: LiveSession, manager: SessionManager, text: str
 ) -> None:
-    try:
-        message: Any = json.loads(text)
-        kind = message.get("type") if isinstance(message, dict) else None
-    except (ValueError, RecursionError):
-        kind = None
+    kind = _control_type(text)
     if kind == "ping":
         await websocket.send_text(json.dumps({"type": "pong"}))
     elif kind == "end":

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.live.bus import EventBus, InMemoryEventBus
 
 if TYPE_CHECKING:
+    from app.live.control import ControlChannel
     from app.live.ownership import SessionOwnership
 
 
@@ -26,9 +27,12 @@ def make_replica_id(settings: Settings) -> str:
 class Cluster:
     bus: EventBus
     ownership: SessionOwnership | None = None
+    control: ControlChannel | None = None  # served once the session manager exists
     redis: Any = None
 
     async def aclose(self) -> None:
+        if self.control is not None:
+            await self.control.aclose()
         if self.ownership is not None:
             await self.ownership.aclose()
         await self.bus.aclose()
@@ -42,6 +46,7 @@ async def start_cluster(settings: Settings, replica_id: str) -> Cluster:
         return Cluster(bus=InMemoryEventBus())
     import redis.asyncio as aioredis
 
+    from app.live.control import ControlChannel
     from app.live.ownership import SessionOwnership
     from app.live.redis_bus import RedisEventBus
 
@@ -62,4 +67,5 @@ async def start_cluster(settings: Settings, replica_id: str) -> Cluster:
         refresh_s=settings.owner_refresh_s,
     )
     ownership.start()
-    return Cluster(bus=bus, ownership=ownership, redis=client)
+    control = ControlChannel(client, replica_id, prefix=settings.redis_prefix)
+    return Cluster(bus=bus, ownership=ownership, control=control, redis=client)

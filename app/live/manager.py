@@ -22,6 +22,7 @@ from app.analysis.cadence import PoseCadence
 from app.config import Settings
 from app.errors import CoachError, not_found
 from app.frames import Language
+from app.jobs import JobContext, JobQueueFull, JobRunner
 from app.live.bus import EventBus
 from app.live.load import LoadMonitor
 from app.live.session import FrameObserver, LiveSession
@@ -31,11 +32,13 @@ from app.store.db import SessionRow
 from app.store.repository import EventWriter, SessionRepository
 
 if TYPE_CHECKING:
+    from app.live.control import ControlChannel
     from app.live.ownership import SessionOwnership
 
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("created", "live", "finalizing")
+RECOVERY_JOB_KIND = "session_recovery"
 
 
 def hash_token(token: str) -> str:
@@ -81,9 +84,13 @@ class Services:
     request_end: Callable[[str, str], object] = lambda _id, _reason: None
     # scale-out (app/live/cluster.py): None when this is the only replica
     ownership: SessionOwnership | None = None
+    control: ControlChannel | None = None  # commands to the replica that owns a session
     load: LoadMonitor | None = None
     # Pose cadence shared by this process's live sessions (it follows their latency)
     cadence: PoseCadence | None = None
+    # With Celery jobs: takeover recovery is a job (RECOVERY_JOB_KIND) a worker runs. None: the
+    # replica that finds an orphan finalises it itself.
+    jobs: JobRunner | None = None
 
     def __post_init__(self) -> None:
         if self.cadence is None:
@@ -106,6 +113,8 @@ class SessionManager:
         self.end_to_ready_s: list[float] = []
         self._heap_frozen = False
         services.request_end = self.request_end
+        if services.jobs is not None:
+            services.jobs.register(RECOVERY_JOB_KIND, self._recovery_job)
         services.metrics.bind_gauges(
             live=lambda: len(self.sessions),
             recorder_depth=lambda: sum(
@@ -238,6 +247,50 @@ class SessionManager:
                 raise owned_elsewhere(session_id, owner)
 
     # --- ending --------------------------------------------------------------------------
+    async def end(self, row: SessionRow, reason: str = "ended") -> str:
+        """End a session from whichever replica was asked (REST `end`, a listening socket's
+        `end`): here if this replica holds it or nobody does yet, else by a command to its
+        owner. Returns the state to answer."""
+        if row.id in self.sessions:
+            return self.request_end(row.id, reason)
+        ownership, control = self.services.ownership, self.services.control
+        if ownership is None or control is None or row.state not in ("created", "live"):
+            return row.state
+        if row.state == "created":
+            # No media yet, so nobody owns it: claim it here and end it (an empty session).
+            try:
+                await self.live_session(row)
+            except CoachError as exc:
+                if exc.code != "session_owned_elsewhere":
+                    raise
+            else:
+                return self.request_end(row.id, reason)
+        owner = await ownership.owner(row.id)
+        if owner is None:
+            # Live without an owner: it died, and the takeover finalises the session.
+            return "finalizing"
+        if owner == ownership.replica_id:
+            return row.state  # held here but not in memory: its end is under way
+        from redis.exceptions import RedisError  # only with replicas: redis is an extra
+
+        try:
+            state = await control.request_end(
+                owner, row.id, reason, timeout=self.settings.end_forward_timeout_s
+            )
+        except (RedisError, OSError) as exc:
+            raise CoachError(
+                "owner_unreachable",
+                f"The session is held by {owner}, which cannot be reached now ({exc}).",
+                status_code=503,
+                headers={"Retry-After": "5"},
+            ) from None
+        if state is None:
+            return "finalizing"  # the command waits in the owner's stream
+        if state == "unknown":  # the owner finished it meanwhile
+            fresh = await self.repo.get_session(row.id)
+            return fresh.state if fresh is not None else row.state
+        return state
+
     def request_end(self, session_id: str, reason: str = "ended") -> str:
         """Start finalising (idempotent). Returns the state the session is in now."""
         session = self.sessions.get(session_id)
@@ -362,15 +415,40 @@ class SessionManager:
             # and this replica wins the claim.
             if await ownership.owner(row.id) is not None:
                 continue
-            if await ownership.claim(row.id) != ownership.replica_id:
+            if self.services.jobs is not None:
+                # A worker takes it over; the runner sends a job that is queued or running
+                # already only once, whichever replica asks.
+                try:
+                    self.services.jobs.submit(RECOVERY_JOB_KIND, row.id)
+                except JobQueueFull:
+                    log.warning("recovery not queued; retried at the next check")
                 continue
-            try:
-                fresh = await self.repo.get_session(row.id)
-                if fresh is not None and fresh.state in ("live", "finalizing"):
-                    log.info("taking over an orphaned session", extra={"session_id": row.id})
-                    await self._recover(fresh)
-            finally:
-                await ownership.release(row.id)
+            await self._take_over(row.id)
+
+    async def _take_over(self, session_id: str) -> None:
+        """Claim an orphaned session and finalise it; nothing when its owner is back, another
+        replica holds it, or it was finalised meanwhile."""
+        ownership = self.services.ownership
+        assert ownership is not None
+        if await ownership.claim(session_id) != ownership.replica_id:
+            return
+        try:
+            fresh = await self.repo.get_session(session_id)
+            if fresh is not None and fresh.state in ("live", "finalizing"):
+                log.info("taking over an orphaned session", extra={"session_id": session_id})
+                await self._recover(fresh)
+        finally:
+            await ownership.release(session_id)
+
+    async def _recovery_job(self, ctx: JobContext) -> None:
+        """RECOVERY_JOB_KIND on a worker: the same takeover, holding the session's ownership
+        key (with this worker's heartbeat) while it recovers."""
+        if self.services.ownership is not None:
+            await self._take_over(ctx.job_id)
+            return
+        row = await self.repo.get_session(ctx.job_id)
+        if row is not None and row.state in ("live", "finalizing"):
+            await self._recover(row)
 
     async def watch_orphans(self) -> None:
         """With replicas: take over sessions whose owner died, every `takeover_check_s`."""
@@ -404,6 +482,9 @@ class SessionManager:
                 has_recording=bool(recording is not None and recording.path is not None),
                 extra=extra,
             )
+            # A recovery that ran before and died after writing its closing events (a
+            # redelivered job) does not write them twice.
+            closed = any(e["type"] == "state" and e.get("state") == "completed" for e in events)
             seq = await self.repo.max_seq(session_id)
             if hooks.build_report is not None:
                 await hooks.build_report(self, session_id, session=None)
@@ -425,12 +506,13 @@ class SessionManager:
                     "recovered": True,
                 },
             ]
-            await self.repo.add_events(closing_events)
+            if not closed:
+                await self.repo.add_events(closing_events)
             await self.repo.update_session(
                 session_id, state="completed", has_report=hooks.build_report is not None
             )
             # Listeners on other replicas (watching the dead owner's session) hear the end.
-            for closing in closing_events:
+            for closing in closing_events if not closed else []:
                 self.services.bus.publish(session_id, closing)
             log.info("recovered session", extra={"session_id": session_id})
         except Exception as exc:

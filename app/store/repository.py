@@ -100,6 +100,19 @@ class SessionRepository:
                 for e in events
             )
 
+    async def replace_events(self, session_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Swap a session's events for `events` in one transaction: a job that derives all of a
+        session's events at once (an upload's analysis) can run again, after a crash or a
+        redelivery, without duplicating one."""
+        async with self._sessionmaker() as db, db.begin():
+            await db.execute(delete(EventRow).where(EventRow.session_id == session_id))
+            db.add_all(
+                EventRow(
+                    session_id=e["session_id"], seq=e["seq"], type=e["type"], t=e["t"], payload=e
+                )
+                for e in events
+            )
+
     async def list_events(
         self, session_id: str, *, after_seq: int = 0, types: Iterable[str] | None = None
     ) -> list[dict[str, Any]]:

@@ -6,12 +6,19 @@ State lives in two places that survive a restart: a `sessions` row with `kind="u
 upload, `<uploads_dir>/<video_id>/` holding `source` (the upload), `recording.webm` and
 `result.json` (the feedback frames). An upload still `processing` when the server stopped is
 queued again at the next start.
+
+The analysis is a job (`JOB_KIND`, keyed by the video id) on whichever `JobRunner` the app was
+built with: in this process by default, on a Celery worker with `COACH_JOBS=celery`. It may run
+more than once for one upload (a redelivered task, a restart), so it is idempotent: it only
+starts on a `processing` row, replaces the upload's events in one transaction and moves every
+file into place whole (written beside it, then renamed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -28,7 +35,7 @@ from app.coaching.messages import cue_message
 from app.config import Settings
 from app.errors import CoachError, not_found
 from app.frames import Language
-from app.jobs import InProcessJobRunner, JobContext, JobQueueFull
+from app.jobs import JobContext, JobQueueFull, JobRunner
 from app.store.db import SessionRow
 from app.store.repository import SessionRepository
 from app.upload.analyze import AnalysisStages, Moment, ScanResult, scan_video
@@ -44,6 +51,7 @@ VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{22,64}")
 Problem = Literal["processing", "success", "no_feedback", "failed"]
 SOURCE_NAME = "source"
 RECORDING_NAME = "recording.webm"
+RECORDING_PART_NAME = "recording.part.webm"  # being written; renamed when complete
 RESULT_NAME = "result.json"
 REPORT_NAME = "report.json"
 ARTEFACT_NAMES = {
@@ -114,7 +122,7 @@ ReportBuilder = Callable[[UploadReportInput], Awaitable[None]]
 class UploadService:
     settings: Settings
     repo: SessionRepository
-    jobs: InProcessJobRunner
+    jobs: JobRunner
     stages: AnalysisStages
     make_critic: Callable[[Settings], Any] | None = None
     report_builder: ReportBuilder | None = None
@@ -125,9 +133,13 @@ class UploadService:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     # --- lifecycle -----------------------------------------------------------------------
+    def register_jobs(self) -> None:
+        """Register the analysis on the runner (a Celery worker does only this)."""
+        self.jobs.register(JOB_KIND, self._run_job)
+
     async def start(self) -> None:
         self.settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-        self.jobs.register(JOB_KIND, self._run_job)
+        self.register_jobs()
         for row in await self.repo.sessions_in_states(("processing",), kind="upload"):
             log.info("re-queueing an unfinished upload", extra={"video_id": row.id})
             try:
@@ -306,6 +318,12 @@ class UploadService:
         video_id = ctx.job_id
         row = await self.repo.get_session(video_id)
         if row is None or row.kind != "upload" or row.state != "processing":
+            # Deleted, or analysed by an earlier delivery of this job: nothing to do.
+            log.info(
+                "upload analysis skipped: the upload is %s",
+                "gone" if row is None else row.state,
+                extra={"video_id": video_id},
+            )
             return
         folder = self.upload_dir(video_id)
         language: Language = row.language if row.language in ("ko", "en") else "ko"  # type: ignore[assignment]
@@ -421,7 +439,7 @@ class UploadService:
         answer polls; this replica answers from memory."""
         last = -1.0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.settings.upload_progress_persist_s)
             progress = self._progress.get(video_id)
             if progress is None or progress - last < 1.0:
                 continue
@@ -474,12 +492,10 @@ class UploadService:
             )
         timed.extend(critique_events)
         timed.sort(key=lambda e: e["t"])
-        seq = await self.repo.max_seq(video_id)
-        events = [
-            {**e, "session_id": video_id, "seq": seq + i} for i, e in enumerate(timed, start=1)
-        ]
-        for start in range(0, len(events), 1000):
-            await self.repo.add_events(events[start : start + 1000])
+        # All of an upload's events come from this one pass: a second run (a redelivered job)
+        # replaces the first run's, never adds to them.
+        events = [{**e, "session_id": video_id, "seq": i} for i, e in enumerate(timed, start=1)]
+        await self.repo.replace_events(video_id, events)
         return events
 
     async def _build_report(
@@ -517,15 +533,26 @@ def _scan(
     on_progress: Callable[[float], None],
     cancelled: Any,
 ) -> ScanResult:
-    return scan_video(
-        folder / SOURCE_NAME,
-        settings,
-        stages,
-        duration_hint_s=duration_hint_s,
-        recording_path=folder / RECORDING_NAME,
-        on_progress=on_progress,
-        cancelled=cancelled,
-    )
+    """The single pass; the recording is written beside its final name and renamed once it is
+    complete, so a run cut short (a killed worker) never leaves a truncated recording.webm."""
+    part = folder / RECORDING_PART_NAME
+    try:
+        scan = scan_video(
+            folder / SOURCE_NAME,
+            settings,
+            stages,
+            duration_hint_s=duration_hint_s,
+            recording_path=part,
+            on_progress=on_progress,
+            cancelled=cancelled,
+        )
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    if scan.recording is None:
+        return scan
+    final = part.replace(folder / RECORDING_NAME)
+    return dataclasses.replace(scan, recording=dataclasses.replace(scan.recording, path=final))
 
 
 def _probe_dict(probe: VideoProbe) -> dict[str, Any]:

@@ -148,3 +148,42 @@ async def test_replica_a_killed_mid_session_is_taken_over_and_finalised_by_b(
     # TTL 2 s + check every 0.5 s + recovery; a bound far above that catches a takeover that
     # only happened by accident (e.g. at B's shutdown).
     assert takeover_s < 30, takeover_s
+
+
+async def test_end_sent_to_b_ends_the_session_whose_media_a_holds(cluster: Cluster) -> None:
+    """REST `end` and a listening socket's `end` on B are forwarded to the owner A; a session
+    with no media yet (nobody owns it) is ended by B itself."""
+    frames = labelled_clip(FPS, [Segment("frontal", 1.5)])
+    media = await SessionClient.create(cluster.a.http, cluster.a.ws, language="en")
+    await media.connect()
+    await stream(media, frames)
+    await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
+    on_b = SessionClient(cluster.b.http, cluster.b.ws, media.info)
+    assert await on_b.end() == {"state": "finalizing"}
+    await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed", 120)
+    finalizing = next(e for e in media.events if e.get("state") == "finalizing")
+    assert finalizing["reason"] == "ended"
+    assert await on_b.end() == {"state": "completed"}  # idempotent: the current state
+    info = (await on_b.get()).json()
+    assert info["state"] == "completed" and info["frames_received"] == len(frames)
+    assert info["recovered"] is not True
+    await media.close()
+
+    # `{"type": "end"}` from a socket on B that only listens.
+    media = await SessionClient.create(cluster.a.http, cluster.a.ws, language="en")
+    await media.connect()
+    await stream(media, frames)
+    await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
+    watcher = SessionClient(cluster.b.http, cluster.b.ws, media.info)
+    await watcher.connect()
+    await watcher.send_json({"type": "end"})
+    await watcher.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed", 120)
+    await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed", 120)
+    await watcher.close()
+    await media.close()
+
+    # Created on A, never sent media: B ends it.
+    idle = await SessionClient.create(cluster.a.http, cluster.a.ws, language="ko")
+    idle_on_b = SessionClient(cluster.b.http, cluster.b.ws, idle.info)
+    assert await idle_on_b.end() == {"state": "finalizing"}
+    assert (await idle_on_b.wait_completed(60))["state"] == "completed"
