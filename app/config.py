@@ -163,6 +163,10 @@ class Settings(BaseSettings):
     recording_segment_s: float = 10.0
     vp9_cpu_used: int = 8
     vp9_threads: int = 2
+    # The encoder threads run at this nice value (Linux: per thread, inherited by libvpx's
+    # workers): the recording has a 4 s queue, the live cues have a frame interval, so under
+    # contention the analysis goes first and the encoder catches up in the gaps. 0: no change.
+    recorder_nice: int = 10
     vp9_bitrate: int = 1_000_000
     vp9_max_keyframe_interval_s: float = 10.0  # seek granularity; segments also start on one
     recording_audio_queue: int = 50  # audio chunks (<= 1 s each) buffered before dropping

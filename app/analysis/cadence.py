@@ -26,7 +26,7 @@ class PoseCadence:
         most: int,
         high_ms: float,
         low_ms: float | None = None,
-        dwell_s: float = 2.0,
+        dwell_s: float = 1.0,
         smoothing: float = 0.05,
     ) -> None:
         self.least = max(1, least)

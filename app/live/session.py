@@ -313,13 +313,14 @@ class LiveSession:
                         frame = newer
                     tokens, last = 1.0, time.monotonic()
                 tokens -= 1.0
+                # A frame that waited for the analyser to be built says nothing about load.
+                cadence = self.services.cadence if self._analyzer is not None else None
                 if self._analyzer is None:
                     self.prewarm()
                     assert self._analyzer_ready is not None
                     self._analyzer = await self._analyzer_ready
                 started = time.perf_counter()
-                cadence = self.services.cadence
-                pose_every = None if cadence is None else cadence.every
+                pose_every = None if self.services.cadence is None else self.services.cadence.every
                 try:
                     analysis = await loop.run_in_executor(
                         executor, self._analyzer.analyze, frame, pose_every

@@ -502,6 +502,7 @@ class SessionRecorder:
     # --- worker --------------------------------------------------------------------------
 
     def _run(self) -> None:
+        _lower_priority(self._settings.recorder_nice)
         writer = self._writer = _SegmentWriter(
             self._segments_dir, self._directory / WHOLE_NAME, self._settings
         )
@@ -662,6 +663,18 @@ class SessionRecorder:
                 duration,
             )
             return self._result
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's nice value by `nice` (Linux schedules threads one by one, and the
+    threads libvpx starts from here inherit it). Best effort: elsewhere it changes nothing."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except OSError:
+        log.debug("could not lower the recorder's priority", exc_info=True)
 
 
 def _is_disk_full(exc: BaseException) -> bool:
