@@ -126,7 +126,10 @@ async def _pump(
         manager.services.metrics.ws_slow_consumers.inc()
         log.warning("dropping a slow WebSocket listener", extra={"session_id": session.id})
         await _close(websocket, CLOSE_SLOW_CONSUMER, "slow_consumer")
-    elif sender in done and not receiver.done():
+    elif sender in done and receiver not in done:
+        # The session ended and the peer has not closed: say goodbye properly (a bare TCP close
+        # reads as 1006, an abnormal closure, on the client). `receiver` is done by now either
+        # way (cancelled above), so what counts is whether it finished on its own.
         await _close(websocket, 1000, "session_closed")
 
 

@@ -253,3 +253,25 @@ async def test_a_burst_never_queues_and_memory_stays_flat(tmp_path: Path) -> Non
     assert max(latencies) < 1500, max(latencies)
     growth_mb = (rss_after_1200 - rss_after_300) / 1e6
     assert growth_mb < 40, f"RSS grew {growth_mb:.1f} MB over 900 more frames"
+
+
+async def test_the_server_closes_the_socket_cleanly_when_the_session_ends(
+    server: ThreadServer,
+) -> None:
+    # Ended over REST while the client keeps listening: after the last event the server must
+    # send a close frame (1000), not drop the connection (which a client reads as 1006). Several
+    # sessions at once, because the race it guards against (the session's end vs. the socket's
+    # receive loop) does not lose every time.
+    frames = labelled_clip(FPS, [Segment("frontal", 0.5)])
+
+    async def one() -> SessionClient:
+        client = await SessionClient.create(server.http, server.ws, language="en")
+        await client.connect()
+        await stream(client, frames)
+        await client.end()
+        await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed", 60)
+        await client.wait_closed()
+        return client
+
+    clients = await asyncio.gather(*(one() for _ in range(4)))
+    assert [c.closed_code for c in clients] == [1000] * 4

@@ -88,6 +88,12 @@ class SessionClient:
                     return info
                 await asyncio.sleep(0.1)
 
+    async def wait_closed(self, timeout: float = 10.0) -> int | None:
+        """Until the server closes the socket (without closing it from here); its close code."""
+        assert self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return self.closed_code
+
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
