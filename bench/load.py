@@ -240,16 +240,21 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                     await run_session(srv, jpegs, args.fps, args.session_s, tally)
 
             await asyncio.gather(*(lane() for _ in range(args.sessions)))
+            lanes_done = time.monotonic() - started
             # idle a moment so finalised sessions' memory is returned
             await asyncio.sleep(15)
             sampler.cancel()
         finally:
             srv.stop()
-    # steady state starts after the first round of sessions (models loaded, pools warm)
-    warm = [s for s in samples if s.t >= args.session_s + 15] or samples
-    first, last = warm[: max(1, len(warm) // 10)], warm[-3:]
+    # Steady state: after the first round of sessions (models loaded, pools warm) and while
+    # the lanes still run, so the start and the end compare like with like (K sessions live).
+    warm = [s for s in samples if args.session_s + 15 <= s.t <= lanes_done] or samples
+    tenth = max(1, len(warm) // 10)
+    first, last = warm[:tenth], warm[-tenth:]
     rss_start = statistics.median(s.rss_mb for s in first)
     rss_end = statistics.median(s.rss_mb for s in last)
+    slope = statistics.linear_regression([s.t for s in warm], [s.rss_mb for s in warm]).slope
+    idle = [s for s in samples if s.t > lanes_done + 5]
     return {
         "mode": "soak",
         "sessions_at_once": args.sessions,
@@ -264,8 +269,11 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "rss_mb_steady_start": round(rss_start, 1),
         "rss_mb_end": round(rss_end, 1),
         "rss_drift_mb": round(rss_end - rss_start, 1),
+        "rss_trend_mb_per_hour": round(slope * 3600, 1),
+        "rss_mb_idle_after": round(idle[-1].rss_mb, 1) if idle else None,
         "threads_start_end": [first[0].threads, last[-1].threads],
         "fds_start_end": [first[0].fds, last[-1].fds],
+        "threads_fds_idle_after": [idle[-1].threads, idle[-1].fds] if idle else None,
         "rss_series_mb": [round(s.rss_mb) for s in samples[:: max(1, len(samples) // 20)]],
     }
 
