@@ -195,12 +195,7 @@ async def bench_takeover(ttl_s: float, check_s: float) -> dict[str, float]:
             try:
                 client = await SessionClient.create(a.http, a.ws)
                 await client.connect()
-                start = time.monotonic()
-                for i, data in enumerate(jpegs):
-                    delay = start + i / fps - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    await client.send_frame(data)
+                await client.send_paced(jpegs, fps)
                 a.kill()
                 killed = time.monotonic()
                 await client.close()

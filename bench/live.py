@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,8 @@ async def run_session(
     """Stream `seconds` of frames at `fps`, the first `phase_s` after the others' first."""
     client = await SessionClient.create(srv.http, srv.ws, language="en", title="bench")
     await client.connect()
-    start = time.monotonic() + phase_s
     n = int(seconds * fps)
-    for i in range(n):
-        delay = start + i / fps - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await client.send_frame(jpegs[i % len(jpegs)])
+    await client.send_paced(islice(cycle(jpegs), n), fps, time.monotonic() + phase_s)
     info = (await client.get()).json()
     await client.end()
     await client.wait_for(lambda e: e["type"] == "report_ready", timeout=300)

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +96,7 @@ async def run_session(
         return
     try:
         await client.connect()
-        start = time.monotonic()
-        for i in range(int(seconds * fps)):
-            delay = start + i / fps - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await client.send_frame(jpegs[i % len(jpegs)])
+        await client.send_paced(islice(cycle(jpegs), int(seconds * fps)), fps)
         await client.send_json({"type": "end"})
         await client.wait_for(lambda e: e["type"] == "report_ready", timeout=180)
         await client.close()

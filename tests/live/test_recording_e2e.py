@@ -3,7 +3,6 @@ killed mid-session leaves a recording that the next start recovers."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import time
 from pathlib import Path
@@ -60,16 +59,11 @@ async def test_a_killed_server_leaves_a_recording_the_next_start_recovers(tmp_pa
     with process_server(data_dir) as srv:
         client = await SessionClient.create(srv.http, srv.ws, language="ko")
         await client.connect()
-        start = time.monotonic()
-        for i, data in enumerate(jpegs):
-            delay = start + i / FPS - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await client.send_frame(data)
+        sent = await client.send_paced(jpegs, FPS)
         sent_until = time.monotonic()
         srv.kill()
         await client.close()
-    frames_before_cutoff = sum(1 for i in range(len(jpegs)) if start + i / FPS <= sent_until - 2.0)
+    frames_before_cutoff = sum(1 for t in sent if t <= sent_until - 2.0)
 
     with process_server(data_dir) as srv2:
         async with httpx.AsyncClient(base_url=srv2.http, timeout=30) as http:

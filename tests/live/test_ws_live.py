@@ -4,7 +4,6 @@ made from real photos."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,7 @@ async def stream(
     client: SessionClient, frames: Sequence[LabelledFrame], fps: float = FPS
 ) -> list[float]:
     """Send frames paced at `fps`; returns each frame's send time (monotonic)."""
-    jpegs = [encode_jpeg(f.image) for f in frames]
-    sent: list[float] = []
-    start = time.monotonic()
-    for i, data in enumerate(jpegs):
-        delay = start + i / fps - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        sent.append(time.monotonic())
-        await client.send_frame(data)
-    return sent
+    return await client.send_paced([encode_jpeg(f.image) for f in frames], fps)
 
 
 def server_time_offset(client: SessionClient, sent: list[float]) -> float:

@@ -4,7 +4,6 @@ taken over and finalised by B with the recording A had written."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -109,17 +108,12 @@ async def test_replica_a_killed_mid_session_is_taken_over_and_finalised_by_b(
     await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
     watcher = SessionClient(cluster.b.http, cluster.b.ws, media.info)
     await watcher.connect()
-    start = time.monotonic()
-    for i, data in enumerate(jpegs):
-        delay = start + i / FPS - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await media.send_frame(data)
+    sent = await media.send_paced(jpegs, FPS)
     sent_until = time.monotonic()
     cluster.a.kill()
     killed_at = time.monotonic()
     await media.close()
-    frames_before_cutoff = sum(1 for i in range(len(jpegs)) if start + i / FPS <= sent_until - 2.0)
+    frames_before_cutoff = sum(1 for t in sent if t <= sent_until - 2.0)
 
     # The watcher on B hears the end that B's takeover publishes.
     final = await watcher.wait_for(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -61,6 +63,21 @@ class SessionClient:
     async def send_frame(self, data: bytes) -> None:
         assert self.ws is not None
         await self.ws.send(data)
+
+    async def send_paced(
+        self, frames: Iterable[bytes], fps: float, start: float | None = None
+    ) -> list[float]:
+        """Send encoded frames as a camera would, at `fps` from `start` (monotonic; default
+        now), catching up at once when late. Returns each frame's send time."""
+        start = time.monotonic() if start is None else start
+        sent: list[float] = []
+        for i, data in enumerate(frames):
+            delay = start + i / fps - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent.append(time.monotonic())
+            await self.send_frame(data)
+        return sent
 
     async def send_json(self, message: dict[str, Any]) -> None:
         assert self.ws is not None
