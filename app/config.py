@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     # --- storage -------------------------------------------------------------------------
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite+aiosqlite under data_dir
-    retention_days: float = 30.0  # finished sessions older than this are deleted; <= 0: keep
+    # finished sessions and uploads older than this are deleted; <= 0: keep them
+    retention_days: float = 30.0
     retention_sweep_s: float = 3600.0  # how often the retention sweep runs
     # A session created but never streamed to (and not held by any process) is marked `failed`
     # (reason `never_started`) by the sweep after this long, so it can be deleted and expire.

@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         )
         await uploads.start()
         app.state.uploads = uploads
-        manager.spawn(retention_loop(manager), "retention")
+        manager.spawn(retention_loop(manager, uploads), "retention")
         if cluster.ownership is not None:
             manager.spawn(manager.watch_orphans(), "watch-orphans")
         log.info("coach ready", extra={"data_dir": str(settings.data_dir)})

@@ -12,6 +12,7 @@ from app.store.files import LocalArtefactStore
 
 if TYPE_CHECKING:
     from app.live.manager import SessionManager
+    from app.upload.service import UploadService
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,37 @@ async def sweep_expired(manager: SessionManager, now: datetime | None = None) ->
     return deleted
 
 
-async def retention_loop(manager: SessionManager) -> None:
+async def sweep_expired_uploads(
+    uploads: UploadService, now: datetime | None = None
+) -> list[str]:
+    """Delete uploads (video, artefacts, rows) whose analysis finished more than
+    `retention_days` ago, as `sweep_expired` does for live sessions. Returns the deleted ids."""
+    days = uploads.settings.retention_days
+    if days <= 0:
+        return []
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    deleted: list[str] = []
+    for row in await uploads.repo.sessions_in_states(FINISHED_STATES, kind="upload"):
+        if _aware(row.ended_at or row.created_at) >= cutoff:
+            continue
+        try:
+            await uploads.delete(row.id)
+        except Exception:
+            log.exception("retention: could not delete an upload", extra={"video_id": row.id})
+            continue
+        deleted.append(row.id)
+    if deleted:
+        log.info("retention: deleted %d expired uploads", len(deleted))
+    return deleted
+
+
+async def retention_loop(manager: SessionManager, uploads: UploadService | None = None) -> None:
     """Sweep at start and then every `retention_sweep_s`; a failed sweep waits for the next."""
     while True:
         try:
             await sweep_expired(manager)
+            if uploads is not None:
+                await sweep_expired_uploads(uploads)
         except Exception:
             log.exception("retention sweep failed")
         await asyncio.sleep(max(1.0, manager.settings.retention_sweep_s))

@@ -129,9 +129,19 @@ async def test_upload_analyses_a_labelled_clip(
         # the same report as a live session, reachable from the feedback answer
         assert done["report_url"] == f"/api/video/report/{video_id}"
         report = (await http.get(done["report_url"])).json()
-        assert set(report) >= {"session_id", "title", "language", "duration_s", "scores",
-                               "timeline", "cues", "critiques", "keyframes", "summary",
-                               "recording_url"}
+        assert set(report) >= {
+            "session_id",
+            "title",
+            "language",
+            "duration_s",
+            "scores",
+            "timeline",
+            "cues",
+            "critiques",
+            "keyframes",
+            "summary",
+            "recording_url",
+        }
         assert report["session_id"] == video_id and report["language"] == "ko"
         assert report["recording_url"] == done["recording_url"]
         assert abs(report["duration_s"] - 10.0) < 0.5
@@ -255,8 +265,16 @@ async def test_delete_with_malformed_ids_touches_nothing(
         await wait_done(http, video_id)
         before = upload_files(server.settings)
         assert any(p.name == "source" for p in before)
-        for bad in ("_", "..", "%2E%2E", "*", "%2A", video_id[:-1] + "*", "..%2F..%2Fdata",
-                    "x" * 24):
+        for bad in (
+            "_",
+            "..",
+            "%2E%2E",
+            "*",
+            "%2A",
+            video_id[:-1] + "*",
+            "..%2F..%2Fdata",
+            "x" * 24,
+        ):
             for suffix in ("", "/"):
                 status, body = await asyncio.to_thread(
                     raw_request, server.port, "DELETE", f"/api/video/delete_files/{bad}{suffix}"
@@ -310,3 +328,27 @@ async def test_an_unfinished_upload_is_resumed_after_a_restart(
         async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
             done = await wait_done(http, video_id)
             assert done["problem"] == "success"
+
+
+async def test_finished_uploads_expire_with_the_retention_period(
+    settings: Settings, clips: dict[str, Path]
+) -> None:
+    # A retention of 3 s swept every 0.3 s: the analysed upload is served, then deleted whole.
+    short = settings.model_copy(update={"retention_days": 3 / 86400, "retention_sweep_s": 0.3})
+    with ThreadServer(short) as server:
+        async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+            video_id = (await upload(http, clips["mp4"])).json()["video_id"]
+            done = await wait_done(http, video_id)
+            assert done["problem"] == "success"
+            assert upload_files(short)
+            async with asyncio.timeout(30):
+                while True:
+                    answer = await http.get(f"/api/video/video-send-feedback/{video_id}/")
+                    if answer.status_code == 404:
+                        break
+                    await asyncio.sleep(0.2)
+    assert upload_files(short) == []
+    with sqlite3.connect(short.data_dir / "coach.db") as db:
+        assert db.execute("SELECT count(*) FROM sessions WHERE id = ?", (video_id,)).fetchone() == (
+            0,
+        )
