@@ -363,6 +363,7 @@ class WorkerRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._parts: dict[str, Any] = {}
+        self._stack = contextlib.AsyncExitStack()
         self.runner: CeleryJobRunner | None = None
 
     def run(self, kind: str, job_id: str) -> str:
@@ -397,47 +398,38 @@ class WorkerRuntime:
 
     async def _start(self) -> None:
         from app.live.cluster import start_cluster
-        from app.live.manager import Services, SessionManager
+        from app.live.manager import SessionManager, open_services
         from app.logs import configure_logging
-        from app.store.repository import EventWriter, SessionRepository
         from app.upload.report import upload_report_builder
         from app.upload.service import UploadService
         from app.wiring import default_hooks, make_upload_critic, upload_stages
 
         settings = self.settings
         configure_logging(settings.log_level, settings.log_json)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        settings.sessions_dir.mkdir(parents=True, exist_ok=True)
         settings.uploads_dir.mkdir(parents=True, exist_ok=True)
         worker_id = f"{settings.replica_id or socket.gethostname()}-{os.getpid()}"
-        repo = SessionRepository(settings.resolved_database_url)
-        await repo.init()
-        writer = EventWriter(repo)
-        writer.start()
         cluster = await start_cluster(settings, worker_id)
+        self._parts["cluster"] = cluster
         if cluster.redis is None:
             raise RuntimeError("a Celery worker needs COACH_REDIS_URL (the bus and ownership)")
         runner = CeleryJobRunner(settings, cluster.redis, celery=self._celery, holder=worker_id)
         await runner.start()
         hooks = default_hooks(settings)
-        executors = [ThreadPoolExecutor(1, thread_name_prefix="worker") for _ in range(3)]
-        services = Services(
-            settings=settings,
-            repo=repo,
-            writer=writer,
-            bus=cluster.bus,
-            decode_executor=executors[0],
-            analysis_executor=executors[1],
-            audio_executor=executors[2],
-            hooks=hooks,
-            replica_id=worker_id,
-            ownership=cluster.ownership,
-            jobs=runner,  # registers takeover recovery
+        services = await self._stack.enter_async_context(
+            open_services(
+                settings,
+                hooks,
+                worker_id,
+                bus=cluster.bus,
+                threads=(1, 1, 1),
+                ownership=cluster.ownership,
+                jobs=runner,  # registers takeover recovery
+            )
         )
         manager = SessionManager(services)
         uploads = UploadService(
             settings=settings,
-            repo=repo,
+            repo=services.repo,
             jobs=runner,
             stages=upload_stages(hooks),
             make_critic=make_upload_critic,
@@ -445,13 +437,7 @@ class WorkerRuntime:
         )
         uploads.register_jobs()
         self.runner = runner
-        self._parts = {
-            "repo": repo,
-            "writer": writer,
-            "cluster": cluster,
-            "manager": manager,
-            "executors": executors,
-        }
+        self._parts["manager"] = manager
         log.info("worker %s ready for jobs", worker_id)
 
     def close(self) -> None:
@@ -474,11 +460,6 @@ class WorkerRuntime:
         manager = parts.get("manager")
         if manager is not None:
             await manager.shutdown(timeout=10)
-        if "writer" in parts:
-            await parts["writer"].close()
+        await self._stack.aclose()  # the writer, the executors, the repository
         if "cluster" in parts:
             await parts["cluster"].aclose()
-        for executor in parts.get("executors", ()):
-            executor.shutdown(wait=False, cancel_futures=True)
-        if "repo" in parts:
-            await parts["repo"].close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,12 +21,11 @@ from app.errors import CoachError
 from app.jobs import make_job_runner
 from app.live.cluster import make_replica_id, start_cluster
 from app.live.load import LoadMonitor
-from app.live.manager import Hooks, Services, SessionManager
+from app.live.manager import Hooks, SessionManager, open_services
 from app.live.rtc import RtcPeers
 from app.logs import configure_logging, request_id_var
 from app.memory import tune_malloc
 from app.security import SecurityHeaders, install_log_redaction
-from app.store.repository import EventWriter, SessionRepository
 from app.store.retention import retention_loop
 from app.upload.report import upload_report_builder
 from app.upload.service import UploadService
@@ -45,77 +43,59 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        settings.sessions_dir.mkdir(parents=True, exist_ok=True)
-        repo = SessionRepository(settings.resolved_database_url)
-        await repo.init()
-        writer = EventWriter(repo)
-        writer.start()
         replica_id = make_replica_id(settings)
         cluster = await start_cluster(settings, replica_id)
         load = LoadMonitor(settings.shed_cpu_percent, retry_after_s=settings.shed_retry_after_s)
         load.start()
         jobs = make_job_runner(settings, cluster.redis)
         await jobs.start()
-        services = Services(
-            settings=settings,
-            repo=repo,
-            writer=writer,
-            bus=cluster.bus,
-            decode_executor=ThreadPoolExecutor(2, thread_name_prefix="decode"),
-            analysis_executor=ThreadPoolExecutor(
-                settings.analysis_threads, thread_name_prefix="analysis"
-            ),
-            audio_executor=ThreadPoolExecutor(1, thread_name_prefix="audio"),
-            hooks=hooks or default_hooks(settings),
-            replica_id=replica_id,
-            ownership=cluster.ownership,
-            control=cluster.control,
-            load=load,
-            # On Celery, takeover recovery is a job too; in-process it stays on the replica.
-            jobs=jobs if settings.jobs == "celery" else None,
-        )
-        manager = SessionManager(services)
-        if cluster.control is not None:
-            cluster.control.start(manager.request_end)
-        rtc_peers = RtcPeers(settings, services.bus)
-        app.state.settings = settings
-        app.state.manager = manager
-        app.state.rtc_peers = rtc_peers
-        manager.spawn(manager.recover_orphans(), "recover-orphans")
-        uploads = UploadService(
-            settings=settings,
-            repo=repo,
-            jobs=jobs,
-            stages=upload_stages(services.hooks),
-            make_critic=make_upload_critic,
-            report_builder=upload_report_builder(settings),
-        )
-        await uploads.start()
-        app.state.uploads = uploads
-        manager.spawn(retention_loop(manager, uploads), "retention")
-        if cluster.ownership is not None:
-            manager.spawn(manager.watch_orphans(), "watch-orphans")
-        log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
         try:
-            yield
+            async with open_services(
+                settings,
+                hooks or default_hooks(settings),
+                replica_id,
+                bus=cluster.bus,
+                ownership=cluster.ownership,
+                control=cluster.control,
+                load=load,
+                # On Celery, takeover recovery is a job too; in-process it stays on the replica.
+                jobs=jobs if settings.jobs == "celery" else None,
+            ) as services:
+                manager = SessionManager(services)
+                if cluster.control is not None:
+                    cluster.control.start(manager.request_end)
+                rtc_peers = RtcPeers(settings, services.bus)
+                app.state.settings = settings
+                app.state.manager = manager
+                app.state.rtc_peers = rtc_peers
+                manager.spawn(manager.recover_orphans(), "recover-orphans")
+                uploads = UploadService(
+                    settings=settings,
+                    repo=services.repo,
+                    jobs=jobs,
+                    stages=upload_stages(services.hooks),
+                    make_critic=make_upload_critic,
+                    report_builder=upload_report_builder(settings),
+                )
+                await uploads.start()
+                app.state.uploads = uploads
+                manager.spawn(retention_loop(manager, uploads), "retention")
+                if cluster.ownership is not None:
+                    manager.spawn(manager.watch_orphans(), "watch-orphans")
+                log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
+                try:
+                    yield
+                finally:
+                    log.info("shutting down: ending live sessions")
+                    await manager.shutdown()
+                    await jobs.stop()
+                    # Finalising closed the peers of ended sessions (after their last events
+                    # went out on the data channel); whatever is left goes now.
+                    await rtc_peers.close_all()
         finally:
-            log.info("shutting down: ending live sessions")
-            await manager.shutdown()
-            await jobs.stop()
-            # Finalising closed the peers of ended sessions (after their last events went
-            # out on the data channel); whatever is left goes now.
-            await rtc_peers.close_all()
-            await writer.close()
+            await jobs.stop()  # idempotent; for a failed start
             await load.aclose()
             await cluster.aclose()
-            for executor in (
-                services.decode_executor,
-                services.analysis_executor,
-                services.audio_executor,
-            ):
-                executor.shutdown(wait=True, cancel_futures=True)
-            await repo.close()
 
     app = FastAPI(title="Pitching Live Coach", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

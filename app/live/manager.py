@@ -11,8 +11,9 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from app.config import Settings
 from app.errors import CoachError, not_found
 from app.frames import Language
 from app.jobs import JobContext, JobQueueFull, JobRunner
-from app.live.bus import EventBus
+from app.live.bus import EventBus, InMemoryEventBus
 from app.live.load import LoadMonitor
 from app.live.session import FrameObserver, LiveSession
 from app.memory import release_free_memory
@@ -99,6 +100,56 @@ class Services:
                 least=s.pose_every, most=s.pose_every_max, high_ms=s.pose_cadence_high_ms
             )
         self.metrics.pose_every.set(self.cadence.every)
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    hooks: Hooks,
+    replica_id: str,
+    *,
+    bus: EventBus | None = None,
+    threads: tuple[int, int, int] | None = None,
+    **parts: Any,
+) -> AsyncIterator[Services]:
+    """What a `SessionManager` runs on, for the server, a Celery worker and the tests alike:
+    the data folders, the repository (schema migrated), the event writer and the decode,
+    analysis and audio executors (`threads`; default 2, `analysis_threads`, 1). `bus` defaults
+    to the in-memory one; `parts` are the other `Services` fields (ownership, control, load,
+    jobs). On exit the writer flushes, the executors finish and the repository closes, in
+    that order; what uses them (the manager, jobs) must be stopped inside the block."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.sessions_dir.mkdir(parents=True, exist_ok=True)
+    decode_n, analysis_n, audio_n = threads or (2, settings.analysis_threads, 1)
+    repo = SessionRepository(settings.resolved_database_url)
+    await repo.init()
+    writer = EventWriter(repo)
+    writer.start()
+    executors = (
+        ThreadPoolExecutor(decode_n, thread_name_prefix="decode"),
+        ThreadPoolExecutor(analysis_n, thread_name_prefix="analysis"),
+        ThreadPoolExecutor(audio_n, thread_name_prefix="audio"),
+    )
+    try:
+        yield Services(
+            settings=settings,
+            repo=repo,
+            writer=writer,
+            bus=bus or InMemoryEventBus(),
+            decode_executor=executors[0],
+            analysis_executor=executors[1],
+            audio_executor=executors[2],
+            hooks=hooks,
+            replica_id=replica_id,
+            **parts,
+        )
+    finally:
+        try:
+            await writer.close()
+        finally:
+            for executor in executors:
+                executor.shutdown(wait=True, cancel_futures=True)
+            await repo.close()
 
 
 class SessionManager:
