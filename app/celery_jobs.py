@@ -13,8 +13,9 @@ state it starts from):
 
 - `queued`: set (NX) by the submitter, deleted when a worker finishes the job: submitting a job
   that is queued or running is a no-op. It expires with the broker's visibility timeout.
-- `lease`: held by the worker running the job, refreshed while it runs: a second delivery while
-  the first runs is dropped instead of running beside it.
+- `lease`: held by the worker running the job, refreshed while it runs: a second delivery
+  waits until the first lets go (then finds the work done) or its lease lapses (its worker
+  died: the second takes over), and never runs beside it.
 - `cancel`: set by `cancel()`; the worker checks it after taking the lease and every
   `job_cancel_check_s` while the job runs, then stops it like the in-process runner does.
 """
@@ -256,7 +257,8 @@ class CeleryJobRunner:
     # --- executing (on a worker) ---------------------------------------------------------
     async def execute(self, kind: str, job_id: str) -> str:
         """Run one delivery of a job; the outcome, for the worker's log: done, failed,
-        cancelled, duplicate (another delivery holds it) or unknown_kind."""
+        cancelled, duplicate (this runner stopped while another delivery held the job) or
+        unknown_kind."""
         handler = self._handlers.get(kind)
         name = task_id(kind, job_id)
         if handler is None:
@@ -265,9 +267,18 @@ class CeleryJobRunner:
         lease = self.key(kind, job_id, "lease")
         holder = f"{self.holder}:{secrets.token_hex(4)}"
         lease_ms = max(1000, int(self.settings.job_lease_s * 1000))
-        if not await self._redis.set(lease, holder, nx=True, px=lease_ms):
-            log.info("job %s is running under another delivery; this one is dropped", name)
-            return "duplicate"
+        # Another delivery holds the lease: wait until it lets go (finished: the handler then
+        # finds its work done and returns) or its lease lapses (its worker died: this delivery
+        # takes over). Dropping this delivery instead would lose the job when the holder is a
+        # worker killed a moment ago, whose lease has not lapsed yet.
+        waited = False
+        while not await self._redis.set(lease, holder, nx=True, px=lease_ms):
+            if self._stopping:
+                return "duplicate"
+            if not waited:
+                log.info("job %s is held by another delivery; waiting for it", name)
+                waited = True
+            await asyncio.sleep(min(1.0, lease_ms / 3000))
         outcome = "done"
         try:
             if await self._redis.exists(self.key(kind, job_id, "cancel")):
