@@ -164,10 +164,12 @@ class Settings(BaseSettings):
     recording_segment_s: float = 10.0
     vp9_cpu_used: int = 8
     vp9_threads: int = 2
-    # The encoder threads run at this nice value (Linux: per thread, inherited by libvpx's
-    # workers): the recording has a 4 s queue, the live cues have a frame interval, so under
-    # contention the analysis goes first and the encoder catches up in the gaps. 0: no change.
-    recorder_nice: int = 10
+    # Raise the encoder threads' nice value by this much (Linux: per thread, inherited by
+    # libvpx's workers), so that under contention the live analysis goes first and the encoder
+    # catches up from its 4 s queue. Off by default: at N = 8 on 2 cores it made no difference
+    # beyond the run-to-run noise (p95 165/194 vs 189/175 ms), and under sustained overload a
+    # starved encoder would drop recording frames, which must not be what gives way.
+    recorder_nice: int = 0
     vp9_bitrate: int = 1_000_000
     vp9_max_keyframe_interval_s: float = 10.0  # seek granularity; segments also start on one
     recording_audio_queue: int = 50  # audio chunks (<= 1 s each) buffered before dropping
