@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from app.store.db import SessionRow
 from app.store.files import LocalArtefactStore
 
 if TYPE_CHECKING:
@@ -59,56 +61,68 @@ async def fail_unstarted(manager: SessionManager, now: datetime) -> list[str]:
     return failed
 
 
+def _retention_cutoff(retention_days: float, now: datetime | None) -> datetime | None:
+    """When finished work expires, or None while retention is off (`retention_days` <= 0)."""
+    if retention_days <= 0:
+        return None
+    return (now or datetime.now(UTC)) - timedelta(days=retention_days)
+
+
+async def _delete_finished_before(
+    rows: Sequence[SessionRow],
+    cutoff: datetime,
+    delete: Callable[[str], Awaitable[object]],
+    what: str,
+    id_key: str,
+) -> list[str]:
+    """Delete each row (with `delete`) that finished before `cutoff`; one failure is logged
+    and leaves the others to go. Returns the deleted ids."""
+    deleted: list[str] = []
+    for row in rows:
+        if _aware(row.ended_at or row.created_at) >= cutoff:
+            continue
+        try:
+            await delete(row.id)
+        except Exception:
+            log.exception("retention: could not delete a %s", what, extra={id_key: row.id})
+            continue
+        deleted.append(row.id)
+    if deleted:
+        log.info("retention: deleted %d expired %ss", len(deleted), what)
+    return deleted
+
+
 async def sweep_expired(manager: SessionManager, now: datetime | None = None) -> list[str]:
     """Delete live-coaching sessions that finished more than `retention_days` ago. Returns the
     deleted ids. Sessions still in this process, or not finished, are never touched. First
     marks the sessions that never started as failed (`fail_unstarted`)."""
     now = now or datetime.now(UTC)
     await fail_unstarted(manager, now)
-    days = manager.settings.retention_days
-    if days <= 0:
+    cutoff = _retention_cutoff(manager.settings.retention_days, now)
+    if cutoff is None:
         return []
-    cutoff = now - timedelta(days=days)
-    deleted: list[str] = []
-    for row in await manager.repo.sessions_ended_before(cutoff):
-        if row.kind != "live" or row.state not in FINISHED_STATES or row.id in manager.sessions:
-            continue
-        finished = _aware(row.ended_at or row.created_at)
-        if finished >= cutoff:
-            continue
-        try:
-            await delete_session(manager, row.id)
-        except Exception:
-            log.exception("retention: could not delete", extra={"session_id": row.id})
-            continue
-        deleted.append(row.id)
-    if deleted:
-        log.info("retention: deleted %d expired sessions", len(deleted))
-    return deleted
+    rows = [
+        row
+        for row in await manager.repo.sessions_ended_before(cutoff)
+        if row.kind == "live" and row.state in FINISHED_STATES and row.id not in manager.sessions
+    ]
+    return await _delete_finished_before(
+        rows,
+        cutoff,
+        lambda session_id: delete_session(manager, session_id),
+        "session",
+        "session_id",
+    )
 
 
-async def sweep_expired_uploads(
-    uploads: UploadService, now: datetime | None = None
-) -> list[str]:
+async def sweep_expired_uploads(uploads: UploadService, now: datetime | None = None) -> list[str]:
     """Delete uploads (video, artefacts, rows) whose analysis finished more than
     `retention_days` ago, as `sweep_expired` does for live sessions. Returns the deleted ids."""
-    days = uploads.settings.retention_days
-    if days <= 0:
+    cutoff = _retention_cutoff(uploads.settings.retention_days, now)
+    if cutoff is None:
         return []
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    deleted: list[str] = []
-    for row in await uploads.repo.sessions_in_states(FINISHED_STATES, kind="upload"):
-        if _aware(row.ended_at or row.created_at) >= cutoff:
-            continue
-        try:
-            await uploads.delete(row.id)
-        except Exception:
-            log.exception("retention: could not delete an upload", extra={"video_id": row.id})
-            continue
-        deleted.append(row.id)
-    if deleted:
-        log.info("retention: deleted %d expired uploads", len(deleted))
-    return deleted
+    rows = await uploads.repo.sessions_in_states(FINISHED_STATES, kind="upload")
+    return await _delete_finished_before(rows, cutoff, uploads.delete, "upload", "video_id")
 
 
 async def retention_loop(manager: SessionManager, uploads: UploadService | None = None) -> None:
