@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config import Settings
-from app.jobs import JobContext, JobHandler, JobQueueFull
+from app.jobs import JobContext, JobHandler, JobQueueFull, stop_jobs
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -206,16 +206,8 @@ class CeleryJobRunner:
         for _task, context in self._running.values():
             context.cancelled.set()
         tasks = [*self._sending.values(), *(t for t, _c in self._running.values())]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=timeout)
-            for task in pending:
-                log.warning("job %s did not stop within %.0f s", task.get_name(), timeout)
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        executor, self._executor = self._executor, None
+        await stop_jobs(tasks, executor, timeout)
 
     async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:

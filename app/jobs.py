@@ -145,19 +145,26 @@ class InProcessJobRunner:
         self._stopping = True
         for context in self._contexts.values():
             context.cancelled.set()
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            log.info("cancelling job %s on shutdown", task.get_name())
-            task.cancel()
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=timeout)
-            for task in pending:
-                log.warning("job %s did not stop within %.0f s", task.get_name(), timeout)
-        if self._executor is not None:
-            # The worker threads saw `cancelled` and return at their next frame.
-            executor, self._executor = self._executor, None
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        executor, self._executor = self._executor, None
+        await stop_jobs(list(self._tasks.values()), executor, timeout)
+
+
+async def stop_jobs(
+    tasks: list[asyncio.Task[Any]], executor: ThreadPoolExecutor | None, timeout: float
+) -> None:
+    """A runner's shutdown, once it has set every job's `cancelled` flag: cancel the job tasks,
+    wait up to `timeout` for them, then for the CPU threads (they saw `cancelled` and return at
+    their next frame)."""
+    for task in tasks:
+        log.info("cancelling job %s on shutdown", task.get_name())
+        task.cancel()
+    if tasks:
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            log.warning("job %s did not stop within %.0f s", task.get_name(), timeout)
+    if executor is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
 
 def make_job_runner(settings: Settings, redis: Any = None) -> JobRunner:
