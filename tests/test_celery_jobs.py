@@ -6,7 +6,6 @@ The whole path with a real worker process is in tests/scale/test_celery_jobs.py.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from app.celery_jobs import CeleryJobRunner
 from app.config import Settings
 from app.jobs import JobContext, make_job_runner
 from tests.support.services import fresh_redis
+from tests.test_jobs import FlagCheckingJob
 
 
 @pytest.fixture
@@ -135,17 +135,8 @@ async def test_cancel_stops_a_running_job_and_its_thread_before_returning(
     replica, worker = await runner(settings, client, "replica"), await runner(
         settings, client, "worker"
     )
-    in_thread, stopped_cleanly = threading.Event(), threading.Event()
-
-    def cpu(cancelled: threading.Event) -> None:
-        in_thread.set()
-        while not cancelled.wait(0.01):
-            pass  # a frame loop that checks its flag
-        stopped_cleanly.set()
-
-    async def job(ctx: JobContext) -> None:
-        await ctx.run_cpu(cpu, ctx.cancelled)
-
+    job = FlagCheckingJob()
+    in_thread, stopped_cleanly = job.in_thread, job.stopped_cleanly
     for jobs in (replica, worker):
         jobs.register("k", job)
     running = asyncio.create_task(worker.execute("k", "x"))

@@ -39,26 +39,34 @@ async def test_bounded_concurrency_and_queue() -> None:
     await runner.stop()
 
 
+class FlagCheckingJob:
+    """A job whose CPU part loops like a frame loop, in the runner's thread, until its
+    `cancelled` flag is set; `in_thread` once it runs there, `stopped_cleanly` once it saw the
+    flag and returned."""
+
+    def __init__(self) -> None:
+        self.in_thread = threading.Event()
+        self.stopped_cleanly = threading.Event()
+
+    def _cpu(self, cancelled: threading.Event) -> None:
+        self.in_thread.set()
+        while not cancelled.wait(0.01):
+            pass
+        self.stopped_cleanly.set()
+
+    async def __call__(self, ctx: JobContext) -> None:
+        await ctx.run_cpu(self._cpu, ctx.cancelled)
+
+
 async def test_stop_cancels_cpu_work_in_its_thread() -> None:
     runner = InProcessJobRunner(max_concurrent=1)
     await runner.start()
-    in_thread = threading.Event()
-    stopped_cleanly = threading.Event()
-
-    def cpu(cancelled: threading.Event) -> None:
-        in_thread.set()
-        while not cancelled.wait(0.01):
-            pass  # a frame loop that checks its flag
-        stopped_cleanly.set()
-
-    async def job(ctx: JobContext) -> None:
-        await ctx.run_cpu(cpu, ctx.cancelled)
-
+    job = FlagCheckingJob()
     runner.register("k", job)
     runner.submit("k", "a")
-    await asyncio.to_thread(in_thread.wait, 5)
+    await asyncio.to_thread(job.in_thread.wait, 5)
     await runner.stop(timeout=5)
-    assert stopped_cleanly.is_set()
+    assert job.stopped_cleanly.is_set()
     assert not runner.is_running("k", "a")
     with pytest.raises(JobQueueFull):
         runner.submit("k", "b")

@@ -49,15 +49,24 @@ async def upload(
         return await http.post(url, files={field: (path.name, handle, "video/mp4")})
 
 
-async def wait_done(http: httpx.AsyncClient, video_id: str, timeout: float = 120) -> dict[str, Any]:
+async def poll_until_done(
+    http: httpx.AsyncClient, video_id: str, timeout: float = 120, every_s: float = 0.1
+) -> tuple[dict[str, Any], list[float]]:
+    """Poll the feedback until it is no longer processing: (the answer, progress seen)."""
+    seen: list[float] = []
     async with asyncio.timeout(timeout):
         while True:
             answer = await http.get(f"/api/video/video-send-feedback/{video_id}/")
             assert answer.status_code == 200, answer.text
             body: dict[str, Any] = answer.json()
             if body["problem"] != "processing":
-                return body
-            await asyncio.sleep(0.1)
+                return body, seen
+            seen.append(body["progress"])
+            await asyncio.sleep(every_s)
+
+
+async def wait_done(http: httpx.AsyncClient, video_id: str, timeout: float = 120) -> dict[str, Any]:
+    return (await poll_until_done(http, video_id, timeout))[0]
 
 
 def upload_files(settings: Settings) -> list[Path]:

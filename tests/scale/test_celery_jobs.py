@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
 
 import av
 import httpx
@@ -20,7 +19,7 @@ from app.config import Settings
 from app.live.manager import RECOVERY_JOB_KIND
 from app.store.repository import SessionRepository
 from app.upload.service import JOB_KIND
-from tests.api.test_upload import check_feedback_frame, upload
+from tests.api.test_upload import check_feedback_frame, poll_until_done, upload
 from tests.fixtures.clips import Segment, labelled_clip
 from tests.fixtures.videos import TILT_SEGMENTS, write_mp4
 from tests.live.test_recording_e2e import probe
@@ -38,22 +37,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 s: long enough that the analysis is seen in progress (and can be cut short)."""
     segments = (*TILT_SEGMENTS, *TILT_SEGMENTS)
     return write_mp4(tmp_path_factory.mktemp("clip") / "tilt.mp4", segments, audio=False)
-
-
-async def poll_until_done(
-    http: httpx.AsyncClient, video_id: str, timeout: float = 90
-) -> tuple[dict[str, Any], list[float]]:
-    """Poll the feedback until it is no longer processing: (the answer, progress seen)."""
-    seen: list[float] = []
-    async with asyncio.timeout(timeout):
-        while True:
-            answer = await http.get(f"/api/video/video-send-feedback/{video_id}/")
-            assert answer.status_code == 200, answer.text
-            body: dict[str, Any] = answer.json()
-            if body["problem"] != "processing":
-                return body, seen
-            seen.append(body["progress"])
-            await asyncio.sleep(0.05)
 
 
 async def wait_progress(http: httpx.AsyncClient, video_id: str, above: float) -> float:
@@ -82,7 +65,7 @@ async def test_an_upload_sent_to_a_is_analysed_by_the_worker_and_read_from_b(
         answer = await upload(a, clip)
         assert answer.status_code == 200, answer.text
         video_id = answer.json()["video_id"]
-        done, progress = await poll_until_done(b, video_id)
+        done, progress = await poll_until_done(b, video_id, timeout=90, every_s=0.05)
 
         assert done["problem"] == "success", done
         assert done["progress"] == 100
@@ -153,7 +136,7 @@ async def test_a_job_delivered_again_gives_one_result(tmp_path: Path, clip: Path
 
         second = cluster.new_worker("second")
         await asyncio.to_thread(second.start)
-        done, _progress = await poll_until_done(b, video_id, timeout=120)
+        done, _progress = await poll_until_done(b, video_id, timeout=120, every_s=0.05)
         assert done["problem"] == "success", done
 
         repo = SessionRepository(cluster.database_url)
