@@ -313,14 +313,15 @@ class LiveSession:
                         frame = newer
                     tokens, last = 1.0, time.monotonic()
                 tokens -= 1.0
+                cadence = self.services.cadence
                 # A frame that waited for the analyser to be built says nothing about load.
-                cadence = self.services.cadence if self._analyzer is not None else None
+                warming_up = self._analyzer is None
                 if self._analyzer is None:
                     self.prewarm()
                     assert self._analyzer_ready is not None
                     self._analyzer = await self._analyzer_ready
                 started = time.perf_counter()
-                pose_every = None if self.services.cadence is None else self.services.cadence.every
+                pose_every = None if cadence is None else cadence.every
                 try:
                     analysis = await loop.run_in_executor(
                         executor, self._analyzer.analyze, frame, pose_every
@@ -333,7 +334,7 @@ class LiveSession:
                 self.services.metrics.analysis_seconds.observe(elapsed)
                 self.services.metrics.frames_analyzed.inc()
                 self.frames_analyzed += 1
-                if cadence is not None:
+                if cadence is not None and not warming_up:
                     now = time.monotonic()
                     every = cadence.observe((now - frame.arrived_at) * 1000, now)
                     if every != pose_every:
