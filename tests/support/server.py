@@ -47,7 +47,11 @@ class ThreadServer:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="on", ws_max_size=16 * 1024 * 1024
+            self.app,
+            log_level="warning",
+            lifespan="on",
+            ws_max_size=16 * 1024 * 1024,
+            ws_per_message_deflate=False,  # as the README runs it: JPEG frames don't compress
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -126,6 +130,8 @@ class ProcessServer:
                 str(self.port),
                 "--log-level",
                 self.log_level,
+                "--ws-per-message-deflate",
+                "false",
             ],
             cwd=ROOT,
             env=env,
