@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     # starved encoder would drop recording frames, which must not be what gives way.
     recorder_nice: int = 0
     vp9_bitrate: int = 1_000_000
+    # Constrained quality: the encoder aims at this quality (0-63, lower is better) and spends
+    # at most `vp9_bitrate`; a still picture then costs few bits and ~2x less encoder CPU than
+    # holding the bitrate (measured in BENCHMARKS.md, section Recording). 0: bitrate only.
+    vp9_crf: int = 32
     vp9_max_keyframe_interval_s: float = 10.0  # seek granularity; segments also start on one
     recording_audio_queue: int = 50  # audio chunks (<= 1 s each) buffered before dropping
     recording_audio_bitrate: int = 32_000  # Opus, 48 kHz mono

@@ -27,6 +27,7 @@ from app.coaching.cues import CueEngine
 from app.coaching.messages import CUE_SEVERITY
 from app.config import Settings
 from app.frames import CueName, CueTransition, FrameAnalysis, VideoFrame
+from app.media.recorder import vp9_options
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +216,7 @@ class _Recorder:
         video.time_base = Fraction(1, 1000)
         video.codec_context.time_base = Fraction(1, 1000)
         video.thread_count = settings.vp9_threads
-        video.options = {
-            "deadline": "realtime",
-            "cpu-used": str(settings.vp9_cpu_used),
-            "row-mt": "1",
-        }
+        video.options = dict(vp9_options(settings))
         self.video = video
         self.audio: Any = None
         self.resampler: av.AudioResampler | None = None
