@@ -37,6 +37,9 @@ SILENCE_DBFS = -100.0  # reported for digital silence, where the log would be -i
 _CONTEXT_S = 0.5  # audio before each window given to the intensity/pitch trackers
 _NUCLEUS_LAG_S = 0.25  # nuclei are counted this late so the dip after each one is seen
 _INTENSITY_MIN_PITCH_HZ = 50.0  # Praat's intensity smoothing window follows from this
+# Praat's intensity analysis needs at least 6.4 periods of that pitch (0.128 s): a shorter
+# stretch (the last bit of a session that ended within its first window) is not tracked.
+_MIN_TRACK_N = math.ceil(6.4 / _INTENSITY_MIN_PITCH_HZ * SAMPLE_RATE) + 1
 _TRACK_STEP_S = 0.01
 _OCTAVE_ERROR_ST = 9.0  # f0 further than this from the median is a tracking error
 _MAX_GAP_FILL_S = 10.0  # longer gaps in media time restart the window grid
@@ -251,7 +254,7 @@ class VoiceAnalyzer:
         self._context = segment[-self._context_n :]
         self._context_speech = seg_speech[-(self._context_n // self._frame_n) :]
         no_f0 = np.zeros(0)
-        if not seg_speech.any() or segment.size < int(0.1 * SAMPLE_RATE):
+        if not seg_speech.any() or segment.size <= _MIN_TRACK_N:
             return 0, no_f0
 
         sound = parselmouth.Sound(segment.astype(np.float64) / 32768.0, SAMPLE_RATE)

@@ -10,7 +10,7 @@ import pytest
 from app.analysis.voice import AudioFormatError, VoiceAnalyzer, voice_conditions
 from app.config import Settings
 from app.frames import AudioAnalysis, AudioChunk, Language
-from tests.analysis.espeak_speech import RATES_WPM, Clip, silence
+from tests.analysis.espeak_speech import RATES_WPM, Clip, espeak, silence
 
 SETTINGS = Settings()
 
@@ -195,3 +195,17 @@ def test_voice_conditions_prefer_a_lively_audible_talk(
     assert lively is not None and dull is not None
     assert 0.0 <= dull < lively <= 100.0
     assert lively >= 80.0 and dull <= 60.0
+
+
+@pytest.mark.parametrize("seconds", [0.119, 0.128, 0.13])
+def test_a_session_shorter_than_praats_window_flushes_without_error(seconds: float) -> None:
+    # A session can end within its first window with a little speech buffered: Praat's
+    # intensity analysis refuses anything under 0.128 s, which once failed the session's end.
+    speech = espeak("안녕하세요", "ko", 160)
+    start = int(np.argmax(np.abs(speech) > 1000))  # where the voice begins
+    tail = speech[start : start + round(seconds * 16000)]
+    analyzer = VoiceAnalyzer("ko", SETTINGS)
+    assert analyzer.process(AudioChunk(t=0.0, samples=tail)) == []
+    (last,) = analyzer.flush()
+    assert last.duration_s == pytest.approx(seconds, abs=1e-3)
+    assert last.level_dbfs is not None and last.level_dbfs > -40
