@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     cue_hold_s: float = 1.5
     sway_window_s: float = 4.0
     analysis_threads: int = 4  # executor threads shared by the sessions' analysers
+    # Live sessions run Pose in a lane of its own, beside face analysis: a frame's metrics
+    # wait for face, gaze and head pose only, and carry the newest Pose result (its age is
+    # `pose_age_ms`). False: Pose runs inline on the frames it is due on (as uploads do).
+    pose_lane: bool = True
+    pose_threads: int = 2  # executor threads for the live sessions' Pose lanes
+    # Nice value added to the Pose lane threads (and the graph threads they start), so that
+    # under load face analysis, which every metrics event waits for, gets the CPU first.
+    pose_nice: int = 5
     # Pose graphs (static-image mode) shared by all live sessions, at most this many Pose runs
     # at once; 0: one tracking Pose graph per session (~115 MiB each). See PoseGraphs.
     pose_graphs: int = 2

@@ -112,6 +112,7 @@ class FrameAnalysis:
     gesture: GestureObservation
     sway: float | None = None  # std of shoulder centre x over the sway window, in shoulder widths
     timings_ms: dict[str, float] = field(default_factory=dict)
+    pose_t: float | None = None  # media time of the frame `pose`/`gesture`/`sway` come from
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,9 @@ class AnalyzerService:
                 from app.analysis.pose import PoseGraphs
 
                 if self.settings.pose_graphs > 0:
-                    self._pose_graphs = PoseGraphs(self.settings.pose_graphs)
+                    # In a Pose lane the graphs yield to face analysis (`pose_nice`).
+                    nice = self.settings.pose_nice if self.settings.pose_lane else 0
+                    self._pose_graphs = PoseGraphs(self.settings.pose_graphs, nice)
                 graphs = self._pose_graphs
                 self._pool = AnalyzerPool(
                     self.settings,

@@ -1,11 +1,20 @@
 """One session's analysis: frame in, `FrameAnalysis` out.
 
 `FrameAnalyzer` owns this session's MediaPipe graphs (a graph used by two threads at once
-crashes the process), so the caller runs `analyze` in an executor, one call at a time, frames
-in time order. Frames are downscaled to `analysis_max_side` first; Pose, the dearest stage,
-runs on every `pose_every`-th analysed frame and its last result is reused in between (the
-trade-off is measured in BENCHMARKS.md, section Analysis). A live session passes the cadence
-of the moment (`app/analysis/cadence.py` raises it under load).
+crashes the process), so the caller runs it in an executor, frames in time order. Frames are
+downscaled to `analysis_max_side` first. Pose, the dearest stage, runs on every
+`pose_every`-th analysed frame and its last result is reused in between (the trade-off is
+measured in BENCHMARKS.md, section Analysis). Two ways to run it:
+
+- `analyze`: face and, when due, Pose on the same frame, in the calling thread (uploads).
+- `analyze_face` + `run_pose`: a live session's two lanes. Face, gaze and head pose run on
+  every frame and its metrics go out at once; when Pose is due and the session's Pose lane is
+  free, the frame is handed to `run_pose` in another thread, and its result is carried by the
+  frames analysed after it (with its frame's time, `pose_t`). Under load the lane simply runs
+  less often; no frame waits for it.
+
+A live session passes the cadence of the moment (`app/analysis/cadence.py` raises it under
+load).
 """
 
 from __future__ import annotations
@@ -63,8 +72,34 @@ def _rescale_pose(pose: PoseObservation, inverse: float) -> PoseObservation:
     return dataclasses.replace(pose, landmarks=pose.landmarks * np.float32(inverse))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PoseWork:
+    """A frame handed to `FrameAnalyzer.run_pose`: already downscaled to the analysis size."""
+
+    t: float
+    rgb: np.ndarray
+    inverse: float  # analysed pixels -> received pixels
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _PoseState:
+    """The newest Pose result and what was derived from it, published as one object so the
+    face lane reads a consistent set while the Pose lane writes the next one."""
+
+    pose: PoseObservation
+    gesture: GestureObservation
+    sway: float | None
+    t: float | None  # media time of the frame Pose ran on
+    ms: float  # how long the run that produced it took
+    serial: int  # runs so far: the first frame that carries a new result reports `ms`
+
+
+_NO_POSE = _PoseState(PoseObservation(found=False), GestureObservation(0, None), None, None, 0.0, 0)
+
+
 class FrameAnalyzer:
-    """Per-session analyser. Not thread-safe by design: one `analyze` at a time."""
+    """Per-session analyser. Not thread-safe by design: one `analyze` (or `analyze_face`) at a
+    time, and at most one `run_pose` beside it (face and Pose are separate graphs)."""
 
     def __init__(self, settings: Settings, pose_graphs: PoseGraphs | None = None) -> None:
         """`pose_graphs`: shared static-image Pose graphs to lease; without them the analyser
@@ -77,15 +112,27 @@ class FrameAnalyzer:
 
     def _clear_session_state(self) -> None:
         self._motion = MotionTracker(self._settings)
-        self._since_pose: int | None = None  # analysed frames since Pose last ran
-        self._last_pose = PoseObservation(found=False)
-        self._last_gesture = GestureObservation(hands_visible=0, activity=None)
-        self._last_sway: float | None = None
+        self._since_pose: int | None = None  # analysed frames since Pose last started
+        self._pose_state = _NO_POSE
+        self._reported_serial = 0
 
     def analyze(self, frame: VideoFrame, pose_every: int | None = None) -> FrameAnalysis:
-        """Analyse one frame; Pose runs when `pose_every` (default: the setting) analysed
-        frames have passed since it last ran, so a cadence that changes between frames
-        takes effect at once."""
+        """Analyse one frame in this thread; Pose runs (on this frame) when `pose_every`
+        (default: the setting) analysed frames have passed since it last ran, so a cadence
+        that changes between frames takes effect at once."""
+        analysis, work = self.analyze_face(frame, pose_every)
+        if work is None:
+            return analysis
+        self.run_pose(work)
+        timings = dict(analysis.timings_ms)
+        return self._with_pose(analysis, timings)
+
+    def analyze_face(
+        self, frame: VideoFrame, pose_every: int | None = None, *, pose_lane_free: bool = True
+    ) -> tuple[FrameAnalysis, PoseWork | None]:
+        """Face, gaze and head pose on this frame, with the newest Pose result published so
+        far. When Pose is due and `pose_lane_free`, also returns this frame as `PoseWork`: the
+        caller runs `run_pose` on it (in another thread, or right after, as `analyze` does)."""
         if self._closed:
             raise RuntimeError("FrameAnalyzer is closed")
         timings: dict[str, float] = {}
@@ -94,7 +141,6 @@ class FrameAnalyzer:
         start = time.perf_counter()
         rgb, scale = downscale_rgb(frame.image, self._settings.analysis_max_side)
         inverse = 1.0 / scale
-        small_h, small_w = rgb.shape[:2]
         timings["resize"] = (time.perf_counter() - start) * 1000
 
         start = time.perf_counter()
@@ -102,32 +148,60 @@ class FrameAnalyzer:
         timings["face"] = (time.perf_counter() - start) * 1000
 
         every = max(1, self._settings.pose_every if pose_every is None else pose_every)
-        run_pose = self._since_pose is None or self._since_pose + 1 >= every
-        start = time.perf_counter()
-        if run_pose:
-            pose = self._pose.analyze(rgb, frame.t)
-        timings["pose"] = (time.perf_counter() - start) * 1000
+        due = self._since_pose is None or self._since_pose + 1 >= every
+        work = None
+        if due and pose_lane_free:
+            work = PoseWork(frame.t, rgb, inverse)
+            self._since_pose = 0
+        else:
+            self._since_pose = (self._since_pose or 0) + 1
 
-        start = time.perf_counter()
-        if run_pose:
-            # Motion is measured on fresh Pose results only; reused ones would read as still.
-            gesture, sway = self._motion.update(frame.t, pose, small_w, small_h)
-            self._last_pose = _rescale_pose(pose, inverse)
-            self._last_gesture, self._last_sway = gesture, sway
-        timings["gesture"] = (time.perf_counter() - start) * 1000
-        self._since_pose = 0 if run_pose else (self._since_pose or 0) + 1
-
-        return FrameAnalysis(
+        analysis = FrameAnalysis(
             index=frame.index,
             t=frame.t,
             arrived_at=frame.arrived_at,
             width=width,
             height=height,
             face=face,
-            pose=self._last_pose,
-            gesture=self._last_gesture,
-            sway=self._last_sway,
+            pose=_NO_POSE.pose,
+            gesture=_NO_POSE.gesture,
             timings_ms=timings,
+        )
+        return self._with_pose(analysis, timings), work
+
+    def _with_pose(self, analysis: FrameAnalysis, timings: dict[str, float]) -> FrameAnalysis:
+        state = self._pose_state  # one read: the Pose lane may publish a newer one meanwhile
+        fresh = state.serial != self._reported_serial
+        self._reported_serial = state.serial
+        # Pose time where a new result first shows (0: this frame reuses an earlier one).
+        timings["pose"] = state.ms if fresh else 0.0
+        return dataclasses.replace(
+            analysis,
+            pose=state.pose,
+            gesture=state.gesture,
+            sway=state.sway,
+            timings_ms=timings,
+            pose_t=state.t,
+        )
+
+    def run_pose(self, work: PoseWork) -> None:
+        """Pose on `work` and the motion measures that follow from it, published for the
+        frames analysed from now on. One call at a time, in time order."""
+        if self._closed:
+            raise RuntimeError("FrameAnalyzer is closed")
+        start = time.perf_counter()
+        pose = self._pose.analyze(work.rgb, work.t)
+        small_h, small_w = work.rgb.shape[:2]
+        # Motion is measured on fresh Pose results only; reused ones would read as still.
+        gesture, sway = self._motion.update(work.t, pose, small_w, small_h)
+        ms = (time.perf_counter() - start) * 1000
+        self._pose_state = _PoseState(
+            _rescale_pose(pose, work.inverse),
+            gesture,
+            sway,
+            work.t,
+            ms,
+            self._pose_state.serial + 1,
         )
 
     def _blank(self) -> np.ndarray:
@@ -240,6 +314,14 @@ class PooledAnalyzer:
 
     def analyze(self, frame: VideoFrame, pose_every: int | None = None) -> FrameAnalysis:
         return self._leased().analyze(frame, pose_every)
+
+    def analyze_face(
+        self, frame: VideoFrame, pose_every: int | None = None, *, pose_lane_free: bool = True
+    ) -> tuple[FrameAnalysis, PoseWork | None]:
+        return self._leased().analyze_face(frame, pose_every, pose_lane_free=pose_lane_free)
+
+    def run_pose(self, work: PoseWork) -> None:
+        self._leased().run_pose(work)
 
     def warm_up(self) -> None:
         self._leased().warm_up()

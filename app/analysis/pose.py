@@ -17,6 +17,7 @@ import numpy as np
 
 from app.config import Settings
 from app.frames import PoseObservation
+from app.priority import lower_thread_priority
 
 # MediaPipe Pose landmark indices; "left"/"right" are the presenter's own.
 NOSE = 0
@@ -110,7 +111,28 @@ def _landmarks_to_arrays(landmarks: Any, width: int, height: int) -> tuple[np.nd
     return points, visibility
 
 
-def _pose_graph(static_images: bool) -> Any:
+def _pose_graph(static_images: bool, nice: int = 0) -> Any:
+    """A Pose graph; with `nice` > 0 it is built on a short-lived thread of lowered priority,
+    because the graph's own worker threads (which do the work) inherit the priority of the
+    thread that starts them, and a thread cannot win its priority back without privileges."""
+    if nice > 0:
+        built: list[Any] = []
+        failed: list[BaseException] = []
+
+        def build() -> None:
+            lower_thread_priority(nice)
+            try:
+                built.append(_pose_graph(static_images))
+            except BaseException as exc:  # handed to the caller's thread
+                failed.append(exc)
+
+        builder = threading.Thread(target=build, name="pose-graph-build")
+        builder.start()
+        builder.join()
+        if failed:
+            raise failed[0]
+        return built[0]
+
     import mediapipe as mp
 
     return mp.solutions.pose.Pose(
@@ -136,8 +158,10 @@ class PoseGraphs:
     couple of concurrent Pose runs only slow each other down. Graphs are built on first need.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, nice: int = 0) -> None:
+        """`nice`: how much lower than normal the graphs' worker threads run."""
         self.size = max(1, size)
+        self._nice = nice
         self._free: list[Any] = []
         self._built = 0
         self._available = threading.Semaphore(self.size)
@@ -159,7 +183,7 @@ class PoseGraphs:
                 if graph is None:
                     self._built += 1
             if graph is None:
-                graph = _pose_graph(static_images=True)
+                graph = _pose_graph(static_images=True, nice=self._nice)
             try:
                 yield graph
             finally:

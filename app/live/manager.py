@@ -29,6 +29,7 @@ from app.live.load import LoadMonitor
 from app.live.session import FrameObserver, LiveSession
 from app.memory import release_free_memory
 from app.observability import CoachMetrics
+from app.priority import lower_thread_priority
 from app.store.db import SessionRow
 from app.store.repository import EventWriter, SessionRepository
 
@@ -78,6 +79,7 @@ class Services:
     bus: EventBus
     decode_executor: Executor
     analysis_executor: Executor
+    pose_executor: Executor
     audio_executor: Executor
     hooks: Hooks
     replica_id: str
@@ -114,7 +116,8 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """What a `SessionManager` runs on, for the server, a Celery worker and the tests alike:
     the data folders, the repository (schema migrated), the event writer and the decode,
-    analysis and audio executors (`threads`; default 2, `analysis_threads`, 1). `bus` defaults
+    analysis and audio executors (`threads`; default 2, `analysis_threads`, 1) and the Pose
+    lanes' (`pose_threads`). `bus` defaults
     to the in-memory one; `parts` are the other `Services` fields (ownership, control, load,
     jobs). On exit the writer flushes, the executors finish and the repository closes, in
     that order; what uses them (the manager, jobs) must be stopped inside the block."""
@@ -129,6 +132,12 @@ async def open_services(
         ThreadPoolExecutor(decode_n, thread_name_prefix="decode"),
         ThreadPoolExecutor(analysis_n, thread_name_prefix="analysis"),
         ThreadPoolExecutor(audio_n, thread_name_prefix="audio"),
+        ThreadPoolExecutor(
+            max(1, settings.pose_threads),
+            thread_name_prefix="pose",
+            initializer=lower_thread_priority,
+            initargs=(settings.pose_nice,),
+        ),
     )
     try:
         yield Services(
@@ -139,6 +148,7 @@ async def open_services(
             decode_executor=executors[0],
             analysis_executor=executors[1],
             audio_executor=executors[2],
+            pose_executor=executors[3],
             hooks=hooks,
             replica_id=replica_id,
             **parts,

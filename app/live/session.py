@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable
@@ -84,6 +85,7 @@ class LiveSession:
         self._rate_window: tuple[float, int] = (0.0, 0)
         self._analyzer: Any = None  # FrameAnalyzer, built by `prewarm` in the executor
         self._analyzer_ready: asyncio.Future[Any] | None = None
+        self._pose_task: asyncio.Future[None] | None = None  # this session's Pose lane
         self._condition_state: Any = None
         self._voice: Any = None
         self._audio_queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=64)
@@ -290,8 +292,6 @@ class LiveSession:
 
     # --- analysis ------------------------------------------------------------------------
     async def _analysis_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        executor = self.services.analysis_executor
         # A token bucket caps the analysed rate at `analysis_fps` on average while letting a
         # frame that arrives a little early (camera jitter) be analysed at once, not at a slot.
         rate = self.settings.analysis_fps
@@ -323,9 +323,7 @@ class LiveSession:
                 started = time.perf_counter()
                 pose_every = None if cadence is None else cadence.every
                 try:
-                    analysis = await loop.run_in_executor(
-                        executor, self._analyzer.analyze, frame, pose_every
-                    )
+                    analysis = await self._analyze(frame, pose_every)
                 except Exception as exc:  # an analyzer bug must not end the rehearsal
                     log.exception("analysis failed", extra={"session_id": self.id})
                     await self.emit_error("analysis_failed", f"{type(exc).__name__}: {exc}")
@@ -343,8 +341,42 @@ class LiveSession:
         finally:
             await self.release_analyzer()
 
+    async def _analyze(self, frame: VideoFrame, pose_every: int | None) -> FrameAnalysis:
+        """Face on this frame; Pose inline, or in this session's Pose lane: started on this
+        frame when it is due and the lane is free, its result carried by later frames."""
+        loop = asyncio.get_running_loop()
+        analyzer = self._analyzer
+        if not self.settings.pose_lane:
+            return await loop.run_in_executor(
+                self.services.analysis_executor, analyzer.analyze, frame, pose_every
+            )
+        lane_free = self._pose_task is None or self._pose_task.done()
+        analysis, work = await loop.run_in_executor(
+            self.services.analysis_executor,
+            functools.partial(analyzer.analyze_face, pose_lane_free=lane_free),
+            frame,
+            pose_every,
+        )
+        if work is not None:
+            task = loop.run_in_executor(self.services.pose_executor, analyzer.run_pose, work)
+            task.add_done_callback(self._pose_done)
+            self._pose_task = task
+        return analysis
+
+    def _pose_done(self, task: asyncio.Future[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("Pose failed", exc_info=exc, extra={"session_id": self.id})
+        reason = f"{type(exc).__name__}: {exc}"
+        self._spawn("pose_error", self.emit_error("analysis_failed", reason))
+
     async def release_analyzer(self) -> None:
-        """Close the analyser (also one that was prewarmed but never used)."""
+        """Close the analyser (also one that was prewarmed but never used), once its Pose
+        lane is idle."""
+        pose, self._pose_task = self._pose_task, None
+        if pose is not None:
+            await asyncio.wait([pose])
         ready, self._analyzer_ready = self._analyzer_ready, None
         analyzer, self._analyzer = self._analyzer, None
         if analyzer is None and ready is not None:
@@ -431,7 +463,12 @@ class LiveSession:
                 await audio
         if self._voice is not None and hasattr(self._voice, "flush"):
             loop = asyncio.get_running_loop()
-            for a in await loop.run_in_executor(self.services.audio_executor, self._voice.flush):
+            try:
+                last = await loop.run_in_executor(self.services.audio_executor, self._voice.flush)
+            except Exception:  # the last scrap of audio must not keep the rehearsal from ending
+                log.exception("voice flush failed", extra={"session_id": self.id})
+                last = []
+            for a in last:
                 await self._after_audio(a)
         end_t = self.media_time()
         for transition in self.cues.close(end_t):
@@ -481,6 +518,8 @@ def metrics_fields(a: FrameAnalysis) -> dict[str, Any]:
         "face_size": _r(a.face.face_width_ratio, 3),
         "latency_ms": round((time.monotonic() - a.arrived_at) * 1000, 1),
         "analysis_ms": {k: round(v, 1) for k, v in a.timings_ms.items()},
+        # how much older than this frame the posture and gesture fields are (Pose's last run)
+        "pose_age_ms": None if a.pose_t is None else round((a.t - a.pose_t) * 1000),
     }
 
 

@@ -54,8 +54,9 @@ async def one_cycle(server: ThreadServer, client_leaves_first: bool) -> dict[str
 
 
 # Thread pools grow lazily up to a fixed size, so they are bounded, not leaks: the app's
-# executors, the loop's default executor (asyncio_N) and AnyIO's worker threads.
-POOL_PREFIXES = ("decode", "analysis", "audio", "asyncio_", "AnyIO worker")
+# executors (the Pose lanes' too), the loop's default executor (asyncio_N) and AnyIO's worker
+# threads.
+POOL_PREFIXES = ("decode", "analysis", "audio", "pose", "asyncio_", "AnyIO worker")
 
 
 def usage() -> dict[str, float]:
