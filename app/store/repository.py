@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.db import EventRow, SessionRow, make_engine, make_sessionmaker
@@ -93,12 +93,7 @@ class SessionRepository:
         if not events:
             return
         async with self._sessionmaker() as db, db.begin():
-            db.add_all(
-                EventRow(
-                    session_id=e["session_id"], seq=e["seq"], type=e["type"], t=e["t"], payload=e
-                )
-                for e in events
-            )
+            await db.execute(insert(EventRow), _event_rows(events))
 
     async def replace_events(self, session_id: str, events: Sequence[dict[str, Any]]) -> None:
         """Swap a session's events for `events` in one transaction: a job that derives all of a
@@ -106,12 +101,8 @@ class SessionRepository:
         redelivery, without duplicating one."""
         async with self._sessionmaker() as db, db.begin():
             await db.execute(delete(EventRow).where(EventRow.session_id == session_id))
-            db.add_all(
-                EventRow(
-                    session_id=e["session_id"], seq=e["seq"], type=e["type"], t=e["t"], payload=e
-                )
-                for e in events
-            )
+            if events:
+                await db.execute(insert(EventRow), _event_rows(events))
 
     async def list_events(
         self, session_id: str, *, after_seq: int = 0, types: Iterable[str] | None = None
@@ -183,3 +174,18 @@ class EventWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _event_rows(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for one executemany INSERT (Core, not ORM objects: the live event writer runs on
+    the event loop, and the ORM's unit of work cost ~2.6 ms of it per 20-event batch)."""
+    return [
+        {
+            "session_id": e["session_id"],
+            "seq": e["seq"],
+            "type": e["type"],
+            "t": e["t"],
+            "payload": e,
+        }
+        for e in events
+    ]
