@@ -19,6 +19,7 @@ so the encoder does about the work a webcam gives it. Usage:
     python -m bench.finalize                      # 1, 5, 10 min, default settings, 2 cores
     python -m bench.finalize --one-core           # pinned to one core, vp9_threads=1
     python -m bench.finalize --minutes 1 --sweep  # cpu-used 5..8 (tuning)
+    python -m bench.finalize --minutes 1 --crf 0  # bitrate-only VP9, to compare
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def main() -> None:
     parser.add_argument("--one-core", action="store_true", help="pin to one CPU, 1 VP9 thread")
     parser.add_argument("--sweep", action="store_true", help="try cpu-used 5..8")
     parser.add_argument("--threads", type=int, help="override vp9_threads")
+    parser.add_argument("--crf", type=int, help="override vp9_crf (0: bitrate only)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log stop() breakdowns")
     args = parser.parse_args()
     if args.verbose:
@@ -157,6 +159,8 @@ def main() -> None:
         base = base.model_copy(update={"vp9_threads": 1})
     if args.threads is not None:
         base = base.model_copy(update={"vp9_threads": args.threads})
+    if args.crf is not None:
+        base = base.model_copy(update={"vp9_crf": args.crf})
     configs = [base]
     if args.sweep:
         configs = [base.model_copy(update={"vp9_cpu_used": c}) for c in (5, 6, 7, 8)]
