@@ -14,6 +14,7 @@ from app.config import Settings
 from app.store.repository import SessionRepository
 from tests.fixtures.clips import LabelledFrame, Segment, encode_jpeg, labelled_clip
 from tests.support.client import SessionClient, wait_state
+from tests.support.contract import REPORT_FIELDS
 from tests.support.server import ThreadServer
 
 FPS = 15.0
@@ -89,19 +90,7 @@ async def test_report_json_and_html_after_the_end(server: ThreadServer, settings
         answer = await http.get(f"/api/sessions/{sid}/report", headers=auth)
         assert answer.status_code == 200
         report = answer.json()
-        for field in (
-            "session_id",
-            "title",
-            "language",
-            "duration_s",
-            "scores",
-            "timeline",
-            "cues",
-            "critiques",
-            "keyframes",
-            "summary",
-            "recording_url",
-        ):
+        for field in sorted(REPORT_FIELDS):
             assert field in report, field
         assert report["title"] == title
         assert report["scores"]["eye_contact"] == 75  # one second in four looking away

@@ -22,6 +22,7 @@ from tests.fixtures.videos import (
     write_mp4,
     write_webm_without_duration,
 )
+from tests.support.contract import REPORT_FIELDS
 from tests.support.server import ThreadServer
 
 FEEDBACK_KEYS = {"gaze_processing", "facial_expression", "gestures", "posture_body", "movement"}
@@ -138,19 +139,7 @@ async def test_upload_analyses_a_labelled_clip(
         # the same report as a live session, reachable from the feedback answer
         assert done["report_url"] == f"/api/video/report/{video_id}"
         report = (await http.get(done["report_url"])).json()
-        assert set(report) >= {
-            "session_id",
-            "title",
-            "language",
-            "duration_s",
-            "scores",
-            "timeline",
-            "cues",
-            "critiques",
-            "keyframes",
-            "summary",
-            "recording_url",
-        }
+        assert set(report) >= REPORT_FIELDS
         assert report["session_id"] == video_id and report["language"] == "ko"
         assert report["recording_url"] == done["recording_url"]
         assert abs(report["duration_s"] - 10.0) < 0.5

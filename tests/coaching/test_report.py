@@ -35,6 +35,7 @@ from app.coaching.report import (
 from app.coaching.scoring import build_timeline, compute_scores
 from app.config import Settings
 from app.frames import FaceObservation, FrameAnalysis, GestureObservation, PoseObservation
+from tests.support.contract import REPORT_FIELDS
 from tests.support.manager import running_manager
 
 
@@ -416,19 +417,7 @@ async def test_build_report_writes_contract_json_and_html(settings: Settings) ->
         directory = manager.session_dir(session.id)
 
         report = json.loads((directory / "report.json").read_text("utf-8"))
-        assert set(report) >= {
-            "session_id",
-            "title",
-            "language",
-            "duration_s",
-            "scores",
-            "timeline",
-            "cues",
-            "critiques",
-            "keyframes",
-            "summary",
-            "recording_url",
-        }
+        assert set(report) >= REPORT_FIELDS
         assert report["session_id"] == session.id and report["title"] == title
         assert report["language"] == "en" and report["duration_s"] == 20.0
         assert set(report["scores"]) == {"eye_contact", "posture", "gestures", "voice", "overall"}
