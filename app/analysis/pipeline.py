@@ -120,23 +120,26 @@ class FrameAnalyzer:
         """Analyse one frame in this thread; Pose runs (on this frame) when `pose_every`
         (default: the setting) analysed frames have passed since it last ran, so a cadence
         that changes between frames takes effect at once."""
-        analysis, work = self.analyze_face(frame, pose_every)
-        if work is None:
-            return analysis
-        self.run_pose(work)
-        timings = dict(analysis.timings_ms)
-        return self._with_pose(analysis, timings)
+        face, timings, work = self._face_stage(frame, pose_every, pose_lane_free=True)
+        if work is not None:
+            self.run_pose(work)
+        return self._compose(frame, face, timings)
 
     def analyze_face(
         self, frame: VideoFrame, pose_every: int | None = None, *, pose_lane_free: bool = True
     ) -> tuple[FrameAnalysis, PoseWork | None]:
         """Face, gaze and head pose on this frame, with the newest Pose result published so
         far. When Pose is due and `pose_lane_free`, also returns this frame as `PoseWork`: the
-        caller runs `run_pose` on it (in another thread, or right after, as `analyze` does)."""
+        caller runs `run_pose` on it in another thread."""
+        face, timings, work = self._face_stage(frame, pose_every, pose_lane_free=pose_lane_free)
+        return self._compose(frame, face, timings), work
+
+    def _face_stage(
+        self, frame: VideoFrame, pose_every: int | None, *, pose_lane_free: bool
+    ) -> tuple[FaceObservation, dict[str, float], PoseWork | None]:
         if self._closed:
             raise RuntimeError("FrameAnalyzer is closed")
         timings: dict[str, float] = {}
-        height, width = frame.image.shape[:2]
 
         start = time.perf_counter()
         rgb, scale = downscale_rgb(frame.image, self._settings.analysis_max_side)
@@ -155,28 +158,24 @@ class FrameAnalyzer:
             self._since_pose = 0
         else:
             self._since_pose = (self._since_pose or 0) + 1
+        return face, timings, work
 
-        analysis = FrameAnalysis(
+    def _compose(
+        self, frame: VideoFrame, face: FaceObservation, timings: dict[str, float]
+    ) -> FrameAnalysis:
+        state = self._pose_state  # one read: the Pose lane may publish a newer one meanwhile
+        fresh = state.serial != self._reported_serial
+        self._reported_serial = state.serial
+        # Pose time where a new result first shows (0: this frame reuses an earlier one).
+        timings["pose"] = state.ms if fresh else 0.0
+        height, width = frame.image.shape[:2]
+        return FrameAnalysis(
             index=frame.index,
             t=frame.t,
             arrived_at=frame.arrived_at,
             width=width,
             height=height,
             face=face,
-            pose=_NO_POSE.pose,
-            gesture=_NO_POSE.gesture,
-            timings_ms=timings,
-        )
-        return self._with_pose(analysis, timings), work
-
-    def _with_pose(self, analysis: FrameAnalysis, timings: dict[str, float]) -> FrameAnalysis:
-        state = self._pose_state  # one read: the Pose lane may publish a newer one meanwhile
-        fresh = state.serial != self._reported_serial
-        self._reported_serial = state.serial
-        # Pose time where a new result first shows (0: this frame reuses an earlier one).
-        timings["pose"] = state.ms if fresh else 0.0
-        return dataclasses.replace(
-            analysis,
             pose=state.pose,
             gesture=state.gesture,
             sway=state.sway,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -116,22 +117,13 @@ def _pose_graph(static_images: bool, nice: int = 0) -> Any:
     because the graph's own worker threads (which do the work) inherit the priority of the
     thread that starts them, and a thread cannot win its priority back without privileges."""
     if nice > 0:
-        built: list[Any] = []
-        failed: list[BaseException] = []
-
-        def build() -> None:
-            lower_thread_priority(nice)
-            try:
-                built.append(_pose_graph(static_images))
-            except BaseException as exc:  # handed to the caller's thread
-                failed.append(exc)
-
-        builder = threading.Thread(target=build, name="pose-graph-build")
-        builder.start()
-        builder.join()
-        if failed:
-            raise failed[0]
-        return built[0]
+        with ThreadPoolExecutor(
+            1,
+            thread_name_prefix="pose-graph-build",
+            initializer=lower_thread_priority,
+            initargs=(nice,),
+        ) as builder:
+            return builder.submit(_pose_graph, static_images).result()
 
     import mediapipe as mp
 
