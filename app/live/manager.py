@@ -115,12 +115,12 @@ async def open_services(
     **parts: Any,
 ) -> AsyncIterator[Services]:
     """What a `SessionManager` runs on, for the server, a Celery worker and the tests alike:
-    the data folders, the repository (schema migrated), the event writer and the decode,
+    the data folders, the repository (schema migrated), the event writer, the decode,
     analysis and audio executors (`threads`; default 2, `analysis_threads`, 1) and the Pose
-    lanes' (`pose_threads`). `bus` defaults
-    to the in-memory one; `parts` are the other `Services` fields (ownership, control, load,
-    jobs). On exit the writer flushes, the executors finish and the repository closes, in
-    that order; what uses them (the manager, jobs) must be stopped inside the block."""
+    lanes' (`pose_threads`, at `pose_nice`). `bus` defaults to the in-memory one; `parts` are
+    the other `Services` fields (ownership, control, load, jobs). On exit the writer flushes,
+    the executors finish and the repository closes, in that order; what uses them (the
+    manager, jobs) must be stopped inside the block."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.sessions_dir.mkdir(parents=True, exist_ok=True)
     decode_n, analysis_n, audio_n = threads or (2, settings.analysis_threads, 1)
