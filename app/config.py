@@ -46,8 +46,11 @@ class Settings(BaseSettings):
     # `pose_age_ms`). False: Pose runs inline on the frames it is due on (as uploads do).
     pose_lane: bool = True
     pose_threads: int = 2  # executor threads for the live sessions' Pose lanes
-    # Nice value added to the Pose lane threads (and the graph threads they start), so that
-    # under load face analysis, which every metrics event waits for, gets the CPU first.
+    # The Pose lane's threads (and the graph threads they start) yield to face analysis, which
+    # every metrics event waits for: under SCHED_IDLE (Linux) they run only on CPU time nothing
+    # else wants; False, or where that is refused: at `pose_nice` added to their nice value.
+    # See app/priority.py for why a nice value alone did not do it.
+    pose_sched_idle: bool = True
     pose_nice: int = 5
     # Pose graphs (static-image mode) shared by all live sessions, at most this many Pose runs
     # at once; 0: one tracking Pose graph per session (~115 MiB each). See PoseGraphs.

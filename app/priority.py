@@ -6,18 +6,58 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 log = logging.getLogger(__name__)
 
 
-def lower_thread_priority(nice: int) -> None:
-    """Raise the calling thread's nice value by `nice`. Linux schedules threads one by one, and
-    threads started from this one afterwards (libvpx's, a MediaPipe graph's) inherit it. Best
-    effort: elsewhere, or without permission, it changes nothing."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
+@dataclass(frozen=True)
+class ThreadPriority:
+    """How much a thread yields. Linux schedules threads one by one, and threads started from
+    a lowered thread afterwards (libvpx's, a MediaPipe graph's) inherit its priority.
+
+    `nice` only weighs a thread's share of the CPU: under the EEVDF scheduler (Linux 6.6 on) a
+    niced thread that is running keeps the CPU to the end of its slice (~3 ms) when a normal
+    thread wakes, and a face analysis wakes several graph threads in turn, so it waited behind
+    a nice-19 Pose over and over (measured: N = 8 sessions' face median 6 -> 15 ms with Pose
+    running beside it). `idle` (SCHED_IDLE) runs the thread only on CPU time no normal thread
+    wants, and a waking normal thread preempts it at once; `nice` is then moot."""
+
+    nice: int = 0
+    idle: bool = False
+
+    @property
+    def lowered(self) -> bool:
+        return self.idle or self.nice > 0
+
+    def apply(self) -> None:
+        """Lower the calling thread. Best effort: elsewhere than Linux, or without permission,
+        `idle` falls back to `nice` and `nice` to nothing."""
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-    except OSError:
-        log.debug("could not lower the priority of thread %s", threading.current_thread().name)
+        if self.idle and hasattr(os, "sched_setscheduler"):
+            try:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+                return
+            except OSError:
+                log.debug("could not set SCHED_IDLE on %s", threading.current_thread().name)
+        if self.nice <= 0 or not hasattr(os, "setpriority"):
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+        except OSError:
+            log.debug("could not lower the priority of %s", threading.current_thread().name)
+
+
+NORMAL = ThreadPriority()
+
+
+def pose_lane_priority(settings: Settings) -> ThreadPriority:
+    """The Pose lane's threads and graphs: they yield to face analysis, which every metrics
+    event waits for (`pose_sched_idle`, else `pose_nice`). Without a lane, Pose runs inline."""
+    if not settings.pose_lane:
+        return NORMAL
+    return ThreadPriority(nice=settings.pose_nice, idle=settings.pose_sched_idle)

@@ -16,6 +16,7 @@ from app.live.manager import Hooks
 from app.live.session import LiveSession
 from app.live.transcription import TranscriptionWorker
 from app.media.recorder import RecordingFailure, SessionRecorder, recover_recording
+from app.priority import pose_lane_priority
 from app.upload.analyze import AnalysisStages
 
 
@@ -36,9 +37,9 @@ class AnalyzerService:
                 from app.analysis.pose import PoseGraphs
 
                 if self.settings.pose_graphs > 0:
-                    # In a Pose lane the graphs yield to face analysis (`pose_nice`).
-                    nice = self.settings.pose_nice if self.settings.pose_lane else 0
-                    self._pose_graphs = PoseGraphs(self.settings.pose_graphs, nice)
+                    # In a Pose lane the graphs yield to face analysis.
+                    priority = pose_lane_priority(self.settings)
+                    self._pose_graphs = PoseGraphs(self.settings.pose_graphs, priority)
                 graphs = self._pose_graphs
                 self._pool = AnalyzerPool(
                     self.settings,

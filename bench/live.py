@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import statistics
 import sys
@@ -21,6 +22,7 @@ from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import psutil
 
@@ -61,8 +63,20 @@ async def run_session(
     info = (await client.get()).json()
     await client.end()
     await client.wait_for(lambda e: e["type"] == "report_ready", timeout=300)
+    recording = await client.get("/recording.webm")
     await client.close()
-    return {"info": info, "metrics": client.of_type("metrics"), "sent": n}
+    return {
+        "info": info,
+        "metrics": client.of_type("metrics"),
+        "sent": n,
+        "recorded": count_video_frames(recording.content) if recording.is_success else 0,
+    }
+
+
+def count_video_frames(webm: bytes) -> int:
+    """Video frames in a recording (packets demuxed, nothing decoded)."""
+    with av.open(io.BytesIO(webm)) as container:
+        return sum(1 for p in container.demux(video=0) if p.size)
 
 
 async def run_rtc_session(srv: ProcessServer, seconds: float) -> dict[str, Any]:
@@ -142,6 +156,8 @@ async def run(
     steady = [m["latency_ms"] for m in metrics if m["t"] >= 5.0]
     analysed_fps = [r["info"]["frames_analyzed"] / seconds for r in results]
     dropped = [r["info"]["frames_dropped"] for r in results]
+    # frames missing from the recording (WebSocket: every sent frame should be recorded)
+    unrecorded = [r["sent"] - r["recorded"] for r in results if "recorded" in r]
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     rss_peak = max(rss_samples) if rss_samples else rss_idle
     half = len(rss_samples) // 2
@@ -165,6 +181,7 @@ async def run(
         "analysed_fps_per_session": round(statistics.median(analysed_fps), 2),
         "analysed_fps_min": round(min(analysed_fps), 2),
         "dropped_per_session": round(statistics.median(dropped)),
+        "unrecorded_max": max(unrecorded) if unrecorded else "-",
         "cpu_share_per_session": round(cpu_s / wall / n_sessions, 3),
         "rss_per_session_mb": round((rss_peak - rss_idle) / 1e6 / n_sessions, 1),
         "rss_peak_mb": round(rss_peak / 1e6, 1),
@@ -203,10 +220,11 @@ def main() -> None:
         "| transport | phase | N | decode | face | pose (when run) | Pose every "
         "| Pose age p50 / p95 | cues "
         "| latency p50 / p95 ms | p95 after 5 s "
-        "| analysed fps/session (min) | dropped/session | CPU/session | RSS/session MB "
+        "| analysed fps/session (min) | dropped/session | unrecorded (max) | CPU/session "
+        "| RSS/session MB "
         "| RSS drift MB |"
     )
-    print("|" + " --- |" * 16)
+    print("|" + " --- |" * 17)
     for r in rows:
         s = r["stage_median_ms"]
         print(
@@ -216,7 +234,8 @@ def main() -> None:
             f"| {r['latency_p50_ms']} / "
             f"{r['latency_p95_ms']} | {r['steady_p95_ms']} "
             f"| {r['analysed_fps_per_session']} ({r['analysed_fps_min']}) "
-            f"| {r['dropped_per_session']} | {r['cpu_share_per_session']:.0%} | "
+            f"| {r['dropped_per_session']} | {r['unrecorded_max']} "
+            f"| {r['cpu_share_per_session']:.0%} | "
             f"{r['rss_per_session_mb']} | {r['rss_drift_mb']} |"
         )
     if args.json:

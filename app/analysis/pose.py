@@ -18,7 +18,7 @@ import numpy as np
 
 from app.config import Settings
 from app.frames import PoseObservation
-from app.priority import lower_thread_priority
+from app.priority import NORMAL, ThreadPriority
 
 # MediaPipe Pose landmark indices; "left"/"right" are the presenter's own.
 NOSE = 0
@@ -112,16 +112,14 @@ def _landmarks_to_arrays(landmarks: Any, width: int, height: int) -> tuple[np.nd
     return points, visibility
 
 
-def _pose_graph(static_images: bool, nice: int = 0) -> Any:
-    """A Pose graph; with `nice` > 0 it is built on a short-lived thread of lowered priority,
-    because the graph's own worker threads (which do the work) inherit the priority of the
-    thread that starts them, and a thread cannot win its priority back without privileges."""
-    if nice > 0:
+def _pose_graph(static_images: bool, priority: ThreadPriority = NORMAL) -> Any:
+    """A Pose graph; with a lowered `priority` it is built on a short-lived thread of that
+    priority, because the graph's own worker threads (which do the work) inherit the priority
+    of the thread that starts them, and a thread cannot win its priority back without
+    privileges."""
+    if priority.lowered:
         with ThreadPoolExecutor(
-            1,
-            thread_name_prefix="pose-graph-build",
-            initializer=lower_thread_priority,
-            initargs=(nice,),
+            1, thread_name_prefix="pose-graph-build", initializer=priority.apply
         ) as builder:
             return builder.submit(_pose_graph, static_images).result()
 
@@ -150,10 +148,10 @@ class PoseGraphs:
     couple of concurrent Pose runs only slow each other down. Graphs are built on first need.
     """
 
-    def __init__(self, size: int, nice: int = 0) -> None:
-        """`nice`: how much lower than normal the graphs' worker threads run."""
+    def __init__(self, size: int, priority: ThreadPriority = NORMAL) -> None:
+        """`priority`: how the graphs' worker threads yield to other work."""
         self.size = max(1, size)
-        self._nice = nice
+        self._priority = priority
         self._free: list[Any] = []
         self._built = 0
         self._available = threading.Semaphore(self.size)
@@ -175,7 +173,7 @@ class PoseGraphs:
                 if graph is None:
                     self._built += 1
             if graph is None:
-                graph = _pose_graph(static_images=True, nice=self._nice)
+                graph = _pose_graph(static_images=True, priority=self._priority)
             try:
                 yield graph
             finally:

@@ -29,7 +29,7 @@ from app.live.load import LoadMonitor
 from app.live.session import FrameObserver, LiveSession
 from app.memory import release_free_memory
 from app.observability import CoachMetrics
-from app.priority import lower_thread_priority
+from app.priority import pose_lane_priority
 from app.store.db import SessionRow
 from app.store.repository import EventWriter, SessionRepository
 
@@ -117,10 +117,10 @@ async def open_services(
     """What a `SessionManager` runs on, for the server, a Celery worker and the tests alike:
     the data folders, the repository (schema migrated), the event writer, the decode,
     analysis and audio executors (`threads`; default 2, `analysis_threads`, 1) and the Pose
-    lanes' (`pose_threads`, at `pose_nice`). `bus` defaults to the in-memory one; `parts` are
-    the other `Services` fields (ownership, control, load, jobs). On exit the writer flushes,
-    the executors finish and the repository closes, in that order; what uses them (the
-    manager, jobs) must be stopped inside the block."""
+    lanes' (`pose_threads`, at `pose_lane_priority`). `bus` defaults to the in-memory one;
+    `parts` are the other `Services` fields (ownership, control, load, jobs). On exit the
+    writer flushes, the executors finish and the repository closes, in that order; what uses
+    them (the manager, jobs) must be stopped inside the block."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.sessions_dir.mkdir(parents=True, exist_ok=True)
     decode_n, analysis_n, audio_n = threads or (2, settings.analysis_threads, 1)
@@ -135,8 +135,7 @@ async def open_services(
         ThreadPoolExecutor(
             max(1, settings.pose_threads),
             thread_name_prefix="pose",
-            initializer=lower_thread_priority,
-            initargs=(settings.pose_nice,),
+            initializer=pose_lane_priority(settings).apply,
         ),
     )
     try:

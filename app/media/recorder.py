@@ -54,7 +54,7 @@ from app.media.webm import (
     probe_recording,
     segment_path,
 )
-from app.priority import lower_thread_priority
+from app.priority import ThreadPriority
 
 log = logging.getLogger(__name__)
 
@@ -518,7 +518,7 @@ class SessionRecorder:
     # --- worker --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        lower_thread_priority(self._settings.recorder_nice)
+        ThreadPriority(nice=self._settings.recorder_nice).apply()
         writer = self._writer = _SegmentWriter(
             self._segments_dir, self._directory / WHOLE_NAME, self._settings
         )
