@@ -1,4 +1,5 @@
-"""A one-slot "latest frame wins" mailbox: analysis never queues behind the camera."""
+"""What reaches analysis: a one-slot "latest frame wins" mailbox, so analysis never queues behind
+the camera, and the cap on the analysed rate."""
 
 from __future__ import annotations
 
@@ -42,11 +43,39 @@ class LatestMailbox(Generic[T]):
         item, self._item = self._item, None
         return item
 
-    def take(self) -> T | None:
-        """The newest item if there is one, without waiting."""
-        item, self._item = self._item, None
-        return item
-
     def close(self) -> None:
         self._closed = True
         self._ready.set()
+
+
+class RateCap:
+    """Caps a stream of frames at `rate` a second, counted in the frames' own arrival times.
+
+    A token bucket two tokens deep that starts full: a source at or under the cap is never
+    thinned, however late the frames are looked at (an analysis that ran long does not make
+    the next frames "early"), and at the cap, arrival jitter that spans less than a frame
+    interval in all costs nothing. `admit` answers at once: a frame over the cap is to be
+    skipped, never held for a token, because a held frame only ages behind a newer one.
+    (Refilled by the time frames were taken, with held frames, a 15 fps camera at a 15 fps
+    cap had every frame held back to the delay of the latest one to come late: at N = 8
+    sessions, ~20 ms at the median and 62 of the 86 ms p95.)"""
+
+    DEPTH = 2.0
+    _EPSILON = 1e-6  # of a token: float arrival times at exactly the cap's interval
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._tokens = self.DEPTH
+        self._last: float | None = None
+
+    def admit(self, arrived_at: float) -> bool:
+        """Whether the frame that arrived at `arrived_at` (seconds, frames in order) is under
+        the cap; it uses a token if so."""
+        if self._last is not None:
+            elapsed = max(0.0, arrived_at - self._last)
+            self._tokens = min(self.DEPTH, self._tokens + elapsed * self._rate)
+        self._last = arrived_at
+        if self._tokens < 1.0 - self._EPSILON:
+            return False
+        self._tokens -= 1.0
+        return True

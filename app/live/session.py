@@ -29,7 +29,7 @@ from app.frames import (
     SessionState,
     VideoFrame,
 )
-from app.live.mailbox import LatestMailbox
+from app.live.mailbox import LatestMailbox, RateCap
 from app.media.decode import FrameRejected, decode_frame
 
 if TYPE_CHECKING:
@@ -292,27 +292,16 @@ class LiveSession:
 
     # --- analysis ------------------------------------------------------------------------
     async def _analysis_loop(self) -> None:
-        # A token bucket caps the analysed rate at `analysis_fps` on average while letting a
-        # frame that arrives a little early (camera jitter) be analysed at once, not at a slot.
-        rate = self.settings.analysis_fps
-        tokens, last = 1.0, time.monotonic()
+        cap = RateCap(self.settings.analysis_fps)
         try:
             while True:
                 frame = await self.mailbox.get()
                 if frame is None:
                     break
-                now = time.monotonic()
-                tokens = min(2.0, tokens + (now - last) * rate)
-                last = now
-                if tokens < 1.0:
-                    await asyncio.sleep((1.0 - tokens) / rate)
-                    newer = self.mailbox.take()
-                    if newer is not None:  # the waiting frame is superseded: drop it, count it
-                        self.mailbox.dropped += 1
-                        self.services.metrics.frames_dropped.inc()
-                        frame = newer
-                    tokens, last = 1.0, time.monotonic()
-                tokens -= 1.0
+                if not cap.admit(frame.arrived_at):  # over `analysis_fps`: skipped, counted
+                    self.mailbox.dropped += 1
+                    self.services.metrics.frames_dropped.inc()
+                    continue
                 cadence = self.services.cadence
                 # A frame that waited for the analyser to be built says nothing about load.
                 warming_up = self._analyzer is None

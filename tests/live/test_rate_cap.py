@@ -1,0 +1,52 @@
+"""RateCap: the analysed-rate cap, in the frames' arrival times."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+
+from app.live.mailbox import RateCap
+
+
+def _admitted(cap: RateCap, arrivals: list[float]) -> list[bool]:
+    return [cap.admit(t) for t in arrivals]
+
+
+def test_a_source_at_the_cap_is_never_thinned_whatever_its_jitter() -> None:
+    rng = random.Random(7)
+    # 15 fps, each frame up to 45 % of an interval early or late
+    arrivals = [i / 15 + rng.uniform(-0.03, 0.03) for i in range(900)]
+    arrivals.sort()
+    assert all(_admitted(RateCap(15.0), arrivals))
+
+
+def test_over_the_cap_the_surplus_is_skipped_evenly() -> None:
+    arrivals = [i / 30 for i in range(300)]  # 10 s at 30 fps, cap 15
+    admitted = _admitted(RateCap(15.0), arrivals)
+    assert 150 <= sum(admitted) <= 152  # 15 a second, plus the bucket's spare token
+    # every other frame, not bursts: no two skipped in a row
+    assert not any(not a and not b for a, b in itertools.pairwise(admitted))
+
+
+def test_a_burst_after_a_pause_gets_two_frames_then_the_rate() -> None:
+    cap = RateCap(10.0)
+    assert cap.admit(0.0)
+    # three frames arrive together after a second's silence
+    assert _admitted(cap, [1.0, 1.0, 1.0]) == [True, True, False]
+    assert not cap.admit(1.05)  # half a token
+    assert cap.admit(1.1)
+
+
+def test_a_frame_looked_at_late_does_not_make_the_next_one_early() -> None:
+    """Frames at the cap, each asked about after a real wait of 0 to 1.5 frame intervals (an
+    analysis running long): all admitted, as their arrival times are what counts."""
+    rng = random.Random(3)
+    cap = RateCap(15.0)
+    start = time.monotonic()
+    answers = []
+    for i in range(24):
+        arrived = start + i / 15
+        time.sleep(max(0.0, arrived + rng.uniform(0.0, 0.1) - time.monotonic()))
+        answers.append(cap.admit(arrived))
+    assert all(answers)
