@@ -186,6 +186,7 @@ async def run(
         "rss_per_session_mb": round((rss_peak - rss_idle) / 1e6 / n_sessions, 1),
         "rss_peak_mb": round(rss_peak / 1e6, 1),
         "rss_drift_mb": round(drift_mb, 1),
+        "rss_mb_each_s": [round(r / 1e6) for r in rss_samples],
     }
 
 
