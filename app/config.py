@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     unstarted_expiry_s: float = 86400.0
 
     # --- live analysis -------------------------------------------------------------------
-    analysis_fps: float = 15.0  # cap on analysed frames a second per session
+    analysis_fps: float = 15.0  # cap on analysed frames a second per session (see RateCap)
     analysis_max_side: int = 640  # frames are analysed at most this large (longest side)
     pose_every: int = 2  # run Pose on every Nth analysed frame (face runs on every one)
     # Under load Pose runs less often, down to every `pose_every_max`-th frame, while the
