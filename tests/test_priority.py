@@ -26,13 +26,6 @@ def _in_thread(priority: ThreadPriority, probe: Callable[[], T]) -> T:
         return pool.submit(probe).result()
 
 
-def _policy(tid: int) -> int:
-    """A thread's scheduling policy, from /proc (stat field 41): the graph's native threads
-    are not ours to call `sched_getscheduler` from."""
-    fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[38])
-
-
 def _tasks() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/task")}
 
@@ -68,7 +61,7 @@ def test_pose_graph_threads_run_idle() -> None:
         with graphs.lease() as graph:
             graph.process(np.zeros((240, 320, 3), np.uint8))
             started = _tasks() - before
-            policies = {tid: _policy(tid) for tid in started}
+            policies = {tid: os.sched_getscheduler(tid) for tid in started}
     finally:
         graphs.close()
     assert started, "building a Pose graph started no thread"
