@@ -36,6 +36,11 @@ def stalled_listener(port: int, session_id: str, token: str) -> socket.socket:
 
 
 def read_to_end(sock: socket.socket) -> bytes:
+    """What the server sent until it closed the connection. After its close frame the server
+    waits 10 s for ours (the websockets library's close timeout), which this raw socket never
+    sends, so the end comes ~10.0 s later: the socket's 10 s timeout raced it and lost now and
+    then (a red CI run)."""
+    sock.settimeout(30)
     data = bytearray()
     with sock:
         while chunk := sock.recv(65536):
