@@ -14,8 +14,15 @@ from tests.support.server import ThreadServer
 
 async def test_latency_above_the_threshold_runs_pose_less_often(settings: Settings) -> None:
     # No real frame is analysed within 1 ms, so the cadence climbs one step per dwell (2 s).
+    # Metrics on every analysed frame: sampled at 5 Hz from 15 fps (every 3rd frame), they
+    # could fall in step with Pose every 3rd frame and see only the frames with a new result.
     tuned = settings.model_copy(
-        update={"pose_every": 1, "pose_every_max": 3, "pose_cadence_high_ms": 1.0}
+        update={
+            "pose_every": 1,
+            "pose_every_max": 3,
+            "pose_cadence_high_ms": 1.0,
+            "metrics_hz": 1000.0,
+        }
     )
     frames = labelled_clip(15.0, [Segment("frontal", 6.0)])
     with ThreadServer(tuned) as server:
