@@ -463,6 +463,7 @@ class WorkerRuntime:
         manager = parts.get("manager")
         if manager is not None:
             await manager.shutdown(timeout=10)
+            await manager.close_stages()
         await self._stack.aclose()  # the writer, the executors, the repository
         if "cluster" in parts:
             await parts["cluster"].aclose()

@@ -87,11 +87,14 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
                     yield
                 finally:
                     log.info("shutting down: ending live sessions")
-                    await manager.shutdown()
-                    await jobs.stop()
-                    # Finalising closed the peers of ended sessions (after their last events
-                    # went out on the data channel); whatever is left goes now.
-                    await rtc_peers.close_all()
+                    try:
+                        await manager.shutdown()
+                        await jobs.stop()
+                        # Finalising closed the peers of ended sessions (after their last
+                        # events went out on the data channel); whatever is left goes now.
+                        await rtc_peers.close_all()
+                    finally:
+                        await manager.close_stages()
         finally:
             await jobs.stop()  # idempotent; for a failed start
             await load.aclose()

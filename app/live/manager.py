@@ -29,7 +29,7 @@ from app.live.load import LoadMonitor
 from app.live.session import FrameObserver, LiveSession
 from app.memory import release_free_memory
 from app.observability import CoachMetrics
-from app.priority import pose_lane_priority
+from app.priority import pose_thread_priority
 from app.store.db import SessionRow
 from app.store.repository import EventWriter, SessionRepository
 
@@ -117,7 +117,7 @@ async def open_services(
     """What a `SessionManager` runs on, for the server, a Celery worker and the tests alike:
     the data folders, the repository (schema migrated), the event writer, the decode,
     analysis and audio executors (`threads`; default 2, `analysis_threads`, 1) and the Pose
-    lanes' (`pose_threads`, at `pose_lane_priority`). `bus` defaults to the in-memory one;
+    lanes' (`pose_threads`, at `pose_thread_priority`). `bus` defaults to the in-memory one;
     `parts` are the other `Services` fields (ownership, control, load, jobs). On exit the
     writer flushes, the executors finish and the repository closes, in that order; what uses
     them (the manager, jobs) must be stopped inside the block."""
@@ -135,7 +135,7 @@ async def open_services(
         ThreadPoolExecutor(
             max(1, settings.pose_threads),
             thread_name_prefix="pose",
-            initializer=pose_lane_priority(settings).apply,
+            initializer=pose_thread_priority(settings).apply,
         ),
     )
     try:
@@ -583,7 +583,9 @@ class SessionManager:
 
     # --- shutdown ------------------------------------------------------------------------
     async def shutdown(self, timeout: float = 30.0) -> None:
-        """End every live session and wait for its finalisation, then cancel what is left."""
+        """End every live session and wait for its finalisation, then cancel what is left.
+        The shared stages stay open for the jobs still running: `close_stages` closes them
+        once those have stopped."""
         for session_id in list(self.sessions):
             self.request_end(session_id, "server_shutdown")
         tasks = list(self._finalizing.values())
@@ -594,6 +596,11 @@ class SessionManager:
                 task.cancel()
         for task in list(self._background):
             task.cancel()
+
+    async def close_stages(self) -> None:
+        """Close what the hooks share between sessions and jobs (the analysers, the Pose
+        worker, the critic's client); after `shutdown` and after the job runner stopped, or an
+        upload still being analysed would fail on a closed stage instead of being resumed."""
         for close in self.services.hooks.on_shutdown:
             try:
                 await close()
