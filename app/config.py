@@ -46,14 +46,20 @@ class Settings(BaseSettings):
     # `pose_age_ms`). False: Pose runs inline on the frames it is due on (as uploads do).
     pose_lane: bool = True
     pose_threads: int = 2  # executor threads for the live sessions' Pose lanes
-    # The Pose lane's threads (and the graph threads they start) yield to face analysis, which
-    # every metrics event waits for: under SCHED_IDLE (Linux) they run only on CPU time nothing
-    # else wants; False, or where that is refused: at `pose_nice` added to their nice value.
+    # Pose (its worker processes; with `pose_processes = 0` the Pose lane's threads and the
+    # graph threads they start) yields to face analysis, which every metrics event waits for:
+    # under SCHED_IDLE (Linux) it runs only on CPU time nothing else wants; False, or where
+    # that is refused: at `pose_nice` added to its nice value.
     # See app/priority.py for why a nice value alone did not do it.
     pose_sched_idle: bool = True
     pose_nice: int = 5
-    # Pose graphs (static-image mode) shared by all live sessions, at most this many Pose runs
-    # at once; 0: one tracking Pose graph per session (~115 MiB each). See PoseGraphs.
+    # Pose runs in this many worker processes of its own (one shared static-image graph each),
+    # at the Pose lane's priority, so it shares no GIL with the server's face analysis (see
+    # app/analysis/pose_process.py). 0: in the server process, on `pose_graphs`.
+    pose_processes: int = 1
+    # With `pose_processes = 0`: Pose graphs (static-image mode) shared by all live sessions, at
+    # most this many Pose runs at once; 0: one tracking Pose graph per session (~115 MiB each).
+    # See PoseGraphs.
     pose_graphs: int = 2
     # Analysers (MediaPipe graphs) kept between sessions and reused: building and freeing
     # graphs per session fragments the native heap (RSS grew ~10-19 MiB a session).

@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,22 +35,31 @@ class ThreadPriority:
     def lowered(self) -> bool:
         return self.idle or self.nice > 0
 
-    def apply(self) -> None:
-        """Lower the calling thread. Best effort: elsewhere than Linux, or without permission,
-        `idle` falls back to `nice` and `nice` to nothing."""
-        tid = threading.get_native_id()
+    def apply(self, tid: int | None = None) -> None:
+        """Lower the calling thread (or thread `tid`). Best effort: elsewhere than Linux, or
+        without permission, `idle` falls back to `nice` and `nice` to nothing."""
+        tid = threading.get_native_id() if tid is None else tid
         if self.idle and hasattr(os, "sched_setscheduler"):
             try:
                 os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
                 return
             except OSError:
-                log.debug("could not set SCHED_IDLE on %s", threading.current_thread().name)
+                log.debug("could not set SCHED_IDLE on thread %d", tid)
         if self.nice <= 0 or not hasattr(os, "setpriority"):
             return
         try:
             os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
         except OSError:
-            log.debug("could not lower the priority of %s", threading.current_thread().name)
+            log.debug("could not lower the priority of thread %d", tid)
+
+
+    def apply_to_process(self) -> None:
+        """Lower every thread this process runs now (a worker process's imports start some,
+        numpy's OpenBLAS pool among them) and, through the calling one, those it starts."""
+        tasks = Path("/proc/self/task")
+        tids = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else []
+        for tid in tids or [threading.get_native_id()]:
+            self.apply(tid)
 
 
 NORMAL = ThreadPriority()
@@ -61,3 +71,12 @@ def pose_lane_priority(settings: Settings) -> ThreadPriority:
     if not settings.pose_lane:
         return NORMAL
     return ThreadPriority(nice=settings.pose_nice, idle=settings.pose_sched_idle)
+
+
+def pose_thread_priority(settings: Settings) -> ThreadPriority:
+    """The server's Pose lane threads. With Pose in worker processes they only wait for its
+    result and turn it into a posture, and lowered they could be preempted holding the GIL
+    that face analysis waits for: they run at normal priority, the workers lowered."""
+    if settings.pose_processes > 0:
+        return NORMAL
+    return pose_lane_priority(settings)

@@ -35,10 +35,13 @@ class AnalyzerService:
             if self._pool is None:
                 from app.analysis.pipeline import AnalyzerPool, FrameAnalyzer
                 from app.analysis.pose import PoseGraphs
+                from app.analysis.pose_process import PoseProcess
 
-                if self.settings.pose_graphs > 0:
-                    # In a Pose lane the graphs yield to face analysis.
-                    priority = pose_lane_priority(self.settings)
+                # In a Pose lane, Pose yields to face analysis.
+                priority = pose_lane_priority(self.settings)
+                if self.settings.pose_processes > 0:
+                    self._pose_graphs = PoseProcess(self.settings.pose_processes, priority)
+                elif self.settings.pose_graphs > 0:
                     self._pose_graphs = PoseGraphs(self.settings.pose_graphs, priority)
                 graphs = self._pose_graphs
                 self._pool = AnalyzerPool(

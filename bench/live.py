@@ -3,7 +3,8 @@
 Runs the server as a subprocess (so its CPU and RSS are its own) and reports, per N:
 per-stage analysis medians (decode, face, pose, cues), how old the Pose result a metrics event
 carries is (`pose_age_ms`), frame arrival -> metrics event
-latency p50/p95, analysed fps per session, dropped frames, server CPU and RSS per session.
+latency p50/p95, analysed fps per session, dropped frames, CPU and RSS per session of the server
+with its child processes (the Pose worker).
 
     .venv/bin/python -m bench.live --sessions 1,2,4,8 --seconds 60
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import statistics
@@ -93,6 +95,30 @@ async def run_rtc_session(srv: ProcessServer, seconds: float) -> dict[str, Any]:
     return {"info": info, "metrics": client.of_type("metrics"), "sent": sent}
 
 
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
+    """The server and its child processes (the Pose worker, multiprocessing's helper)."""
+    return [proc, *proc.children(recursive=True)]
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in _tree(proc):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += p.memory_info().rss
+    return total
+
+
+def tree_cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds of the server and its live children (a child's whole life: the Pose worker
+    starts with the first session and lasts to the end)."""
+    total = 0.0
+    for p in _tree(proc):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 async def run(
     n_sessions: int,
     seconds: float,
@@ -107,8 +133,8 @@ async def run(
         srv = ProcessServer(Path(tmp) / "data", {"COACH_LOG_LEVEL": "WARNING", **env}).start()
         try:
             proc = psutil.Process(srv.proc.pid)  # type: ignore[union-attr]
-            rss_idle = proc.memory_info().rss
-            cpu0 = proc.cpu_times()
+            rss_idle = tree_rss(proc)
+            cpu0 = tree_cpu_s(proc)
             wall0 = time.monotonic()
             rss_samples: list[int] = []
 
@@ -117,7 +143,7 @@ async def run(
             async def sample_rss() -> None:
                 async with httpx.AsyncClient(base_url=srv.http) as http:
                     while True:
-                        rss_samples.append(proc.memory_info().rss)
+                        rss_samples.append(tree_rss(proc))
                         scraped = parse((await http.get("/metrics")).text)
                         cadences.append(scraped.get("coach_pose_every", float("nan")))
                         await asyncio.sleep(1.0)
@@ -135,7 +161,7 @@ async def run(
                 ]
             results = await asyncio.gather(*sessions)
             sampler.cancel()
-            cpu1 = proc.cpu_times()
+            cpu1 = tree_cpu_s(proc)
             wall = time.monotonic() - wall0
         finally:
             srv.stop()
@@ -158,7 +184,7 @@ async def run(
     dropped = [r["info"]["frames_dropped"] for r in results]
     # frames missing from the recording (WebSocket: every sent frame should be recorded)
     unrecorded = [r["sent"] - r["recorded"] for r in results if "recorded" in r]
-    cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    cpu_s = cpu1 - cpu0
     rss_peak = max(rss_samples) if rss_samples else rss_idle
     half = len(rss_samples) // 2
     drift_mb = (

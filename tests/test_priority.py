@@ -1,5 +1,6 @@
-"""Thread priorities: the Pose lane's threads, and the MediaPipe threads its graphs start, run
-under SCHED_IDLE so face analysis never waits behind them; a nice value stays per thread."""
+"""Thread priorities: Pose (its worker process, or the Pose lane's threads and the MediaPipe
+threads its graphs start) runs under SCHED_IDLE so face analysis never waits behind it; a nice
+value stays per thread."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from app.analysis.pose import PoseGraphs
 from app.config import Settings
 from app.live.manager import open_services
-from app.priority import NORMAL, ThreadPriority, pose_lane_priority
+from app.priority import NORMAL, ThreadPriority, pose_lane_priority, pose_thread_priority
 from app.wiring import default_hooks
 
 T = TypeVar("T")
@@ -76,9 +77,19 @@ def test_pose_lane_priority_follows_the_settings() -> None:
     assert pose_lane_priority(Settings(pose_lane=False)) == NORMAL  # inline Pose: face's pace
 
 
-async def test_services_pose_executor_runs_idle_by_default(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
-    async with open_services(settings, default_hooks(settings), "test") as services:
-        policy = services.pose_executor.submit(os.sched_getscheduler, 0).result()
-        analysis = services.analysis_executor.submit(os.sched_getscheduler, 0).result()
-    assert (policy, analysis) == (os.SCHED_IDLE, os.SCHED_OTHER)
+def test_pose_lane_threads_stay_normal_when_pose_runs_in_a_worker() -> None:
+    assert pose_thread_priority(Settings()) == NORMAL  # the worker process runs idle instead
+    in_process = Settings(pose_processes=0)
+    assert pose_thread_priority(in_process) == pose_lane_priority(in_process)
+
+
+async def test_services_pose_executor_priority(tmp_path: Path) -> None:
+    async def policies(settings: Settings) -> tuple[int, int]:
+        async with open_services(settings, default_hooks(settings), "test") as services:
+            pose = services.pose_executor.submit(os.sched_getscheduler, 0).result()
+            analysis = services.analysis_executor.submit(os.sched_getscheduler, 0).result()
+        return pose, analysis
+
+    assert await policies(Settings(data_dir=tmp_path)) == (os.SCHED_OTHER, os.SCHED_OTHER)
+    in_process = Settings(data_dir=tmp_path, pose_processes=0)
+    assert await policies(in_process) == (os.SCHED_IDLE, os.SCHED_OTHER)

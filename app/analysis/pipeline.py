@@ -29,7 +29,7 @@ import numpy as np
 
 from app.analysis.face import FaceAnalyzer
 from app.analysis.gesture import MotionTracker
-from app.analysis.pose import PoseAnalyzer, PoseGraphs
+from app.analysis.pose import PoseAnalyzer, PoseRunner
 from app.config import Settings
 from app.frames import (
     FaceObservation,
@@ -101,9 +101,10 @@ class FrameAnalyzer:
     """Per-session analyser. Not thread-safe by design: one `analyze` (or `analyze_face`) at a
     time, and at most one `run_pose` beside it (face and Pose are separate graphs)."""
 
-    def __init__(self, settings: Settings, pose_graphs: PoseGraphs | None = None) -> None:
-        """`pose_graphs`: shared static-image Pose graphs to lease; without them the analyser
-        builds a tracking Pose graph of its own."""
+    def __init__(self, settings: Settings, pose_graphs: PoseRunner | None = None) -> None:
+        """`pose_graphs`: where Pose runs for all sessions (shared static-image graphs, here or
+        in a worker process); without it the analyser builds a tracking Pose graph of its
+        own."""
         self._settings = settings
         self._face = FaceAnalyzer(settings)
         self._pose = PoseAnalyzer(settings, graphs=pose_graphs)

@@ -12,7 +12,8 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -105,14 +106,27 @@ def pose_observation_from_landmarks(
     )
 
 
-def _landmarks_to_arrays(landmarks: Any, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    lms = landmarks.landmark
-    points = np.array([(lm.x * width, lm.y * height) for lm in lms], dtype=np.float64)
-    visibility = np.array([lm.visibility for lm in lms], dtype=np.float64)
-    return points, visibility
+@dataclass(frozen=True, slots=True)
+class PoseLandmarks:
+    """One Pose run's 33 landmarks: x, y as fractions of the frame (N x 2) and visibilities.
+    Small and picklable: it is what a Pose worker process sends back."""
+
+    points: np.ndarray
+    visibility: np.ndarray
 
 
-def _pose_graph(static_images: bool, priority: ThreadPriority = NORMAL) -> Any:
+def landmarks_from_result(result: Any) -> PoseLandmarks | None:
+    """MediaPipe's Pose result -> `PoseLandmarks`, None when it found nobody."""
+    if result.pose_landmarks is None:
+        return None
+    lms = result.pose_landmarks.landmark
+    return PoseLandmarks(
+        points=np.array([(lm.x, lm.y) for lm in lms], dtype=np.float64),
+        visibility=np.array([lm.visibility for lm in lms], dtype=np.float64),
+    )
+
+
+def new_pose_graph(static_images: bool, priority: ThreadPriority = NORMAL) -> Any:
     """A Pose graph; with a lowered `priority` it is built on a short-lived thread of that
     priority, because the graph's own worker threads (which do the work) inherit the priority
     of the thread that starts them, and a thread cannot win its priority back without
@@ -121,7 +135,7 @@ def _pose_graph(static_images: bool, priority: ThreadPriority = NORMAL) -> Any:
         with ThreadPoolExecutor(
             1, thread_name_prefix="pose-graph-build", initializer=priority.apply
         ) as builder:
-            return builder.submit(_pose_graph, static_images).result()
+            return builder.submit(new_pose_graph, static_images).result()
 
     import mediapipe as mp
 
@@ -133,6 +147,15 @@ def _pose_graph(static_images: bool, priority: ThreadPriority = NORMAL) -> Any:
         min_detection_confidence=0.5,
         min_tracking_confidence=0.5,
     )
+
+
+class PoseRunner(Protocol):
+    """Runs Pose for any session, a frame at a time, keeping nothing between frames:
+    `PoseGraphs` in this process, `PoseProcess` (app/analysis/pose_process.py) in another."""
+
+    def landmarks(self, rgb: np.ndarray) -> PoseLandmarks | None: ...
+
+    def close(self) -> None: ...
 
 
 class PoseGraphs:
@@ -173,7 +196,7 @@ class PoseGraphs:
                 if graph is None:
                     self._built += 1
             if graph is None:
-                graph = _pose_graph(static_images=True, priority=self._priority)
+                graph = new_pose_graph(static_images=True, priority=self._priority)
             try:
                 yield graph
             finally:
@@ -186,6 +209,10 @@ class PoseGraphs:
         finally:
             self._available.release()
 
+    def landmarks(self, rgb: np.ndarray) -> PoseLandmarks | None:
+        with self.lease() as graph:
+            return landmarks_from_result(graph.process(rgb))
+
     def close(self) -> None:
         """Close the idle graphs; one still leased closes when it comes back."""
         with self._lock:
@@ -196,30 +223,30 @@ class PoseGraphs:
 
 
 class PoseAnalyzer:
-    """This session's Pose: its own tracking graph, or leases on shared static-image graphs
-    (`graphs`), plus this session's lean baseline. One call at a time, in time order."""
+    """This session's Pose: its own tracking graph, or a shared `PoseRunner` (`graphs`), plus
+    this session's lean baseline. One call at a time, in time order."""
 
     def __init__(
-        self, settings: Settings, *, static_images: bool = False, graphs: PoseGraphs | None = None
+        self, settings: Settings, *, static_images: bool = False, graphs: PoseRunner | None = None
     ) -> None:
         self._graphs = graphs
-        self._pose = None if graphs is not None else _pose_graph(static_images)
+        self._pose = None if graphs is not None else new_pose_graph(static_images)
         self._baseline_s = settings.lean_baseline_s
         self._baseline = LeanBaseline(self._baseline_s)
 
-    def _process(self, rgb: np.ndarray) -> Any:
+    def _process(self, rgb: np.ndarray) -> PoseLandmarks | None:
         if self._pose is not None:
-            return self._pose.process(rgb)
+            return landmarks_from_result(self._pose.process(rgb))
         assert self._graphs is not None
-        with self._graphs.lease() as graph:
-            return graph.process(rgb)
+        return self._graphs.landmarks(rgb)
 
     def analyze(self, rgb: np.ndarray, t: float) -> PoseObservation:
         height, width = rgb.shape[:2]
-        result = self._process(rgb)
-        if result.pose_landmarks is None:
+        found = self._process(rgb)
+        if found is None:
             return PoseObservation(found=False)
-        points, visibility = _landmarks_to_arrays(result.pose_landmarks, width, height)
+        points = found.points * (width, height)
+        visibility = found.visibility
         if not (visibility[[LEFT_SHOULDER, RIGHT_SHOULDER, NOSE]] >= MIN_VISIBILITY).any():
             return PoseObservation(found=False)
         return pose_observation_from_landmarks(points, visibility, width, height, t, self._baseline)

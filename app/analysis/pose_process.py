@@ -1,0 +1,116 @@
+"""Pose in a worker process of its own, at the Pose lane's priority.
+
+With Pose on threads of the server process, the server's threads share one GIL with it. Under
+SCHED_IDLE a Pose thread runs only when the CPUs have nothing else to do, but MediaPipe's graph
+threads call back into Python for every output packet, so a Pose thread preempted (or handed
+the GIL) while normal threads wait for it stalls face analysis, decoding and the event loop
+behind it: at N = 8 sessions on 2 cores the face stage took 16 ms at the median beside an idle
+Pose against 9 ms with Pose off (BENCHMARKS.md, Live loop). In a process of its own, Pose
+shares no lock with the server; the kernel alone decides, and SCHED_IDLE means what it says.
+
+Shared graphs run in static-image mode, so a Pose run is a pure function of the frame: the
+server sends the analysis-size RGB frame (at most ~0.9 MB) and gets back 33 landmarks and
+their visibilities. Lean, gesture and sway stay with the session.
+
+A worker that dies (killed, out of memory, a native crash) fails the runs it had, each with
+`PoseWorkerLost`; the next run starts a new worker, so a session loses a few Pose results,
+never the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+
+from app.analysis.pose import PoseLandmarks, landmarks_from_result, new_pose_graph
+from app.priority import NORMAL, ThreadPriority
+
+log = logging.getLogger(__name__)
+
+
+class PoseWorkerLost(RuntimeError):
+    """The Pose worker process ended while running a frame; a new one takes the next."""
+
+
+# --- in the worker process ---------------------------------------------------------------
+_graph: Any = None
+
+
+def _watch_parent(parent: int) -> None:
+    # A worker whose server was killed (SIGKILL: no shutdown) must not linger holding a graph.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _init_worker(priority: ThreadPriority, parent: int) -> None:
+    # Ctrl-C reaches the whole process group: the server shuts its workers down itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    priority.apply_to_process()  # the graph threads started later inherit it
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch").start()
+
+
+def _run_pose(rgb: np.ndarray) -> PoseLandmarks | None:
+    global _graph
+    if _graph is None:
+        _graph = new_pose_graph(static_images=True)
+    return landmarks_from_result(_graph.process(rgb))
+
+
+# --- in the server -----------------------------------------------------------------------
+class PoseProcess:
+    """Pose runs in `processes` worker processes (one static-image graph each, built on its
+    first frame), at `priority`. Thread-safe: `landmarks` blocks the calling thread until its
+    frame's result comes back; runs beyond the workers wait in line."""
+
+    def __init__(self, processes: int = 1, priority: ThreadPriority = NORMAL) -> None:
+        self.size = max(1, processes)
+        self._priority = priority
+        self._lock = threading.Lock()
+        self._closed = False
+        self.restarts = 0
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn: a fork of a server that runs threads (and MediaPipe graphs) is not safe
+        return ProcessPoolExecutor(
+            self.size,
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self._priority, os.getpid()),
+        )
+
+    def landmarks(self, rgb: np.ndarray) -> PoseLandmarks | None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("PoseProcess is closed")
+            pool = self._pool
+        try:
+            return pool.submit(_run_pose, rgb).result()
+        except BrokenProcessPool as exc:
+            self._replace(pool)
+            raise PoseWorkerLost("the Pose worker process ended; a new one is starting") from exc
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._closed or self._pool is not broken:
+                return  # closed, or another thread already replaced it
+            self._pool = self._new_pool()
+            self.restarts += 1
+        log.warning("Pose worker process lost; started a new one (restart %d)", self.restarts)
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        pool.shutdown(wait=True, cancel_futures=True)
