@@ -167,9 +167,7 @@ class CeleryJobRunner:
             return
         if len(self._sending) >= self.max_pending:
             raise JobQueueFull(f"{len(self._sending)} jobs are waiting for the broker")
-        task = asyncio.get_running_loop().create_task(
-            self._send(kind, job_id), name=f"{name}:send"
-        )
+        task = asyncio.get_running_loop().create_task(self._send(kind, job_id), name=f"{name}:send")
         self._sending[name] = task
         task.add_done_callback(lambda _t: self._sending.pop(name, None))
 

@@ -52,7 +52,6 @@ class ThreadPriority:
         except OSError:
             log.debug("could not lower the priority of thread %d", tid)
 
-
     def apply_to_process(self) -> None:
         """Lower every thread this process runs now (a worker process's imports start some,
         numpy's OpenBLAS pool among them) and, through the calling one, those it starts."""

@@ -34,9 +34,7 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 def settings_for(redis_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=redis_url, jobs="celery", data_dir=tmp_path, job_cancel_check_s=0.05
-    )
+    return Settings(redis_url=redis_url, jobs="celery", data_dir=tmp_path, job_cancel_check_s=0.05)
 
 
 async def runner(settings: Settings, client: aioredis.Redis, holder: str) -> CeleryJobRunner:
@@ -132,8 +130,9 @@ async def test_cancel_stops_a_running_job_and_its_thread_before_returning(
     redis_url: str, client: aioredis.Redis, tmp_path: Path
 ) -> None:
     settings = settings_for(redis_url, tmp_path)
-    replica, worker = await runner(settings, client, "replica"), await runner(
-        settings, client, "worker"
+    replica, worker = (
+        await runner(settings, client, "replica"),
+        await runner(settings, client, "worker"),
     )
     job = FlagCheckingJob()
     in_thread, stopped_cleanly = job.in_thread, job.stopped_cleanly
