@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # at the Pose lane's priority, so it shares no GIL with the server's face analysis (see
     # app/analysis/pose_process.py). 0: in the server process, on `pose_graphs`.
     pose_processes: int = 1
+    # A Pose run in a worker with no result this long fails (one `analysis_failed` error) and
+    # the worker is replaced, so a hung worker cannot hold up a session's end.
+    pose_timeout_s: float = 30.0
     # With `pose_processes = 0`: Pose graphs (static-image mode) shared by all live sessions, at
     # most this many Pose runs at once; 0: one tracking Pose graph per session (~115 MiB each).
     # See PoseGraphs.

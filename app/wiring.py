@@ -40,7 +40,9 @@ class AnalyzerService:
                 # In a Pose lane, Pose yields to face analysis.
                 priority = pose_lane_priority(self.settings)
                 if self.settings.pose_processes > 0:
-                    self._pose_graphs = PoseProcess(self.settings.pose_processes, priority)
+                    self._pose_graphs = PoseProcess(
+                        self.settings.pose_processes, priority, self.settings.pose_timeout_s
+                    )
                 elif self.settings.pose_graphs > 0:
                     self._pose_graphs = PoseGraphs(self.settings.pose_graphs, priority)
                 graphs = self._pose_graphs

@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
@@ -70,10 +70,18 @@ def _run_pose(rgb: np.ndarray) -> PoseLandmarks | None:
 class PoseProcess:
     """Pose runs in `processes` worker processes (one static-image graph each, built on its
     first frame), at `priority`. Thread-safe: `landmarks` blocks the calling thread until its
-    frame's result comes back; runs beyond the workers wait in line."""
+    frame's result comes back; runs beyond the workers wait in line.
 
-    def __init__(self, processes: int = 1, priority: ThreadPriority = NORMAL) -> None:
+    A run with no result within `timeout_s` (a worker hung in native code, or starved for
+    that long under SCHED_IDLE) fails with `PoseWorkerLost` and the workers are replaced, so
+    neither the Pose lane's threads nor a session's finalisation (which waits for its last
+    Pose run) can hang on it."""
+
+    def __init__(
+        self, processes: int = 1, priority: ThreadPriority = NORMAL, timeout_s: float = 30.0
+    ) -> None:
         self.size = max(1, processes)
+        self.timeout_s = timeout_s
         self._priority = priority
         self._lock = threading.Lock()
         self._closed = False
@@ -95,22 +103,47 @@ class PoseProcess:
                 raise RuntimeError("PoseProcess is closed")
             pool = self._pool
         try:
-            return pool.submit(_run_pose, rgb).result()
+            future = pool.submit(_run_pose, rgb)
+            return future.result(timeout=self.timeout_s)
         except BrokenProcessPool as exc:
             self._replace(pool)
             raise PoseWorkerLost("the Pose worker process ended; a new one is starting") from exc
+        except CancelledError as exc:  # it waited on workers that were replaced or closed
+            raise PoseWorkerLost("the Pose worker was replaced before this run started") from exc
+        except TimeoutError as exc:
+            future.cancel()
+            self._replace(pool)
+            raise PoseWorkerLost(
+                f"no Pose result within {self.timeout_s:g} s; the worker was replaced"
+            ) from exc
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
+    def _replace(self, old: ProcessPoolExecutor) -> None:
         with self._lock:
-            if self._closed or self._pool is not broken:
+            if self._closed or self._pool is not old:
                 return  # closed, or another thread already replaced it
             self._pool = self._new_pool()
             self.restarts += 1
         log.warning("Pose worker process lost; started a new one (restart %d)", self.restarts)
-        broken.shutdown(wait=False, cancel_futures=True)
+        _stop(old, grace_s=0.0)
 
     def close(self) -> None:
+        """Ends the workers: the runs under way get up to 5 s to finish."""
         with self._lock:
             self._closed = True
             pool = self._pool
-        pool.shutdown(wait=True, cancel_futures=True)
+        _stop(pool, grace_s=5.0)
+
+
+def _stop(pool: ProcessPoolExecutor, grace_s: float) -> None:
+    # ProcessPoolExecutor has no way to stop a busy worker before Python 3.14
+    # (terminate_workers); a hung or stopped one would make shutdown wait for ever. SIGKILL,
+    # not SIGTERM: a stopped process only acts on SIGTERM once continued, and a worker keeps
+    # nothing worth flushing.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(grace_s)
+        if process.is_alive():
+            process.kill()
+            process.join(5.0)
+    pool.shutdown(wait=True)

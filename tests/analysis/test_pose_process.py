@@ -99,6 +99,35 @@ def test_a_killed_worker_fails_its_run_and_the_next_run_gets_a_new_one() -> None
     wait_gone(second)  # closing ends the worker
 
 
+def test_a_hung_worker_times_out_and_is_replaced() -> None:
+    frame = _rgb_frames([Segment("frontal", 0.2)])[0]
+    runner = PoseProcess(1, timeout_s=2.0)
+    try:
+        assert runner.landmarks(frame) is not None
+        (hung,) = pose_workers(os.getpid())
+        hung.send_signal(signal.SIGSTOP)  # as good as stuck in native code
+        started = time.monotonic()
+        with pytest.raises(PoseWorkerLost, match="within 2 s"):
+            runner.landmarks(frame)
+        waited = time.monotonic() - started
+        wait_gone(hung)  # replaced: killed, though stopped
+        assert runner.landmarks(frame) is not None
+    finally:
+        runner.close()
+    assert 2.0 <= waited < 10 and runner.restarts == 1
+
+
+def test_close_does_not_wait_for_a_hung_worker() -> None:
+    runner = PoseProcess(1)
+    assert runner.landmarks(np.zeros((48, 64, 3), np.uint8)) is None
+    (hung,) = pose_workers(os.getpid())
+    hung.send_signal(signal.SIGSTOP)
+    started = time.monotonic()
+    runner.close()
+    assert time.monotonic() - started < 15
+    wait_gone(hung)
+
+
 def test_closed_runner_refuses_work() -> None:
     runner = PoseProcess(1)
     runner.close()
