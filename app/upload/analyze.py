@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import av
+import cv2
 import numpy as np
 
 from app.coaching.cues import CueEngine
@@ -97,6 +98,23 @@ def fit_within(
     if even:
         w, h = max(2, w - w % 2), max(2, h - h % 2)
     return w, h
+
+
+def quarter_turns(rotation: float) -> int:
+    """A display rotation (degrees counter-clockwise) as quarter turns, 0-3."""
+    return round(rotation / 90) % 4
+
+
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """A decoded picture turned the way its container says to show it. Phones record portrait
+    video as landscape frames plus a display matrix; `rotation` is that matrix's
+    counter-clockwise angle (PyAV's `VideoFrame.rotation`), taken to the nearest quarter turn.
+    Without this, a phone video is analysed lying on its side: no face, or a 90-degree tilt."""
+    quarter = quarter_turns(rotation)
+    if quarter == 0:
+        return image
+    turn = (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)[quarter - 1]
+    return cv2.rotate(image, turn)
 
 
 def moment_score(flagged: Mapping[CueName, bool | None]) -> float:
@@ -232,12 +250,21 @@ class _Recorder:
         self._audio_start: float | None = None
         self.encode_s = 0.0
 
-    def add_video(self, frame: av.VideoFrame, t: float) -> None:
+    def add_video(self, frame: av.VideoFrame, t: float, rotation: float = 0.0) -> None:
+        """`rotation`: the frame's display rotation; the recording is written upright (WebM
+        players do not apply a display matrix)."""
         pts = round(t * 1000)
         if self.frames and pts - self._last_pts < 1000 / RECORDING_MAX_FPS - 0.5:
             return  # above the frame-rate cap
         started = time.perf_counter()
-        out = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+        quarter = quarter_turns(rotation)
+        if quarter == 0:
+            out = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+        else:
+            stored = (self.height, self.width) if quarter % 2 else (self.width, self.height)
+            picture = frame.reformat(width=stored[0], height=stored[1], format="bgr24")
+            turned = upright(picture.to_ndarray(), rotation)
+            out = av.VideoFrame.from_ndarray(turned, format="bgr24").reformat(format="yuv420p")
         out.pts = pts
         out.time_base = Fraction(1, 1000)
         self.container.mux(self.video.encode(out))
@@ -329,14 +356,17 @@ def scan_video(
                         if recorder is not None and t0 is not None:
                             recorder.add_audio(frame, frame.time - t0)
                         continue
+                    rotation = frame.rotation
                     if t0 is None:
                         t0 = frame.time
                         if recording_path is not None:
+                            shown = (frame.width, frame.height)
+                            if quarter_turns(rotation) % 2:
+                                shown = (frame.height, frame.width)
                             recorder = _Recorder(
                                 recording_path,
                                 settings,
-                                frame.width,
-                                frame.height,
+                                *shown,
                                 astream.rate if astream is not None else None,
                             )
                     index = frames_decoded
@@ -346,11 +376,13 @@ def scan_video(
                         continue  # a timestamp going backwards: a broken muxer, skip the frame
                     last_t = max(last_t, t)
                     if recorder is not None:
-                        recorder.add_video(frame, t)
+                        recorder.add_video(frame, t, rotation)
                     if t + 1e-6 < next_sample:
                         continue
                     next_sample = max(next_sample + sample_interval, t)
-                    image = frame.reformat(width=aw, height=ah, format="bgr24").to_ndarray()
+                    image = upright(
+                        frame.reformat(width=aw, height=ah, format="bgr24").to_ndarray(), rotation
+                    )
                     video_frame = VideoFrame(
                         index=index, t=round(t, 3), image=image, arrived_at=time.monotonic()
                     )
