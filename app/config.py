@@ -30,6 +30,9 @@ class Settings(BaseSettings):
 
     # --- live analysis -------------------------------------------------------------------
     analysis_fps: float = 15.0  # cap on analysed frames a second per session (see RateCap)
+    # Under load, once Pose runs every `pose_every_max`-th frame, the cap falls in two steps
+    # to this; = `analysis_fps` turns that off. See app/analysis/cadence.py.
+    analysis_fps_min: float = 10.0
     analysis_max_side: int = 640  # frames are analysed at most this large (longest side)
     pose_every: int = 2  # run Pose on every Nth analysed frame (face runs on every one)
     # Under load Pose runs less often, down to every `pose_every_max`-th frame, while the
@@ -37,6 +40,7 @@ class Settings(BaseSettings):
     # of it). `pose_every_max = pose_every` turns that off. See app/analysis/cadence.py.
     pose_every_max: int = 4
     pose_cadence_high_ms: float = 50.0
+    pose_cadence_relax_s: float = 5.0  # a step back toward more work waits this long at least
     metrics_hz: float = 5.0
     cue_hold_s: float = 1.5
     sway_window_s: float = 4.0

@@ -52,6 +52,11 @@ class CoachMetrics:
             "Pose runs on one analysed frame in this many (rises under load)",
             registry=r,
         )
+        self.analysis_fps = Gauge(
+            "coach_analysis_fps",
+            "Cap on analysed frames a second per session (falls under load, after Pose)",
+            registry=r,
+        )
 
     def bind_gauges(self, live: Callable[[], float], recorder_depth: Callable[[], float]) -> None:
         self.live_sessions.set_function(live)

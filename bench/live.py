@@ -139,6 +139,7 @@ async def run(
             rss_samples: list[int] = []
 
             cadences: list[float] = []
+            caps: list[float] = []
 
             async def sample_rss() -> None:
                 async with httpx.AsyncClient(base_url=srv.http) as http:
@@ -146,6 +147,7 @@ async def run(
                         rss_samples.append(tree_rss(proc))
                         scraped = parse((await http.get("/metrics")).text)
                         cadences.append(scraped.get("coach_pose_every", float("nan")))
+                        caps.append(scraped.get("coach_analysis_fps", float("nan")))
                         await asyncio.sleep(1.0)
 
             sampler = asyncio.create_task(sample_rss())
@@ -175,6 +177,7 @@ async def run(
     if pose_ran:
         stages["pose"] = pose_ran
     busy = cadences[len(cadences) // 4 :] or cadences  # the server's cadence once under way
+    busy_caps = caps[len(caps) // 4 :] or caps
     # how old the posture/gesture fields are (Pose runs in its own lane, its result reused)
     pose_ages = [m["pose_age_ms"] for m in metrics if m.get("pose_age_ms") is not None]
     latencies = [m["latency_ms"] for m in metrics]
@@ -199,6 +202,7 @@ async def run(
         "seconds": seconds,
         "stage_median_ms": {k: round(statistics.median(v), 2) for k, v in sorted(stages.items())},
         "pose_every": f"{min(busy):g}-{max(busy):g}" if busy else "-",
+        "analysis_cap": f"{max(busy_caps):g}-{min(busy_caps):g}" if busy_caps else "-",
         "pose_age_p50_ms": round(percentile(pose_ages, 50)) if pose_ages else "-",
         "pose_age_p95_ms": round(percentile(pose_ages, 95)) if pose_ages else "-",
         "latency_p50_ms": round(percentile(latencies, 50), 1),
@@ -213,6 +217,8 @@ async def run(
         "rss_peak_mb": round(rss_peak / 1e6, 1),
         "rss_drift_mb": round(drift_mb, 1),
         "rss_mb_each_s": [round(r / 1e6) for r in rss_samples],
+        "pose_every_each_s": cadences,
+        "analysis_cap_each_s": caps,
     }
 
 
@@ -284,7 +290,7 @@ def main() -> None:
         rows.append(median_row(runs) if len(runs) > 1 else runs[0])
     print()
     print(
-        "| transport | phase | N | decode | face | pose (when run) | Pose every "
+        "| transport | phase | N | decode | face | pose (when run) | Pose every / fps cap "
         "| Pose age p50 / p95 | cues "
         "| latency p50 / p95 ms | p95 after 5 s "
         "| analysed fps/session (min) | dropped/session | unrecorded (max) | CPU/session "
@@ -296,7 +302,8 @@ def main() -> None:
         s = r["stage_median_ms"]
         print(
             f"| {r['transport']} | {r['phase']} | {r['sessions']} | {s.get('decode', '-')} "
-            f"| {s.get('face', '-')} | {s.get('pose', '-')} | {r['pose_every']} "
+            f"| {s.get('face', '-')} | {s.get('pose', '-')} "
+            f"| {r['pose_every']} / {r.get('analysis_cap', '-')} "
             f"| {r['pose_age_p50_ms']} / {r['pose_age_p95_ms']} | {s.get('cues', '-')} "
             f"| {r['latency_p50_ms']} / {r['latency_p95_ms']}{p95_range(r)} | {r['steady_p95_ms']} "
             f"| {r['analysed_fps_per_session']} ({r['analysed_fps_min']}) "

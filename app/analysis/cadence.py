@@ -8,10 +8,16 @@ less often while it is high, more often again once it has come down. Face, gaze 
 tilt still run on every analysed frame: only the body landmarks (shoulders, wrists, sway) go
 staler, by one frame interval per step.
 
+Past `most`, when Pose already runs as seldom as allowed, the next steps lower the cap on
+analysed frames a second (`fps`, the `analysis_fps` setting) toward `fps_least`: every frame
+analysed costs the face stage, so on an overloaded machine fewer frames analysed soon is
+worth more than every frame analysed late. A frame over the cap is skipped, never held
+(`RateCap`), so the lower rate costs no latency.
+
 The controller is a step with hysteresis and a dwell time, so the cadence moves at most one
 step per `dwell_s` and does not flip between two values on every frame:
-- up one step (up to `most`) while the smoothed latency is above `high_ms`;
-- down one step (down to `least`) while it is below `low_ms`.
+- up one step (Pose rarer, then fewer frames) while the smoothed latency is above `high_ms`;
+- down one step (back toward Pose every `least`-th frame at `fps`) while it is below `low_ms`.
 """
 
 from __future__ import annotations
@@ -28,14 +34,33 @@ class PoseCadence:
         low_ms: float | None = None,
         dwell_s: float = 1.0,
         smoothing: float = 0.05,
+        fps: float | None = None,
+        fps_least: float | None = None,
+        fps_steps: int = 2,
+        relax_s: float | None = None,
     ) -> None:
+        """`fps` / `fps_least`: the analysis rate cap and the least it may fall to, in
+        `fps_steps` steps once Pose runs every `most`-th frame; without them the cap stays."""
         self.least = max(1, least)
         self.most = max(self.least, most)
         self.high_ms = high_ms
         self.low_ms = high_ms * 0.5 if low_ms is None else low_ms
         self.dwell_s = dwell_s
+        # Back down a step only this long after the last change: a lighter level lowers the
+        # latency by itself, and stepping back as soon as it does makes the load swing.
+        self.relax_s = dwell_s if relax_s is None else relax_s
         self.smoothing = smoothing
+        self.levels: list[tuple[int, float | None]] = [
+            (every, fps) for every in range(self.least, self.most + 1)
+        ]
+        if fps is not None and fps_least is not None and fps_least < fps:
+            steps = max(1, fps_steps)
+            self.levels += [
+                (self.most, fps - (fps - fps_least) * k / steps) for k in range(1, steps + 1)
+            ]
+        self._level = 0
         self._every = self.least
+        self._fps = fps
         self._latency_ms: float | None = None
         self._changed_at: float | None = None
         self._lock = threading.Lock()
@@ -45,6 +70,11 @@ class PoseCadence:
     def every(self) -> int:
         """Run Pose on one analysed frame in `every` (read from any thread)."""
         return self._every
+
+    @property
+    def analysis_fps(self) -> float | None:
+        """The cap on analysed frames a second per session (None: no cap given)."""
+        return self._fps
 
     @property
     def latency_ms(self) -> float | None:
@@ -64,15 +94,17 @@ class PoseCadence:
             self._latency_ms = smoothed
             if self._changed_at is None:
                 self._changed_at = now  # the first dwell starts at the first frame
-            if self.least == self.most or now - self._changed_at < self.dwell_s:
+            since = now - self._changed_at
+            if len(self.levels) == 1 or since < self.dwell_s:
                 return self._every
             step = 0
-            if smoothed > self.high_ms and self._every < self.most:
+            if smoothed > self.high_ms and self._level < len(self.levels) - 1:
                 step = 1
-            elif smoothed < self.low_ms and self._every > self.least:
+            elif smoothed < self.low_ms and self._level > 0 and since >= self.relax_s:
                 step = -1
             if step:
-                self._every += step
+                self._level += step
+                self._every, self._fps = self.levels[self._level]
                 self._changed_at = now
                 self.steps += 1
             return self._every

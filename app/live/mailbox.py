@@ -64,7 +64,7 @@ class RateCap:
     _EPSILON = 1e-6  # of a token: float arrival times at exactly the cap's interval
 
     def __init__(self, rate: float) -> None:
-        self._rate = rate
+        self.rate = rate  # may change between frames: the next refill uses the new rate
         self._tokens = self.DEPTH
         self._last: float | None = None
 
@@ -73,7 +73,7 @@ class RateCap:
         the cap; it uses a token if so."""
         if self._last is not None:
             elapsed = max(0.0, arrived_at - self._last)
-            self._tokens = min(self.DEPTH, self._tokens + elapsed * self._rate)
+            self._tokens = min(self.DEPTH, self._tokens + elapsed * self.rate)
         self._last = arrived_at
         if self._tokens < 1.0 - self._EPSILON:
             return False

@@ -99,9 +99,15 @@ class Services:
         if self.cadence is None:
             s = self.settings
             self.cadence = PoseCadence(
-                least=s.pose_every, most=s.pose_every_max, high_ms=s.pose_cadence_high_ms
+                least=s.pose_every,
+                most=s.pose_every_max,
+                high_ms=s.pose_cadence_high_ms,
+                fps=s.analysis_fps,
+                fps_least=s.analysis_fps_min,
+                relax_s=s.pose_cadence_relax_s,
             )
         self.metrics.pose_every.set(self.cadence.every)
+        self.metrics.analysis_fps.set(self.cadence.analysis_fps or self.settings.analysis_fps)
 
 
 @asynccontextmanager

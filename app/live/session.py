@@ -298,11 +298,13 @@ class LiveSession:
                 frame = await self.mailbox.get()
                 if frame is None:
                     break
+                cadence = self.services.cadence
+                if cadence is not None and cadence.analysis_fps is not None:
+                    cap.rate = cadence.analysis_fps  # lower under load
                 if not cap.admit(frame.arrived_at):  # over `analysis_fps`: skipped, counted
                     self.mailbox.dropped += 1
                     self.services.metrics.frames_dropped.inc()
                     continue
-                cadence = self.services.cadence
                 # A frame that waited for the analyser to be built says nothing about load.
                 warming_up = self._analyzer is None
                 if self._analyzer is None:
@@ -323,9 +325,10 @@ class LiveSession:
                 self.frames_analyzed += 1
                 if cadence is not None and not warming_up:
                     now = time.monotonic()
-                    every = cadence.observe((now - frame.arrived_at) * 1000, now)
-                    if every != pose_every:
-                        self.services.metrics.pose_every.set(every)
+                    self.services.metrics.pose_every.set(
+                        cadence.observe((now - frame.arrived_at) * 1000, now)
+                    )
+                    self.services.metrics.analysis_fps.set(cadence.analysis_fps or cap.rate)
                 await self._after_analysis(analysis, frame)
         finally:
             await self.release_analyzer()

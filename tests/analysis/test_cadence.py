@@ -64,3 +64,41 @@ def test_equal_bounds_turn_adaptation_off() -> None:
     feed(cadence, 500.0, 0.0, 10.0)
     assert cadence.every == 3
     assert cadence.latency_ms is not None and cadence.latency_ms > 400
+
+
+def test_past_the_rarest_pose_the_analysis_rate_falls_then_comes_back() -> None:
+    cadence = PoseCadence(least=2, most=3, high_ms=50.0, dwell_s=1.0, fps=15.0, fps_least=10.0)
+    seen = [(cadence.every, cadence.analysis_fps)]
+    t = 0.0
+    for _ in range(6):
+        t = feed(cadence, 200.0, t, 1.05)
+        seen.append((cadence.every, cadence.analysis_fps))
+    # Pose rarer first, then fewer frames, one step a dwell, never below the least
+    assert seen == [(2, 15.0), (3, 15.0), (3, 12.5), (3, 10.0), (3, 10.0), (3, 10.0), (3, 10.0)]
+    back = []
+    for _ in range(5):
+        t = feed(cadence, 5.0, t, 1.05)
+        back.append((cadence.every, cadence.analysis_fps))
+    assert back[-1] == (2, 15.0)
+    assert back.index((3, 15.0)) < back.index((2, 15.0))  # the rate comes back before Pose
+    assert cadence.steps == 6
+
+
+def test_the_rate_stays_without_a_least_rate() -> None:
+    for cadence in (
+        PoseCadence(least=2, most=4, high_ms=50.0, fps=15.0),
+        PoseCadence(least=2, most=4, high_ms=50.0, fps=15.0, fps_least=15.0),
+    ):
+        feed(cadence, 500.0, 0.0, 20.0)
+        assert (cadence.every, cadence.analysis_fps) == (4, 15.0)
+
+
+def test_stepping_back_waits_for_the_relax_time() -> None:
+    cadence = PoseCadence(least=2, most=3, high_ms=50.0, dwell_s=1.0, relax_s=5.0)
+    t = feed(cadence, 200.0, 0.0, 1.5)  # one step, at 1 s
+    assert cadence.every == 3
+    t = feed(cadence, 5.0, t, 3.0)  # light again for 3 s, but within 5 s of that step
+    assert cadence.every == 3
+    feed(cadence, 5.0, t, 2.0)  # past 6 s
+    assert cadence.every == 2
+    assert cadence.steps == 2

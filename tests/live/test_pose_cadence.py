@@ -45,3 +45,35 @@ async def test_latency_above_the_threshold_runs_pose_less_often(settings: Settin
     assert late and len(reused) >= len(late) // 2, [e["analysis_ms"]["pose"] for e in late]
     # the body landmarks stay found between Pose runs (the last result is reused)
     assert all(e["posture"]["shoulder_tilt_deg"] is not None for e in late)
+
+
+async def test_past_the_rarest_pose_fewer_frames_are_analysed(settings: Settings) -> None:
+    # Pose already as rare as allowed (every frame, no room): the next steps lower the cap
+    # 15 -> 11.25 -> 7.5 fps, one a second; frames over it are skipped, not held.
+    tuned = settings.model_copy(
+        update={
+            "pose_every": 1,
+            "pose_every_max": 1,
+            "pose_cadence_high_ms": 1.0,
+            "analysis_fps": 15.0,
+            "analysis_fps_min": 7.5,
+            "metrics_hz": 1000.0,
+        }
+    )
+    frames = labelled_clip(15.0, [Segment("frontal", 6.0)])
+    with ThreadServer(tuned) as server:
+        client = await SessionClient.create(server.http, server.ws, language="en")
+        await client.connect()
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            before = parse((await http.get("/metrics")).text)["coach_analysis_fps"]
+            await stream(client, frames)
+            await client.wait_for(lambda e: e["type"] == "metrics" and e["t"] > 5.5, timeout=60)
+            after = parse((await http.get("/metrics")).text)["coach_analysis_fps"]
+        await client.end()
+        done = await client.wait_completed()
+        await client.close()
+
+    assert (before, after) == (15.0, 7.5)
+    late = [e for e in client.of_type("metrics") if 4.0 <= e["t"] < 6.0]
+    assert 11 <= len(late) <= 19, [e["t"] for e in late]  # ~7.5 a second, not the camera's 15
+    assert done["frames_dropped"] >= 20  # the skipped frames are counted
