@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
 import threading
 from typing import Any
 
@@ -19,6 +21,26 @@ from app.media.recorder import RecordingFailure, SessionRecorder, recover_record
 from app.priority import pose_lane_priority
 from app.upload.analyze import AnalysisStages
 
+log = logging.getLogger(__name__)
+
+
+def pose_runner(settings: Settings) -> Any:
+    """Where this process's sessions run Pose: worker processes (`pose_processes`), shared
+    graphs here (`pose_graphs`), or None (a tracking graph per session). In a Pose lane, Pose
+    yields to face analysis (`pose_lane_priority`)."""
+    from app.analysis.pose import PoseGraphs
+    from app.analysis.pose_process import PoseProcess
+
+    priority = pose_lane_priority(settings)
+    if settings.pose_processes > 0:
+        if not multiprocessing.current_process().daemon:
+            return PoseProcess(settings.pose_processes, priority, settings.pose_timeout_s)
+        # A Celery prefork child is a daemonic process, and those may not start children.
+        log.info("Pose runs in this process: a daemonic process cannot start its worker")
+    if settings.pose_graphs > 0:
+        return PoseGraphs(settings.pose_graphs, priority)
+    return None
+
 
 class AnalyzerService:
     """One pool of reused FrameAnalyzers per process (see `AnalyzerPool`), built on the first
@@ -34,17 +56,8 @@ class AnalyzerService:
         with self._lock:
             if self._pool is None:
                 from app.analysis.pipeline import AnalyzerPool, FrameAnalyzer
-                from app.analysis.pose import PoseGraphs
-                from app.analysis.pose_process import PoseProcess
 
-                # In a Pose lane, Pose yields to face analysis.
-                priority = pose_lane_priority(self.settings)
-                if self.settings.pose_processes > 0:
-                    self._pose_graphs = PoseProcess(
-                        self.settings.pose_processes, priority, self.settings.pose_timeout_s
-                    )
-                elif self.settings.pose_graphs > 0:
-                    self._pose_graphs = PoseGraphs(self.settings.pose_graphs, priority)
+                self._pose_graphs = pose_runner(self.settings)
                 graphs = self._pose_graphs
                 self._pool = AnalyzerPool(
                     self.settings,

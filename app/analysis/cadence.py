@@ -14,10 +14,12 @@ analysed costs the face stage, so on an overloaded machine fewer frames analysed
 worth more than every frame analysed late. A frame over the cap is skipped, never held
 (`RateCap`), so the lower rate costs no latency.
 
-The controller is a step with hysteresis and a dwell time, so the cadence moves at most one
+The controller is a step with hysteresis and dwell times, so the cadence moves at most one
 step per `dwell_s` and does not flip between two values on every frame:
 - up one step (Pose rarer, then fewer frames) while the smoothed latency is above `high_ms`;
-- down one step (back toward Pose every `least`-th frame at `fps`) while it is below `low_ms`.
+- down one step (back toward Pose every `least`-th frame at `fps`) while it is below `low_ms`,
+  and no sooner than `relax_s` after the last step (the server uses 5 s): a lighter level
+  lowers the latency at once, and stepping straight back made the load swing.
 """
 
 from __future__ import annotations

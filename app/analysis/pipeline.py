@@ -20,6 +20,7 @@ load).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ import numpy as np
 
 from app.analysis.face import FaceAnalyzer
 from app.analysis.gesture import MotionTracker
-from app.analysis.pose import PoseAnalyzer, PoseRunner
+from app.analysis.pose import PoseAnalyzer, PoseRunner, PoseUnavailable
 from app.config import Settings
 from app.frames import (
     FaceObservation,
@@ -38,6 +39,8 @@ from app.frames import (
     PoseObservation,
     VideoFrame,
 )
+
+log = logging.getLogger(__name__)
 
 
 def downscale_rgb(image_bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -123,7 +126,11 @@ class FrameAnalyzer:
         that changes between frames takes effect at once."""
         face, timings, work = self._face_stage(frame, pose_every, pose_lane_free=True)
         if work is not None:
-            self.run_pose(work)
+            try:
+                self.run_pose(work)
+            except PoseUnavailable:
+                # An upload must not fail on one lost Pose run: the last result stands.
+                log.warning("a Pose run was lost; the last result stands", exc_info=True)
         return self._compose(frame, face, timings)
 
     def analyze_face(

@@ -7,6 +7,7 @@ needs no calibration step.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ import numpy as np
 from app.config import Settings
 from app.frames import PoseObservation
 from app.priority import NORMAL, ThreadPriority
+
+log = logging.getLogger(__name__)
 
 # MediaPipe Pose landmark indices; "left"/"right" are the presenter's own.
 NOSE = 0
@@ -149,6 +152,10 @@ def new_pose_graph(static_images: bool, priority: ThreadPriority = NORMAL) -> An
     )
 
 
+class PoseUnavailable(RuntimeError):
+    """This frame's Pose run was lost (its worker ended or hung); the next one may work."""
+
+
 class PoseRunner(Protocol):
     """Runs Pose for any session, a frame at a time, keeping nothing between frames:
     `PoseGraphs` in this process, `PoseProcess` (app/analysis/pose_process.py) in another."""
@@ -252,7 +259,11 @@ class PoseAnalyzer:
         return pose_observation_from_landmarks(points, visibility, width, height, t, self._baseline)
 
     def warm_up(self, rgb: np.ndarray) -> None:
-        self._process(rgb)
+        """Best effort: a session starts without a warm Pose rather than not at all."""
+        try:
+            self._process(rgb)
+        except PoseUnavailable:
+            log.warning("Pose warm-up lost its run; the first frames will warm it", exc_info=True)
 
     def forget(self, blank_rgb: np.ndarray) -> None:
         """Drop the tracked body and the lean baseline before this analyser serves another

@@ -31,13 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from app.analysis.pose import PoseLandmarks, landmarks_from_result, new_pose_graph
+from app.analysis.pose import (
+    PoseLandmarks,
+    PoseUnavailable,
+    landmarks_from_result,
+    new_pose_graph,
+)
 from app.priority import NORMAL, ThreadPriority
 
 log = logging.getLogger(__name__)
 
 
-class PoseWorkerLost(RuntimeError):
+class PoseWorkerLost(PoseUnavailable):
     """The Pose worker process ended while running a frame; a new one takes the next."""
 
 
@@ -74,8 +79,13 @@ class PoseProcess:
 
     A run with no result within `timeout_s` (a worker hung in native code, or starved for
     that long under SCHED_IDLE) fails with `PoseWorkerLost` and the workers are replaced, so
-    neither the Pose lane's threads nor a session's finalisation (which waits for its last
-    Pose run) can hang on it."""
+    neither the Pose lane's threads nor a session's end (which waits for its last Pose run
+    before its analyser goes back to the pool) can hang on it."""
+
+    # A new worker's first run also starts it: interpreter, imports, graph (several seconds,
+    # more at SCHED_IDLE on a busy machine). Only a worker that answered once is held to
+    # `timeout_s`, or an overloaded server would kill each new worker before it is up.
+    COLD_TIMEOUT_S = 120.0
 
     def __init__(
         self, processes: int = 1, priority: ThreadPriority = NORMAL, timeout_s: float = 30.0
@@ -87,6 +97,7 @@ class PoseProcess:
         self._closed = False
         self.restarts = 0
         self._pool = self._new_pool()
+        self._warm = False  # the current pool has answered a run
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn: a fork of a server that runs threads (and MediaPipe graphs) is not safe
@@ -101,27 +112,36 @@ class PoseProcess:
         with self._lock:
             if self._closed:
                 raise RuntimeError("PoseProcess is closed")
-            pool = self._pool
+            pool, warm = self._pool, self._warm
+        budget = self.timeout_s if warm else max(self.timeout_s, self.COLD_TIMEOUT_S)
         try:
-            future = pool.submit(_run_pose, rgb)
-            return future.result(timeout=self.timeout_s)
+            result = pool.submit(_run_pose, rgb).result(timeout=budget)
         except BrokenProcessPool as exc:
             self._replace(pool)
             raise PoseWorkerLost("the Pose worker process ended; a new one is starting") from exc
         except CancelledError as exc:  # it waited on workers that were replaced or closed
             raise PoseWorkerLost("the Pose worker was replaced before this run started") from exc
         except TimeoutError as exc:
-            future.cancel()
             self._replace(pool)
             raise PoseWorkerLost(
-                f"no Pose result within {self.timeout_s:g} s; the worker was replaced"
+                f"no Pose result within {budget:g} s; the worker was replaced"
             ) from exc
+        except RuntimeError as exc:
+            if pool is self._pool:
+                raise  # from the run itself
+            # submit() on the pool another thread was just shutting down
+            raise PoseWorkerLost("the Pose worker was being replaced") from exc
+        with self._lock:
+            if self._pool is pool:
+                self._warm = True
+        return result
 
     def _replace(self, old: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._closed or self._pool is not old:
                 return  # closed, or another thread already replaced it
             self._pool = self._new_pool()
+            self._warm = False
             self.restarts += 1
         log.warning("Pose worker process lost; started a new one (restart %d)", self.restarts)
         _stop(old, grace_s=0.0)
@@ -139,9 +159,9 @@ def _stop(pool: ProcessPoolExecutor, grace_s: float) -> None:
     # (terminate_workers); a hung or stopped one would make shutdown wait for ever. SIGKILL,
     # not SIGTERM: a stopped process only acts on SIGTERM once continued, and a worker keeps
     # nothing worth flushing.
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    table = getattr(pool, "_processes", None) or {}  # shutdown() drops the pool's reference
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
+    for process in list(table.values()):
         process.join(grace_s)
         if process.is_alive():
             process.kill()

@@ -310,7 +310,13 @@ class LiveSession:
                 if self._analyzer is None:
                     self.prewarm()
                     assert self._analyzer_ready is not None
-                    self._analyzer = await self._analyzer_ready
+                    try:
+                        self._analyzer = await self._analyzer_ready
+                    except Exception as exc:  # no analysis, but the recording goes on
+                        log.exception("building the analyser failed", extra={"session_id": self.id})
+                        self._analyzer_ready = None
+                        await self.emit_error("analysis_failed", f"{type(exc).__name__}: {exc}")
+                        return
                 started = time.perf_counter()
                 pose_every = None if cadence is None else cadence.every
                 try:
@@ -366,9 +372,13 @@ class LiveSession:
     async def release_analyzer(self) -> None:
         """Close the analyser (also one that was prewarmed but never used), once its Pose
         lane is idle."""
-        pose, self._pose_task = self._pose_task, None
+        pose = self._pose_task
         if pose is not None:
+            # Cleared only once done: if this wait is cancelled (the finaliser's drain timed
+            # out), the next call waits again instead of handing the analyser back to the
+            # pool under a Pose run that would then write into the next session's state.
             await asyncio.wait([pose])
+            self._pose_task = None
         ready, self._analyzer_ready = self._analyzer_ready, None
         analyzer, self._analyzer = self._analyzer, None
         if analyzer is None and ready is not None:
@@ -445,6 +455,8 @@ class LiveSession:
                 await asyncio.wait_for(analysis, timeout=10)
             except (TimeoutError, asyncio.CancelledError):
                 log.warning("analysis did not drain in time", extra={"session_id": self.id})
+            except Exception:  # what was recorded and emitted still makes a report
+                log.exception("the analysis loop failed", extra={"session_id": self.id})
         audio = self._tasks.pop("audio", None)
         if audio is not None:
             # Let queued audio be analysed, then stop.
@@ -478,7 +490,11 @@ def _build_analyzer(hooks: Any, settings: Any) -> Any:
     analyzer = hooks.make_analyzer(settings)
     warm = getattr(analyzer, "warm_up", None)
     if warm is not None:
-        warm()
+        try:
+            warm()
+        except BaseException:
+            analyzer.close()  # back to the pool, not leaked
+            raise
     return analyzer
 
 

@@ -3,21 +3,26 @@ worker that dies costs the runs it had, not the next ones."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from app.analysis.pipeline import FrameAnalyzer
 from app.analysis.pose import PoseAnalyzer, PoseGraphs
 from app.analysis.pose_process import PoseProcess, PoseWorkerLost
 from app.config import Settings
+from app.frames import VideoFrame
 from app.priority import ThreadPriority
+from app.wiring import pose_runner
 from tests.fixtures.clips import Segment, labelled_clip
 from tests.support.processes import pose_workers, wait_gone
 
@@ -126,6 +131,55 @@ def test_close_does_not_wait_for_a_hung_worker() -> None:
     runner.close()
     assert time.monotonic() - started < 15
     wait_gone(hung)
+
+
+def test_a_lost_run_costs_warm_up_and_inline_analysis_nothing() -> None:
+    """Uploads run Pose inline, and a session's analyser is warmed up before its first frame:
+    neither may fail because the worker died."""
+    image = np.asarray(labelled_clip(fps=5, segments=[Segment("frontal", 0.2)])[0].image)
+    runner = PoseProcess(1)
+    analyzer = FrameAnalyzer(Settings(), pose_graphs=runner)
+    try:
+        analyzer.warm_up()
+        (first,) = pose_workers(os.getpid())
+        first.send_signal(signal.SIGKILL)
+        wait_gone(first)
+        analyzer.warm_up()  # its run is lost: logged, not raised
+        found = analyzer.analyze(VideoFrame(0, 0.0, image, time.monotonic()), pose_every=1)
+        (second,) = pose_workers(os.getpid())
+        second.send_signal(signal.SIGKILL)
+        wait_gone(second)
+        kept = analyzer.analyze(VideoFrame(1, 0.2, image, time.monotonic()), pose_every=1)
+    finally:
+        analyzer.close()
+        runner.close()
+    assert found.pose.found and found.face.found
+    assert kept.face.found and kept.pose is found.pose  # the last result stands
+    assert runner.restarts == 2
+
+
+def _runner_kind(queue: Any) -> None:
+    runner = pose_runner(Settings(_env_file=None))  # type: ignore[call-arg]
+    queue.put(type(runner).__name__)
+    runner.close()
+
+
+def test_a_daemonic_process_runs_pose_itself() -> None:
+    """A Celery prefork child is daemonic and may not start a worker of its own."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_runner_kind, args=(queue,), daemon=True)
+    child.start()
+    try:
+        kind = queue.get(timeout=60)
+    finally:
+        child.join(30)
+    assert kind == "PoseGraphs"
+    runner = pose_runner(Settings(_env_file=None))  # type: ignore[call-arg]
+    try:
+        assert isinstance(runner, PoseProcess)  # here, not daemonic: the worker
+    finally:
+        runner.close()
 
 
 def test_closed_runner_refuses_work() -> None:
