@@ -1,6 +1,9 @@
-"""The live loop follows its latency: above the threshold Pose runs less often."""
+"""The live loop follows its latency: above the threshold Pose runs less often, then fewer
+frames are analysed."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 
@@ -12,30 +15,36 @@ from tests.support.metrics import parse
 from tests.support.server import ThreadServer
 
 
-async def test_latency_above_the_threshold_runs_pose_less_often(settings: Settings) -> None:
-    # No real frame is analysed within 1 ms, so the cadence climbs one step per dwell (2 s).
-    # Metrics on every analysed frame: sampled at 5 Hz from 15 fps (every 3rd frame), they
-    # could fall in step with Pose every 3rd frame and see only the frames with a new result.
+async def stream_under_load(
+    settings: Settings, gauge: str, **update: float
+) -> tuple[SessionClient, float, float, dict[str, Any]]:
+    """6 s of frontal frames at 15 fps into a server that reads every frame as late (a 1 ms
+    threshold no real analysis meets), with metrics on every analysed frame (sampled at 5 Hz
+    from 15 fps they could fall in step with Pose every 3rd frame). Returns the client, the
+    `gauge` before and after, and the ended session."""
     tuned = settings.model_copy(
-        update={
-            "pose_every": 1,
-            "pose_every_max": 3,
-            "pose_cadence_high_ms": 1.0,
-            "metrics_hz": 1000.0,
-        }
+        update={"pose_cadence_high_ms": 1.0, "metrics_hz": 1000.0, **update}
     )
     frames = labelled_clip(15.0, [Segment("frontal", 6.0)])
     with ThreadServer(tuned) as server:
         client = await SessionClient.create(server.http, server.ws, language="en")
         await client.connect()
         async with httpx.AsyncClient(base_url=server.http) as http:
-            before = parse((await http.get("/metrics")).text)["coach_pose_every"]
+            before = parse((await http.get("/metrics")).text)[gauge]
             await stream(client, frames)
-            await client.wait_for(lambda e: e["type"] == "metrics", timeout=60)
-            after = parse((await http.get("/metrics")).text)["coach_pose_every"]
+            await client.wait_for(lambda e: e["type"] == "metrics" and e["t"] > 5.5, timeout=60)
+            after = parse((await http.get("/metrics")).text)[gauge]
         await client.end()
-        await client.wait_for(lambda e: e["type"] == "report_ready", timeout=60)
+        done = await client.wait_completed()
         await client.close()
+    return client, before, after, done
+
+
+async def test_latency_above_the_threshold_runs_pose_less_often(settings: Settings) -> None:
+    # The cadence climbs one step a second: Pose every frame -> every 3rd.
+    client, before, after, _ = await stream_under_load(
+        settings, "coach_pose_every", pose_every=1, pose_every_max=3
+    )
 
     assert before == 1
     assert after == 3
@@ -50,28 +59,14 @@ async def test_latency_above_the_threshold_runs_pose_less_often(settings: Settin
 async def test_past_the_rarest_pose_fewer_frames_are_analysed(settings: Settings) -> None:
     # Pose already as rare as allowed (every frame, no room): the next steps lower the cap
     # 15 -> 11.25 -> 7.5 fps, one a second; frames over it are skipped, not held.
-    tuned = settings.model_copy(
-        update={
-            "pose_every": 1,
-            "pose_every_max": 1,
-            "pose_cadence_high_ms": 1.0,
-            "analysis_fps": 15.0,
-            "analysis_fps_min": 7.5,
-            "metrics_hz": 1000.0,
-        }
+    client, before, after, done = await stream_under_load(
+        settings,
+        "coach_analysis_fps",
+        pose_every=1,
+        pose_every_max=1,
+        analysis_fps=15.0,
+        analysis_fps_min=7.5,
     )
-    frames = labelled_clip(15.0, [Segment("frontal", 6.0)])
-    with ThreadServer(tuned) as server:
-        client = await SessionClient.create(server.http, server.ws, language="en")
-        await client.connect()
-        async with httpx.AsyncClient(base_url=server.http) as http:
-            before = parse((await http.get("/metrics")).text)["coach_analysis_fps"]
-            await stream(client, frames)
-            await client.wait_for(lambda e: e["type"] == "metrics" and e["t"] > 5.5, timeout=60)
-            after = parse((await http.get("/metrics")).text)["coach_analysis_fps"]
-        await client.end()
-        done = await client.wait_completed()
-        await client.close()
 
     assert (before, after) == (15.0, 7.5)
     late = [e for e in client.of_type("metrics") if 4.0 <= e["t"] < 6.0]
