@@ -7,7 +7,6 @@ import threading
 import time
 from contextlib import contextmanager
 
-import cv2
 import numpy as np
 import pytest
 
@@ -15,14 +14,7 @@ from app.analysis.pipeline import FrameAnalyzer
 from app.analysis.pose import PoseAnalyzer, PoseGraphs
 from app.config import Settings
 from app.frames import PoseObservation, VideoFrame
-from tests.fixtures.clips import Segment, labelled_clip
-
-
-def _rgb_frames(segments: list[Segment]) -> list[np.ndarray]:
-    return [
-        cv2.cvtColor(np.asarray(f.image), cv2.COLOR_BGR2RGB)
-        for f in labelled_clip(fps=5, segments=segments)
-    ]
+from tests.fixtures.clips import Segment, labelled_clip, rgb_clip
 
 
 def _same(a: PoseObservation, b: PoseObservation) -> bool:
@@ -40,9 +32,9 @@ def _same(a: PoseObservation, b: PoseObservation) -> bool:
 
 def test_interleaved_sessions_on_one_graph_get_what_they_get_alone() -> None:
     settings = Settings()
-    upright = _rgb_frames([Segment("frontal", 1.2), Segment("empty", 0.4)])
-    tilted = _rgb_frames(
-        [Segment("rotated", 1.2, roll_deg=18.0), Segment("frontal", 0.4, scale=1.3)]
+    upright = rgb_clip(5, [Segment("frontal", 1.2), Segment("empty", 0.4)])
+    tilted = rgb_clip(
+        5, [Segment("rotated", 1.2, roll_deg=18.0), Segment("frontal", 0.4, scale=1.3)]
     )
 
     def alone(frames: list[np.ndarray]) -> list[PoseObservation]:

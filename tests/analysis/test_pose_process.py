@@ -12,7 +12,6 @@ import textwrap
 import time
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 
@@ -23,20 +22,13 @@ from app.config import Settings
 from app.frames import VideoFrame
 from app.priority import ThreadPriority
 from app.wiring import pose_runner
-from tests.fixtures.clips import Segment, labelled_clip
+from tests.fixtures.clips import Segment, labelled_clip, rgb_clip
 from tests.support.processes import pose_workers, wait_gone
 
 
-def _rgb_frames(segments: list[Segment], fps: float = 5) -> list[np.ndarray]:
-    return [
-        cv2.cvtColor(np.asarray(f.image), cv2.COLOR_BGR2RGB)
-        for f in labelled_clip(fps=fps, segments=segments)
-    ]
-
-
 def test_the_worker_finds_what_a_graph_here_finds() -> None:
-    frames = _rgb_frames(
-        [Segment("frontal", 0.6), Segment("rotated", 0.6, roll_deg=18.0), Segment("empty", 0.4)]
+    frames = rgb_clip(
+        5, [Segment("frontal", 0.6), Segment("rotated", 0.6, roll_deg=18.0), Segment("empty", 0.4)]
     )
     here, there = PoseGraphs(1), PoseProcess(1)
     try:
@@ -56,7 +48,7 @@ def test_the_worker_finds_what_a_graph_here_finds() -> None:
 
 def test_a_session_on_the_worker_measures_its_posture() -> None:
     settings = Settings()
-    upright, tilted = _rgb_frames([Segment("frontal", 0.2), Segment("rotated", 0.2, roll_deg=18)])
+    upright, tilted = rgb_clip(5, [Segment("frontal", 0.2), Segment("rotated", 0.2, roll_deg=18)])
     runner = PoseProcess(1)
     try:
         analyzer = PoseAnalyzer(settings, graphs=runner)
@@ -86,7 +78,7 @@ def test_the_worker_and_its_graph_threads_run_idle() -> None:
 
 
 def test_a_killed_worker_fails_its_run_and_the_next_run_gets_a_new_one() -> None:
-    frame = _rgb_frames([Segment("frontal", 0.2)])[0]
+    frame = rgb_clip(5, [Segment("frontal", 0.2)])[0]
     runner = PoseProcess(1)
     try:
         assert runner.landmarks(frame) is not None
@@ -105,7 +97,7 @@ def test_a_killed_worker_fails_its_run_and_the_next_run_gets_a_new_one() -> None
 
 
 def test_a_hung_worker_times_out_and_is_replaced() -> None:
-    frame = _rgb_frames([Segment("frontal", 0.2)])[0]
+    frame = rgb_clip(5, [Segment("frontal", 0.2)])[0]
     runner = PoseProcess(1, timeout_s=2.0)
     try:
         assert runner.landmarks(frame) is not None
