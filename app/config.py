@@ -24,9 +24,6 @@ class Settings(BaseSettings):
     # finished sessions and uploads older than this are deleted; <= 0: keep them
     retention_days: float = 30.0
     retention_sweep_s: float = 3600.0  # how often the retention sweep runs
-    # A session created but never streamed to (and not held by any process) is marked `failed`
-    # (reason `never_started`) by the sweep after this long, so it can be deleted and expire.
-    unstarted_expiry_s: float = 86400.0
 
     # --- live analysis -------------------------------------------------------------------
     analysis_fps: float = 15.0  # cap on analysed frames a second per session (see RateCap)
@@ -169,7 +166,19 @@ class Settings(BaseSettings):
     max_frame_pixels: int = 1920 * 1080
     max_audio_message_s: float = 1.0
     max_session_s: float = 2 * 3600.0
+    # Live (and finalizing) sessions of this process; a further first frame, WebRTC offer or
+    # creation answers 503 too_many_sessions. Sessions still `created` do not count here.
     max_concurrent_sessions: int = 16
+    # A session that receives no media (frame, audio or WebRTC offer) this long after its
+    # creation ends `failed` (reason `never_started`) and gives back what it held.
+    created_ttl_s: float = 120.0
+    # Sessions created and not yet started: at most this many in this process (503
+    # too_many_sessions) and this many per client address (429 rate_limited).
+    max_created_sessions: int = 64
+    max_created_per_client: int = 8
+    # Created sessions that pre-build their analyser while the client connects (the model
+    # load takes 1-2 s); the others build it with their first frame.
+    prewarm_analyzers: int = 2
     max_fps_in: float = 60.0  # frames a second accepted per session; more are dropped
     reconnect_grace_s: float = 30.0
     ws_max_message_bytes: int = 8 * 1024 * 1024  # above this the socket is closed (1009)

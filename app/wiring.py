@@ -67,6 +67,11 @@ class AnalyzerService:
             pool = self._pool
         return pool.acquire(settings)
 
+    @property
+    def built(self) -> int:
+        """Analysers built so far in this process (each is tens of MB of graphs)."""
+        return 0 if self._pool is None else int(self._pool.built)
+
     async def aclose(self) -> None:
         if self._pool is not None:
             await asyncio.to_thread(self._pool.close)

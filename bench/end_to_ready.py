@@ -43,6 +43,7 @@ async def one_session(minutes: float) -> dict[str, float]:
                 title="bench", language="en", critique_interval_s=20.0, client="bench"
             )
             await session.attach()
+            await manager.go_live(session)  # as the first frame would
             analyzer = default_hooks(settings).make_analyzer(settings)
             analyses = [
                 await asyncio.to_thread(analyzer.analyze, _video_frame(f)) for f in frames[:60]

@@ -164,6 +164,8 @@ async def test_tokens_never_reach_the_logs_and_logs_carry_ids(tmp_path: Path) ->
             await http.get(f"/api/sessions/{sid}", params={"token": token})
             await http.get(f"/api/sessions/{sid}", headers={"Authorization": f"Bearer {token}"})
             async with connect(f"{srv.ws}/ws/sessions/{sid}?token={token}") as ws:
+                # the first frame makes the session live (a line this test looks for)
+                await ws.send(encode_jpeg(labelled_clip(15.0, [Segment("frontal", 0.1)])[0].image))
                 await ws.send(json.dumps({"type": "ping"}))
                 while json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] != "pong":
                     pass

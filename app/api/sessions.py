@@ -163,11 +163,15 @@ async def get_report_html(row: SessionRowDep, manager: ManagerDep) -> FileRespon
 )
 async def get_recording(row: SessionRowDep, manager: ManagerDep) -> FileResponse:
     path = manager.session_dir(row.id) / "recording.webm"
-    if row.state not in ("completed", "failed") or not path.is_file():
+    if row.state not in ("completed", "failed"):
         raise CoachError(
             "recording_not_ready",
             "The recording is ready once the session is completed.",
-            status_code=409 if row.state != "completed" else 404,
+            status_code=409,
+        )
+    if not path.is_file():  # finished without one (it never received media)
+        raise CoachError(
+            "recording_missing", "No recording was made for this session.", status_code=404
         )
     return webm_file_response(path, download_name=f"rehearsal-{row.id[:8]}.webm")
 

@@ -32,9 +32,13 @@ PeersDep = Annotated[RtcPeers, Depends(get_peers)]
 async def offer(
     row: SessionRowDep, body: RtcOffer, manager: ManagerDep, peers: PeersDep
 ) -> RtcAnswer:
+    # The offer is the session's first media: it claims the session for this replica and
+    # makes it live, once the offer was accepted (a refused offer leaves it `created`).
     session = await manager.live_session(row)
     if not session.accepting_media:
         raise CoachError("session_not_live", f"The session is {session.state}.", status_code=409)
+    if session.state == "created":
+        manager.check_running_capacity(session)
     try:
         answer = await peers.answer(session, RTCSessionDescription(sdp=body.sdp, type=body.type))
     except (ValueError, TypeError) as exc:
@@ -43,4 +47,9 @@ async def offer(
         raise CoachError(
             "bad_offer", f"The SDP offer was refused: {exc}", status_code=400
         ) from None
+    try:
+        await manager.go_live(session)
+    except CoachError:
+        await peers.close_session(session.id, "session_ended")
+        raise
     return RtcAnswer(sdp=answer.sdp, type="answer")

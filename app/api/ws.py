@@ -31,6 +31,7 @@ AUDIO_RATE = 16_000
 # 44xx mirror the HTTP status of the refusal.
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013  # the first media met the limit of live sessions
 CLOSE_NOT_FOUND = 4404
 CLOSE_SLOW_CONSUMER = 4408
 CLOSE_OWNED_ELSEWHERE = 4409
@@ -55,58 +56,168 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         await websocket.close(code=code, reason=exc.code)
         return
 
-    session = manager.sessions.get(row.id)
-    owner: str | None = None
-    try:
-        if session is None and row.state == "created":
-            session = await manager.live_session(row)
-    except CoachError as exc:
-        if exc.code != "session_owned_elsewhere":
-            raise
-        owner = exc.extra.get("owner") or ""
-    if session is None and row.state == "live" and manager.services.ownership is not None:
-        owner = await manager.services.ownership.owner(row.id) or ""
+    # Subscribed before anything is read, so no event falls between the replay and the bus.
     subscription = manager.services.bus.subscribe(row.id, manager.settings.ws_send_queue)
-    if owner is not None:
-        # Another replica holds the media: this socket listens to the bus only.
-        try:
-            await _listen_elsewhere(websocket, manager, row, subscription, after_seq, owner)
-        finally:
-            subscription.close()
-        return
     try:
-        last_seq = after_seq
-        if after_seq or session is None:
-            for event in await manager.repo.list_events(row.id, after_seq=after_seq):
-                await websocket.send_text(json.dumps(event, ensure_ascii=False))
-                last_seq = event["seq"]
-        if session is None or not session.accepting_media:
-            # Ended already: the replay above is all there is.
-            await websocket.close(code=1000, reason=row.state)
-            return
-        await session.attach()
-        try:
-            await _pump(websocket, session, subscription, last_seq, manager)
-        finally:
-            session.detach()
+        await _serve(websocket, manager, row, subscription, after_seq)
     finally:
         subscription.close()
 
 
+async def _serve(
+    websocket: WebSocket,
+    manager: SessionManager,
+    row: SessionRow,
+    subscription: Subscription,
+    after_seq: int,
+) -> None:
+    """One socket, on any replica, in any state of the session: it replays the persisted
+    events after `after_seq` (all of them when this process does not hold the session), then
+    forwards the live ones until the session completes or fails. It listens only, until it
+    sends media: the first frame or audio claims the session for this replica and makes it
+    live (`SessionManager.go_live`); a listener never does. Media for a session another
+    replica holds is refused with close code 4409 `session_owned_elsewhere` naming the owner
+    (a balancer with session affinity never sends it here)."""
+    session = manager.sessions.get(row.id)
+    last_seq = after_seq
+    if after_seq or session is None:
+        for event in await manager.repo.list_events(row.id, after_seq=after_seq):
+            await websocket.send_text(json.dumps(event, ensure_ascii=False))
+            last_seq = event["seq"]
+            if _is_final(event):
+                await _close(websocket, 1000, event["state"])
+                return
+    if session is None and row.state not in ("created", "live", "finalizing"):
+        await _close(websocket, 1000, row.state)  # ended: the replay above is all there is
+        return
+    feed = _Feed(websocket, manager, row, session)
+    if session is not None:
+        # A socket on the replica holding the session keeps it from the reconnect grace.
+        await feed.attach()
+    try:
+        await _pump(websocket, feed, subscription, last_seq, manager)
+    finally:
+        feed.detach()
+
+
+class _Refused(Exception):
+    """Media this socket cannot feed: the socket closes with `code` and `reason`."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _Feed:
+    """What one socket sends: media to the session (held here, or claimed with the first
+    media) and control messages."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        manager: SessionManager,
+        row: SessionRow,
+        session: LiveSession | None,
+    ) -> None:
+        self.websocket = websocket
+        self.manager = manager
+        self.row = row
+        self.session = session
+        self.attached = False
+
+    async def attach(self) -> None:
+        if self.session is not None and not self.attached:
+            self.attached = True
+            await self.session.attach()
+
+    def detach(self) -> None:
+        if self.session is not None and self.attached:
+            self.attached = False
+            self.session.detach()
+
+    async def _fresh_row(self) -> SessionRow:
+        return await self.manager.repo.get_session(self.row.id) or self.row
+
+    async def live(self) -> LiveSession:
+        """The session, live, for the media at hand: claimed for this replica with its first
+        media, and started."""
+        session = self.session
+        if session is None or session.state == "created":
+            if session is None:
+                row = await self._fresh_row()
+                try:
+                    session = await self.manager.live_session(row)
+                except CoachError as exc:
+                    if exc.code == "session_owned_elsewhere":
+                        owner = str(exc.extra.get("owner") or "")
+                        reason = json.dumps({"code": exc.code, "owner": owner[:80]})
+                        raise _Refused(CLOSE_OWNED_ELSEWHERE, reason) from None
+                    raise _Refused(1000, row.state) from None
+                self.session = session
+            await self.attach()
+            try:
+                await self.manager.go_live(session)
+            except CoachError as exc:
+                if exc.code == "too_many_sessions":
+                    raise _Refused(CLOSE_TRY_AGAIN_LATER, exc.code) from None
+                raise _Refused(1000, session.state) from None
+        return session
+
+    async def receive(self) -> _Refused | None:
+        websocket, settings = self.websocket, self.manager.settings
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return None
+                arrived_at = time.monotonic()
+                data: bytes | None = message.get("bytes")
+                text: str | None = message.get("text")
+                if data is not None:
+                    if len(data) > settings.ws_max_message_bytes:
+                        return _Refused(CLOSE_TOO_BIG, "message_too_big")
+                    try:
+                        session = await self.live()
+                    except _Refused as refused:
+                        return refused
+                    if data[:4] == AUDIO_MAGIC:
+                        await _on_audio(session, data[4:], arrived_at)
+                    else:
+                        await session.submit_frame_bytes(data, arrived_at)
+                elif text is not None:
+                    await self.control(text)
+        except WebSocketDisconnect:
+            return None
+
+    async def control(self, text: str) -> None:
+        kind = _control_type(text)
+        if kind == "ping":
+            await self.websocket.send_text(json.dumps({"type": "pong"}))
+        elif kind == "end":
+            if self.session is not None:
+                self.manager.request_end(self.session.id, "ended")
+            else:  # another replica's, or nobody's yet: as the REST call does
+                await self.manager.end(await self._fresh_row(), "ended")
+        elif self.session is not None:
+            await self.session.emit_error(
+                "bad_message", 'expected {"type": "end"} or {"type": "ping"}'
+            )
+
+
 async def _pump(
     websocket: WebSocket,
-    session: LiveSession,
+    feed: _Feed,
     subscription: Subscription,
     last_seq: int,
     manager: SessionManager,
 ) -> None:
+    session_id = feed.row.id
     sender = asyncio.create_task(
         _send_events(websocket, subscription, last_seq, manager.settings.ws_send_timeout_s),
-        name=f"{session.id}:ws-send",
+        name=f"{session_id}:ws-send",
     )
-    receiver = asyncio.create_task(
-        _receive(websocket, session, manager), name=f"{session.id}:ws-recv"
-    )
+    receiver = asyncio.create_task(feed.receive(), name=f"{session_id}:ws-recv")
     done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
@@ -114,6 +225,7 @@ async def _pump(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     send_stalled = False
+    refused: _Refused | None = None
     for task in done:
         # A peer that vanished mid-send is an ordinary end, not an error worth a traceback.
         if not task.cancelled() and task.exception() is not None:
@@ -121,78 +233,20 @@ async def _pump(
             if not isinstance(exc, WebSocketDisconnect | RuntimeError | OSError):
                 log.warning("websocket task %s failed: %r", task.get_name(), exc)
         elif task is sender and not task.cancelled():
-            send_stalled = task.result() == "stalled"
+            send_stalled = sender.result() == "stalled"
+        elif task is receiver and not task.cancelled():
+            refused = receiver.result()
     if subscription.overflowed or send_stalled:
         manager.services.metrics.ws_slow_consumers.inc()
-        log.warning("dropping a slow WebSocket listener", extra={"session_id": session.id})
+        log.warning("dropping a slow WebSocket listener", extra={"session_id": session_id})
         await _close(websocket, CLOSE_SLOW_CONSUMER, "slow_consumer")
+    elif refused is not None:
+        await _close(websocket, refused.code, refused.reason)
     elif sender in done and receiver not in done:
         # The session ended and the peer has not closed: say goodbye properly (a bare TCP close
         # reads as 1006, an abnormal closure, on the client). `receiver` is done by now either
         # way (cancelled above), so what counts is whether it finished on its own.
         await _close(websocket, 1000, "session_closed")
-
-
-async def _listen_elsewhere(
-    websocket: WebSocket,
-    manager: SessionManager,
-    row: SessionRow,
-    subscription: Subscription,
-    after_seq: int,
-    owner: str,
-) -> None:
-    """Events of a session whose media another replica (`owner`) holds: the persisted ones
-    after `after_seq`, then live from the bus until the session completes or fails. `end` is
-    forwarded to the owner (as the REST call is); media sent here is refused with close code
-    4409 `session_owned_elsewhere` naming the owner (a balancer with session affinity never
-    sends it here)."""
-    session_id = row.id
-    last_seq = after_seq
-    for event in await manager.repo.list_events(session_id, after_seq=after_seq):
-        await websocket.send_text(json.dumps(event, ensure_ascii=False))
-        last_seq = event["seq"]
-        if _is_final(event):
-            await _close(websocket, 1000, event["state"])
-            return
-
-    async def send() -> None:
-        while True:
-            event = await subscription.get()
-            if event is None:
-                return
-            if event["seq"] <= last_seq:
-                continue
-            await websocket.send_text(json.dumps(event, ensure_ascii=False))
-            if _is_final(event):
-                return
-
-    async def receive() -> str | None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return None
-            text = message.get("text")
-            kind = _control_type(text) if text is not None else None
-            if kind == "ping":
-                await websocket.send_text(json.dumps({"type": "pong"}))
-            elif kind == "end":
-                await manager.end(row, "ended")  # its events arrive over the bus
-            elif message.get("bytes") is not None or text is not None:
-                return "refuse"
-
-    sender = asyncio.create_task(send(), name=f"{session_id}:ws-send-remote")
-    receiver = asyncio.create_task(receive(), name=f"{session_id}:ws-recv-remote")
-    done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    if receiver in done and not receiver.cancelled() and receiver.exception() is None:
-        if receiver.result() == "refuse":
-            reason = json.dumps({"code": "session_owned_elsewhere", "owner": owner[:80]})
-            await _close(websocket, CLOSE_OWNED_ELSEWHERE, reason)
-        return
-    await _close(websocket, 1000, "session_closed")
 
 
 def _control_type(text: str) -> str | None:
@@ -233,42 +287,10 @@ async def _send_events(
                 await websocket.send_text(json.dumps(event, ensure_ascii=False))
         except TimeoutError:
             return "stalled"
-
-
-async def _receive(websocket: WebSocket, session: LiveSession, manager: SessionManager) -> None:
-    settings = manager.settings
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            arrived_at = time.monotonic()
-            data: bytes | None = message.get("bytes")
-            text: str | None = message.get("text")
-            if data is not None:
-                if len(data) > settings.ws_max_message_bytes:
-                    await _close(websocket, CLOSE_TOO_BIG, "message_too_big")
-                    return
-                if data[:4] == AUDIO_MAGIC:
-                    await _on_audio(session, data[4:], arrived_at)
-                else:
-                    await session.submit_frame_bytes(data, arrived_at)
-            elif text is not None:
-                await _on_control(websocket, session, manager, text)
-    except WebSocketDisconnect:
-        return
-
-
-async def _on_control(
-    websocket: WebSocket, session: LiveSession, manager: SessionManager, text: str
-) -> None:
-    kind = _control_type(text)
-    if kind == "ping":
-        await websocket.send_text(json.dumps({"type": "pong"}))
-    elif kind == "end":
-        manager.request_end(session.id, "ended")
-    else:
-        await session.emit_error("bad_message", 'expected {"type": "end"} or {"type": "ping"}')
+        if _is_final(event):
+            # The last event (a session another replica held ends there, and its bus
+            # subscription here is never closed by a finaliser).
+            return "closed"
 
 
 async def _on_audio(session: LiveSession, payload: bytes, arrived_at: float) -> None:

@@ -8,6 +8,7 @@ import gc
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import shutil
 import time
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("created", "live", "finalizing")
+# What counts against `max_concurrent_sessions`: a session still `created` holds no media.
+RUNNING_STATES = ("live", "finalizing")
+NEVER_STARTED = "never_started"
 RECOVERY_JOB_KIND = "session_recovery"
 
 
@@ -69,6 +73,16 @@ class Hooks:
     # recover(session_dir, settings) -> recording result or None (crash recovery)
     recover_recording: Callable[[Path, Settings], Any] | None = None
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass
+class CreatedSession:
+    """A session this process created that has not received media yet: who asked for it, and
+    the task that ends it `never_started` at its deadline."""
+
+    client: str
+    deadline: float  # time.monotonic()
+    expiry: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -176,6 +190,7 @@ class SessionManager:
         self._finalizing: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._create_times: dict[str, list[float]] = {}
+        self.created: dict[str, CreatedSession] = {}  # created here, no media yet
         self.end_to_ready_s: list[float] = []
         self._heap_frozen = False
         services.request_end = self.request_end
@@ -210,20 +225,52 @@ class SessionManager:
                 k: v for k, v in self._create_times.items() if v and now - v[-1] < 60
             }
 
-    async def create(
-        self, *, title: str, language: Language, critique_interval_s: float | None, client: str
-    ) -> tuple[LiveSession, str, datetime]:
-        self.check_create_rate(client)
-        if self.services.load is not None:
-            self.services.load.check()
-        live = sum(1 for s in self.sessions.values() if s.state in ACTIVE_STATES)
-        if live >= self.settings.max_concurrent_sessions:
+    def _check_created_bounds(self, client: str) -> None:
+        """Sessions waiting for their first media are bounded in this process and per client
+        address: each holds a row, a timer and perhaps an analyser until `created_ttl_s`."""
+        settings = self.settings
+        mine = [c for c in self.created.values() if c.client == client]
+        if len(mine) >= settings.max_created_per_client:
+            wait = min(c.deadline for c in mine) - time.monotonic()
+            raise CoachError(
+                "rate_limited",
+                "Too many sessions from this address are waiting for their first frame; start "
+                "or end one, or wait until an unused one expires.",
+                status_code=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        if len(self.created) >= settings.max_created_sessions:
+            wait = min(c.deadline for c in self.created.values()) - time.monotonic()
+            raise CoachError(
+                "too_many_sessions",
+                "This server has too many sessions waiting for their first frame; try again "
+                "shortly.",
+                status_code=503,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+    def check_running_capacity(self, session: LiveSession | None = None) -> None:
+        """503 `too_many_sessions` when `max_concurrent_sessions` sessions are live or
+        finalizing here (`session`, if given, not counted)."""
+        running = sum(
+            1 for s in self.sessions.values() if s.state in RUNNING_STATES and s is not session
+        )
+        if running >= self.settings.max_concurrent_sessions:
             raise CoachError(
                 "too_many_sessions",
                 "This server is at its limit of live sessions; try again shortly.",
                 status_code=503,
                 headers={"Retry-After": "30"},
             )
+
+    async def create(
+        self, *, title: str, language: Language, critique_interval_s: float | None, client: str
+    ) -> tuple[LiveSession, str, datetime]:
+        self.check_create_rate(client)
+        if self.services.load is not None:
+            self.services.load.check()
+        self.check_running_capacity()
+        self._check_created_bounds(client)
         free_mb = shutil.disk_usage(self.settings.data_dir).free / 1e6
         if free_mb < self.settings.min_free_disk_mb:
             raise CoachError(
@@ -246,13 +293,113 @@ class SessionManager:
         )
         await self.repo.create_session(row)
         session = self._session_from_row(row)
+        ttl = self.settings.created_ttl_s
+        entry = CreatedSession(client=client, deadline=time.monotonic() + ttl)
+        self.created[session_id] = entry
+        entry.expiry = self.spawn(self._expire_after(session_id, ttl), f"{session_id}:ttl")
         if self.services.ownership is None:
             self.sessions[session_id] = session
-            session.prewarm()
+            # A few sessions pre-build their analyser while their client connects; a burst of
+            # creations must not build one each (each is tens of MB of graphs).
+            prewarmed = sum(
+                1 for s in self.sessions.values() if s.state == "created" and s.prewarmed
+            )
+            if prewarmed < self.settings.prewarm_analyzers:
+                session.prewarm()
         # With replicas, the one that receives the first media owns the session (a balancer
         # routes by session id, not to whoever created it): `live_session` claims it there.
         log.info("session created", extra={"session_id": session_id})
         return session, token, row.created_at
+
+    # --- the first media, or none --------------------------------------------------------
+    async def go_live(self, session: LiveSession) -> None:
+        """Start `session` with its first media (a frame, audio, a WebRTC offer); nothing when
+        it is live already. 503 `too_many_sessions` when this process runs its limit of live
+        sessions (the session stays `created`, to be tried again); 409 `session_not_live` when
+        it ended meanwhile (expired, or ended by a call)."""
+        if session.state == "live":
+            return
+        async with session.starting:
+            if session.state == "live":
+                return
+            if session.state != "created":
+                raise CoachError(
+                    "session_not_live", f"The session is {session.state}.", status_code=409
+                )
+            self.check_running_capacity(session)
+            if not await session.go_live():
+                # Ended (expired) by another replica between our claim and the first media.
+                fresh = await self.repo.get_session(session.id)
+                state = fresh.state if fresh is not None else "failed"
+                await self._drop(session)
+                raise CoachError("session_not_live", f"The session is {state}.", status_code=409)
+        self._forget_created(session.id)
+
+    def _forget_created(self, session_id: str) -> None:
+        entry = self.created.pop(session_id, None)
+        expiry = entry.expiry if entry is not None else None
+        if expiry is not None and expiry is not asyncio.current_task():
+            expiry.cancel()
+
+    async def _expire_after(self, session_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self.expire_created(session_id)
+        except Exception:
+            log.exception("expiring an unused session failed", extra={"session_id": session_id})
+
+    async def expire_created(self, session_id: str) -> bool:
+        """End a session that received no media: `failed` with reason `never_started`, one
+        `state` event, its slot and analyser given back at once. Nothing (False) when it went
+        live or ended meanwhile, here or on another replica."""
+        self._forget_created(session_id)
+        session = self.sessions.get(session_id)
+        if session is not None:
+            if session.state != "created" or session.starting.locked():
+                return False
+            session.state = "failed"  # before any await: the first media now finds it ended
+            session.reason = NEVER_STARTED
+        ended_at = datetime.now(UTC)
+        moved = await self.repo.update_session_in_state(
+            session_id, "created", state="failed", reason=NEVER_STARTED, ended_at=ended_at
+        )
+        if not moved:
+            if session is not None:  # it cannot be live elsewhere while held here
+                await self._drop(session)
+            return False
+        if session is not None:
+            await session.emit("state", 0.0, state="failed", reason=NEVER_STARTED)
+            await self.services.writer.flush()
+            await self._drop(session)  # its listeners get the event, then the end
+        else:
+            event = {
+                "type": "state",
+                "session_id": session_id,
+                "seq": await self.repo.max_seq(session_id) + 1,
+                "t": 0.0,
+                "state": "failed",
+                "reason": NEVER_STARTED,
+            }
+            await self.repo.add_events([event])
+            self.services.bus.publish(session_id, event)
+            self.services.bus.close_session(session_id)
+        log.info(
+            "session never started; ended after %.0f s",
+            self.settings.created_ttl_s,
+            extra={"session_id": session_id},
+        )
+        return True
+
+    async def _drop(self, session: LiveSession) -> None:
+        """Let go of a session that never ran: its analyser, listeners, slot and claim."""
+        self._forget_created(session.id)
+        await session.cancel_all()
+        self.services.bus.close_session(session.id)
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+        if self.services.ownership is not None:
+            await self.services.ownership.release(session.id)
+        session.finalized.set()
 
     def _session_from_row(self, row: SessionRow, seq: int = 0) -> LiveSession:
         return LiveSession(
@@ -298,9 +445,10 @@ class SessionManager:
             session = self.sessions.get(row.id)  # claimed while we waited
             if session is not None:
                 return session
+        # Built here (created on another replica, or before a restart); `go_live` builds its
+        # analyser with the first media.
         session = self._session_from_row(row, await self.repo.max_seq(row.id))
         self.sessions[row.id] = session
-        session.prewarm()
         return session
 
     async def _refuse_if_owned_elsewhere(self, session_id: str) -> None:
@@ -363,6 +511,7 @@ class SessionManager:
         if session is None:
             return "unknown"
         if session.state in ("created", "live") and session_id not in self._finalizing:
+            self._forget_created(session_id)
             task = asyncio.get_running_loop().create_task(
                 self._finalize(session, reason), name=f"{session_id}:finalize"
             )

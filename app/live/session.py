@@ -95,6 +95,8 @@ class LiveSession:
         self.transcriber: Any = None
         self.critic: Any = None
         self.finalized = asyncio.Event()
+        # Held while the first media starts the session (`SessionManager.go_live`).
+        self.starting = asyncio.Lock()
 
     # --- time and identity ---------------------------------------------------------------
     def media_time(self, mono: float | None = None) -> float:
@@ -157,21 +159,40 @@ class LiveSession:
                 self.services.analysis_executor, _build_analyzer, self.services.hooks, self.settings
             )
 
+    @property
+    def prewarmed(self) -> bool:
+        return self._analyzer_ready is not None or self._analyzer is not None
+
     async def attach(self) -> None:
-        """A transport (WebSocket or WebRTC) connected. Starts the session on the first one."""
+        """A transport (WebSocket or WebRTC) connected. It does not start the session: the
+        first media does (`go_live`), so a listener never makes a session live."""
         self._transports += 1
         self._cancel_task("grace")
-        if self.state == "created":
-            await self._go_live()
 
     def detach(self) -> None:
         self._transports = max(0, self._transports - 1)
         if self._transports == 0 and self.state == "live":
             self._spawn("grace", self._grace_then_end())
 
-    async def _go_live(self) -> None:
+    async def go_live(self) -> bool:
+        """Start the session with its first media: recorder, critic, voice, transcriber and
+        the analysis loop, and the `live` state. The row moves `created -> live` in one
+        conditional statement, so a session that expired meanwhile (`never_started`, maybe on
+        another replica) stays ended: False then, and nothing was started. The caller (the
+        manager) holds `starting` and has checked the state."""
+        started_at = datetime.now(UTC)
+        moved = await self.services.repo.update_session_in_state(
+            self.id,
+            "created",
+            state="live",
+            started_at=started_at,
+            owner=self.services.replica_id,
+        )
+        if not moved:
+            return False
         self.started_mono = time.monotonic()
-        self.started_at = datetime.now(UTC)
+        self.started_at = started_at
+        self.prewarm()
         hooks = self.services.hooks
         self.recorder = hooks.make_recorder(self) if hooks.make_recorder else None
         if self.recorder is not None:
@@ -186,14 +207,15 @@ class LiveSession:
         self.transcriber = hooks.make_transcriber(self) if hooks.make_transcriber else None
         if self.transcriber is not None:
             self.transcriber.start()
-        await self.services.repo.update_session(
-            self.id, state="live", started_at=self.started_at, owner=self.services.replica_id
-        )
         await self._set_state("live")
         self._spawn("analysis", self._analysis_loop())
         self._spawn("audio", self._audio_loop())
         self._spawn("deadline", self._end_after(self.settings.max_session_s, "max_duration"))
+        if self._transports == 0:
+            # Media came and went (a WebRTC offer whose peer never attached): the same grace.
+            self._spawn("grace", self._grace_then_end())
         log.info("session live", extra={"session_id": self.id})
+        return True
 
     async def _grace_then_end(self) -> None:
         await asyncio.sleep(self.settings.reconnect_grace_s)
@@ -241,7 +263,7 @@ class LiveSession:
 
     async def submit_frame_bytes(self, data: bytes, arrived_at: float) -> None:
         """An encoded frame from the WebSocket: decode off the loop, then into the pipeline."""
-        if not self.accepting_media or not self._admit(arrived_at):
+        if self.state != "live" or not self._admit(arrived_at):
             return
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
@@ -260,8 +282,8 @@ class LiveSession:
     def submit_frame(
         self, image: np.ndarray, t: float, arrived_at: float, decode_ms: float = 0.0
     ) -> None:
-        """A decoded frame (from any transport). Never blocks."""
-        if not self.accepting_media:
+        """A decoded frame (from any transport), once the session is live. Never blocks."""
+        if self.state != "live":
             return
         frame = VideoFrame(
             index=self.frames_received, t=t, image=image, arrived_at=arrived_at, decode_ms=decode_ms
@@ -275,7 +297,7 @@ class LiveSession:
             metrics.frames_dropped.inc()
 
     def submit_audio(self, chunk: AudioChunk) -> None:
-        if not self.accepting_media:
+        if self.state != "live":
             return
         if self.recorder is not None:
             self.recorder.push_audio(chunk)

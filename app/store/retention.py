@@ -40,15 +40,18 @@ def _aware(value: datetime) -> datetime:
 
 
 async def fail_unstarted(manager: SessionManager, now: datetime) -> list[str]:
-    """Mark `failed` (reason `never_started`) the sessions created more than
-    `unstarted_expiry_s` ago that never went live and that no process holds: e.g. created
-    just before a restart and never connected to. Without this they would stay `created`
+    """Mark `failed` (reason `never_started`) the sessions created more than `created_ttl_s`
+    ago that never went live and that no process holds or times: e.g. created just before a
+    restart, or on a replica that died. (A process ends its own unused sessions at their
+    deadline: `SessionManager.expire_created`.) Without this they would stay `created`
     forever, neither deletable (409) nor swept. Returns their ids."""
-    cutoff = now - timedelta(seconds=manager.settings.unstarted_expiry_s)
+    cutoff = now - timedelta(seconds=manager.settings.created_ttl_s)
     ownership = manager.services.ownership
     failed: list[str] = []
     for row in await manager.repo.sessions_in_states(("created",)):
-        if row.id in manager.sessions or _aware(row.created_at) >= cutoff:
+        if row.id in manager.sessions or row.id in manager.created:
+            continue
+        if _aware(row.created_at) >= cutoff:
             continue
         if ownership is not None and await ownership.owner(row.id) is not None:
             continue  # another replica holds it

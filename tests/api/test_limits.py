@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
 from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
-from tests.support.client import SessionClient, wait_state
+from tests.support.client import SessionClient
 from tests.support.metrics import scrape
 from tests.support.server import ThreadServer
 
@@ -46,21 +46,41 @@ async def test_creation_rate_per_client_is_429_rate_limited(settings: Settings) 
     assert int(refused.headers["retry-after"]) > 0
 
 
-async def test_concurrent_sessions_are_503_with_retry_after(settings: Settings) -> None:
+async def test_live_sessions_are_503_with_retry_after(settings: Settings) -> None:
+    """`max_concurrent_sessions` counts sessions that are live: a created one waiting for its
+    first frame does not, and its first frame past the limit is refused (close 1013) and
+    leaves it `created`, to start once a place is free."""
     with ThreadServer(limited(settings, max_concurrent_sessions=2)) as srv:
+        clients = [await SessionClient.create(srv.http, srv.ws, language="en") for _ in range(3)]
+        first, second, third = clients
+        for client in (first, second):
+            await client.connect()
+            await client.send_frame(small_jpeg())
+            await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
         async with httpx.AsyncClient(base_url=srv.http) as http:
-            first = (await http.post("/api/sessions")).json()
-            assert (await http.post("/api/sessions")).status_code == 201
             refused = await http.post("/api/sessions")
             assert refused.status_code == 503
             assert refused.json()["detail"]["code"] == "too_many_sessions"
             assert int(refused.headers["retry-after"]) > 0
-            # Ending one frees its place once it is finalised.
-            auth = {"Authorization": f"Bearer {first['token']}"}
-            path = f"/api/sessions/{first['session_id']}"
-            assert (await http.post(f"{path}/end", headers=auth)).status_code == 202
-            await wait_state(http, path, auth, "completed")
-            assert (await http.post("/api/sessions")).status_code == 201
+
+            await third.connect()
+            await third.send_frame(small_jpeg())
+            assert await third.wait_closed() == 1013
+            assert third.log.closed_reason is not None
+            assert (await third.get()).json()["state"] == "created"
+
+            # Ending one frees its place once it is finalised: the waiting one starts.
+            await first.end()
+            await first.wait_completed()
+            await third.connect()
+            await third.send_frame(small_jpeg())
+            await third.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
+            assert (await http.post("/api/sessions")).status_code == 503
+        for client in (second, third):
+            await client.end()
+            await client.wait_completed()
+            await client.close()
+        await first.close()
 
 
 async def test_low_disk_refuses_new_sessions_with_disk_full(settings: Settings) -> None:
@@ -121,6 +141,7 @@ async def test_a_message_over_the_size_limit_closes_the_socket_with_1009(
         client = await SessionClient.create(srv.http, srv.ws, language="en")
         url = f"{srv.ws}/ws/sessions/{client.id}?token={client.token}"
         async with connect(url, max_size=None) as ws:
+            await ws.send(small_jpeg())  # the session is live
             await ws.send(b"\xff\xd8" + b"\x00" * (100 * 1024))
             with pytest.raises(ConnectionClosed):
                 while True:

@@ -57,6 +57,8 @@ async def test_a_listener_that_stops_reading_is_dropped_and_others_are_not(
     with ThreadServer(settings, send_buffer=8192) as srv:
         session = await SessionClient.create(srv.http, srv.ws, language="en")
         await session.connect()  # the healthy listener, which also sends
+        await session.send_frame(jpeg)  # its first frame makes the session live
+        await session.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
         other = await SessionClient.create(srv.http, srv.ws, language="en")
         await other.connect()
 

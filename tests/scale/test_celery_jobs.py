@@ -20,7 +20,7 @@ from app.live.manager import RECOVERY_JOB_KIND
 from app.store.repository import SessionRepository
 from app.upload.service import JOB_KIND
 from tests.api.test_upload import check_feedback_frame, poll_until_done, upload
-from tests.fixtures.clips import Segment, labelled_clip
+from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
 from tests.fixtures.videos import TILT_SEGMENTS, write_mp4
 from tests.live.test_recording_e2e import probe
 from tests.live.test_ws_live import FPS, stream
@@ -197,10 +197,12 @@ async def test_a_dead_replicas_session_is_recovered_by_the_worker(
     cluster = celery_cluster
     media = await SessionClient.create(cluster.a.http, cluster.a.ws, language="en")
     await media.connect()
+    frames = labelled_clip(FPS, [Segment("frontal", 3.0)])
+    await media.send_frame(encode_jpeg(frames[0].image))  # the first frame: A owns it now
     await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
     watcher = SessionClient(cluster.b.http, cluster.b.ws, media.info)
     await watcher.connect()
-    await stream(media, labelled_clip(FPS, [Segment("frontal", 3.0)]))
+    await stream(media, frames[1:])
     await asyncio.sleep(1.0)  # the last cluster of the recording is on disk
     cluster.a.kill()
     await media.close()

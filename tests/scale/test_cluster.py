@@ -25,13 +25,18 @@ async def test_a_session_streamed_to_a_is_watched_live_on_b_in_seq_order(
     cluster: Cluster,
 ) -> None:
     media = await SessionClient.create(cluster.a.http, cluster.a.ws, language="en")
-    await media.connect()
-    # A claims the session when its socket is set up; the handshake completes a little before
-    # that, so wait until A says the session is live before B is asked about it.
-    await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
+    # B listens before any media: that claims nothing and starts nothing.
     watcher = SessionClient(cluster.b.http, cluster.b.ws, media.info)
     await watcher.connect()
+    await watcher.send_json({"type": "ping"})  # answered once B's socket is subscribed
+    await watcher.wait_for(lambda e: e["type"] == "pong")
+    await media.connect()
+    for replica in (cluster.a, cluster.b):
+        async with httpx.AsyncClient(base_url=replica.http, timeout=30) as http:
+            info = (await http.get(f"/api/sessions/{media.id}", headers=media.auth)).json()
+        assert info["state"] == "created" and info["started_at"] is None
 
+    # The presenter's frames go to A, which the first of them makes the owner.
     frames = labelled_clip(FPS, [Segment("frontal", 3.0), Segment("empty", 3.0)])
     await stream(media, frames)
     # B hears A's events while the session is still live, not only after the end.
@@ -45,9 +50,9 @@ async def test_a_session_streamed_to_a_is_watched_live_on_b_in_seq_order(
     await media.close()
     await watcher.close()
 
-    seqs = [e["seq"] for e in watcher.events]
+    seqs = [e["seq"] for e in watcher.events if e["type"] != "pong"]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
-    assert watcher.events == media.events
+    assert [e for e in watcher.events if e["type"] != "pong"] == media.events
     assert any(e["type"] == "cue" and e["cue"] == "face_lost" for e in watcher.events)
     async with httpx.AsyncClient(base_url=cluster.b.http, timeout=30) as http:
         persisted = (await http.get(f"/api/sessions/{media.id}/events", headers=media.auth)).json()
@@ -103,8 +108,9 @@ async def test_replica_a_killed_mid_session_is_taken_over_and_finalised_by_b(
     jpegs = [encode_jpeg(f.image) for f in frames]
     media = await SessionClient.create(cluster.a.http, cluster.a.ws, language="ko")
     await media.connect()
-    # A claims the session when its socket is set up; the handshake completes a little before
-    # that, so wait until A says the session is live before B is asked about it.
+    # A claims the session with its first frame; wait until A says the session is live
+    # before B is asked about it.
+    await media.send_frame(jpegs[0])
     await media.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
     watcher = SessionClient(cluster.b.http, cluster.b.ws, media.info)
     await watcher.connect()

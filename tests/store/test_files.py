@@ -108,7 +108,7 @@ async def test_retention_sweep_deletes_expired_finished_sessions(settings: Setti
 
 async def test_sessions_never_started_are_failed_then_deletable(settings: Settings) -> None:
     settings.retention_days = 30
-    settings.unstarted_expiry_s = 3600
+    settings.created_ttl_s = 3600
     now = datetime.now(UTC)
     async with running_manager(settings) as manager:
         ids: dict[str, str] = {}
@@ -121,7 +121,11 @@ async def test_sessions_never_started_are_failed_then_deletable(settings: Settin
                 title=name, language="en", critique_interval_s=None, client=name
             )
             if not keep_in_memory:
-                manager.sessions.pop(session.id)  # as after a restart: only the row is left
+                # as after a restart: only the row is left, no process times it
+                manager.sessions.pop(session.id)
+                entry = manager.created.pop(session.id)
+                assert entry.expiry is not None
+                entry.expiry.cancel()
             await manager.repo.update_session(session.id, created_at=now - timedelta(hours=age_h))
             ids[name] = session.id
 
