@@ -54,11 +54,39 @@ async def one_session(http: str, ws: str, seconds: float) -> SessionClient:
     return client
 
 
+async def unused_round(base: str, pid: int, created: int, ttl: float) -> dict[str, object]:
+    out: dict[str, object] = {}
+    codes: dict[int, int] = {}
+    ids: list[tuple[str, str]] = []
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        started = time.monotonic()
+        for _ in range(created):
+            answer = await http.post("/api/sessions", json={})
+            codes[answer.status_code] = codes.get(answer.status_code, 0) + 1
+            if answer.status_code == 201:
+                body = answer.json()
+                ids.append((body["session_id"], body["token"]))
+        out["create_s"] = round(time.monotonic() - started, 2)
+        await asyncio.sleep(2)
+        out["rss_created_mb"] = rss_mb(pid)
+        await asyncio.sleep(max(0.0, ttl - (time.monotonic() - started)) + 3)
+        states: dict[str, int] = {}
+        for session_id, token in ids:
+            auth = {"Authorization": f"Bearer {token}"}
+            info = (await http.get(f"/api/sessions/{session_id}", headers=auth)).json()
+            key = f"{info['state']}/{info.get('reason')}"
+            states[key] = states.get(key, 0) + 1
+        out["rss_after_ttl_mb"] = rss_mb(pid)
+    out["creations"] = codes
+    out["states_after_ttl"] = states
+    return out
+
+
 async def run(created: int, ttl: float, live: int) -> dict[str, object]:
     env = {
         "COACH_CREATED_TTL_S": str(ttl),
         "COACH_MAX_CREATED_PER_CLIENT": str(created),
-        "COACH_SESSION_CREATE_PER_MINUTE": str(created + live + 10),
+        "COACH_SESSION_CREATE_PER_MINUTE": str(2 * created + live + 10),
         "COACH_MIN_FREE_DISK_MB": "0",
     }
     with tempfile.TemporaryDirectory() as tmp, process_server(Path(tmp), env) as srv:
@@ -68,32 +96,8 @@ async def run(created: int, ttl: float, live: int) -> dict[str, object]:
         await one_session(srv.http, srv.ws, 2.0)
         await asyncio.sleep(2)
         out["rss_idle_mb"] = rss_mb(pid)
-        codes: dict[int, int] = {}
-        ids: list[tuple[str, str]] = []
-        async with httpx.AsyncClient(base_url=srv.http, timeout=30) as http:
-            started = time.monotonic()
-            for _ in range(created):
-                answer = await http.post("/api/sessions", json={})
-                codes[answer.status_code] = codes.get(answer.status_code, 0) + 1
-                if answer.status_code == 201:
-                    body = answer.json()
-                    ids.append((body["session_id"], body["token"]))
-            out["create_s"] = round(time.monotonic() - started, 2)
-            await asyncio.sleep(2)
-            out["rss_created_mb"] = rss_mb(pid)
-            await asyncio.sleep(max(0.0, ttl - (time.monotonic() - started)) + 3)
-            states: dict[str, int] = {}
-            for session_id, token in ids:
-                info = (
-                    await http.get(
-                        f"/api/sessions/{session_id}", headers={"Authorization": f"Bearer {token}"}
-                    )
-                ).json()
-                key = f"{info['state']}/{info.get('reason')}"
-                states[key] = states.get(key, 0) + 1
-            out["rss_after_ttl_mb"] = rss_mb(pid)
-        out["creations"] = codes
-        out["states_after_ttl"] = states
+        for round_ in (1, 2):  # the second round: nothing more is kept
+            out[f"round{round_}"] = await unused_round(srv.http, pid, created, ttl)
         clients = await asyncio.gather(
             *(one_session(srv.http, srv.ws, 4.0) for _ in range(live)), return_exceptions=True
         )
