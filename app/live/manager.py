@@ -12,7 +12,7 @@ import math
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -231,22 +231,20 @@ class SessionManager:
         settings = self.settings
         mine = [c for c in self.created.values() if c.client == client]
         if len(mine) >= settings.max_created_per_client:
-            wait = min(c.deadline for c in mine) - time.monotonic()
-            raise CoachError(
+            raise _waiting_too_many(
+                mine,
                 "rate_limited",
                 "Too many sessions from this address are waiting for their first frame; start "
                 "or end one, or wait until an unused one expires.",
-                status_code=429,
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                429,
             )
         if len(self.created) >= settings.max_created_sessions:
-            wait = min(c.deadline for c in self.created.values()) - time.monotonic()
-            raise CoachError(
+            raise _waiting_too_many(
+                self.created.values(),
                 "too_many_sessions",
                 "This server has too many sessions waiting for their first frame; try again "
                 "shortly.",
-                status_code=503,
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                503,
             )
 
     def check_running_capacity(self, session: LiveSession | None = None) -> None:
@@ -767,6 +765,15 @@ class SessionManager:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+
+def _waiting_too_many(
+    waiting: Iterable[CreatedSession], code: str, message: str, status_code: int
+) -> CoachError:
+    """A refused creation, to retry once the first of `waiting` expires (Retry-After)."""
+    wait = min(c.deadline for c in waiting) - time.monotonic()
+    retry = str(max(1, math.ceil(wait)))
+    return CoachError(code, message, status_code=status_code, headers={"Retry-After": retry})
 
 
 def artefact_urls(session_id: str) -> dict[str, str]:
