@@ -1,10 +1,10 @@
 """Jobs on Celery workers (`COACH_JOBS=celery`): the same registered handlers as the in-process
-runner, run by `celery -A app.jobs worker` with Redis as the broker.
+runner, run by `celery -A app.worker worker` with Redis as the broker.
 
 One Celery task, `coach.run_job(kind, job_id)`, carries every job; its id is `kind:job_id`. A
-replica's `CeleryJobRunner` only sends; the worker builds, once per process, the services a
-handler needs from `Settings` (database by URL, the shared data directory, the Redis bus and
-ownership: `WorkerRuntime`) and executes the handler on its own event loop.
+replica's `CeleryJobRunner` only sends; the worker (`app.worker`) builds, once per process, the
+services a handler needs from `Settings` (database by URL, the shared data directory, the Redis
+bus and ownership) and executes the handler on its own event loop.
 
 A job may be delivered more than once (tasks are acknowledged late, so a worker that dies
 mid-job has its task delivered again; two replicas may submit the same job), so delivery is
@@ -28,7 +28,6 @@ import logging
 import os
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,13 +66,8 @@ def task_id(kind: str, job_id: str) -> str:
 
 
 def make_celery(settings: Settings) -> Celery:
-    """The Celery app for these settings (what a replica sends with)."""
-    return _make_celery(settings)[0]
-
-
-def _make_celery(settings: Settings) -> tuple[Celery, WorkerRuntime]:
-    """The Celery app for these settings: its broker, queue and delivery guarantees, and the one
-    task, which runs jobs on this process's `WorkerRuntime` (started by the first job)."""
+    """The Celery app for these settings: its broker, queue and delivery guarantees. A replica
+    sends with it; a worker also registers the task that runs jobs (`register_job_task`)."""
     from celery import Celery
 
     broker = settings.celery_broker_url or settings.redis_url
@@ -95,28 +89,16 @@ def _make_celery(settings: Settings) -> tuple[Celery, WorkerRuntime]:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
     )
-    runtime = WorkerRuntime(settings, celery)
+    return celery
+
+
+def register_job_task(celery: Celery, run: Callable[[str, str], str]) -> None:
+    """The one task, `TASK_NAME`: `run(kind, job_id)` executes a delivery and returns its
+    outcome (on a worker: `app.worker.WorkerRuntime.run`)."""
 
     @celery.task(name=TASK_NAME)
     def run_job(kind: str, job_id: str) -> str:
-        return runtime.run(kind, job_id)
-
-    return celery, runtime
-
-
-def worker_app() -> Celery:
-    """`celery -A app.jobs worker` finds this (as `app.jobs.app`): settings from the
-    environment, and the runtime closed when the worker (or a pool process) shuts down."""
-    from celery import signals
-
-    celery, runtime = _make_celery(Settings())
-
-    def close(**_kwargs: Any) -> None:
-        runtime.close()
-
-    signals.worker_process_shutdown.connect(close, weak=False)
-    signals.worker_shutdown.connect(close, weak=False)
-    return celery
+        return run(kind, job_id)
 
 
 class CeleryJobRunner:
@@ -349,119 +331,3 @@ class CeleryJobRunner:
 
 async def _call(handler: JobHandler, context: JobContext) -> None:
     await handler(context)
-
-
-class WorkerRuntime:
-    """What a worker process needs to run jobs, built from `Settings` by the first job: the
-    repository, the Redis bus and ownership, the session manager (takeover recovery) and the
-    upload service (analysis), all registered on one `CeleryJobRunner`, on an event loop of
-    its own in a thread (Celery's pool calls `run` from its own threads)."""
-
-    def __init__(self, settings: Settings, celery: Celery) -> None:
-        self.settings = settings
-        self._celery = celery
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._parts: dict[str, Any] = {}
-        self._stack = contextlib.AsyncExitStack()
-        self.runner: CeleryJobRunner | None = None
-
-    def run(self, kind: str, job_id: str) -> str:
-        loop = self._ensure_started()
-        return asyncio.run_coroutine_threadsafe(self._run(kind, job_id), loop).result()
-
-    async def _run(self, kind: str, job_id: str) -> str:
-        assert self.runner is not None
-        outcome = await self.runner.execute(kind, job_id)
-        bus = self._parts["cluster"].bus
-        if hasattr(bus, "flush"):  # what the job published reaches the other replicas now
-            with contextlib.suppress(Exception):
-                await bus.flush()
-        return outcome
-
-    def _ensure_started(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="coach-worker-loop", daemon=True
-                )
-                thread.start()
-                try:
-                    asyncio.run_coroutine_threadsafe(self._start(), loop).result(timeout=300)
-                except BaseException:
-                    loop.call_soon_threadsafe(loop.stop)
-                    thread.join(timeout=10)
-                    raise
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    async def _start(self) -> None:
-        from app.live.cluster import start_cluster
-        from app.live.manager import SessionManager, open_services
-        from app.logs import configure_logging
-        from app.upload.report import upload_report_builder
-        from app.upload.service import UploadService
-        from app.wiring import default_hooks, make_upload_critic, upload_stages
-
-        settings = self.settings
-        configure_logging(settings.log_level, settings.log_json)
-        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-        worker_id = f"{settings.replica_id or socket.gethostname()}-{os.getpid()}"
-        cluster = await start_cluster(settings, worker_id)
-        self._parts["cluster"] = cluster
-        if cluster.redis is None:
-            raise RuntimeError("a Celery worker needs COACH_REDIS_URL (the bus and ownership)")
-        runner = CeleryJobRunner(settings, cluster.redis, celery=self._celery, holder=worker_id)
-        await runner.start()
-        hooks = default_hooks(settings)
-        services = await self._stack.enter_async_context(
-            open_services(
-                settings,
-                hooks,
-                worker_id,
-                bus=cluster.bus,
-                threads=(1, 1, 1),
-                ownership=cluster.ownership,
-                jobs=runner,  # registers takeover recovery
-            )
-        )
-        manager = SessionManager(services)
-        uploads = UploadService(
-            settings=settings,
-            repo=services.repo,
-            jobs=runner,
-            stages=upload_stages(hooks),
-            make_critic=make_upload_critic,
-            report_builder=upload_report_builder(settings),
-        )
-        uploads.register_jobs()
-        self.runner = runner
-        self._parts["manager"] = manager
-        log.info("worker %s ready for jobs", worker_id)
-
-    def close(self) -> None:
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._aclose(), loop).result(timeout=60)
-        except Exception:
-            log.exception("closing the worker runtime failed")
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-
-    async def _aclose(self) -> None:
-        parts = self._parts
-        if self.runner is not None:
-            await self.runner.stop()
-        manager = parts.get("manager")
-        if manager is not None:
-            await manager.shutdown(timeout=10)
-            await manager.close_stages()
-        await self._stack.aclose()  # the writer, the executors, the repository
-        if "cluster" in parts:
-            await parts["cluster"].aclose()

@@ -263,7 +263,7 @@ class Settings(BaseSettings):
     # docs/scale-out.md. Without redis_url: in-memory bus, no ownership (one machine).
     redis_url: str | None = None
     # Where background jobs run (upload analysis, takeover recovery): in this process, or on
-    # Celery workers (`celery -A app.jobs worker`) with Redis as the broker.
+    # Celery workers (`celery -A app.worker worker`) with Redis as the broker.
     jobs: Literal["inprocess", "celery"] = "inprocess"
     celery_broker_url: str | None = None  # default: redis_url
     celery_queue: str = "coach"

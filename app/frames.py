@@ -8,11 +8,11 @@ another stage holds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 
-CueName = Literal[
+VideoCueName = Literal[
     "eye_contact",
     "posture",
     "head_tilt",
@@ -22,23 +22,11 @@ CueName = Literal[
     "gesture_none",
     "gesture_excess",
     "sway",
-    "too_quiet",
-    "too_fast",
-    "long_pause",
-    "monotone",
 ]
-VIDEO_CUES: tuple[CueName, ...] = (
-    "eye_contact",
-    "posture",
-    "head_tilt",
-    "face_lost",
-    "too_close",
-    "too_far",
-    "gesture_none",
-    "gesture_excess",
-    "sway",
-)
-AUDIO_CUES: tuple[CueName, ...] = ("too_quiet", "too_fast", "long_pause", "monotone")
+AudioCueName = Literal["too_quiet", "too_fast", "long_pause", "monotone"]
+CueName = Literal[VideoCueName, AudioCueName]  # the `cue` of the live cue events
+VIDEO_CUES: tuple[CueName, ...] = get_args(VideoCueName)
+AUDIO_CUES: tuple[CueName, ...] = get_args(AudioCueName)
 
 Language = Literal["ko", "en"]
 SessionState = Literal["created", "live", "finalizing", "completed", "failed"]
@@ -151,9 +139,38 @@ class AudioAnalysis:
     pauses_ended: tuple[PauseSpan, ...] = ()  # pauses >= voice_report_pause_s ending here
 
 
+# eq=False: keyframes are compared by identity; field equality would compare numpy images,
+# which raises ("truth value of an array is ambiguous") inside `in` and `list.remove`.
+@dataclass(frozen=True, slots=True, eq=False)
+class Keyframe:
+    """A frame picked for the critic to look at: a live window's coverage and cue frames, the
+    session summary's, or an upload's flagged moments (`reason` says which)."""
+
+    t: float  # media seconds
+    image: np.ndarray  # BGR uint8, already at most vlm_image_max_side on its longest side
+    reason: str  # "coverage" or "cue:<cue name>"
+
+
 @dataclass(frozen=True, slots=True)
 class CueTransition:
     cue: CueName
     state: Literal["on", "off"]
     t: float
     severity: Literal["info", "warn"]
+
+
+class Analyzer(Protocol):
+    """The analysis stage: one decoded frame in, its measurements out (a MediaPipe graph is
+    used by one thread at a time, with increasing timestamps). `close()` releases the graphs,
+    or hands them back to a pool."""
+
+    def analyze(self, frame: VideoFrame) -> FrameAnalysis: ...
+
+    def close(self) -> None: ...
+
+
+class FrameObserver(Protocol):
+    """A stage that looks at every analysed frame and the picture it was measured on (the
+    keyframe picker, the critic's scheduler); cheap and synchronous."""
+
+    def observe(self, analysis: FrameAnalysis, image: np.ndarray) -> None: ...

@@ -5,9 +5,8 @@ can carry them); the code that runs a kind is registered once at start-up. The i
 runner keeps every job as a named, owned asyncio task, bounds how many run at once and how many
 may wait, runs CPU work on its own threads, and cancels what is left on shutdown.
 
-With `COACH_JOBS=celery` the same handlers run on Celery workers (`app.celery_jobs`), started
-with `celery -A app.jobs worker`: this module's `app` attribute is that worker's Celery app,
-built on first access, so importing this module needs neither Celery nor Redis.
+With `COACH_JOBS=celery` the same handlers run on Celery workers (`app.celery_jobs`, started
+with `celery -A app.worker worker`); `app.wiring.make_job_runner` picks the runner.
 """
 
 from __future__ import annotations
@@ -19,10 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-
-if TYPE_CHECKING:
-    from app.config import Settings
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -165,29 +161,3 @@ async def stop_jobs(
     if executor is not None:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
-
-
-def make_job_runner(settings: Settings, redis: Any = None) -> JobRunner:
-    """The runner `settings.jobs` names: in-process, or Celery (which needs the cluster's Redis
-    client for its job keys)."""
-    if settings.jobs == "celery":
-        from app.celery_jobs import CeleryJobRunner
-
-        if redis is None:
-            raise RuntimeError("COACH_JOBS=celery needs COACH_REDIS_URL")
-        return CeleryJobRunner(settings, redis)
-    return InProcessJobRunner(
-        max_concurrent=settings.upload_concurrency, max_pending=settings.upload_max_queued
-    )
-
-
-def __getattr__(name: str) -> Any:
-    # `celery -A app.jobs worker` looks up `app.jobs.app`: built here, on demand, so that the
-    # embedded default never imports Celery.
-    if name in ("app", "celery"):
-        from app.celery_jobs import worker_app
-
-        celery_app = worker_app()
-        globals()["app"] = globals()["celery"] = celery_app
-        return celery_app
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

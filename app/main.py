@@ -1,4 +1,4 @@
-"""The ASGI app: `uvicorn app.main:app`."""
+"""The server's composition root, the ASGI app: `uvicorn app.main:app`."""
 
 from __future__ import annotations
 
@@ -9,30 +9,34 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import health, sessions, upload, webrtc, ws
+from app.api import health, schema, sessions, upload, webrtc, ws
+from app.api.errors import install_error_handlers
 from app.config import Settings
-from app.errors import CoachError
-from app.jobs import make_job_runner
 from app.live.cluster import make_replica_id, start_cluster
 from app.live.load import LoadMonitor
-from app.live.manager import Hooks, SessionManager, open_services
+from app.live.manager import SessionManager
+from app.live.retention import retention_loop
 from app.live.rtc import RtcPeers
+from app.live.services import Hooks, open_services
 from app.logs import configure_logging, request_id_var
 from app.memory import tune_malloc
 from app.security import SecurityHeaders, install_log_redaction
-from app.store.retention import retention_loop
 from app.upload.report import upload_report_builder
 from app.upload.service import UploadService
-from app.wiring import default_hooks, make_upload_critic, upload_stages
+from app.wiring import default_hooks, make_job_runner, make_upload_critic, upload_stages
 
 log = logging.getLogger("app")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's OpenAPI `operationId` is its route function's name (`get_session`), which
+    the `links` of the answers that create something refer to (app/schemas.py)."""
+    return route.name
 
 
 def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> FastAPI:
@@ -79,7 +83,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
                 )
                 await uploads.start()
                 app.state.uploads = uploads
-                manager.spawn(retention_loop(manager, uploads), "retention")
+                manager.spawn(retention_loop(manager, uploads.sweep_expired), "retention")
                 if cluster.ownership is not None:
                     manager.spawn(manager.watch_orphans(), "watch-orphans")
                 log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
@@ -100,7 +104,12 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
             await load.aclose()
             await cluster.aclose()
 
-    app = FastAPI(title="Pitching Live Coach", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Pitching Live Coach",
+        version="0.1.0",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
     app.state.settings = settings
 
     # Always installed: with the default empty allow-list a cross-origin preflight is refused
@@ -126,45 +135,13 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
         response.headers["X-Request-ID"] = request_id
         return response
 
-    @app.exception_handler(CoachError)
-    async def coach_error(_request: Request, exc: CoachError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": exc.detail()}, status_code=exc.status_code, headers=exc.headers
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse(
-            {
-                "detail": {
-                    "code": "invalid_request",
-                    "message": f"{where}: {first.get('msg', 'invalid')}",
-                }
-            },
-            status_code=422,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        return JSONResponse(
-            {
-                "detail": {
-                    "code": codes.get(exc.status_code, f"http_{exc.status_code}"),
-                    "message": str(exc.detail),
-                }
-            },
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
+    install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(ws.router)
     app.include_router(upload.router)
     app.include_router(webrtc.router)
+    app.include_router(schema.router)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

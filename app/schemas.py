@@ -93,12 +93,86 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 SESSION_ERRORS = error_responses(401, 403, 404, 422)
 
 
+# A recording honours HTTP `Range` (Starlette's FileResponse): its refusals of a range are
+# plain text, not the error JSON.
+RANGE_REQUEST: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Range",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "A byte range, e.g. `bytes=0-1023`; answered with 206.",
+        }
+    ]
+}
+RANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The whole recording", "content": {"video/webm": {}}},
+    206: {
+        "description": "The byte range asked for (several: multipart/byteranges)",
+        "content": {"video/webm": {}, "multipart/byteranges": {}},
+    },
+    400: {
+        "description": "A malformed `Range` header",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+    416: {
+        "description": "A `Range` past the end of the recording",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+}
+
+
+def links_to(operations: dict[str, str], parameters: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """OpenAPI `links` of a success answer: for each `name: operationId` (the route function's
+    name, see `create_app`), the `parameters` that answer fills in (runtime expressions)."""
+    return {
+        name: {"operationId": operation_id, "parameters": parameters}
+        for name, operation_id in operations.items()
+    }
+
+
+# `POST /api/sessions` -> every call that takes the new session's id and token. The token is
+# given both ways the calls take it (the header wins when a client sends both).
+SESSION_LINKS = links_to(
+    {
+        "GetSession": "get_session",
+        "EndSession": "end_session",
+        "ListEvents": "list_events",
+        "GetReport": "get_report",
+        "GetReportHtml": "get_report_html",
+        "GetRecording": "get_recording",
+        "DeleteSession": "delete_session",
+        "PostOffer": "offer",
+    },
+    {
+        "path.session_id": "$response.body#/session_id",
+        "header.Authorization": "Bearer {$response.body#/token}",
+        "query.token": "$response.body#/token",
+    },
+)
+
+
 # --- the upload flow (the original Pitching engine's shapes) ----------------------------------
 
 
 class UploadAccepted(BaseModel):
     video_id: str
     message: str
+
+
+# `POST /api/video/receive-video/` -> every call that takes the upload's id (no token: the id is
+# unguessable).
+UPLOAD_LINKS = links_to(
+    {
+        "GetFeedback": "video_send_feedback",
+        "DeleteFiles": "delete_files",
+        "GetRecording": "upload_recording",
+        "GetReport": "upload_report",
+        "GetReportHtml": "upload_report_html",
+    },
+    {"path.video_id": "$response.body#/video_id"},
+)
 
 
 class UploadDeleted(BaseModel):

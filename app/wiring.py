@@ -1,4 +1,5 @@
-"""The one place that says which stage implementations a session is built from."""
+"""The one place that says which implementations are built: a session's stages, the upload's,
+and the job runner. The composition roots (`app.main`, `app.worker`) call it."""
 
 from __future__ import annotations
 
@@ -6,20 +7,24 @@ import asyncio
 import logging
 import multiprocessing
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.analysis.transcribe import Transcriber, load_vosk_model, make_transcriber, vosk_model_path
 from app.analysis.voice import VoiceAnalyzer, voice_conditions
+from app.celery_jobs import CeleryJobRunner
 from app.coaching.critic import Critic, CritiqueScheduler, RulesCritic, build_critic
 from app.coaching.keyframes import KeyframePicker
-from app.coaching.report import build_report, keyframe_picker_for
 from app.config import Settings
-from app.live.manager import Hooks
-from app.live.session import LiveSession
+from app.jobs import InProcessJobRunner, JobRunner
+from app.live.report import keyframe_picker_for, write_session_report
+from app.live.services import Hooks, SessionView
 from app.live.transcription import TranscriptionWorker
 from app.media.recorder import RecordingFailure, SessionRecorder, recover_recording
 from app.priority import pose_lane_priority
 from app.upload.analyze import AnalysisStages
+
+if TYPE_CHECKING:
+    from app.analysis.pipeline import PooledAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ class AnalyzerService:
         self._pose_graphs: Any = None
         self._lock = threading.Lock()
 
-    def make_analyzer(self, settings: Settings) -> Any:
+    def make_analyzer(self, settings: Settings) -> PooledAnalyzer:
         with self._lock:
             if self._pool is None:
                 from app.analysis.pipeline import AnalyzerPool, FrameAnalyzer
@@ -109,7 +114,7 @@ def upload_stages(hooks: Hooks) -> AnalysisStages:
     )
 
 
-def _make_recorder(session: LiveSession) -> SessionRecorder:
+def _make_recorder(session: SessionView) -> SessionRecorder:
     directory = session.settings.sessions_dir / session.id
     directory.mkdir(parents=True, exist_ok=True)
     loop = asyncio.get_running_loop()
@@ -122,10 +127,6 @@ def _make_recorder(session: LiveSession) -> SessionRecorder:
     return SessionRecorder(directory, session.settings, on_failure=end_session)
 
 
-def _make_voice(session: LiveSession) -> VoiceAnalyzer:
-    return VoiceAnalyzer(session.language, session.settings)
-
-
 class CriticService:
     """One critic (and its HTTP client) per process, one rules fallback, one global limit on
     requests in flight; a scheduler per session."""
@@ -136,18 +137,14 @@ class CriticService:
         self.fallback = RulesCritic(settings)
         self.limit = asyncio.Semaphore(max(1, settings.vlm_concurrency))
 
-    def make_scheduler(self, session: LiveSession) -> CritiqueScheduler:
-        async def emit(event: dict[str, Any]) -> None:
-            fields = {k: v for k, v in event.items() if k not in ("type", "t")}
-            await session.emit("critique", event["t"], **fields)
-
+    def make_scheduler(self, session: SessionView) -> CritiqueScheduler:
         return CritiqueScheduler(
             session_id=session.id,
             language=session.language,
             settings=self.settings,
             critic=self.critic,
             fallback=self.fallback,
-            emit=emit,
+            emit=session.emit,  # numbered, published and stored as the session's events
             global_limit=self.limit,
             interval_s=session.critique_interval_s,
         )
@@ -171,7 +168,7 @@ class TranscriptionService:
                 self._models[language] = load_vosk_model(language)  # type: ignore[arg-type]
             return self._models[language]
 
-    def make_worker(self, session: LiveSession) -> TranscriptionWorker | None:
+    def make_worker(self, session: SessionView) -> TranscriptionWorker | None:
         settings, language = self.settings, session.language
         local = language == "ko" and settings.transcribe_vosk and vosk_model_path(language)
         if not local and not settings.transcribe_base_url:
@@ -197,8 +194,20 @@ def default_hooks(settings: Settings) -> Hooks:
         make_analyzer=analyzers.make_analyzer,
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,
-        make_voice=_make_voice,
+        make_voice=lambda session: VoiceAnalyzer(session.language, session.settings),
         voice_conditions=voice_conditions,
-        frame_observers=[keyframe_picker_for],
-        build_report=build_report,
+        make_keyframe_picker=keyframe_picker_for,
+        build_report=write_session_report,
+    )
+
+
+def make_job_runner(settings: Settings, redis: Any = None) -> JobRunner:
+    """The runner `settings.jobs` names: in-process, or Celery (which needs the cluster's Redis
+    client for its job keys)."""
+    if settings.jobs == "celery":
+        if redis is None:
+            raise RuntimeError("COACH_JOBS=celery needs COACH_REDIS_URL")
+        return CeleryJobRunner(settings, redis)
+    return InProcessJobRunner(
+        max_concurrent=settings.upload_concurrency, max_pending=settings.upload_max_queued
     )

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.config import Settings  # noqa: E402
-from app.live.session import metrics_fields  # noqa: E402
+from app.live.session import metrics_event  # noqa: E402
 from app.wiring import default_hooks  # noqa: E402
 from tests.fixtures.clips import Segment, labelled_clip  # noqa: E402
 from tests.support.manager import running_manager  # noqa: E402
@@ -49,17 +49,19 @@ async def one_session(minutes: float) -> dict[str, float]:
                 await asyncio.to_thread(analyzer.analyze, _video_frame(f)) for f in frames[:60]
             ]
             analyzer.close()
+            recorder = session.recorder
+            assert recorder is not None  # default_hooks record every session
             n = int(minutes * 60 * FPS)
             started = time.monotonic()
             for i in range(n):
                 t = i / FPS
                 # The encoder thread's queue has no awaitable "has room": poll it.
-                while session.recorder.queue_depth > 40:  # noqa: ASYNC110
+                while recorder.queue_depth > 40:  # noqa: ASYNC110
                     await asyncio.sleep(0.005)
                 session.submit_frame(frames[i % len(frames)].image, t, time.monotonic())
                 if i % 3 == 0:  # metrics at 5 Hz of media time, as a live session sends them
-                    fields = metrics_fields(analyses[i % len(analyses)])
-                    await session.emit("metrics", t, **fields)
+                    metrics = metrics_event(analyses[i % len(analyses)])
+                    await session.emit(metrics.model_copy(update={"t": t}))
             feed_s = time.monotonic() - started
             sub = manager.services.bus.subscribe(session.id, 10_000)
             ended = time.monotonic()

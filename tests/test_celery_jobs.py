@@ -15,7 +15,8 @@ import redis.asyncio as aioredis
 
 from app.celery_jobs import CeleryJobRunner
 from app.config import Settings
-from app.jobs import JobContext, make_job_runner
+from app.jobs import JobContext
+from app.wiring import make_job_runner
 from tests.support.services import fresh_redis
 from tests.test_jobs import FlagCheckingJob
 

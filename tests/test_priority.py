@@ -15,7 +15,7 @@ import numpy as np
 
 from app.analysis.pose import PoseGraphs
 from app.config import Settings
-from app.live.manager import open_services
+from app.live.services import open_services
 from app.priority import NORMAL, ThreadPriority, pose_lane_priority, pose_thread_priority
 from app.wiring import default_hooks
 

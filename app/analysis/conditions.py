@@ -3,7 +3,9 @@ None = cannot be measured on this frame. The cue engine adds hysteresis on top."
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from app.config import Settings
 from app.frames import VIDEO_CUES, CueName, FrameAnalysis
@@ -15,6 +17,12 @@ class ConditionState:
     owned by the caller and updated by `frame_conditions`."""
 
     still_since: float | None = None  # media time the hands became (or were first seen) still
+
+
+# The stage as the live loop and the upload take it (`frame_conditions` below; tests may swap it).
+FrameConditions: TypeAlias = Callable[
+    [FrameAnalysis, Settings, ConditionState], Mapping[CueName, bool | None]
+]
 
 
 def frame_conditions(

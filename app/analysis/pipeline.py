@@ -39,6 +39,7 @@ from app.frames import (
     PoseObservation,
     VideoFrame,
 )
+from app.media.images import downscale
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,8 @@ def downscale_rgb(image_bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, flo
     """BGR frame -> RGB at most `max_side` on its longest side; returns (rgb, scale)."""
     height, width = image_bgr.shape[:2]
     scale = min(1.0, max_side / max(height, width))
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image_bgr = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), scale
+    small = downscale(image_bgr, max_side, copy=False)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB), scale
 
 
 def _rescale_face(face: FaceObservation, inverse: float) -> FaceObservation:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
 from app.live.manager import SessionManager
@@ -26,7 +27,30 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ManagerDep = Annotated[SessionManager, Depends(get_manager)]
 
 
-def bearer_token(request: Request, token: str | None = Query(default=None)) -> str | None:
+# The session token, declared as two alternative security schemes for the OpenAPI description
+# (either one opens the session). Neither refuses anything itself (`auto_error=False`):
+# `authorized_session` answers 401 `token_missing` / 403 `token_invalid` with the error JSON.
+session_bearer = HTTPBearer(
+    scheme_name="sessionToken",
+    description="The session's token (`token` of `POST /api/sessions`): "
+    "`Authorization: Bearer <token>`.",
+    auto_error=False,
+)
+session_token_query = APIKeyQuery(
+    name="token",
+    scheme_name="sessionTokenQuery",
+    description="The session's token as the query parameter `?token=<token>` (for links and "
+    "the WebSocket); the Authorization header wins when both are sent.",
+    auto_error=False,
+)
+
+
+def bearer_token(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(session_bearer)],
+    token: Annotated[str | None, Security(session_token_query)],
+) -> str | None:
+    """The token sent with the call: `Authorization: Bearer <token>` first, else `?token=`."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()

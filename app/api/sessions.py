@@ -11,10 +11,14 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from app.api.deps import ManagerDep, SessionRowDep, SettingsDep
 from app.errors import CoachError
+from app.live import retention
 from app.live.manager import ACTIVE_STATES, artefact_urls
 from app.media.http_range import webm_file_response
 from app.schemas import (
+    RANGE_ANSWERS,
+    RANGE_REQUEST,
     SESSION_ERRORS,
+    SESSION_LINKS,
     DeletedAnswer,
     EndAnswer,
     EventList,
@@ -24,7 +28,6 @@ from app.schemas import (
     error_responses,
 )
 from app.security import REPORT_HEADERS
-from app.store import retention
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -46,7 +49,11 @@ def _base_urls(request: Request, settings: SettingsDep) -> tuple[str, str]:
     "",
     status_code=201,
     response_model=SessionCreated,
-    responses=error_responses(422, 429, 503),
+    responses={
+        201: {"description": "The new session and its token", "links": SESSION_LINKS},
+        # 400: a body that is not even text (FastAPI cannot decode it); 422: not the model
+        **error_responses(400, 422, 429, 503),
+    },
 )
 async def create_session(
     request: Request,
@@ -101,7 +108,11 @@ async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
 
 
 @router.post(
-    "/{session_id}/end", status_code=202, response_model=EndAnswer, responses=SESSION_ERRORS
+    "/{session_id}/end",
+    status_code=202,
+    response_model=EndAnswer,
+    # 503 `owner_unreachable`: with replicas, the replica that holds the session cannot be asked
+    responses={**SESSION_ERRORS, **error_responses(503)},
 )
 async def end_session(row: SessionRowDep, manager: ManagerDep) -> EndAnswer:
     # Any replica: one that does not hold the session's media forwards the end to its owner.
@@ -122,7 +133,6 @@ def _require_completed(row_state: str) -> None:
         raise CoachError(
             "report_not_ready",
             f"The report is ready once the session is completed (it is {row_state}).",
-            status_code=409,
         )
 
 
@@ -131,20 +141,21 @@ async def get_report(row: SessionRowDep, manager: ManagerDep) -> JSONResponse:
     _require_completed(row.state)
     path = manager.session_dir(row.id) / "report.json"
     if not path.is_file():
-        raise CoachError("report_missing", "No report was built for this session.", status_code=404)
+        raise CoachError("report_missing", "No report was built for this session.")
     return JSONResponse(json.loads(path.read_text("utf-8")))
 
 
 @router.get(
     "/{session_id}/report.html",
-    # (no response_class: the errors stay documented as JSON; the page itself is text/html)
+    # FileResponse has no media type of its own: the errors stay documented as JSON
+    response_class=FileResponse,
     responses={**SESSION_ERRORS, **error_responses(409), 200: {"content": {"text/html": {}}}},
 )
 async def get_report_html(row: SessionRowDep, manager: ManagerDep) -> FileResponse:
     _require_completed(row.state)
     path = manager.session_dir(row.id) / "report.html"
     if not path.is_file():
-        raise CoachError("report_missing", "No report was built for this session.", status_code=404)
+        raise CoachError("report_missing", "No report was built for this session.")
     return FileResponse(
         path,
         media_type="text/html; charset=utf-8",
@@ -154,25 +165,22 @@ async def get_report_html(row: SessionRowDep, manager: ManagerDep) -> FileRespon
 
 @router.get(
     "/{session_id}/recording.webm",
+    response_class=FileResponse,
     responses={
         **SESSION_ERRORS,
-        **error_responses(409, 416),
-        200: {"content": {"video/webm": {}}},
-        206: {"content": {"video/webm": {}}},
+        **error_responses(409),
+        **RANGE_ANSWERS,
     },
+    openapi_extra=RANGE_REQUEST,
 )
 async def get_recording(row: SessionRowDep, manager: ManagerDep) -> FileResponse:
     path = manager.session_dir(row.id) / "recording.webm"
     if row.state not in ("completed", "failed"):
         raise CoachError(
-            "recording_not_ready",
-            "The recording is ready once the session is completed.",
-            status_code=409,
+            "recording_not_ready", "The recording is ready once the session is completed."
         )
     if not path.is_file():  # finished without one (it never received media)
-        raise CoachError(
-            "recording_missing", "No recording was made for this session.", status_code=404
-        )
+        raise CoachError("recording_missing", "No recording was made for this session.")
     return webm_file_response(path, download_name=f"rehearsal-{row.id[:8]}.webm")
 
 
@@ -189,7 +197,6 @@ async def delete_session(row: SessionRowDep, manager: ManagerDep) -> DeletedAnsw
         raise CoachError(
             "session_active",
             f"The session is {state}; end it and wait until it is completed before deleting it.",
-            status_code=409,
         )
     if live is not None:
         # Completed a moment ago: let the finaliser write its last events before the rows go.

@@ -12,7 +12,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from app.api.deps import UploadsDep
-from app.schemas import UploadAccepted, UploadDeleted, UploadFeedback, error_responses
+from app.schemas import (
+    RANGE_ANSWERS,
+    RANGE_REQUEST,
+    UPLOAD_LINKS,
+    UploadAccepted,
+    UploadDeleted,
+    UploadFeedback,
+    error_responses,
+)
 from app.security import REPORT_HEADERS
 
 router = APIRouter(prefix="/api/video", tags=["upload"])
@@ -39,7 +47,10 @@ def both_forms(method: str, path: str, **kwargs: Any) -> Callable[[F], F]:
     "POST",
     "/receive-video/",
     response_model=UploadAccepted,
-    responses=error_responses(400, 413, 422, 503),
+    responses={
+        200: {"description": "The upload was accepted; its analysis runs", "links": UPLOAD_LINKS},
+        **error_responses(400, 413, 422, 503),
+    },
     # The body is parsed as a stream (never held in memory), so FastAPI cannot infer it.
     openapi_extra={
         "requestBody": {
@@ -101,7 +112,8 @@ async def delete_files(video_id: str, uploads: UploadsDep) -> UploadDeleted:
     "GET",
     "/recording/{video_id}/",
     response_class=FileResponse,
-    responses=error_responses(404, 409, 422),
+    responses={**error_responses(404, 409, 422), **RANGE_ANSWERS},
+    openapi_extra=RANGE_REQUEST,
 )
 async def upload_recording(video_id: str, uploads: UploadsDep) -> FileResponse:
     path = await uploads.artefact(video_id, "recording")
@@ -112,7 +124,10 @@ async def upload_recording(video_id: str, uploads: UploadsDep) -> FileResponse:
     "GET",
     "/report/{video_id}/",
     response_class=FileResponse,
-    responses=error_responses(404, 409, 422),
+    responses={
+        **error_responses(404, 409, 422),
+        200: {"description": "The report JSON", "content": {"application/json": {}}},
+    },
 )
 async def upload_report(video_id: str, uploads: UploadsDep) -> FileResponse:
     path = await uploads.artefact(video_id, "report")
@@ -123,7 +138,10 @@ async def upload_report(video_id: str, uploads: UploadsDep) -> FileResponse:
     "GET",
     "/report/{video_id}/html/",
     response_class=FileResponse,
-    responses=error_responses(404, 409, 422),
+    responses={
+        **error_responses(404, 409, 422),
+        200: {"description": "The report page", "content": {"text/html": {}}},
+    },
 )
 async def upload_report_html(video_id: str, uploads: UploadsDep) -> FileResponse:
     path = await uploads.artefact(video_id, "report_html")

@@ -3,6 +3,7 @@ complete SDP (ICE gathered, no trickle). Media and events then flow on the peer 
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from aiortc import RTCSessionDescription
@@ -14,6 +15,7 @@ from app.live.rtc import RtcPeers
 from app.schemas import SESSION_ERRORS, RtcAnswer, RtcOffer, error_responses
 
 router = APIRouter(prefix="/api/sessions", tags=["webrtc"])
+log = logging.getLogger(__name__)
 
 
 def get_peers(request: Request) -> RtcPeers:
@@ -36,17 +38,18 @@ async def offer(
     # makes it live, once the offer was accepted (a refused offer leaves it `created`).
     session = await manager.live_session(row)
     if not session.accepting_media:
-        raise CoachError("session_not_live", f"The session is {session.state}.", status_code=409)
+        raise CoachError("session_not_live", f"The session is {session.state}.")
     if session.state == "created":
         manager.check_running_capacity(session)
     try:
         answer = await peers.answer(session, RTCSessionDescription(sdp=body.sdp, type=body.type))
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:
         # aiortc rejects SDP it cannot parse or negotiate (no common codec, no ICE
-        # credentials, no DTLS fingerprint) with ValueError.
-        raise CoachError(
-            "bad_offer", f"The SDP offer was refused: {exc}", status_code=400
-        ) from None
+        # credentials, no DTLS fingerprint) with ValueError, and broken lines with whatever
+        # its parser meets: KeyError, IndexError, AssertionError, AttributeError... Each is
+        # the client's offer, not a server fault (the peer is closed already).
+        log.info("offer refused: %r", exc, extra={"session_id": session.id})
+        raise CoachError("bad_offer", f"The SDP offer was refused: {exc}") from None
     try:
         await manager.go_live(session)
     except CoachError:

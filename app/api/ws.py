@@ -14,7 +14,9 @@ import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from app.api.errors import http_status
 from app.errors import CoachError
+from app.events import WireEvent, encode
 from app.frames import AudioChunk
 from app.live.bus import Subscription
 from app.live.manager import SessionManager
@@ -52,7 +54,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     try:
         row = await manager.authorize(session_id, token)
     except CoachError as exc:
-        code = CLOSE_NOT_FOUND if exc.status_code == 404 else CLOSE_POLICY
+        code = CLOSE_NOT_FOUND if http_status(exc) == 404 else CLOSE_POLICY
         await websocket.close(code=code, reason=exc.code)
         return
 
@@ -72,7 +74,7 @@ async def _serve(
     after_seq: int,
 ) -> None:
     """One socket, on any replica, in any state of the session: it replays the persisted
-    events after `after_seq` (all of them when this process does not hold the session), then
+    events after `after_seq` (0: all of them), then
     forwards the live ones until the session completes or fails. It listens only, until it
     sends media: the first frame or audio claims the session for this replica and makes it
     live (`SessionManager.go_live`); a listener never does. Media for a session another
@@ -80,13 +82,17 @@ async def _serve(
     (a balancer with session affinity never sends it here)."""
     session = manager.sessions.get(row.id)
     last_seq = after_seq
-    if after_seq or session is None:
-        for event in await manager.repo.list_events(row.id, after_seq=after_seq):
-            await websocket.send_text(json.dumps(event, ensure_ascii=False))
-            last_seq = event["seq"]
-            if _is_final(event):
-                await _close(websocket, 1000, event["state"])
-                return
+    if session is not None:
+        # Events go out on the bus before the writer stores them in batches: once this
+        # returns, every event published before the subscription is in the log, so the replay
+        # and the subscription together miss none (duplicates are dropped by `seq`).
+        await manager.services.writer.flush()
+    for event in await manager.repo.list_events(row.id, after_seq=after_seq):
+        await websocket.send_text(encode(event))
+        last_seq = event["seq"]
+        if _is_final(event):
+            await _close(websocket, 1000, event["state"])
+            return
     if session is None and row.state not in ("created", "live", "finalizing"):
         await _close(websocket, 1000, row.state)  # ended: the replay above is all there is
         return
@@ -258,7 +264,7 @@ def _control_type(text: str) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def _is_final(event: dict[str, Any]) -> bool:
+def _is_final(event: WireEvent) -> bool:
     return event.get("type") == "state" and event.get("state") in ("completed", "failed")
 
 
@@ -284,7 +290,7 @@ async def _send_events(
             continue
         try:
             async with asyncio.timeout(send_timeout_s):
-                await websocket.send_text(json.dumps(event, ensure_ascii=False))
+                await websocket.send_text(encode(event))
         except TimeoutError:
             return "stalled"
         if _is_final(event):

@@ -38,64 +38,50 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from app.coaching.messages import (
+    KEYFRAME_CAPTIONS,
+    KEYFRAME_CATEGORIES,
+    KeyframeCategory,
+    KeyframeReason,
+)
 from app.coaching.scoring import posture_value
 from app.config import Settings
 from app.frames import FrameAnalysis, Language
+from app.media.images import downscale
 
 log = logging.getLogger(__name__)
 
-Category = Literal["eye_contact", "posture", "gestures"]
 Kind = Literal["best", "worst"]
-CATEGORIES: tuple[Category, ...] = ("eye_contact", "posture", "gestures")
 KINDS: tuple[Kind, ...] = ("best", "worst")
-Reason = Literal[
-    "eye_good",
-    "eye_away",
-    "face_lost",
-    "posture_good",
-    "posture_tilted",
-    "gesture_good",
-    "gesture_excess",
-    "gesture_none",
-]
-
-CAPTIONS: dict[Reason, dict[Language, str]] = {
-    "eye_good": {"ko": "청중을 바라보는 좋은 시선", "en": "Good eye contact"},
-    "eye_away": {"ko": "시선이 청중을 벗어남", "en": "Looking away from the audience"},
-    "face_lost": {"ko": "얼굴이 화면 밖에 있음", "en": "Face out of view"},
-    "posture_good": {"ko": "바르고 곧은 자세", "en": "Upright, level posture"},
-    "posture_tilted": {"ko": "기울어진 자세", "en": "Tilted or swaying posture"},
-    "gesture_good": {"ko": "자연스러운 손동작", "en": "Natural, purposeful gesture"},
-    "gesture_excess": {"ko": "과한 손동작", "en": "Restless hands"},
-    "gesture_none": {"ko": "손동작 없음", "en": "No hand gestures"},
-}
 
 
 @dataclass(frozen=True, slots=True)
 class Rating:
     good: bool  # passes the category's live-cue thresholds
     quality: float  # higher is better; ranks candidates within the category
-    reason: Reason
+    reason: KeyframeReason
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    category: Category
+    category: KeyframeCategory
     kind: Kind
     t: float
     quality: float
-    reason: Reason
+    reason: KeyframeReason
     image: np.ndarray  # BGR uint8, already downscaled; never mutated after creation
     face_landmarks: np.ndarray | None  # N x 2, in `image` pixels
     pose_landmarks: np.ndarray | None
 
 
 @dataclass(frozen=True, slots=True)
-class Keyframe:
+class ReportKeyframe:
+    """A candidate drawn for the report: the report JSON's `keyframes` item."""
+
     t: float
     image: str  # data URL
     caption: str
-    category: Category
+    category: KeyframeCategory
     kind: Kind
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,9 +95,9 @@ class Keyframe:
 
 
 # --- rating one frame --------------------------------------------------------------------------
-def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[Category, Rating]:
+def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, Rating]:
     """How good this frame is for each category it can be judged on (pure, microseconds)."""
-    out: dict[Category, Rating] = {}
+    out: dict[KeyframeCategory, Rating] = {}
     face = a.face
     if not face.found:
         # Less instructive than a visible face looking away, so it only wins "worst" when no
@@ -161,15 +147,6 @@ def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[Category, Rating]:
 
 
 # --- the observer ------------------------------------------------------------------------------
-def _downscale(image: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1.0:
-        return image.copy()
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def _scaled(points: np.ndarray | None, sx: float, sy: float) -> np.ndarray | None:
     if points is None or len(points) == 0:
         return None
@@ -193,8 +170,8 @@ class KeyframePicker:
         self.persist_every_s = (
             settings.keyframe_persist_s if persist_every_s is None else persist_every_s
         )
-        self._slots: dict[tuple[Category, Kind], Candidate] = {}
-        self._dirty: set[tuple[Category, Kind]] = set()
+        self._slots: dict[tuple[KeyframeCategory, Kind], Candidate] = {}
+        self._dirty: set[tuple[KeyframeCategory, Kind]] = set()
         self._last_persist = -math.inf  # the first candidates reach disk at once
         self._pending: asyncio.Future[None] | None = None
         self.replacements = 0  # how often an image was copied (cost accounting)
@@ -215,9 +192,14 @@ class KeyframePicker:
             self._maybe_persist()
 
     def _replace(
-        self, category: Category, kind: Kind, rating: Rating, a: FrameAnalysis, image: np.ndarray
+        self,
+        category: KeyframeCategory,
+        kind: Kind,
+        rating: Rating,
+        a: FrameAnalysis,
+        image: np.ndarray,
     ) -> None:
-        small = _downscale(image, self.settings.keyframe_max_side)
+        small = downscale(image, self.settings.keyframe_max_side)
         sx = small.shape[1] / max(1, a.width)
         sy = small.shape[0] / max(1, a.height)
         self._slots[(category, kind)] = Candidate(
@@ -281,8 +263,10 @@ def _log_write_failure(future: asyncio.Future[None]) -> None:
         log.warning("could not persist keyframe candidates", exc_info=future.exception())
 
 
-def _ordered_keys(slots: dict[tuple[Category, Kind], Any]) -> list[tuple[Category, Kind]]:
-    return [(c, k) for c in CATEGORIES for k in KINDS if (c, k) in slots]
+def _ordered_keys(
+    slots: dict[tuple[KeyframeCategory, Kind], Any],
+) -> list[tuple[KeyframeCategory, Kind]]:
+    return [(c, k) for c in KEYFRAME_CATEGORIES for k in KINDS if (c, k) in slots]
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -320,8 +304,8 @@ def persist_candidates(directory: Path, batch: list[Candidate]) -> None:
 
 def load_candidates(directory: Path) -> list[Candidate]:
     """Candidates persisted by a picker (crash recovery). Unreadable pairs are skipped."""
-    found: dict[tuple[Category, Kind], Candidate] = {}
-    for category in CATEGORIES:
+    found: dict[tuple[KeyframeCategory, Kind], Candidate] = {}
+    for category in KEYFRAME_CATEGORIES:
         for kind in KINDS:
             meta_path = directory / f"{category}-{kind}.json"
             image_path = directory / f"{category}-{kind}.jpg"
@@ -332,7 +316,7 @@ def load_candidates(directory: Path) -> list[Candidate]:
                 image = cv2.imdecode(
                     np.frombuffer(image_path.read_bytes(), np.uint8), cv2.IMREAD_COLOR
                 )
-                if image is None or meta.get("reason") not in CAPTIONS:
+                if image is None or meta.get("reason") not in KEYFRAME_CAPTIONS:
                     raise ValueError("unreadable keyframe")
                 found[(category, kind)] = Candidate(
                     category=category,
@@ -463,11 +447,11 @@ def format_clock(t: float) -> str:
 
 
 def caption_text(c: Candidate, language: Language) -> str:
-    return f"{CAPTIONS[c.reason][language]} · {format_clock(c.t)}"
+    return f"{KEYFRAME_CAPTIONS[c.reason][language]} · {format_clock(c.t)}"
 
 
 def _ascii_caption(c: Candidate) -> str:
-    return f"{CAPTIONS[c.reason]['en']} - {format_clock(c.t)}"
+    return f"{KEYFRAME_CAPTIONS[c.reason]['en']} - {format_clock(c.t)}"
 
 
 def draw_keyframe(
@@ -516,13 +500,13 @@ def draw_keyframe(
 
 def render_keyframe(
     c: Candidate, language: Language, font_override: str | None = None, quality: int = 82
-) -> Keyframe:
+) -> ReportKeyframe:
     """Draw and JPEG-encode one candidate (CPU: call it in a worker thread)."""
     image = draw_keyframe(c, language, font_override)
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality, optimize=True)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return Keyframe(
+    return ReportKeyframe(
         t=c.t,
         image=f"data:image/jpeg;base64,{data}",
         caption=caption_text(c, language),

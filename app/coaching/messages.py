@@ -1,10 +1,74 @@
-"""Every message a presenter reads, in Korean and English, in one table."""
+"""The coach's vocabulary: the categories every flow speaks of, how they map onto each other,
+and every message a presenter reads, in Korean and English.
+
+Three sets of names meet here, each fixed by its own wire (docs/protocol.md, the contract):
+- cues (`app.frames.CueName`): the live `cue` events;
+- critique categories (`CritiqueCategory`): the `category` of a critique item, the critic's
+  prompt and the original engine's feedback areas, plus `voice`;
+- the upload flow's feedback keys (`FeedbackKey`): `FeedbackFrame.feedback_text`, as the
+  original engine's front end reads them;
+and the report's keyframes use its visual score names (`KeyframeCategory`).
+`CUE_CATEGORY` and `FEEDBACK_KEY` map one set onto the next.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from app.frames import CueName, Language
+
+# --- categories ------------------------------------------------------------------------------
+
+# The categories of the original engine; the VLM writes only these. `voice` is an addition
+# that only the rules critic uses (a model seeing still images cannot hear).
+VisualCategory = Literal["gaze", "facial_expression", "gestures", "posture", "movement"]
+CritiqueCategory = Literal[VisualCategory, "voice"]
+VISUAL_CATEGORIES: tuple[VisualCategory, ...] = get_args(VisualCategory)
+CRITIQUE_CATEGORIES: tuple[CritiqueCategory, ...] = get_args(CritiqueCategory)
+
+# The upload flow's public names (the original engine's `feedback_text` keys).
+FeedbackKey = Literal[
+    "gaze_processing", "facial_expression", "gestures", "posture_body", "movement"
+]
+FEEDBACK_KEYS: tuple[FeedbackKey, ...] = get_args(FeedbackKey)
+
+# The report's keyframes illustrate its visual scores (app.coaching.report.ScoreKey).
+KeyframeCategory = Literal["eye_contact", "posture", "gestures"]
+KEYFRAME_CATEGORIES: tuple[KeyframeCategory, ...] = get_args(KeyframeCategory)
+
+# cue -> the critique category that speaks of it
+CUE_CATEGORY: dict[CueName, CritiqueCategory] = {
+    "eye_contact": "gaze",
+    "face_lost": "gaze",
+    "head_tilt": "posture",
+    "posture": "posture",
+    "too_close": "movement",
+    "too_far": "movement",
+    "sway": "movement",
+    "gesture_none": "gestures",
+    "gesture_excess": "gestures",
+    "too_quiet": "voice",
+    "too_fast": "voice",
+    "long_pause": "voice",
+    "monotone": "voice",
+}
+# critique category -> the upload flow's key (voice has none: the original engine had no such
+# field)
+FEEDBACK_KEY: dict[CritiqueCategory, FeedbackKey] = {
+    "gaze": "gaze_processing",
+    "facial_expression": "facial_expression",
+    "gestures": "gestures",
+    "posture": "posture_body",
+    "movement": "movement",
+}
+CUE_FEEDBACK_KEY: dict[CueName, FeedbackKey] = {
+    cue: FEEDBACK_KEY[category]
+    for cue, category in CUE_CATEGORY.items()
+    if category in FEEDBACK_KEY
+}
+
+
+# --- live cues and errors --------------------------------------------------------------------
 
 CUE_MESSAGES: dict[CueName, dict[Language, str]] = {
     "eye_contact": {
@@ -98,6 +162,338 @@ ERROR_MESSAGES: dict[str, dict[Language, str]] = {
         "ko": "프레임이 너무 빨리 들어와 일부를 건너뛰었어요.",
         "en": "Frames arrive too fast; some were skipped.",
     },
+}
+
+
+# --- the upload flow's feedback without a critic ---------------------------------------------
+
+# What to improve and how, per cue, when no critic wrote the text.
+CUE_RECOMMENDATIONS: dict[CueName, dict[Language, str]] = {
+    "eye_contact": {
+        "ko": "문장을 끝낼 때는 렌즈를 바라보고, 메모는 문장 사이에만 확인하세요.",
+        "en": "Finish each sentence looking into the lens; check notes only between sentences.",
+    },
+    "face_lost": {
+        "ko": "카메라 위치를 확인하고 얼굴이 화면 가운데에 오도록 서세요.",
+        "en": "Check the camera position and keep your face in the middle of the frame.",
+    },
+    "gesture_none": {
+        "ko": "핵심 내용을 말할 때 손을 가슴 높이로 들어 강조해 보세요.",
+        "en": "Raise your hands to chest height to underline key points.",
+    },
+    "gesture_excess": {
+        "ko": "손동작은 강조할 때만 쓰고, 그 외에는 손을 편하게 모아 두세요.",
+        "en": "Save gestures for emphasis and rest your hands in between.",
+    },
+    "posture": {
+        "ko": "양발에 체중을 고르게 싣고 어깨를 수평으로 펴세요.",
+        "en": "Spread your weight evenly on both feet and keep your shoulders level.",
+    },
+    "head_tilt": {
+        "ko": "턱을 살짝 당기고 정수리가 위로 당겨지는 느낌으로 머리를 세우세요.",
+        "en": "Tuck your chin slightly and hold your head as if pulled up by a string.",
+    },
+    "too_close": {
+        "ko": "상반신이 화면에 들어오도록 카메라에서 한 걸음 물러나세요.",
+        "en": "Step back so your upper body fits in the frame.",
+    },
+    "too_far": {
+        "ko": "얼굴 표정이 보이도록 카메라에 한 걸음 다가오세요.",
+        "en": "Step closer so the audience can read your expression.",
+    },
+    "sway": {
+        "ko": "발을 어깨너비로 벌리고 고정한 채, 이동할 때는 의도를 갖고 움직이세요.",
+        "en": "Plant your feet shoulder-width apart; move only with purpose.",
+    },
+}
+# (improvement, recommendation) for a feedback area with nothing to fix
+NEUTRAL_FEEDBACK: dict[Language, tuple[str, str]] = {
+    "ko": ("이 장면에서는 특별히 고칠 점이 없어요.", "지금처럼 유지하세요."),
+    "en": ("Nothing to fix here.", "Keep it up."),
+}
+
+
+# --- the rules critic ------------------------------------------------------------------------
+
+# (observation, suggestion) per language; format fields come from the rule that fires.
+CritiqueText = dict[Language, tuple[str, str]]
+
+CRITIQUE_TEXTS: dict[str, CritiqueText] = {
+    "face_missing": {
+        "en": (
+            "Your face was in view only {pct}% of this stretch.",
+            "Stay centred in the frame so the audience can see your face the whole time.",
+        ),
+        "ko": (
+            "이 구간에서 얼굴이 화면에 보인 시간은 {pct}%뿐이었습니다.",
+            "청중이 항상 얼굴을 볼 수 있도록 화면 가운데에 머물러 주세요.",
+        ),
+    },
+    "eye_contact_low": {
+        "en": (
+            "You looked into the camera {pct}% of the time{where}.",
+            "Treat the lens as your listener: finish each sentence looking into it and glance "
+            "at notes only between sentences.",
+        ),
+        "ko": (
+            "카메라를 바라본 시간은 {pct}%였습니다{where}.",
+            "렌즈를 청중이라고 생각하고, 문장 끝은 렌즈를 보며 마무리하고 메모는 문장 사이에만 "
+            "확인해 보세요.",
+        ),
+    },
+    "eye_contact_mid": {
+        "en": (
+            "You looked into the camera {pct}% of the time.",
+            "Aim for most of the time on the lens, especially when you make a key point.",
+        ),
+        "ko": (
+            "카메라를 바라본 시간은 {pct}%였습니다.",
+            "특히 핵심을 말할 때는 렌즈를 바라보는 시간을 더 늘려 보세요.",
+        ),
+    },
+    "eye_contact_good": {
+        "en": (
+            "Steady eye contact: {pct}% of the time on the camera.",
+            "Keep it up; it is what makes a remote audience feel addressed.",
+        ),
+        "ko": (
+            "시선 처리가 안정적입니다: {pct}%의 시간 동안 카메라를 바라봤습니다.",
+            "지금처럼 유지하세요. 화면 너머의 청중이 말을 건네받는다고 느끼게 해 줍니다.",
+        ),
+    },
+    "looking_down": {
+        "en": (
+            "Your face was often turned down (about {deg}°), which hides your expression.",
+            "Raise your notes or the camera to eye level so your face stays open to the audience.",
+        ),
+        "ko": (
+            "얼굴이 자주 아래로 향해(약 {deg}°) 표정이 잘 보이지 않았습니다.",
+            "메모나 카메라를 눈높이로 올려 얼굴이 청중을 향하도록 해 보세요.",
+        ),
+    },
+    "hands_hidden": {
+        "en": (
+            "Your hands were in view only {pct}% of the time.",
+            "Bring your hands up to chest height where the camera can see them; open gestures "
+            "support your key points.",
+        ),
+        "ko": (
+            "손이 화면에 보인 시간은 {pct}%뿐이었습니다.",
+            "손을 가슴 높이로 올려 카메라에 보이게 하세요. 열린 손동작이 핵심 내용을 뒷받침합니다.",
+        ),
+    },
+    "gestures_still": {
+        "en": (
+            "Your hands hardly moved in this stretch.",
+            "Use one deliberate gesture per key point, for example counting items on your "
+            "fingers or opening your palms.",
+        ),
+        "ko": (
+            "이 구간에서 손동작이 거의 없었습니다.",
+            "핵심 내용마다 의도적인 손동작을 하나씩 써 보세요. 예를 들어 손가락으로 항목을 "
+            "세거나 손바닥을 펼쳐 보세요.",
+        ),
+    },
+    "gestures_busy": {
+        "en": (
+            "Your hands moved a lot and almost constantly.",
+            "Let your hands rest between points and save movement for emphasis.",
+        ),
+        "ko": (
+            "손이 많이, 그리고 거의 쉬지 않고 움직였습니다.",
+            "요점 사이에는 손을 편하게 내려두고, 강조할 때만 움직여 보세요.",
+        ),
+    },
+    "gestures_good": {
+        "en": (
+            "Your gestures were visible and lively without being restless.",
+            "Keep tying each gesture to what you are saying.",
+        ),
+        "ko": (
+            "손동작이 잘 보이고 생동감 있으면서도 산만하지 않았습니다.",
+            "지금처럼 손동작을 말의 내용과 맞춰 주세요.",
+        ),
+    },
+    "shoulders_uneven": {
+        "en": (
+            "Your shoulders were uneven (about {deg}° off level).",
+            "Stand evenly on both feet and let both shoulders drop and relax.",
+        ),
+        "ko": (
+            "어깨가 수평에서 약 {deg}° 기울어 있었습니다.",
+            "두 발에 체중을 고르게 싣고 양쪽 어깨의 힘을 빼서 내려 주세요.",
+        ),
+    },
+    "head_tilted": {
+        "en": (
+            "Your head was tilted to one side (about {deg}°).",
+            "Keep your head level; a straight head reads as calm and confident.",
+        ),
+        "ko": (
+            "고개가 한쪽으로 약 {deg}° 기울어 있었습니다.",
+            "고개를 똑바로 세워 주세요. 반듯한 고개는 차분하고 자신감 있어 보입니다.",
+        ),
+    },
+    "leaning_in": {
+        "en": (
+            "You leaned in toward the camera.",
+            "Sit or stand back a little so your shoulders and hands stay in the frame.",
+        ),
+        "ko": (
+            "카메라 쪽으로 몸을 기울였습니다.",
+            "조금 뒤로 물러나 어깨와 손이 화면 안에 들어오도록 해 주세요.",
+        ),
+    },
+    "posture_good": {
+        "en": (
+            "Your posture was upright and level.",
+            "Keep that open, steady stance; it makes you look prepared.",
+        ),
+        "ko": (
+            "자세가 곧고 반듯했습니다.",
+            "지금처럼 열린 자세를 유지하세요. 준비된 발표자로 보이게 해 줍니다.",
+        ),
+    },
+    "swaying": {
+        "en": (
+            "You swayed from side to side.",
+            "Plant your feet hip-width apart and move only when you change topic.",
+        ),
+        "ko": (
+            "몸이 좌우로 흔들렸습니다.",
+            "발을 골반 너비로 벌려 단단히 딛고, 주제가 바뀔 때만 움직여 보세요.",
+        ),
+    },
+    "too_close": {
+        "en": (
+            "You were very close to the camera.",
+            "Step back until your head and shoulders fit comfortably in the frame.",
+        ),
+        "ko": (
+            "카메라에 너무 가까이 있었습니다.",
+            "머리와 어깨가 화면에 여유 있게 들어오도록 뒤로 물러나 주세요.",
+        ),
+    },
+    "too_far": {
+        "en": (
+            "You were far from the camera, so your face looked small.",
+            "Move closer until your face and shoulders fill the upper part of the frame.",
+        ),
+        "ko": (
+            "카메라에서 멀리 있어 얼굴이 작게 보였습니다.",
+            "얼굴과 어깨가 화면 위쪽을 채우도록 가까이 다가와 주세요.",
+        ),
+    },
+    "movement_good": {
+        "en": (
+            "You stayed steady and well framed.",
+            "Keep your position; move deliberately only when it adds something.",
+        ),
+        "ko": (
+            "화면 안에서 안정적으로 자리를 잘 지켰습니다.",
+            "지금 위치를 유지하고, 움직임은 의미가 있을 때만 의도적으로 하세요.",
+        ),
+    },
+    "too_quiet": {
+        "en": (
+            "Your voice was quiet in this stretch.",
+            "Speak as if to someone at the back of the room; breathe from the belly.",
+        ),
+        "ko": (
+            "이 구간에서 목소리가 작았습니다.",
+            "방 뒤쪽에 있는 사람에게 말하듯 복식 호흡으로 소리를 내 보세요.",
+        ),
+    },
+    "too_fast": {
+        "en": (
+            "You spoke quickly.",
+            "Slow down and pause briefly after each key point so it can land.",
+        ),
+        "ko": (
+            "말이 빨랐습니다.",
+            "속도를 늦추고 핵심 내용 뒤에는 잠깐 멈춰 청중이 받아들일 시간을 주세요.",
+        ),
+    },
+    "long_pause": {
+        "en": (
+            "There was a long silence.",
+            "Keep a one-line outline at hand so you can pick up the thread quickly.",
+        ),
+        "ko": (
+            "긴 침묵이 있었습니다.",
+            "한 줄 요약 메모를 곁에 두어 흐름을 빨리 다시 이어가 보세요.",
+        ),
+    },
+    "monotone": {
+        "en": (
+            "Your voice stayed on one pitch.",
+            "Vary your pitch and pace: lift your voice for questions, slow down for key numbers.",
+        ),
+        "ko": (
+            "목소리 높낮이가 거의 일정했습니다.",
+            "질문할 때는 목소리를 올리고 중요한 숫자는 천천히 말하는 등 높낮이와 속도에 "
+            "변화를 주세요.",
+        ),
+    },
+    "nothing_measured": {
+        "en": (
+            "Not enough could be measured in this stretch to comment.",
+            "Check that your face and upper body are in view and the room is well lit.",
+        ),
+        "ko": (
+            "이 구간에서는 평가할 만큼 충분히 측정되지 않았습니다.",
+            "얼굴과 상반신이 화면에 보이는지, 조명이 충분한지 확인해 주세요.",
+        ),
+    },
+}
+
+CRITIQUE_WHERE: dict[str, dict[Language, str]] = {
+    "down": {"en": ", mostly looking down", "ko": " (주로 아래를 봄)"},
+    "side": {"en": ", often looking to the side", "ko": " (자주 옆을 봄)"},
+    "": {"en": "", "ko": ""},
+}
+
+SCORE_LABELS: dict[Language, dict[str, str]] = {
+    "en": {
+        "eye_contact": "eye contact",
+        "posture": "posture",
+        "gestures": "gestures",
+        "voice": "voice",
+    },
+    "ko": {"eye_contact": "시선 처리", "posture": "자세", "gestures": "손동작", "voice": "목소리"},
+}
+
+
+# --- the VLM critic's prompt -----------------------------------------------------------------
+
+FRAME_LABELS: dict[Language, dict[str, str]] = {
+    "en": {"seconds": "s", "coverage": "overview", "cue": "cue", "none": "(none)"},
+    "ko": {"seconds": "초", "coverage": "구간 대표", "cue": "알림", "none": "(없음)"},
+}
+
+
+# --- report keyframes ------------------------------------------------------------------------
+
+KeyframeReason = Literal[
+    "eye_good",
+    "eye_away",
+    "face_lost",
+    "posture_good",
+    "posture_tilted",
+    "gesture_good",
+    "gesture_excess",
+    "gesture_none",
+]
+
+KEYFRAME_CAPTIONS: dict[KeyframeReason, dict[Language, str]] = {
+    "eye_good": {"ko": "청중을 바라보는 좋은 시선", "en": "Good eye contact"},
+    "eye_away": {"ko": "시선이 청중을 벗어남", "en": "Looking away from the audience"},
+    "face_lost": {"ko": "얼굴이 화면 밖에 있음", "en": "Face out of view"},
+    "posture_good": {"ko": "바르고 곧은 자세", "en": "Upright, level posture"},
+    "posture_tilted": {"ko": "기울어진 자세", "en": "Tilted or swaying posture"},
+    "gesture_good": {"ko": "자연스러운 손동작", "en": "Natural, purposeful gesture"},
+    "gesture_excess": {"ko": "과한 손동작", "en": "Restless hands"},
+    "gesture_none": {"ko": "손동작 없음", "en": "No hand gestures"},
 }
 
 

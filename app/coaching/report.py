@@ -1,35 +1,30 @@
-"""The final report: the contract's report JSON and a self-contained `report.html`, built from
-the persisted events once the session ends (or is recovered after a crash).
+"""The final report: the contract's report JSON and a self-contained `report.html`, as a pure
+function of what a rehearsal collected.
 
-`make_report_input` and `report_json` are pure (events in, dict out); `build_report` is the
-`Hooks.build_report` hook that reads the events, draws the keyframes, asks for a summary and
-writes both files. CPU work (scoring, drawing, JPEG, template) runs in worker threads.
+`ReportInput` is that plain input (events, keyframe candidates, transcript, timings), gathered
+from a live session or the repository (`app.live.report`) or from an upload's analysis
+(`app.upload.report`). `build_report(inp, settings)` turns it into the report; a live session
+whose critic writes the summary goes in two steps, `assess` (scores, timeline and cue
+statistics, which the critic's summary draws on) and `render_report`. All of it is CPU work
+(scoring, drawing, JPEG, template): callers run it in a worker thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
-import logging
 import math
 import os
-import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader
 
-from app.coaching.keyframes import (
-    Candidate,
-    Keyframe,
-    KeyframePicker,
-    load_candidates,
-    render_keyframe,
-)
+from app.coaching.keyframes import Candidate, render_keyframe
+from app.coaching.keyframes import ReportKeyframe as Keyframe
 from app.coaching.messages import cue_message
 from app.coaching.scoring import (
     Scores,
@@ -41,17 +36,12 @@ from app.coaching.scoring import (
 from app.config import Settings
 from app.frames import Language
 
-if TYPE_CHECKING:
-    from app.live.manager import SessionManager
-    from app.live.session import LiveSession
-
-log = logging.getLogger(__name__)
-
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 REPORT_EVENT_TYPES = ("metrics", "cue", "critique", "voice")
 ScoreKey = Literal["eye_contact", "posture", "gestures", "voice"]
 SCORE_KEYS: tuple[ScoreKey, ...] = ("eye_contact", "posture", "gestures", "voice")
 SummarySource = Literal["rules", "vlm"]
+Summary = tuple[str, SummarySource]  # the summary's text and who wrote it
 
 # Which cues shade which timeline chart.
 CHART_CUES: dict[str, tuple[str, ...]] = {
@@ -186,8 +176,25 @@ class CueSummary:
 
 @dataclass(frozen=True, slots=True)
 class ReportInput:
-    """Everything the report says, before keyframes and the summary. Also what the critic's
-    `summarize(report_input)` receives."""
+    """What a rehearsal collected: everything its report is made from, as plain data."""
+
+    session_id: str
+    title: str
+    language: Language
+    duration_s: float | None  # None or 0: the last event's time
+    # The session's events in seq order; the report reads metrics, cue, critique and voice.
+    events: Sequence[Mapping[str, Any]]
+    keyframe_candidates: Sequence[Candidate] = ()
+    transcript: Mapping[str, Any] | None = None  # transcript.json: text, words, fillers, note
+    recording_url: str | None = None
+    recovered: bool = False
+    generated_at: datetime | None = None  # None: when the report is rendered
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """Everything the report says, before keyframes and the summary: what `assess` makes of a
+    `ReportInput`."""
 
     session_id: str
     title: str
@@ -203,25 +210,48 @@ class ReportInput:
     transcript: dict[str, Any] | None = None  # transcript.json: text, words, fillers, note
 
 
-def make_report_input(
-    *,
-    session_id: str,
-    title: str,
-    language: Language,
-    duration_s: float | None,
-    events: Sequence[Mapping[str, Any]],
-    settings: Settings,
-    recovered: bool = False,
-    transcript: Mapping[str, Any] | None = None,
-) -> ReportInput:
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The report: its JSON (the contract's) and its self-contained HTML page."""
+
+    data: dict[str, Any]
+    html: str = field(repr=False)
+
+
+def build_report(inp: ReportInput, settings: Settings) -> Report:
+    """Pure: the report of `inp`, with the rules summary."""
+    findings = assess(inp, settings)
+    return render_report(inp, findings, (rules_summary(findings), "rules"), settings)
+
+
+def render_report(
+    inp: ReportInput, findings: Findings, summary: Summary, settings: Settings
+) -> Report:
+    """Pure: the report of `inp` as `assess` found it, with `summary`: keyframes drawn, JSON
+    and HTML."""
+    keyframes = render_keyframes(inp.keyframe_candidates, inp.language, settings.report_font_path)
+    data = report_json(
+        findings,
+        keyframes=keyframes,
+        summary=summary[0],
+        summary_source=summary[1],
+        recording_url=inp.recording_url,
+        generated_at=inp.generated_at,
+    )
+    return Report(data, render_html(data, findings))
+
+
+def assess(inp: ReportInput, settings: Settings) -> Findings:
     """Pure: scores, timeline and cue statistics from the session's events (and the
     transcript's filler words, when one was made)."""
+    events, transcript, language = inp.events, inp.transcript, inp.language
     by_type: dict[str, list[dict[str, Any]]] = {t: [] for t in REPORT_EVENT_TYPES}
     for e in events:
         bucket = by_type.get(str(e.get("type")))
         if bucket is not None:
             bucket.append(dict(e))
     last_t = max((float(e["t"]) for e in events), default=0.0)
+    duration_s = inp.duration_s
     duration = float(duration_s) if duration_s is not None and duration_s > 0 else last_t
     cues, metrics, voice = by_type["cue"], by_type["metrics"], by_type["voice"]
     periods = cue_periods(cues, duration)
@@ -236,12 +266,12 @@ def make_report_input(
         ),
         key=lambda c: (-c.seconds, -c.count, c.cue),
     )
-    return ReportInput(
-        session_id=session_id,
-        title=title,
+    return Findings(
+        session_id=inp.session_id,
+        title=inp.title,
         language=language,
         duration_s=round(duration, 3),
-        recovered=recovered,
+        recovered=inp.recovered,
         scores=compute_scores(metrics, voice, cues, settings),
         timeline=build_timeline(
             metrics,
@@ -273,11 +303,12 @@ def format_duration(seconds: float, language: Language) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def rules_summary(inp: ReportInput) -> str:
+def rules_summary(findings: Findings) -> str:
     """A short paragraph from the scores and cues (used when no critic summarises)."""
-    lang, labels = inp.language, LABELS[inp.language]
-    duration = format_duration(inp.duration_s, lang)
-    scored = [(k, getattr(inp.scores, k)) for k in SCORE_KEYS if getattr(inp.scores, k) is not None]
+    lang, labels = findings.language, LABELS[findings.language]
+    duration = format_duration(findings.duration_s, lang)
+    scores = findings.scores
+    scored = [(k, getattr(scores, k)) for k in SCORE_KEYS if getattr(scores, k) is not None]
     parts: list[str] = []
     if lang == "ko":
         parts.append(f"이번 리허설은 {duration} 동안 진행되었어요.")
@@ -301,8 +332,8 @@ def rules_summary(inp: ReportInput) -> str:
         parts.append(f"Your strongest area was {labels[best_key].lower()} ({best}/100).")
         if worst_key != best_key and worst < 80:
             parts.append(f"{labels[worst_key]} needs the most work ({worst}/100).")
-    if inp.cue_summary:
-        top = inp.cue_summary[0]
+    if findings.cue_summary:
+        top = findings.cue_summary[0]
         if lang == "ko":
             parts.append(
                 f"가장 오래 켜져 있던 알림은 “{top.message}”였어요 "
@@ -324,7 +355,7 @@ def rules_summary(inp: ReportInput) -> str:
 
 
 def report_json(
-    inp: ReportInput,
+    findings: Findings,
     *,
     keyframes: Sequence[Keyframe],
     summary: str,
@@ -335,11 +366,11 @@ def report_json(
     """The contract's report JSON (plus additive fields: summary_source, recovered, cue_summary,
     generated_at)."""
     return {
-        "session_id": inp.session_id,
-        "title": inp.title,
-        "language": inp.language,
-        "duration_s": inp.duration_s,
-        "scores": inp.scores.as_dict(),
+        "session_id": findings.session_id,
+        "title": findings.title,
+        "language": findings.language,
+        "duration_s": findings.duration_s,
+        "scores": findings.scores.as_dict(),
         "timeline": [
             {
                 "t": r.t,
@@ -351,21 +382,21 @@ def report_json(
                 "speaking": r.speaking,
                 "fillers": r.fillers,
             }
-            for r in inp.timeline
+            for r in findings.timeline
         ],
-        "cues": inp.cues,
-        "critiques": inp.critiques,
+        "cues": findings.cues,
+        "critiques": findings.critiques,
         "keyframes": [k.as_dict() for k in keyframes],
         "summary": summary,
         "summary_source": summary_source,
         "recording_url": recording_url,
-        "recovered": inp.recovered,
+        "recovered": findings.recovered,
         "cue_summary": [
             {"cue": c.cue, "count": c.count, "seconds": c.seconds, "message": c.message}
-            for c in inp.cue_summary
+            for c in findings.cue_summary
         ],
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
-        "transcript": transcript_summary(inp.transcript),
+        "transcript": transcript_summary(findings.transcript),
     }
 
 
@@ -479,9 +510,9 @@ def _fmt_tick(v: float) -> str:
     return f"{v:.0f}" if abs(v - round(v)) < 1e-6 else f"{v:.1f}"
 
 
-def charts_for(inp: ReportInput) -> list[Chart]:
-    labels = LABELS[inp.language]
-    rows = inp.timeline
+def charts_for(findings: Findings) -> list[Chart]:
+    labels = LABELS[findings.language]
+    rows = findings.timeline
     activity = [r.gesture_activity for r in rows]
     top_activity = max([3.0, *(a for a in activity if a is not None)])
     levels = [r.voice_level for r in rows]
@@ -498,7 +529,14 @@ def charts_for(inp: ReportInput) -> list[Chart]:
         specs.append(("speech_rate", labels["syllables_unit"], pace, (0.0, math.ceil(top_pace))))
     return [
         make_chart(
-            key, labels[key], unit, values, y_range, inp.cue_periods, inp.duration_s, inp.language
+            key,
+            labels[key],
+            unit,
+            values,
+            y_range,
+            findings.cue_periods,
+            findings.duration_s,
+            findings.language,
         )
         for key, unit, values, y_range in specs
     ]
@@ -523,8 +561,8 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(report: Mapping[str, Any], inp: ReportInput) -> str:
-    labels = LABELS[inp.language]
+def render_html(report: Mapping[str, Any], findings: Findings) -> str:
+    labels = LABELS[findings.language]
     scores = report["scores"]
     cards = [
         {
@@ -541,13 +579,13 @@ def render_html(report: Mapping[str, Any], inp: ReportInput) -> str:
         .get_template("report.html")
         .render(
             r=report,
-            inp=inp,
+            findings=findings,
             L=labels,
-            lang=inp.language,
-            title=inp.title or labels["untitled"],
-            duration=format_duration(inp.duration_s, inp.language),
+            lang=findings.language,
+            title=findings.title or labels["untitled"],
+            duration=format_duration(findings.duration_s, findings.language),
             cards=cards,
-            charts=charts_for(inp),
+            charts=charts_for(findings),
             labels_for_category={
                 "eye_contact": labels["eye_contact"],
                 "posture": labels["posture"],
@@ -557,115 +595,21 @@ def render_html(report: Mapping[str, Any], inp: ReportInput) -> str:
     )
 
 
-# --- the hook ----------------------------------------------------------------------------------
+# --- files -------------------------------------------------------------------------------------
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
-def write_report_files(directory: Path, report: Mapping[str, Any], html: str) -> None:
+def write_report_files(directory: Path, report: Report) -> None:
+    """`report.json` and `report.html` into `directory`, each replaced whole."""
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(directory / "report.json", json.dumps(report, ensure_ascii=False))
-    _atomic_write_text(directory / "report.html", html)
+    _atomic_write_text(directory / "report.json", json.dumps(report.data, ensure_ascii=False))
+    _atomic_write_text(directory / "report.html", report.html)
 
 
 def render_keyframes(
     candidates: Sequence[Candidate], language: Language, font_path: str | None
 ) -> list[Keyframe]:
     return [render_keyframe(c, language, font_path) for c in candidates]
-
-
-def _picker_of(session: LiveSession | None) -> KeyframePicker | None:
-    if session is None:
-        return None
-    return next((o for o in session.observers if isinstance(o, KeyframePicker)), None)
-
-
-async def _summary(
-    session: LiveSession | None, inp: ReportInput, settings: Settings
-) -> tuple[str, SummarySource]:
-    """The critic's summary when this session has a critic (seam for the critic issue), else
-    the rules summary. A failing or slow critic falls back to the rules."""
-    critic = session.critic if session is not None else None
-    if critic is not None and hasattr(critic, "summarize"):
-        try:
-            # CritiqueScheduler.summarize: the VLM's summary within its deadline, else its rules
-            # summary (which also draws on the critiques). Our own bound on top, in case.
-            text, source = await asyncio.wait_for(
-                critic.summarize(duration_s=inp.duration_s, scores=inp.scores.as_dict()),
-                timeout=settings.vlm_timeout_s + 5,
-            )
-            if isinstance(text, str) and text.strip():
-                return text.strip(), "vlm" if source == "vlm" else "rules"
-        except Exception:
-            log.warning("critic summary failed; using the rules summary", exc_info=True)
-    return rules_summary(inp), "rules"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-async def build_report(
-    manager: SessionManager, session_id: str, *, session: LiveSession | None
-) -> None:
-    """`Hooks.build_report`: write `report.json` and `report.html` into the session directory.
-
-    Called after the session's events are flushed (`session` is the live object) or from crash
-    recovery (`session` is None: keyframes come from the picker's persisted candidates).
-    Raises on failure; the manager marks the session failed with the reason.
-    """
-    settings = manager.settings
-    row = await manager.repo.get_session(session_id)
-    if row is None:
-        raise LookupError(f"no session row for {session_id}")
-    events = await manager.repo.list_events(session_id, types=REPORT_EVENT_TYPES)
-    directory = manager.session_dir(session_id)
-    transcript = await asyncio.to_thread(_read_json, directory / "transcript.json")
-    language: Language = "ko" if row.language == "ko" else "en"
-    inp = await asyncio.to_thread(
-        make_report_input,
-        session_id=session_id,
-        title=row.title,
-        language=language,
-        duration_s=row.duration_s,
-        events=events,
-        settings=settings,
-        recovered=bool(row.recovered),
-        transcript=transcript,
-    )
-    picker = _picker_of(session)
-    keyframe_dir = directory / "keyframes"
-    if picker is not None:
-        await picker.aclose()
-        candidates = picker.candidates()
-    else:
-        candidates = await asyncio.to_thread(load_candidates, keyframe_dir)
-    keyframes = await asyncio.to_thread(
-        render_keyframes, candidates, language, settings.report_font_path
-    )
-    summary, source = await _summary(session, inp, settings)
-    recording_url = f"/api/sessions/{session_id}/recording.webm" if row.has_recording else None
-    report = report_json(
-        inp,
-        keyframes=keyframes,
-        summary=summary,
-        summary_source=source,
-        recording_url=recording_url,
-    )
-    html = await asyncio.to_thread(render_html, report, inp)
-    await asyncio.to_thread(write_report_files, directory, report, html)
-    # The report embeds the keyframes; the crash-safety copies are no longer needed.
-    await asyncio.to_thread(shutil.rmtree, keyframe_dir, True)
-
-
-def keyframe_picker_for(session: LiveSession) -> KeyframePicker:
-    """`Hooks.frame_observers` factory: one picker per session, persisting next to its files."""
-    return KeyframePicker(
-        session.settings, session.settings.sessions_dir / session.id / "keyframes"
-    )

@@ -1,5 +1,5 @@
-"""Load shedding: a replica that is already saturated refuses new sessions (503 `overloaded`
-with `Retry-After`) rather than slowing every rehearsal it holds.
+"""Load shedding: a replica that is already saturated refuses new sessions (`overloaded`, to
+retry after `retry_after_s`) rather than slowing every rehearsal it holds.
 
 CPU is sampled on a timer (psutil, non-blocking) and averaged over `window` samples, so one
 busy second does not refuse anyone and `check` itself costs nothing.
@@ -53,15 +53,14 @@ class LoadMonitor:
         self._samples.append(self._sample_cpu())
 
     def check(self) -> None:
-        """Raise 503 `overloaded` when the averaged CPU is above the limit."""
+        """Raise `overloaded` when the averaged CPU is above the limit."""
         cpu = self.cpu_percent
         if self.cpu_limit_percent is None or cpu is None or cpu <= self.cpu_limit_percent:
             return
         raise CoachError(
             "overloaded",
             f"This server is busy (CPU {cpu:.0f}%); try again shortly or another server.",
-            status_code=503,
-            headers={"Retry-After": str(self.retry_after_s)},
+            retry_after_s=self.retry_after_s,
             extra={"retry_after_s": self.retry_after_s},
         )
 

@@ -12,31 +12,20 @@ import math
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.analysis.cadence import PoseCadence
-from app.config import Settings
-from app.errors import CoachError, not_found
+from app.errors import CoachError, ErrorCode, not_found
+from app.events import ReportReadyEvent, StateEvent, to_wire
 from app.frames import Language
-from app.jobs import JobContext, JobQueueFull, JobRunner
-from app.live.bus import EventBus, InMemoryEventBus
-from app.live.load import LoadMonitor
-from app.live.session import FrameObserver, LiveSession
+from app.jobs import JobContext, JobQueueFull
+from app.live.services import Services
+from app.live.session import LiveSession
 from app.memory import release_free_memory
-from app.observability import CoachMetrics
-from app.priority import pose_thread_priority
 from app.store.db import SessionRow
-from app.store.repository import EventWriter, SessionRepository
-
-if TYPE_CHECKING:
-    from app.live.control import ControlChannel
-    from app.live.ownership import SessionOwnership
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +45,6 @@ def new_session_id() -> str:
 
 
 @dataclass
-class Hooks:
-    """The stages a session is built from. Wired once in `app.wiring`; tests may swap one."""
-
-    make_analyzer: Callable[[Settings], Any]
-    frame_conditions: Callable[..., Any]
-    make_condition_state: Callable[[], Any]
-    make_recorder: Callable[[LiveSession], Any] | None = None
-    make_critic: Callable[[LiveSession], Any] | None = None
-    make_voice: Callable[[LiveSession], Any] | None = None
-    make_transcriber: Callable[[LiveSession], Any] | None = None
-    voice_conditions: Callable[..., Any] | None = None
-    frame_observers: list[Callable[[LiveSession], FrameObserver]] = field(default_factory=list)
-    # finalize(session_or_row, manager) -> None: writes the report; raises on failure
-    build_report: Callable[..., Any] | None = None
-    # recover(session_dir, settings) -> recording result or None (crash recovery)
-    recover_recording: Callable[[Path, Settings], Any] | None = None
-    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-
-@dataclass
 class CreatedSession:
     """A session this process created that has not received media yet: who asked for it, and
     the task that ends it `never_started` at its deadline."""
@@ -83,102 +52,6 @@ class CreatedSession:
     client: str
     deadline: float  # time.monotonic()
     expiry: asyncio.Task[None] | None = None
-
-
-@dataclass
-class Services:
-    settings: Settings
-    repo: SessionRepository
-    writer: EventWriter
-    bus: EventBus
-    decode_executor: Executor
-    analysis_executor: Executor
-    pose_executor: Executor
-    audio_executor: Executor
-    hooks: Hooks
-    replica_id: str
-    metrics: CoachMetrics = field(default_factory=CoachMetrics)
-    request_end: Callable[[str, str], object] = lambda _id, _reason: None
-    # scale-out (app/live/cluster.py): None when this is the only replica
-    ownership: SessionOwnership | None = None
-    control: ControlChannel | None = None  # commands to the replica that owns a session
-    load: LoadMonitor | None = None
-    # Pose cadence shared by this process's live sessions (it follows their latency)
-    cadence: PoseCadence | None = None
-    # With Celery jobs: takeover recovery is a job (RECOVERY_JOB_KIND) a worker runs. None: the
-    # replica that finds an orphan finalises it itself.
-    jobs: JobRunner | None = None
-
-    def __post_init__(self) -> None:
-        if self.cadence is None:
-            s = self.settings
-            self.cadence = PoseCadence(
-                least=s.pose_every,
-                most=s.pose_every_max,
-                high_ms=s.pose_cadence_high_ms,
-                fps=s.analysis_fps,
-                fps_least=s.analysis_fps_min,
-                relax_s=s.pose_cadence_relax_s,
-            )
-        self.metrics.pose_every.set(self.cadence.every)
-        self.metrics.analysis_fps.set(self.cadence.analysis_fps or self.settings.analysis_fps)
-
-
-@asynccontextmanager
-async def open_services(
-    settings: Settings,
-    hooks: Hooks,
-    replica_id: str,
-    *,
-    bus: EventBus | None = None,
-    threads: tuple[int, int, int] | None = None,
-    **parts: Any,
-) -> AsyncIterator[Services]:
-    """What a `SessionManager` runs on, for the server, a Celery worker and the tests alike:
-    the data folders, the repository (schema migrated), the event writer, the decode,
-    analysis and audio executors (`threads`; default 2, `analysis_threads`, 1) and the Pose
-    lanes' (`pose_threads`, at `pose_thread_priority`). `bus` defaults to the in-memory one;
-    `parts` are the other `Services` fields (ownership, control, load, jobs). On exit the
-    writer flushes, the executors finish and the repository closes, in that order; what uses
-    them (the manager, jobs) must be stopped inside the block."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.sessions_dir.mkdir(parents=True, exist_ok=True)
-    decode_n, analysis_n, audio_n = threads or (2, settings.analysis_threads, 1)
-    repo = SessionRepository(settings.resolved_database_url)
-    await repo.init()
-    writer = EventWriter(repo)
-    writer.start()
-    executors = (
-        ThreadPoolExecutor(decode_n, thread_name_prefix="decode"),
-        ThreadPoolExecutor(analysis_n, thread_name_prefix="analysis"),
-        ThreadPoolExecutor(audio_n, thread_name_prefix="audio"),
-        ThreadPoolExecutor(
-            max(1, settings.pose_threads),
-            thread_name_prefix="pose",
-            initializer=pose_thread_priority(settings).apply,
-        ),
-    )
-    try:
-        yield Services(
-            settings=settings,
-            repo=repo,
-            writer=writer,
-            bus=bus or InMemoryEventBus(),
-            decode_executor=executors[0],
-            analysis_executor=executors[1],
-            audio_executor=executors[2],
-            pose_executor=executors[3],
-            hooks=hooks,
-            replica_id=replica_id,
-            **parts,
-        )
-    finally:
-        try:
-            await writer.close()
-        finally:
-            for executor in executors:
-                executor.shutdown(wait=True, cancel_futures=True)
-            await repo.close()
 
 
 class SessionManager:
@@ -215,8 +88,7 @@ class SessionManager:
             raise CoachError(
                 "rate_limited",
                 "Too many sessions created from this address; try again in a minute.",
-                status_code=429,
-                headers={"Retry-After": "60"},
+                retry_after_s=60,
             )
         recent.append(now)
         self._create_times[client] = recent
@@ -236,7 +108,6 @@ class SessionManager:
                 "rate_limited",
                 "Too many sessions from this address are waiting for their first frame; start "
                 "or end one, or wait until an unused one expires.",
-                429,
             )
         if len(self.created) >= settings.max_created_sessions:
             raise _waiting_too_many(
@@ -244,11 +115,10 @@ class SessionManager:
                 "too_many_sessions",
                 "This server has too many sessions waiting for their first frame; try again "
                 "shortly.",
-                503,
             )
 
     def check_running_capacity(self, session: LiveSession | None = None) -> None:
-        """503 `too_many_sessions` when `max_concurrent_sessions` sessions are live or
+        """`too_many_sessions` when `max_concurrent_sessions` sessions are live or
         finalizing here (`session`, if given, not counted)."""
         running = sum(
             1 for s in self.sessions.values() if s.state in RUNNING_STATES and s is not session
@@ -257,8 +127,7 @@ class SessionManager:
             raise CoachError(
                 "too_many_sessions",
                 "This server is at its limit of live sessions; try again shortly.",
-                status_code=503,
-                headers={"Retry-After": "30"},
+                retry_after_s=30,
             )
 
     async def create(
@@ -274,8 +143,7 @@ class SessionManager:
             raise CoachError(
                 "disk_full",
                 "The server is low on disk space and cannot record a new session.",
-                status_code=503,
-                headers={"Retry-After": "300"},
+                retry_after_s=300,
             )
         session_id, token = new_session_id(), secrets.token_urlsafe(32)
         interval = critique_interval_s or self.settings.critique_interval_s
@@ -312,8 +180,8 @@ class SessionManager:
     # --- the first media, or none --------------------------------------------------------
     async def go_live(self, session: LiveSession) -> None:
         """Start `session` with its first media (a frame, audio, a WebRTC offer); nothing when
-        it is live already. 503 `too_many_sessions` when this process runs its limit of live
-        sessions (the session stays `created`, to be tried again); 409 `session_not_live` when
+        it is live already. `too_many_sessions` when this process runs its limit of live
+        sessions (the session stays `created`, to be tried again); `session_not_live` when
         it ended meanwhile (expired, or ended by a call)."""
         if session.state == "live":
             return
@@ -321,16 +189,14 @@ class SessionManager:
             if session.state == "live":
                 return
             if session.state != "created":
-                raise CoachError(
-                    "session_not_live", f"The session is {session.state}.", status_code=409
-                )
+                raise CoachError("session_not_live", f"The session is {session.state}.")
             self.check_running_capacity(session)
             if not await session.go_live():
                 # Ended (expired) by another replica between our claim and the first media.
                 fresh = await self.repo.get_session(session.id)
                 state = fresh.state if fresh is not None else "failed"
                 await self._drop(session)
-                raise CoachError("session_not_live", f"The session is {state}.", status_code=409)
+                raise CoachError("session_not_live", f"The session is {state}.")
         self._forget_created(session.id)
 
     def _forget_created(self, session_id: str) -> None:
@@ -365,19 +231,13 @@ class SessionManager:
             if session is not None:  # it cannot be live elsewhere while held here
                 await self._drop(session)
             return False
+        failed = StateEvent(t=0.0, state="failed", reason=NEVER_STARTED)
         if session is not None:
-            await session.emit("state", 0.0, state="failed", reason=NEVER_STARTED)
+            await session.emit(failed)
             await self.services.writer.flush()
             await self._drop(session)  # its listeners get the event, then the end
         else:
-            event = {
-                "type": "state",
-                "session_id": session_id,
-                "seq": await self.repo.max_seq(session_id) + 1,
-                "t": 0.0,
-                "state": "failed",
-                "reason": NEVER_STARTED,
-            }
+            event = to_wire(failed, session_id, await self.repo.max_seq(session_id) + 1)
             await self.repo.add_events([event])
             self.services.bus.publish(session_id, event)
             self.services.bus.close_session(session_id)
@@ -411,8 +271,9 @@ class SessionManager:
         )
 
     async def authorize(self, session_id: str, token: str | None) -> SessionRow:
-        """The session's row if `token` is its token. 401 without a token, 403 for a wrong one,
-        404 for an unknown id (checked in that order only after the id exists, so a wrong token
+        """The session's row if `token` is its token. `token_missing` without a token,
+        `token_invalid` for a wrong one, `session_not_found` for an unknown id (the token is
+        checked only after the id exists, so a wrong token
         cannot tell an attacker more than a missing id would)."""
         if len(session_id) > 64:
             raise not_found()
@@ -423,11 +284,9 @@ class SessionManager:
             raise CoachError(
                 "token_missing",
                 "This call needs the session token (Authorization: Bearer <token> or ?token=).",
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
             )
         if not hmac.compare_digest(hash_token(token), row.token_hash):
-            raise CoachError("token_invalid", "The session token is not valid.", status_code=403)
+            raise CoachError("token_invalid", "The session token is not valid.")
         return row
 
     async def live_session(self, row: SessionRow) -> LiveSession:
@@ -437,7 +296,7 @@ class SessionManager:
             return session
         if row.state != "created":
             await self._refuse_if_owned_elsewhere(row.id)
-            raise CoachError("session_not_live", f"The session is {row.state}.", status_code=409)
+            raise CoachError("session_not_live", f"The session is {row.state}.")
         if self.services.ownership is not None:
             await self.services.ownership.require(row.id)
             session = self.sessions.get(row.id)  # claimed while we waited
@@ -493,8 +352,7 @@ class SessionManager:
             raise CoachError(
                 "owner_unreachable",
                 f"The session is held by {owner}, which cannot be reached now ({exc}).",
-                status_code=503,
-                headers={"Retry-After": "5"},
+                retry_after_s=5,
             ) from None
         if state is None:
             return "finalizing"  # the command waits in the owner's stream
@@ -520,7 +378,8 @@ class SessionManager:
     async def _finalize(self, session: LiveSession, reason: str) -> None:
         ended_mono = time.monotonic()
         try:
-            await session.emit("state", state="finalizing", reason=reason)
+            t = session.media_time()
+            await session.emit(StateEvent(t=t, state="finalizing", reason=reason))
             session.ended_at = datetime.now(UTC)
             session.duration_s = round(session.media_time(), 3)
             await session.stop_pipeline()
@@ -552,8 +411,8 @@ class SessionManager:
             # `report_ready` finds the report served.
             await self.repo.update_session(session.id, has_report=has_report, state="completed")
             session.state = "completed"
-            await session.emit("report_ready", **artefact_urls(session.id))
-            await session.emit("state", state="completed")
+            await session.emit(report_ready(session.id, session.media_time()))
+            await session.emit(StateEvent(t=session.media_time(), state="completed"))
             elapsed = time.monotonic() - ended_mono
             self.end_to_ready_s.append(elapsed)
             log.info(
@@ -566,7 +425,9 @@ class SessionManager:
             session.state = "failed"
             reason_text = f"finalize_failed: {type(exc).__name__}: {exc}"
             try:
-                await session.emit("state", state="failed", reason=reason_text)
+                await session.emit(
+                    StateEvent(t=session.media_time(), state="failed", reason=reason_text)
+                )
                 await self.repo.update_session(session.id, state="failed", reason=reason_text)
             except Exception:
                 log.exception("could not persist the failure", extra={"session_id": session.id})
@@ -702,22 +563,10 @@ class SessionManager:
             if hooks.build_report is not None:
                 await hooks.build_report(self, session_id, session=None)
             now_t = round(max(duration, last_t), 3)
-            closing_events: list[dict[str, Any]] = [
-                {
-                    "type": "report_ready",
-                    "session_id": session_id,
-                    "seq": seq + 1,
-                    "t": now_t,
-                    **artefact_urls(session_id),
-                },
-                {
-                    "type": "state",
-                    "session_id": session_id,
-                    "seq": seq + 2,
-                    "t": now_t,
-                    "state": "completed",
-                    "recovered": True,
-                },
+            completed = StateEvent(t=now_t, state="completed", recovered=True)
+            closing_events = [
+                to_wire(report_ready(session_id, now_t), session_id, seq + 1),
+                to_wire(completed, session_id, seq + 2),
             ]
             if not closed:
                 await self.repo.add_events(closing_events)
@@ -768,12 +617,15 @@ class SessionManager:
 
 
 def _waiting_too_many(
-    waiting: Iterable[CreatedSession], code: str, message: str, status_code: int
+    waiting: Iterable[CreatedSession], code: ErrorCode, message: str
 ) -> CoachError:
-    """A refused creation, to retry once the first of `waiting` expires (Retry-After)."""
+    """A refused creation, to retry once the first of `waiting` expires."""
     wait = min(c.deadline for c in waiting) - time.monotonic()
-    retry = str(max(1, math.ceil(wait)))
-    return CoachError(code, message, status_code=status_code, headers={"Retry-After": retry})
+    return CoachError(code, message, retry_after_s=max(1, math.ceil(wait)))
+
+
+def report_ready(session_id: str, t: float) -> ReportReadyEvent:
+    return ReportReadyEvent.model_validate({"t": t, **artefact_urls(session_id)})
 
 
 def artefact_urls(session_id: str) -> dict[str, str]:

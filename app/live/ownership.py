@@ -42,7 +42,6 @@ def owned_elsewhere(session_id: str, owner: str | None) -> CoachError:
     return CoachError(
         "session_owned_elsewhere",
         f"This session's live media is held by {where}; send media to that replica.",
-        status_code=409,
         extra={"owner": owner},
     )
 

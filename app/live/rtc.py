@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -35,6 +34,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from app.config import Settings
+from app.events import WireEvent, encode
 from app.frames import AudioChunk
 from app.live.bus import EventBus, Subscription
 from app.live.session import LiveSession
@@ -159,7 +159,7 @@ class RtcPeer:
         self.channel: RTCDataChannel | None = None
         # Events emitted before the client's channel arrives (the `live` state among them);
         # a client that never opens one loses only the oldest.
-        self.backlog: deque[dict[str, Any]] = deque(maxlen=subscription.queue.maxsize or 256)
+        self.backlog: deque[WireEvent] = deque(maxlen=subscription.queue.maxsize or 256)
         self.closed = asyncio.Event()
         self.close_reason: CloseReason | None = None
         self.attached = False
@@ -283,14 +283,14 @@ class RtcPeer:
                 return problem
         return None
 
-    def _send(self, event: dict[str, Any]) -> CloseReason | None:
+    def _send(self, event: WireEvent) -> CloseReason | None:
         channel = self.channel
         assert channel is not None
         if channel.readyState != "open":
             return "channel_closed"
         if channel.bufferedAmount > CHANNEL_HIGH_WATER_BYTES:
             return "slow_consumer"
-        channel.send(json.dumps(event, ensure_ascii=False))
+        channel.send(encode(event))
         self.events_sent += 1
         return None
 

@@ -14,34 +14,53 @@ import logging
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app.coaching.cues import CueEngine
 from app.coaching.messages import cue_message, error_message
+from app.config import Settings
+from app.events import (
+    CueEvent,
+    ErrorEvent,
+    Event,
+    Gaze,
+    Gesture,
+    MetricsEvent,
+    Posture,
+    StateEvent,
+    VoiceEvent,
+    WireEvent,
+    to_wire,
+)
 from app.frames import (
     AudioAnalysis,
     AudioChunk,
     CueTransition,
     FrameAnalysis,
+    FrameObserver,
     Language,
     SessionState,
     VideoFrame,
 )
 from app.live.mailbox import LatestMailbox, RateCap
+from app.live.services import (
+    Hooks,
+    LiveAnalyzer,
+    Recorder,
+    Services,
+    SessionCritic,
+    SessionTranscriber,
+    VoiceStage,
+)
 from app.media.decode import FrameRejected, decode_frame
 
 if TYPE_CHECKING:
-    from app.live.manager import Services
+    from app.analysis.conditions import ConditionState
+    from app.coaching.keyframes import KeyframePicker
 
 log = logging.getLogger(__name__)
-
-
-class FrameObserver(Protocol):
-    """A stage that looks at analysed frames (critic, keyframe picker). Must return at once."""
-
-    def observe(self, analysis: FrameAnalysis, image: np.ndarray) -> None: ...
 
 
 class LiveSession:
@@ -83,17 +102,18 @@ class LiveSession:
         self._transports = 0
         self._last_metrics_mono = 0.0
         self._rate_window: tuple[float, int] = (0.0, 0)
-        self._analyzer: Any = None  # FrameAnalyzer, built by `prewarm` in the executor
-        self._analyzer_ready: asyncio.Future[Any] | None = None
+        self._analyzer: LiveAnalyzer | None = None  # built by `prewarm` in the executor
+        self._analyzer_ready: asyncio.Future[LiveAnalyzer] | None = None
         self._pose_task: asyncio.Future[None] | None = None  # this session's Pose lane
-        self._condition_state: Any = None
-        self._voice: Any = None
+        self._condition_state: ConditionState | None = None
+        self._voice: VoiceStage | None = None
         self._audio_queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=64)
         self.audio_dropped = 0
         self._audio_next_t: float | None = None
-        self.recorder: Any = None
-        self.transcriber: Any = None
-        self.critic: Any = None
+        self.recorder: Recorder | None = None
+        self.transcriber: SessionTranscriber | None = None
+        self.critic: SessionCritic | None = None
+        self.keyframes: KeyframePicker | None = None  # what the report's key moments come from
         self.finalized = asyncio.Event()
         # Held while the first media starts the session (`SessionManager.go_live`).
         self.starting = asyncio.Lock()
@@ -122,32 +142,22 @@ class LiveSession:
         return self.state in ("created", "live")
 
     # --- events --------------------------------------------------------------------------
-    async def emit(self, type_: str, t: float | None = None, /, **fields: Any) -> dict[str, Any]:
+    async def emit(self, event: Event) -> WireEvent:
         """Number, publish and persist one event. The only way anything leaves the session."""
         async with self._emit_lock:
             self._seq += 1
-            event: dict[str, Any] = {
-                "type": type_,
-                "session_id": self.id,
-                "seq": self._seq,
-                "t": round(self.media_time() if t is None else t, 3),
-                **fields,
-            }
-            self.services.bus.publish(self.id, event)
-            await self.services.writer.put(event)
-        if type_ == "cue" and self.critic is not None:
-            self.critic.observe_cue(event)
-        return event
+            wire = to_wire(event, self.id, self._seq)
+            wire["t"] = round(wire["t"], 3)
+            self.services.bus.publish(self.id, wire)
+            await self.services.writer.put(wire)
+        if wire["type"] == "cue" and self.critic is not None:
+            self.critic.observe_cue(wire)
+        return wire
 
-    async def emit_error(self, code: str, reason: str | None = None, **extra: Any) -> None:
-        fields: dict[str, Any] = {"code": code, "message": error_message(code, self.language)}
-        if reason:
-            fields["reason"] = reason
-        await self.emit("error", **fields, **extra)
-
-    async def _set_state(self, state: SessionState, **extra: Any) -> None:
-        self.state = state
-        await self.emit("state", state=state, **extra)
+    async def emit_error(self, code: str, reason: str | None = None) -> None:
+        message = error_message(code, self.language)
+        error = ErrorEvent(t=self.media_time(), code=code, message=message, reason=reason or None)
+        await self.emit(error)
 
     # --- lifecycle -----------------------------------------------------------------------
     def prewarm(self) -> None:
@@ -201,13 +211,17 @@ class LiveSession:
         if self.critic is not None:
             self.observers.append(self.critic)
             self.critic.start()
+        if hooks.make_keyframe_picker is not None:
+            self.keyframes = hooks.make_keyframe_picker(self)
+            self.observers.append(self.keyframes)
         for make in hooks.frame_observers:
             self.observers.append(make(self))
         self._voice = hooks.make_voice(self) if hooks.make_voice else None
         self.transcriber = hooks.make_transcriber(self) if hooks.make_transcriber else None
         if self.transcriber is not None:
             self.transcriber.start()
-        await self._set_state("live")
+        self.state = "live"
+        await self.emit(StateEvent(t=self.media_time(), state="live"))
         self._spawn("analysis", self._analysis_loop())
         self._spawn("audio", self._audio_loop())
         self._spawn("deadline", self._end_after(self.settings.max_session_s, "max_duration"))
@@ -342,7 +356,7 @@ class LiveSession:
                 started = time.perf_counter()
                 pose_every = None if cadence is None else cadence.every
                 try:
-                    analysis = await self._analyze(frame, pose_every)
+                    analysis = await self._analyze(self._analyzer, frame, pose_every)
                 except Exception as exc:  # an analyzer bug must not end the rehearsal
                     log.exception("analysis failed", extra={"session_id": self.id})
                     await self.emit_error("analysis_failed", f"{type(exc).__name__}: {exc}")
@@ -361,11 +375,12 @@ class LiveSession:
         finally:
             await self.release_analyzer()
 
-    async def _analyze(self, frame: VideoFrame, pose_every: int | None) -> FrameAnalysis:
+    async def _analyze(
+        self, analyzer: LiveAnalyzer, frame: VideoFrame, pose_every: int | None
+    ) -> FrameAnalysis:
         """Face on this frame; Pose inline, or in this session's Pose lane: started on this
         frame when it is due and the lane is free, its result carried by later frames."""
         loop = asyncio.get_running_loop()
-        analyzer = self._analyzer
         if not self.settings.pose_lane:
             return await loop.run_in_executor(
                 self.services.analysis_executor, analyzer.analyze, frame, pose_every
@@ -428,28 +443,26 @@ class LiveSession:
         now = time.monotonic()
         if now - self._last_metrics_mono >= 1.0 / self.settings.metrics_hz:
             self._last_metrics_mono = now
-            fields = metrics_fields(analysis)
-            self.services.metrics.event_latency_seconds.observe(fields["latency_ms"] / 1000)
-            await self.emit("metrics", analysis.t, **fields)
+            event = metrics_event(analysis)
+            assert event.latency_ms is not None
+            self.services.metrics.event_latency_seconds.observe(event.latency_ms / 1000)
+            await self.emit(event)
 
     async def _emit_cue(self, tr: CueTransition) -> None:
+        message = cue_message(tr.cue, self.language)
         await self.emit(
-            "cue",
-            tr.t,
-            cue=tr.cue,
-            state=tr.state,
-            severity=tr.severity,
-            message=cue_message(tr.cue, self.language),
+            CueEvent(t=tr.t, cue=tr.cue, state=tr.state, severity=tr.severity, message=message)
         )
 
     async def _audio_loop(self) -> None:
-        if self._voice is None:
+        voice = self._voice
+        if voice is None:
             return
         loop = asyncio.get_running_loop()
         while True:
             chunk = await self._audio_queue.get()
-            analyses: list[AudioAnalysis] = await loop.run_in_executor(
-                self.services.audio_executor, self._voice.process, chunk
+            analyses = await loop.run_in_executor(
+                self.services.audio_executor, voice.process, chunk
             )
             for a in analyses:
                 await self._after_audio(a)
@@ -463,7 +476,7 @@ class LiveSession:
                 await self._emit_cue(transition)
         if self.critic is not None:
             self.critic.observe_audio(a)
-        await self.emit("voice", a.t, **voice_fields(a))
+        await self.emit(voice_event(a))
 
     # --- the end -------------------------------------------------------------------------
     async def stop_pipeline(self) -> None:
@@ -487,7 +500,7 @@ class LiveSession:
             audio.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await audio
-        if self._voice is not None and hasattr(self._voice, "flush"):
+        if self._voice is not None:
             loop = asyncio.get_running_loop()
             try:
                 last = await loop.run_in_executor(self.services.audio_executor, self._voice.flush)
@@ -508,15 +521,13 @@ class LiveSession:
         await self.release_analyzer()
 
 
-def _build_analyzer(hooks: Any, settings: Any) -> Any:
+def _build_analyzer(hooks: Hooks, settings: Settings) -> LiveAnalyzer:
     analyzer = hooks.make_analyzer(settings)
-    warm = getattr(analyzer, "warm_up", None)
-    if warm is not None:
-        try:
-            warm()
-        except BaseException:
-            analyzer.close()  # back to the pool, not leaked
-            raise
+    try:
+        analyzer.warm_up()
+    except BaseException:
+        analyzer.close()  # back to the pool, not leaked
+        raise
     return analyzer
 
 
@@ -524,41 +535,40 @@ def _r(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def metrics_fields(a: FrameAnalysis) -> dict[str, Any]:
-    """The contract's `metrics` event fields for one analysed frame."""
+def metrics_event(a: FrameAnalysis) -> MetricsEvent:
+    """The `metrics` event of one analysed frame."""
     head_tilt = a.face.roll_deg if a.face.roll_deg is not None else a.pose.head_tilt_deg
-    return {
-        "frame": a.index,
-        "face": a.face.found,
-        "gaze": {
-            "on_camera": a.face.gaze_on_camera if a.face.found else None,
-            "yaw_deg": _r(a.face.yaw_deg, 1),
-            "pitch_deg": _r(a.face.pitch_deg, 1),
-        },
-        "posture": {
-            "shoulder_tilt_deg": _r(a.pose.shoulder_tilt_deg, 1),
-            "head_tilt_deg": _r(head_tilt, 1),
-            "lean": _r(a.pose.lean, 3),
-        },
-        "gesture": {
-            "hands_visible": a.gesture.hands_visible,
-            "activity": _r(a.gesture.activity, 3),
-        },
-        "sway": _r(a.sway, 3),
-        "face_size": _r(a.face.face_width_ratio, 3),
-        "latency_ms": round((time.monotonic() - a.arrived_at) * 1000, 1),
-        "analysis_ms": {k: round(v, 1) for k, v in a.timings_ms.items()},
+    return MetricsEvent(
+        t=a.t,
+        frame=a.index,
+        face=a.face.found,
+        gaze=Gaze(
+            on_camera=a.face.gaze_on_camera if a.face.found else None,
+            yaw_deg=_r(a.face.yaw_deg, 1),
+            pitch_deg=_r(a.face.pitch_deg, 1),
+        ),
+        posture=Posture(
+            shoulder_tilt_deg=_r(a.pose.shoulder_tilt_deg, 1),
+            head_tilt_deg=_r(head_tilt, 1),
+            lean=_r(a.pose.lean, 3),
+        ),
+        gesture=Gesture(hands_visible=a.gesture.hands_visible, activity=_r(a.gesture.activity, 3)),
+        sway=_r(a.sway, 3),
+        face_size=_r(a.face.face_width_ratio, 3),
+        latency_ms=round((time.monotonic() - a.arrived_at) * 1000, 1),
+        analysis_ms={k: round(v, 1) for k, v in a.timings_ms.items()},
         # how much older than this frame the posture and gesture fields are (Pose's last run)
-        "pose_age_ms": None if a.pose_t is None else round((a.t - a.pose_t) * 1000),
-    }
+        pose_age_ms=None if a.pose_t is None else round((a.t - a.pose_t) * 1000),
+    )
 
 
-def voice_fields(a: AudioAnalysis) -> dict[str, Any]:
-    return {
-        "level_dbfs": _r(a.level_dbfs, 1),
-        "speaking": a.speaking,
-        "speech_ratio": _r(a.speech_ratio, 2),
-        "syllables_per_s": _r(a.syllables_per_s, 2),
-        "pitch_semitone_std": _r(a.pitch_semitone_std, 2),
-        "pause_s": _r(a.pause_s, 2),
-    }
+def voice_event(a: AudioAnalysis) -> VoiceEvent:
+    return VoiceEvent(
+        t=a.t,
+        level_dbfs=_r(a.level_dbfs, 1),
+        speaking=a.speaking,
+        speech_ratio=_r(a.speech_ratio, 2),
+        syllables_per_s=_r(a.syllables_per_s, 2),
+        pitch_semitone_std=_r(a.pitch_semitone_std, 2),
+        pause_s=_r(a.pause_s, 2),
+    )

@@ -12,6 +12,9 @@ continuous file had to be given up (audio joining after the first segment change
 a write error), `stop()` remuxes the segments (no re-encode) instead, and
 `recover_recording()` does the same for what a killed process left.
 
+`WebmWriter` is the same encoders writing one file in one go, for a finished video (the upload
+flow re-encodes its decoded frames with it); it needs no queue or segments.
+
 Timestamps are the frames' own media times (`VideoFrame.t`, `AudioChunk.t`) in milliseconds,
 so a variable frame rate plays back at wall-clock speed. Encoders are shared across segments
 (a segment starts on a forced keyframe), so audio has no glitch at segment boundaries.
@@ -47,8 +50,8 @@ from av.video.frame import PictureType
 
 from app.config import Settings
 from app.frames import AudioChunk, VideoFrame
+from app.media.images import fit_within, quarter_turns, upright
 from app.media.webm import (
-    fit_within,
     join_segments,
     list_segments,
     probe_recording,
@@ -70,6 +73,10 @@ OPUS_FRAME: Final = 960  # 20 ms
 # so arrival jitter does not chop the sound while real gaps keep audio in sync with video.
 AUDIO_RESYNC_TOLERANCE_S: Final = 0.1
 DEFAULT_FRAME_GAP_MS: Final = 67  # duration given to a last frame whose successor never came
+UPLOAD_MAX_FPS: Final = 30.0  # an uploaded video is re-encoded at most this many frames a second
+# Opus rate of an uploaded video's re-encoding (libopus's own default for mono; the live
+# recorder uses `recording_audio_bitrate`).
+UPLOAD_AUDIO_BITRATE: Final = 64_000
 
 TrackKind = Literal["video", "audio"]
 # Why recording stopped early, for the owner's `on_failure` callback: the disk (nearly) full,
@@ -80,6 +87,9 @@ DISK_CHECK_INTERVAL_S: Final = 1.0
 
 @dataclass(frozen=True)
 class RecordingResult:
+    """What a recording left: a live session's (`SessionRecorder.stop()`), a recovered one's
+    (`recover_recording()`) or an uploaded video's re-encoding (`WebmWriter.close()`)."""
+
     path: Path | None  # final recording.webm, None if nothing was recorded
     frames_encoded: int
     frames_dropped: int
@@ -87,8 +97,11 @@ class RecordingResult:
     has_audio: bool
     recovered: bool = False
     audio_chunks_dropped: int = 0
-    encode_cpu_s: float = 0.0  # worker-thread CPU time spent encoding and muxing
+    encode_cpu_s: float = 0.0  # worker-thread CPU time spent encoding and muxing (live)
     error: str | None = None  # why recording stopped early, if it did
+    width: int | None = None  # recorded picture size; None when no video was written
+    height: int | None = None
+    encode_s: float = 0.0  # wall seconds spent encoding video (uploads)
 
 
 class _Stop:
@@ -112,8 +125,13 @@ def vp9_options(settings: Settings) -> dict[str, str]:
     return options
 
 
-class _Vp9Encoder:
-    def __init__(self, width: int, height: int, settings: Settings) -> None:
+class Vp9Encoder:
+    """The one VP9 encoder (timestamps in ms). `live`: no look-ahead, so a frame's packet comes
+    out at once (libvpx otherwise holds up to 25 frames, which would both delay crash-safe
+    writes and cost speed), and a keyframe at least every `vp9_max_keyframe_interval_s`.
+    Otherwise (a finished video) libvpx keeps its look-ahead and keyframe spacing."""
+
+    def __init__(self, width: int, height: int, settings: Settings, *, live: bool = True) -> None:
         self.width = width
         self.height = height
         ctx = CodecContext.create("libvpx-vp9", "w")
@@ -122,20 +140,19 @@ class _Vp9Encoder:
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = MS
         ctx.bit_rate = settings.vp9_bitrate
-        # gop_size counts frames; at a variable rate, cap by the fastest rate we accept.
-        ctx.gop_size = max(1, round(settings.vp9_max_keyframe_interval_s * settings.max_fps_in))
-        ctx.options = {
-            **vp9_options(settings),
-            "threads": str(settings.vp9_threads),
-            # No look-ahead: a frame's packet comes out at once (libvpx otherwise holds up to
-            # 25 frames, which would both delay crash-safe writes and cost speed).
-            "lag-in-frames": "0",
-            "auto-alt-ref": "0",
-        }
+        options = {**vp9_options(settings), "threads": str(settings.vp9_threads)}
+        if live:
+            # gop_size counts frames; at a variable rate, cap by the fastest rate we accept.
+            ctx.gop_size = max(1, round(settings.vp9_max_keyframe_interval_s * settings.max_fps_in))
+            options |= {"lag-in-frames": "0", "auto-alt-ref": "0"}
+        else:
+            ctx.framerate = Fraction(UPLOAD_MAX_FPS)
+        ctx.options = options
         ctx.open()
         self._ctx = ctx
 
-    def encode(self, image: np.ndarray, pts_ms: int, *, keyframe: bool) -> list[Packet]:
+    def encode(self, image: np.ndarray, pts_ms: int, *, keyframe: bool = False) -> list[Packet]:
+        """A BGR uint8 picture; scaled to the encoder's size if it has another."""
         if image.shape[:2] == (self.height, self.width):
             # OpenCV's BT.601 4:2:0 conversion: the same pixels as swscale's at a third of
             # the CPU (~0.7 against ~2 ms at 640x480), on every recorded frame.
@@ -146,6 +163,16 @@ class _Vp9Encoder:
             # mid-session size change lands on the first frame's recorded size).
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+        return self._encode(frame, pts_ms, keyframe=keyframe)
+
+    def encode_frame(
+        self, frame: av.VideoFrame, pts_ms: int, *, keyframe: bool = False
+    ) -> list[Packet]:
+        """A decoded frame in any pixel format: one swscale pass to the encoder's size."""
+        out = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+        return self._encode(out, pts_ms, keyframe=keyframe)
+
+    def _encode(self, frame: av.VideoFrame, pts_ms: int, *, keyframe: bool) -> list[Packet]:
         frame.pts = pts_ms
         frame.time_base = MS
         if keyframe:
@@ -156,28 +183,37 @@ class _Vp9Encoder:
         return list(self._ctx.encode(None))
 
 
-class _OpusEncoder:
-    """16 kHz chunks in, 48 kHz Opus packets out, laid on the track at their timestamps."""
+class OpusEncoder:
+    """Audio in (16 kHz chunks, or decoded frames of any rate and layout), 48 kHz mono Opus
+    packets out, laid on the track at their timestamps."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, bit_rate: int | None = None) -> None:
+        self.bit_rate = settings.recording_audio_bitrate if bit_rate is None else bit_rate
         ctx = CodecContext.create("libopus", "w")
         ctx.sample_rate = AUDIO_RATE
         ctx.layout = "mono"
         ctx.format = "s16"
-        ctx.bit_rate = settings.recording_audio_bitrate
+        ctx.bit_rate = self.bit_rate
         ctx.time_base = AUDIO_TIME_BASE
         ctx.open()
         self._ctx = ctx
         self._resampler: AudioResampler | None = None
-        self._resampler_rate = 0
+        self._resampler_input: tuple[int, str, str] | None = None  # rate, format, layout
         self._pending = np.zeros(0, dtype=np.int16)  # resampled, not yet encoded
         self._pending_start: int | None = None  # track position (48 kHz samples) of _pending[0]
 
     def encode(self, chunk: AudioChunk) -> list[Packet]:
-        samples = self._resample(chunk)
+        mono = np.ascontiguousarray(chunk.samples, dtype=np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(mono, format="s16", layout="mono")
+        frame.sample_rate = chunk.sample_rate
+        return self.encode_frame(frame, chunk.t)
+
+    def encode_frame(self, frame: av.AudioFrame, t: float) -> list[Packet]:
+        """`t`: media seconds of the frame's first sample."""
+        samples = self._resample(frame)
         if samples.size == 0:
             return []
-        start = round(chunk.t * AUDIO_RATE)
+        start = round(t * AUDIO_RATE)
         if self._pending_start is None:
             self._pending_start = start
         track_end = self._pending_start + self._pending.size
@@ -195,14 +231,13 @@ class _OpusEncoder:
         packets.extend(self._ctx.encode(None))
         return packets
 
-    def _resample(self, chunk: AudioChunk) -> np.ndarray:
-        if self._resampler is None or chunk.sample_rate != self._resampler_rate:
+    def _resample(self, frame: av.AudioFrame) -> np.ndarray:
+        source = (frame.sample_rate, frame.format.name, frame.layout.name)
+        if self._resampler is None or source != self._resampler_input:
             # One resampler for the session (its filter state carries across chunks).
             self._resampler = AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
-            self._resampler_rate = chunk.sample_rate
-        mono = np.ascontiguousarray(chunk.samples, dtype=np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(mono, format="s16", layout="mono")
-        frame.sample_rate = chunk.sample_rate
+            self._resampler_input = source
+        frame.pts = None  # our timing is `t`; the resampler keeps its own
         out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
 
@@ -225,6 +260,51 @@ class _OpusEncoder:
         return packets
 
 
+class _HeldVideo:
+    """A video packet waits for the next frame's pts, which is its true duration."""
+
+    def __init__(self) -> None:
+        self._held: Packet | None = None
+        self._gap_ms = DEFAULT_FRAME_GAP_MS
+
+    def swap(self, packet: Packet) -> Packet | None:
+        """Hold `packet`; the previous one, its duration set, is ready to mux."""
+        held, self._held = self._held, packet
+        if held is not None and held.pts is not None and packet.pts is not None:
+            self._gap_ms = max(1, packet.pts - held.pts)
+            held.duration = self._gap_ms
+            return held
+        return None
+
+    def release(self, next_pts: int | None = None) -> Packet | None:
+        """The held packet, lasting until `next_pts` (or as long as the last gap)."""
+        held, self._held = self._held, None
+        if held is not None:
+            if next_pts is not None and held.pts is not None:
+                self._gap_ms = max(1, next_pts - held.pts)
+            held.duration = self._gap_ms
+        return held
+
+
+def _add_tracks(
+    container: OutputContainer, video: Vp9Encoder | None, audio: OpusEncoder | None
+) -> dict[TrackKind, Stream]:
+    """Mux streams for the encoders' packets (the packets come from the encoders, never from
+    these streams)."""
+    streams: dict[TrackKind, Stream] = {}
+    if video is not None:
+        streams["video"] = container.add_mux_stream(
+            "libvpx-vp9", width=video.width, height=video.height
+        )
+        streams["video"].time_base = MS
+    if audio is not None:
+        # Opened for its parameters only (the OpusHead the WebM header needs).
+        track = container.add_stream("libopus", rate=AUDIO_RATE, layout="mono", format="s16")
+        track.bit_rate = audio.bit_rate
+        streams["audio"] = track
+    return streams
+
+
 class _SegmentWriter:
     """Encoders plus the segment being written. Used by the worker thread only."""
 
@@ -240,16 +320,14 @@ class _SegmentWriter:
         self._whole_usable = True
         self.whole_finished = False  # True once finish() closed a complete whole file
         self.track_ends: dict[TrackKind, float] = {}  # media seconds each track reaches
-        self._video: _Vp9Encoder | None = None
-        self._audio: _OpusEncoder | None = None
+        self._video: Vp9Encoder | None = None
+        self._audio: OpusEncoder | None = None
         self._container: OutputContainer | None = None
         self._streams: dict[TrackKind, Stream] = {}
         self._segment_index = 0
         self._segment_started_t = 0.0
         self._force_keyframe = True
-        # A video packet waits for the next frame's pts, which is its true duration.
-        self._held_video: Packet | None = None
-        self._last_gap_ms = DEFAULT_FRAME_GAP_MS
+        self._held_video = _HeldVideo()
         self._last_video_pts = -1
         self.video_frames_written = 0  # read by other threads (an int: atomic to read)
 
@@ -266,8 +344,9 @@ class _SegmentWriter:
                 height,
                 self._settings.recording_max_width,
                 self._settings.recording_max_height,
+                even=True,
             )
-            self._video = _Vp9Encoder(*size, self._settings)
+            self._video = Vp9Encoder(*size, self._settings)
         # Strictly increasing pts: a repeated or backwards timestamp moves to the next ms.
         pts = max(round(frame.t * 1000), self._last_video_pts + 1)
         if self._container is not None and (
@@ -289,7 +368,7 @@ class _SegmentWriter:
                 f"expected 1-D int16 samples, got {chunk.samples.dtype} {chunk.samples.shape}"
             )
         if self._audio is None:
-            self._audio = _OpusEncoder(self._settings)
+            self._audio = OpusEncoder(self._settings)
             if self._container is not None:
                 # The segment was opened without an audio track; the next one has it.
                 self._close_segment(next_video_pts=None)
@@ -328,15 +407,12 @@ class _SegmentWriter:
         self._streams = {}
         self._whole = None
         self._whole_streams = {}
-        self._held_video = None
+        self._held_video = _HeldVideo()
 
     def _mux_video(self, packet: Packet) -> None:
-        held = self._held_video
-        self._held_video = packet
-        if held is not None and held.pts is not None and packet.pts is not None:
-            self._last_gap_ms = max(1, packet.pts - held.pts)
-            held.duration = self._last_gap_ms
-            self._mux(held, "video")
+        ready = self._held_video.swap(packet)
+        if ready is not None:
+            self._mux(ready, "video")
 
     def _mux(self, packet: Packet, kind: TrackKind) -> None:
         if self._container is None:
@@ -369,31 +445,16 @@ class _SegmentWriter:
             },
         )
         self._container = container
-        self._streams = self._add_streams(container)
+        self._streams = _add_tracks(container, self._video, self._audio)
         if self._whole_usable and self._whole is None:
             try:
                 self._whole = av.open(str(self._whole_path), "w", format="webm")
-                self._whole_streams = self._add_streams(self._whole)
+                self._whole_streams = _add_tracks(self._whole, self._video, self._audio)
             except (av.error.FFmpegError, OSError) as exc:
                 log.warning("cannot write the continuous recording file: %s", exc)
                 self._give_up_whole()
         elif self._whole is not None and self._whole_streams.keys() != self._streams.keys():
             self._give_up_whole()
-
-    def _add_streams(self, container: OutputContainer) -> dict[TrackKind, Stream]:
-        streams: dict[TrackKind, Stream] = {}
-        if self._video is not None:
-            streams["video"] = container.add_mux_stream(
-                "libvpx-vp9", width=self._video.width, height=self._video.height
-            )
-            streams["video"].time_base = MS
-        if self._audio is not None:
-            # Opened for its parameters only (the OpusHead the WebM header needs); packets
-            # come from the session's one continuous encoder.
-            audio = container.add_stream("libopus", rate=AUDIO_RATE, layout="mono", format="s16")
-            audio.bit_rate = self._settings.recording_audio_bitrate
-            streams["audio"] = audio
-        return streams
 
     def _give_up_whole(self) -> None:
         self._whole_usable = False
@@ -407,12 +468,8 @@ class _SegmentWriter:
         self._whole_path.unlink(missing_ok=True)
 
     def _close_segment(self, *, next_video_pts: int | None) -> None:
-        held = self._held_video
+        held = self._held_video.release(next_video_pts)
         if held is not None:
-            if next_video_pts is not None and held.pts is not None:
-                self._last_gap_ms = max(1, next_video_pts - held.pts)
-            held.duration = self._last_gap_ms
-            self._held_video = None
             self._mux(held, "video")
         if self._container is None:
             return
@@ -423,6 +480,96 @@ class _SegmentWriter:
         part.replace(segment_path(self._dir, self._segment_index, part=False))
         self._segment_index += 1
         self._force_keyframe = True
+
+
+class WebmWriter:
+    """A finished video re-encoded to one WebM file (VP9, plus Opus when `audio`), written in
+    one go by the caller's thread: the upload flow's recording. Frames above `UPLOAD_MAX_FPS`
+    are skipped; a rotated frame is written upright (WebM players apply no display matrix).
+    `close()` flushes and returns the result; `abort()` removes the file."""
+
+    def __init__(
+        self, path: Path, settings: Settings, width: int, height: int, *, audio: bool
+    ) -> None:
+        self.path = path
+        self.width, self.height = fit_within(
+            width, height, settings.recording_max_width, settings.recording_max_height, even=True
+        )
+        self._video = Vp9Encoder(self.width, self.height, settings, live=False)
+        self._audio = OpusEncoder(settings, bit_rate=UPLOAD_AUDIO_BITRATE) if audio else None
+        self._container = av.open(str(path), mode="w", format="webm")
+        self._streams = _add_tracks(self._container, self._video, self._audio)
+        self._held_video = _HeldVideo()
+        self._track_ends: dict[TrackKind, float] = {}
+        self.frames = 0
+        self._last_pts = -1
+        self.encode_s = 0.0
+
+    def add_video(self, frame: av.VideoFrame, t: float, rotation: float = 0.0) -> None:
+        """`rotation`: the frame's display rotation (PyAV's `VideoFrame.rotation`)."""
+        pts = round(t * 1000)
+        if self.frames and pts - self._last_pts < 1000 / UPLOAD_MAX_FPS - 0.5:
+            return  # above the frame-rate cap
+        started = time.perf_counter()
+        quarter = quarter_turns(rotation)
+        if quarter == 0:
+            packets = self._video.encode_frame(frame, pts)
+        else:
+            stored = (self.height, self.width) if quarter % 2 else (self.width, self.height)
+            picture = frame.reformat(width=stored[0], height=stored[1], format="bgr24")
+            packets = self._video.encode(upright(picture.to_ndarray(), rotation), pts)
+        for packet in packets:
+            self._mux_video(packet)
+        self._last_pts = pts
+        self.frames += 1
+        self.encode_s += time.perf_counter() - started
+
+    def add_audio(self, frame: av.AudioFrame, t: float) -> None:
+        if self._audio is None or t < 0:
+            return
+        for packet in self._audio.encode_frame(frame, t):
+            self._mux(packet, "audio")
+
+    def close(self) -> RecordingResult:
+        try:
+            for packet in self._video.flush():
+                self._mux_video(packet)
+            held = self._held_video.release()
+            if held is not None:
+                self._mux(held, "video")
+            if self._audio is not None:
+                for packet in self._audio.flush():
+                    self._mux(packet, "audio")
+        finally:
+            self._container.close()
+        return RecordingResult(
+            path=self.path,
+            frames_encoded=self.frames,
+            frames_dropped=0,
+            duration_s=max(self._track_ends.values(), default=0.0),
+            has_audio=self._audio is not None,
+            width=self.width,
+            height=self.height,
+            encode_s=round(self.encode_s, 3),
+        )
+
+    def abort(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # already failing: the file goes either way
+            log.debug("closing an aborted recording failed", exc_info=True)
+        self.path.unlink(missing_ok=True)
+
+    def _mux_video(self, packet: Packet) -> None:
+        ready = self._held_video.swap(packet)
+        if ready is not None:
+            self._mux(ready, "video")
+
+    def _mux(self, packet: Packet, kind: TrackKind) -> None:
+        packet.stream = self._streams[kind]
+        self._container.mux(packet)
+        if packet.pts is not None and packet.time_base is not None:
+            self._track_ends[kind] = float((packet.pts + (packet.duration or 0)) * packet.time_base)
 
 
 class SessionRecorder:

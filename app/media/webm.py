@@ -1,4 +1,4 @@
-"""WebM plumbing for the recorder: frame sizing, joining segments by remuxing, probing.
+"""WebM plumbing for the recorder: joining segments by remuxing, probing.
 
 The recorder writes a session as short WebM segments (see `app.media.recorder`); these helpers
 are the parts that need no live state, so they can be tested alone and reused by recovery.
@@ -42,17 +42,6 @@ def list_segments(directory: Path) -> list[Path]:
         if match and path.is_file():
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]
-
-
-def fit_within(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
-    """The size a `width` x `height` frame is recorded at: no larger than the cap, same
-    aspect ratio, even sides (4:2:0 chroma needs them), never upscaled."""
-    if width <= 0 or height <= 0:
-        raise ValueError(f"frame size must be positive, got {width}x{height}")
-    scale = min(1.0, max_width / width, max_height / height)
-    out_w = max(2, int(width * scale) // 2 * 2)
-    out_h = max(2, int(height * scale) // 2 * 2)
-    return out_w, out_h
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.events import WireEvent
 from app.store.db import EventRow, SessionRow, make_engine, make_sessionmaker
 from app.store.migrate import upgrade_head
 
@@ -89,13 +90,13 @@ class SessionRepository:
             await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
 
     # --- events --------------------------------------------------------------------------
-    async def add_events(self, events: Sequence[dict[str, Any]]) -> None:
+    async def add_events(self, events: Sequence[WireEvent]) -> None:
         if not events:
             return
         async with self._sessionmaker() as db, db.begin():
             await db.execute(insert(EventRow), _event_rows(events))
 
-    async def replace_events(self, session_id: str, events: Sequence[dict[str, Any]]) -> None:
+    async def replace_events(self, session_id: str, events: Sequence[WireEvent]) -> None:
         """Swap a session's events for `events` in one transaction: a job that derives all of a
         session's events at once (an upload's analysis) can run again, after a crash or a
         redelivery, without duplicating one."""
@@ -106,7 +107,7 @@ class SessionRepository:
 
     async def list_events(
         self, session_id: str, *, after_seq: int = 0, types: Iterable[str] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[WireEvent]:
         async with self._sessionmaker() as db:
             query = select(EventRow.payload).where(
                 EventRow.session_id == session_id, EventRow.seq > after_seq
@@ -133,24 +134,27 @@ class EventWriter:
 
     def __init__(self, repo: SessionRepository, *, max_pending: int = 20_000, batch: int = 500):
         self._repo = repo
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=max_pending)
+        self._queue: asyncio.Queue[WireEvent] = asyncio.Queue(maxsize=max_pending)
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
-        self._unwritten = 0
-        self._all_written = asyncio.Event()
-        self._all_written.set()
+        # Events put and events written so far: `flush` waits for the count put when it was
+        # called, so a writer kept busy by other sessions does not hold it up.
+        self._put = 0
+        self._written = 0
+        self._progress = asyncio.Condition()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-writer")
 
-    async def put(self, event: dict[str, Any]) -> None:
-        self._unwritten += 1
-        self._all_written.clear()
+    async def put(self, event: WireEvent) -> None:
+        self._put += 1
         await self._queue.put(event)
 
     async def flush(self) -> None:
-        """Wait until every event put so far is in the database."""
-        await self._all_written.wait()
+        """Wait until every event put so far is in the database (not for later ones)."""
+        target = self._put
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._written >= target)
 
     async def _run(self) -> None:
         while True:
@@ -164,9 +168,9 @@ class EventWriter:
                 except Exception:
                     log.exception("event batch write failed (attempt %d)", attempt + 1)
                     await asyncio.sleep(0.2 * (attempt + 1))
-            self._unwritten -= len(batch)
-            if self._unwritten == 0:
-                self._all_written.set()
+            self._written += len(batch)
+            async with self._progress:
+                self._progress.notify_all()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -176,7 +180,7 @@ class EventWriter:
                 await self._task
 
 
-def _event_rows(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _event_rows(events: Sequence[WireEvent]) -> list[dict[str, Any]]:
     """Rows for one executemany INSERT (Core, not ORM objects: the live event writer runs on
     the event loop, and the ORM's unit of work cost ~2.6 ms of it per 20-event batch)."""
     return [

@@ -16,23 +16,25 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import av
-import cv2
 import numpy as np
 
 from app.coaching.cues import CueEngine
 from app.coaching.messages import CUE_SEVERITY
 from app.config import Settings
-from app.frames import CueName, CueTransition, FrameAnalysis, VideoFrame
-from app.media.recorder import vp9_options
+from app.frames import Analyzer, CueName, CueTransition, FrameAnalysis, VideoFrame
+from app.media.images import fit_within, quarter_turns, upright
+from app.media.recorder import RecordingResult, WebmWriter
+
+if TYPE_CHECKING:
+    from app.analysis.conditions import ConditionState, FrameConditions
+    from app.coaching.keyframes import Candidate, KeyframePicker
 
 log = logging.getLogger(__name__)
 
-RECORDING_MAX_FPS = 30.0
 _SEVERITY_WEIGHT = {"warn": 2.0, "info": 1.0}
 _CUE_ON_BONUS = 0.5  # the moment a cue starts is worth showing even if later frames are worse
 
@@ -55,16 +57,6 @@ class Moment:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordingResult:
-    path: Path
-    width: int
-    height: int
-    frames: int
-    has_audio: bool
-    encode_s: float
-
-
-@dataclass(frozen=True, slots=True)
 class ScanResult:
     duration_s: float
     frames_decoded: int
@@ -72,7 +64,7 @@ class ScanResult:
     moments: list[Moment]
     transitions: list[CueTransition]
     analyses: list[FrameAnalysis]  # one per analysed frame, landmarks dropped
-    keyframe_candidates: list[Any]  # the report's best/worst frame per category
+    keyframe_candidates: list[Candidate]  # the report's best/worst frame per category
     recording: RecordingResult | None
     analysis_s: float
 
@@ -81,40 +73,11 @@ class ScanResult:
 class AnalysisStages:
     """The live loop's stages, as `app.wiring` builds them (tests may swap one)."""
 
-    make_analyzer: Callable[[Settings], Any]
-    frame_conditions: Callable[..., Mapping[CueName, bool | None]]
-    make_condition_state: Callable[[], Any]
-    # -> a frame observer with `observe(analysis, image)` and `candidates()` (the report's
-    # keyframe picker); None: the report has no keyframes
-    make_keyframe_picker: Callable[[Settings], Any] | None = None
-
-
-def fit_within(
-    width: int, height: int, max_w: int, max_h: int, even: bool = False
-) -> tuple[int, int]:
-    """Scale (width, height) down to fit max_w x max_h keeping the aspect ratio."""
-    scale = min(1.0, max_w / width, max_h / height)
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
-    if even:
-        w, h = max(2, w - w % 2), max(2, h - h % 2)
-    return w, h
-
-
-def quarter_turns(rotation: float) -> int:
-    """A display rotation (degrees counter-clockwise) as quarter turns, 0-3."""
-    return round(rotation / 90) % 4
-
-
-def upright(image: np.ndarray, rotation: float) -> np.ndarray:
-    """A decoded picture turned the way its container says to show it. Phones record portrait
-    video as landscape frames plus a display matrix; `rotation` is that matrix's
-    counter-clockwise angle (PyAV's `VideoFrame.rotation`), taken to the nearest quarter turn.
-    Without this, a phone video is analysed lying on its side: no face, or a 90-degree tilt."""
-    quarter = quarter_turns(rotation)
-    if quarter == 0:
-        return image
-    turn = (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)[quarter - 1]
-    return cv2.rotate(image, turn)
+    make_analyzer: Callable[[Settings], Analyzer]
+    frame_conditions: FrameConditions
+    make_condition_state: Callable[[], ConditionState]
+    # the report's keyframe picker (a frame observer); None: the report has no keyframes
+    make_keyframe_picker: Callable[[Settings], KeyframePicker] | None = None
 
 
 def moment_score(flagged: Mapping[CueName, bool | None]) -> float:
@@ -216,96 +179,6 @@ def _with_cues(moment: Moment, cues: tuple[CueName, ...]) -> Moment:
     return replace(moment, cues=cues)
 
 
-class _Recorder:
-    """VP9 (+ Opus) WebM written from the decoded frames of the single pass."""
-
-    def __init__(
-        self, path: Path, settings: Settings, width: int, height: int, audio_rate: int | None
-    ) -> None:
-        self.path = path
-        self.width, self.height = fit_within(
-            width, height, settings.recording_max_width, settings.recording_max_height, even=True
-        )
-        self.container = av.open(str(path), mode="w", format="webm")
-        video = self.container.add_stream("libvpx-vp9", rate=int(RECORDING_MAX_FPS))
-        video.width, video.height = self.width, self.height
-        video.pix_fmt = "yuv420p"
-        video.bit_rate = settings.vp9_bitrate
-        video.time_base = Fraction(1, 1000)
-        video.codec_context.time_base = Fraction(1, 1000)
-        video.thread_count = settings.vp9_threads
-        video.options = dict(vp9_options(settings))
-        self.video = video
-        self.audio: Any = None
-        self.resampler: av.AudioResampler | None = None
-        if audio_rate is not None:
-            self.audio = self.container.add_stream("libopus", rate=48000)
-            self.audio.layout = "mono"
-            self.resampler = av.AudioResampler(
-                format="s16", layout="mono", rate=48000, frame_size=960
-            )
-        self.frames = 0
-        self._last_pts = -1
-        self._audio_samples = 0
-        self._audio_start: float | None = None
-        self.encode_s = 0.0
-
-    def add_video(self, frame: av.VideoFrame, t: float, rotation: float = 0.0) -> None:
-        """`rotation`: the frame's display rotation; the recording is written upright (WebM
-        players do not apply a display matrix)."""
-        pts = round(t * 1000)
-        if self.frames and pts - self._last_pts < 1000 / RECORDING_MAX_FPS - 0.5:
-            return  # above the frame-rate cap
-        started = time.perf_counter()
-        quarter = quarter_turns(rotation)
-        if quarter == 0:
-            out = frame.reformat(width=self.width, height=self.height, format="yuv420p")
-        else:
-            stored = (self.height, self.width) if quarter % 2 else (self.width, self.height)
-            picture = frame.reformat(width=stored[0], height=stored[1], format="bgr24")
-            turned = upright(picture.to_ndarray(), rotation)
-            out = av.VideoFrame.from_ndarray(turned, format="bgr24").reformat(format="yuv420p")
-        out.pts = pts
-        out.time_base = Fraction(1, 1000)
-        self.container.mux(self.video.encode(out))
-        self._last_pts = pts
-        self.frames += 1
-        self.encode_s += time.perf_counter() - started
-
-    def add_audio(self, frame: av.AudioFrame, t: float) -> None:
-        if self.audio is None or self.resampler is None or t < 0:
-            return
-        if self._audio_start is None:
-            self._audio_start = t
-            self._audio_samples = round(t * 48000)
-        frame.pts = None  # the resampler's own timing; ours is the running sample count
-        for out in self.resampler.resample(frame):
-            self._mux_audio(out)
-
-    def _mux_audio(self, out: av.AudioFrame) -> None:
-        out.pts = self._audio_samples
-        out.time_base = Fraction(1, 48000)
-        self._audio_samples += out.samples
-        self.container.mux(self.audio.encode(out))
-
-    def close(self) -> None:
-        try:
-            if self.resampler is not None:
-                for out in self.resampler.resample(None):
-                    self._mux_audio(out)
-                self.container.mux(self.audio.encode(None))
-            self.container.mux(self.video.encode(None))
-        finally:
-            self.container.close()
-
-    def abort(self) -> None:
-        try:
-            self.container.close()
-        except Exception:
-            log.debug("closing an aborted recording failed", exc_info=True)
-        self.path.unlink(missing_ok=True)
-
-
 def scan_video(
     path: Path,
     settings: Settings,
@@ -324,12 +197,12 @@ def scan_video(
     picker = MomentPicker(max_moments=settings.upload_max_feedbacks, min_gap_s=max(2.0, 2 * hold_s))
     transitions: list[CueTransition] = []
     analyses: list[FrameAnalysis] = []
-    analyzer: Any = None
+    analyzer: Analyzer | None = None
     condition_state = stages.make_condition_state()
     picker_for_report = (
         stages.make_keyframe_picker(settings) if stages.make_keyframe_picker is not None else None
     )
-    recorder: _Recorder | None = None
+    recorder: WebmWriter | None = None
     frames_decoded = frames_analyzed = 0
     t0: float | None = None
     next_sample = 0.0
@@ -363,11 +236,8 @@ def scan_video(
                             shown = (frame.width, frame.height)
                             if quarter_turns(rotation) % 2:
                                 shown = (frame.height, frame.width)
-                            recorder = _Recorder(
-                                recording_path,
-                                settings,
-                                *shown,
-                                astream.rate if astream is not None else None,
+                            recorder = WebmWriter(
+                                recording_path, settings, *shown, audio=astream is not None
                             )
                     index = frames_decoded
                     frames_decoded += 1
@@ -411,22 +281,14 @@ def scan_video(
         if t0 is None:
             raise ValueError("the video has no decodable frame")
         transitions.extend(cues.close(round(last_t, 3)))
-        recording = None
+        recording: RecordingResult | None = None
         if recorder is not None:
-            recorder.close()
-            recording = RecordingResult(
-                path=recorder.path,
-                width=recorder.width,
-                height=recorder.height,
-                frames=recorder.frames,
-                has_audio=recorder.audio is not None,
-                encode_s=round(recorder.encode_s, 3),
-            )
+            recording = recorder.close()
             recorder = None
     finally:
         if recorder is not None:
             recorder.abort()
-        if analyzer is not None and hasattr(analyzer, "close"):
+        if analyzer is not None:
             analyzer.close()
     return ScanResult(
         duration_s=round(last_t, 3),

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 
@@ -28,10 +29,13 @@ class VideoProbe:
     has_audio: bool
 
 
+ProbeRefusal = Literal["not_a_video", "video_too_large", "video_too_long"]
+
+
 class ProbeRejected(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ProbeRefusal, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code: ProbeRefusal = code
         self.message = message
 
 

@@ -3,7 +3,7 @@
 The body is parsed as it arrives with python-multipart's streaming parser; the file part is
 written in ~1 MiB slices on a worker thread. As soon as the file crosses the limit the partial
 file is deleted and the rest of the body is drained (bounded) and thrown away, so the client
-can read the 413 instead of a connection reset.
+can read the refusal instead of a connection reset.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -24,13 +24,14 @@ WRITE_SLICE = 1024 * 1024
 DRAIN_MAX_BYTES = 8 * 1024 * 1024  # after a refusal, read at most this much more
 DRAIN_MAX_S = 5.0
 
+UploadRefusal = Literal["not_multipart", "bad_multipart", "no_file", "too_large"]
+
 
 class UploadRejected(Exception):
-    def __init__(self, code: str, message: str, status_code: int) -> None:
+    def __init__(self, code: UploadRefusal, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code: UploadRefusal = code
         self.message = message
-        self.status_code = status_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ async def receive_file(
     if kind != b"multipart/form-data" or not boundary:
         await drain(chunks)
         raise UploadRejected(
-            "not_multipart", "Send the video as multipart/form-data in the field `file`.", 400
+            "not_multipart", "Send the video as multipart/form-data in the field `file`."
         )
     if content_length is not None and content_length > max_bytes + MULTIPART_OVERHEAD:
         await drain(chunks)
@@ -150,9 +151,7 @@ async def receive_file(
             try:
                 parser.write(chunk)
             except FormParserError:
-                raise UploadRejected(
-                    "bad_multipart", "The multipart body is malformed.", 400
-                ) from None
+                raise _malformed() from None
             if parts.file_bytes > max_bytes or body_bytes > max_bytes + MULTIPART_OVERHEAD:
                 raise _too_large(max_bytes)
             if len(parts.pending) >= WRITE_SLICE or (parts.file_done and parts.pending):
@@ -180,7 +179,7 @@ async def receive_file(
     if parts.file_field is None or not parts.file_done:
         await asyncio.to_thread(dest.unlink, True)
         raise UploadRejected(
-            "no_file", "No file in the upload: send it in the multipart field `file`.", 400
+            "no_file", "No file in the upload: send it in the multipart field `file`."
         )
     return ReceivedFile(
         path=dest, size=parts.file_bytes, filename=parts.filename, field=parts.file_field
@@ -195,8 +194,8 @@ async def _discard(handle: BinaryIO | None, dest: Path) -> None:
 
 def _too_large(max_bytes: int) -> UploadRejected:
     limit = f"{max_bytes / 1e6:.0f} MB" if max_bytes >= 1_000_000 else f"{max_bytes} bytes"
-    return UploadRejected("too_large", f"The upload exceeds the limit of {limit}.", 413)
+    return UploadRejected("too_large", f"The upload exceeds the limit of {limit}.")
 
 
 def _malformed() -> UploadRejected:
-    return UploadRejected("bad_multipart", "The multipart body is malformed.", 400)
+    return UploadRejected("bad_multipart", "The multipart body is malformed.")

@@ -33,9 +33,11 @@ from typing import Any, Literal
 
 from app.coaching.messages import cue_message
 from app.config import Settings
-from app.errors import CoachError, not_found
+from app.errors import CoachError, ErrorCode, not_found
+from app.events import CritiqueEvent, CueEvent, Event, WireEvent, to_wire
 from app.frames import Language
 from app.jobs import JobContext, JobQueueFull, JobRunner
+from app.live.retention import FINISHED_STATES, delete_finished_before, retention_cutoff
 from app.store.db import SessionRow
 from app.store.repository import SessionRepository
 from app.upload.analyze import AnalysisStages, Moment, ScanResult, scan_video
@@ -58,6 +60,11 @@ ARTEFACT_NAMES = {
     "recording": RECORDING_NAME,
     "report": REPORT_NAME,
     "report_html": "report.html",
+}
+NOT_READY: dict[str, ErrorCode] = {
+    "recording": "recording_not_ready",
+    "report": "report_not_ready",
+    "report_html": "report_html_not_ready",
 }
 # Shares of the progress bar: the single decode pass is most of the work.
 SCAN_SHARE, CRITIC_SHARE = 85.0, 10.0
@@ -149,8 +156,8 @@ class UploadService:
 
     # --- paths ---------------------------------------------------------------------------
     def upload_dir(self, video_id: str) -> Path:
-        """The folder of one upload; 404 for anything that is not a well-formed id or whose
-        resolved path is not directly inside the uploads folder."""
+        """The folder of one upload; `video_not_found` for anything that is not a well-formed id
+        or whose resolved path is not directly inside the uploads folder."""
         if not VIDEO_ID_RE.fullmatch(video_id):
             raise not_found("video")
         root = self.settings.uploads_dir.resolve()
@@ -177,12 +184,7 @@ class UploadService:
         """Stream the upload to disk, probe it and queue its analysis: (video_id, message)."""
         free_mb = shutil.disk_usage(self.settings.uploads_dir).free / 1e6
         if free_mb - (content_length or 0) / 1e6 < self.settings.min_free_disk_mb:
-            raise CoachError(
-                "disk_full",
-                "The server is low on disk space.",
-                status_code=503,
-                headers={"Retry-After": "300"},
-            )
+            raise CoachError("disk_full", "The server is low on disk space.", retry_after_s=300)
         video_id = new_video_id()
         folder = self.upload_dir(video_id)
         await asyncio.to_thread(folder.mkdir, parents=True)
@@ -197,13 +199,9 @@ class UploadService:
             probe = await asyncio.to_thread(
                 probe_video, received.path, self.settings.upload_max_duration_s
             )
-        except UploadRejected as exc:
+        except (UploadRejected, ProbeRejected) as exc:
             await asyncio.to_thread(shutil.rmtree, folder, True)
-            raise CoachError(exc.code, exc.message, status_code=exc.status_code) from None
-        except ProbeRejected as exc:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
-            status = 413 if exc.code in ("video_too_long", "video_too_large") else 400
-            raise CoachError(exc.code, exc.message, status_code=status) from None
+            raise CoachError(exc.code, exc.message) from None
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
@@ -232,10 +230,7 @@ class UploadService:
             await self.repo.delete_session(video_id)
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise CoachError(
-                "busy",
-                "Too many videos are being analysed; try again later.",
-                status_code=503,
-                headers={"Retry-After": "60"},
+                "busy", "Too many videos are being analysed; try again later.", retry_after_s=60
             ) from None
         log.info("upload received", extra={"video_id": video_id, "bytes": received.size})
         return video_id, message("received", language)
@@ -299,7 +294,7 @@ class UploadService:
         ready = row.has_recording if which == "recording" else row.has_report
         path = folder / ARTEFACT_NAMES[which]
         if not ready or not path.is_file():
-            raise CoachError(f"{which}_not_ready", f"The {which} is not ready.", status_code=409)
+            raise CoachError(NOT_READY[which], f"The {which} is not ready.")
         return path
 
     # --- delete --------------------------------------------------------------------------
@@ -312,6 +307,16 @@ class UploadService:
         self._progress.pop(video_id, None)
         log.info("upload deleted", extra={"video_id": video_id})
         return message("deleted", row.language if row.language in ("ko", "en") else "ko")  # type: ignore[arg-type]
+
+    async def sweep_expired(self, now: datetime | None = None) -> list[str]:
+        """Delete uploads (video, artefacts, rows) whose analysis finished more than
+        `retention_days` ago, as `app.live.retention.sweep_expired` does for live sessions.
+        Returns the deleted ids."""
+        cutoff = retention_cutoff(self.settings.retention_days, now)
+        if cutoff is None:
+            return []
+        rows = await self.repo.sessions_in_states(FINISHED_STATES, kind="upload")
+        return await delete_finished_before(rows, cutoff, self.delete, "upload", "video_id")
 
     # --- the job -------------------------------------------------------------------------
     async def _run_job(self, ctx: JobContext) -> None:
@@ -385,7 +390,7 @@ class UploadService:
                 else {
                     "width": scan.recording.width,
                     "height": scan.recording.height,
-                    "frames": scan.recording.frames,
+                    "frames": scan.recording.frames_encoded,
                     "encode_s": scan.recording.encode_s,
                 },
             }
@@ -467,34 +472,28 @@ class UploadService:
         self,
         video_id: str,
         scan: ScanResult,
-        critique_events: list[dict[str, Any]],
+        critique_events: list[CritiqueEvent],
         language: Language,
-    ) -> list[dict[str, Any]]:
-        """Cue, metrics and critique events in the live contract's shape, so the same report
-        code can read an upload like a session."""
-        from app.live.session import metrics_fields
+    ) -> list[WireEvent]:
+        """Cue, metrics and critique events, as a live session's, so the same report code can
+        read an upload like a session."""
+        from app.live.session import metrics_event
 
-        timed: list[dict[str, Any]] = []
+        timed: list[Event] = []
         for a in scan.analyses:
-            fields = metrics_fields(a)
-            fields["latency_ms"] = None  # nothing arrived live
-            timed.append({"type": "metrics", "t": a.t, **fields})
+            metrics = metrics_event(a)
+            metrics.latency_ms = None  # nothing arrived live
+            timed.append(metrics)
         for tr in scan.transitions:
+            message = cue_message(tr.cue, language)
             timed.append(
-                {
-                    "type": "cue",
-                    "t": tr.t,
-                    "cue": tr.cue,
-                    "state": tr.state,
-                    "severity": tr.severity,
-                    "message": cue_message(tr.cue, language),
-                }
+                CueEvent(t=tr.t, cue=tr.cue, state=tr.state, severity=tr.severity, message=message)
             )
         timed.extend(critique_events)
-        timed.sort(key=lambda e: e["t"])
+        timed.sort(key=lambda e: e.t)
         # All of an upload's events come from this one pass: a second run (a redelivered job)
         # replaces the first run's, never adds to them.
-        events = [{**e, "session_id": video_id, "seq": i} for i, e in enumerate(timed, start=1)]
+        events = [to_wire(e, video_id, i) for i, e in enumerate(timed, start=1)]
         await self.repo.replace_events(video_id, events)
         return events
 

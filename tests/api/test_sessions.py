@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
-from tests.support.client import wait_state
+from app.config import Settings
+from tests.fixtures.clips import encode_jpeg, moving_face_frames
+from tests.support.client import SessionClient, wait_state
 from tests.support.server import ThreadServer
 
 
@@ -92,3 +96,33 @@ async def test_invalid_body_is_a_coded_error(server: ThreadServer) -> None:
         answer = await http.post("/api/sessions", json={"language": "fr"})
         assert answer.status_code == 422
         assert answer.json()["detail"]["code"] == "invalid_request"
+
+
+async def test_events_after_seq_are_exactly_the_later_ones_in_order(settings: Settings) -> None:
+    jpegs = [encode_jpeg(f) for f in moving_face_frames(30)]
+    dense = settings.model_copy(update={"metrics_hz": 1000.0})  # an event for every frame
+    with ThreadServer(dense) as server:
+        client = await SessionClient.create(server.http, server.ws, language="en")
+        await client.connect()
+        await client.send_frame(jpegs[0])  # the analyser built, then 2 s of frames
+        await client.wait_for(lambda e: e["type"] == "metrics", 60)
+        await client.send_paced(jpegs[1:], 15.0)
+        await client.send_json({"type": "end"})
+        await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed", 60)
+        await client.close()
+        async with asyncio.timeout(30):  # the log is written just behind the live events
+            while True:
+                logged = (await client.get("/events")).json()["events"]
+                if logged[-1]["type"] == "state" and logged[-1]["state"] == "completed":
+                    break
+                await asyncio.sleep(0.05)
+        last = logged[-1]["seq"]
+        assert [e["seq"] for e in logged] == list(range(1, last + 1)) and last >= 10
+        for after in (0, 1, 7, last // 2, last - 1, last, last + 100):
+            answer = await client.get("/events", params={"after_seq": after})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["events"] == [e for e in logged if e["seq"] > after], after
+        for bad in ("-1", "x"):
+            refused = await client.get("/events", params={"after_seq": bad})
+            assert refused.status_code == 422, (bad, refused.text)
+            assert refused.json()["detail"]["code"] == "invalid_request"

@@ -8,7 +8,7 @@ request.
 from __future__ import annotations
 
 import asyncio
-import statistics
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -54,17 +54,13 @@ async def run_session(
             assert critic is not None
             loops.append(asyncio.get_running_loop())
 
-            async def emit(event: dict[str, Any]) -> None:
-                fields = {k: v for k, v in event.items() if k not in ("type", "t")}
-                await session.emit("critique", event["t"], **fields)
-
             return CritiqueScheduler(
                 session_id=session.id,
                 language=session.language,
                 settings=critic_settings,
                 critic=critic,
                 fallback=RulesCritic(critic_settings),
-                emit=emit,
+                emit=session.emit,
                 global_limit=asyncio.Semaphore(2),
                 interval_s=1.0,  # the API's minimum is 5 s; the test wants several windows
             )
@@ -87,7 +83,7 @@ async def run_session(
     return client.events
 
 
-async def test_a_hanging_vlm_leaves_metrics_flowing_with_unchanged_latency(
+async def test_a_hanging_vlm_leaves_metrics_flowing_and_frames_analysed(
     tmp_path: Path, vlm_server: FakeVlmServer, face_image: np.ndarray
 ) -> None:
     vlm_server.default = Reply(hang=True)
@@ -115,13 +111,29 @@ async def test_a_hanging_vlm_leaves_metrics_flowing_with_unchanged_latency(
         assert c["items"] and all(i["category"] in categories for i in c["items"])
         assert c["t_start"] < c["t_end"]
 
-    def latencies(events: list[dict[str, Any]]) -> list[float]:
-        return sorted(e["latency_ms"] for e in events if e["type"] == "metrics")
-
-    base, hang = latencies(baseline), latencies(hanging)
+    base, hang = metrics_of(baseline), metrics_of(hanging)
     assert len(hang) >= 0.8 * len(base) and len(base) >= 0.5 * SECONDS * FPS
-    # Same distribution within the run-to-run noise of real MediaPipe on a shared 2-core
-    # machine; a critic that sat on the frame loop (the openai client's 1.2 s first-use import
-    # did) delays a second's worth of frames, which shows on the tail as a second or more.
-    assert statistics.median(hang) <= 1.5 * statistics.median(base) + 30.0
-    assert hang[int(0.95 * len(hang))] <= 2.0 * base[int(0.95 * len(base))] + 150.0
+    # Every request hung for its whole timeout, and metrics went out all the while: between
+    # the end of each window and its (timed-out) critique, frames after the window were
+    # analysed and reported. (The critique closing the session comes once the frames stopped.)
+    finalizing = next(e["seq"] for e in hanging if e.get("state") == "finalizing")
+    for c in critiques:
+        if c["seq"] < finalizing:
+            during = [m for m in hang if m["t"] > c["t_end"] and m["seq"] < c["seq"]]
+            assert during, f"no metrics while the request for {c['t_end']:.1f} s hung"
+    # A critic that sat on the frame loop (the openai client's 1.2 s first-use import did)
+    # leaves the frames that came meanwhile unanalysed: a run of a dozen or more frame
+    # numbers without metrics, where the run without a VLM skips a frame or two at most.
+    assert longest_skip(hang) <= longest_skip(base) + 4, (longest_skip(hang), longest_skip(base))
+
+
+def metrics_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == "metrics"]
+
+
+def longest_skip(metrics: list[dict[str, Any]]) -> int:
+    """The most frames in a row that were received but got no metrics event, once the
+    analyser was built (the frames that came while the first one waited for it are skipped
+    whatever the critic does)."""
+    frames = [e["frame"] for e in metrics[1:]]
+    return max((b - a - 1 for a, b in itertools.pairwise(frames)), default=0)

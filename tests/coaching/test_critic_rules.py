@@ -56,7 +56,7 @@ def window(
 
 
 def critique(w: CritiqueWindow) -> list[dict[str, Any]]:
-    return [i.as_event_item() for i in RulesCritic(SETTINGS).critique_now(w)]
+    return [i.as_event_item().model_dump() for i in RulesCritic(SETTINGS).critique_now(w)]
 
 
 def test_a_good_window_gets_strengths_only() -> None:

@@ -16,6 +16,7 @@ from app.coaching.critic import (
     thin_keyframes,
 )
 from app.config import Settings
+from app.events import CritiqueEvent
 from app.frames import AudioAnalysis, FrameAnalysis
 
 from .settings import make_settings
@@ -67,7 +68,7 @@ def test_thin_keeps_ends_and_prefers_cue_frames() -> None:
     assert thin_keyframes(frames, 0) == []
 
 
-async def emit_nothing(event: dict[str, Any]) -> None:
+async def emit_nothing(event: CritiqueEvent) -> None:
     return None
 
 
@@ -107,9 +108,9 @@ async def test_candidates_stay_bounded_and_are_copies(
 async def test_windows_aggregate_video_and_audio(
     face_image: np.ndarray, make_analysis: Callable[..., FrameAnalysis]
 ) -> None:
-    events: list[dict[str, Any]] = []
+    events: list[CritiqueEvent] = []
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: CritiqueEvent) -> None:
         events.append(event)
 
     settings = make_settings()

@@ -22,6 +22,7 @@ from app.coaching.critic import (
     build_critic,
 )
 from app.config import Settings
+from app.events import CritiqueEvent, to_wire
 from app.frames import FrameAnalysis, Language
 
 from .fake_vlm import FakeVlmServer, Reply, completion
@@ -79,8 +80,9 @@ class EventSink:
         self.emitted_at: list[float] = []
         self._changed = asyncio.Event()
 
-    async def __call__(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    async def __call__(self, event: CritiqueEvent) -> None:
+        # as the session would put it on the wire
+        self.events.append(to_wire(event, "session", len(self.events) + 1))
         self.emitted_at.append(time.monotonic())
         self._changed.set()
 

@@ -24,17 +24,12 @@ from app.coaching.keyframes import (
     find_cjk_font,
     load_candidates,
 )
-from app.coaching.report import (
-    build_report,
-    keyframe_picker_for,
-    make_report_input,
-    render_html,
-    report_json,
-    rules_summary,
-)
+from app.coaching.messages import KeyframeReason
+from app.coaching.report import ReportInput, assess, build_report, rules_summary
 from app.coaching.scoring import build_timeline, compute_scores
 from app.config import Settings
 from app.frames import FaceObservation, FrameAnalysis, GestureObservation, PoseObservation
+from app.live.report import keyframe_picker_for, write_session_report
 from tests.support.contract import REPORT_FIELDS
 from tests.support.manager import running_manager
 
@@ -219,23 +214,22 @@ def test_pace_pauses_and_fillers_reach_the_timeline_and_the_page(settings: Setti
         "text": "음 안녕하세요 어 오늘은",
         "fillers": [{"text": "음", "t": 0.4}, {"text": "어", "t": 4.2}],
     }
-    inp = make_report_input(
+    inp = ReportInput(
         session_id="s" * 20,
         title="t",
         language="ko",
         duration_s=6.0,
         events=voice,
-        settings=settings,
         transcript=transcript,
     )
-    rows = inp.timeline
+    rows = assess(inp, settings).timeline
     assert [r.fillers for r in rows] == [1, 0, 0, 0, 1, 0]
     assert rows[3].speaking is False and rows[3].speech_rate is None
     assert rows[1].speaking is True and rows[1].speech_rate == 4.1
-    report = report_json(inp, keyframes=[], summary="s", summary_source="rules", recording_url=None)
-    assert report["transcript"]["made"] is True
-    assert [f["text"] for f in report["transcript"]["fillers"]] == ["음", "어"]
-    html = render_html(report, inp)
+    report = build_report(inp, settings)
+    assert report.data["transcript"]["made"] is True
+    assert [f["text"] for f in report.data["transcript"]["fillers"]] == ["음", "어"]
+    html = report.html
     assert "말 빠르기" in html and html.count("<svg") >= 5
     assert "음 (0:00)" in html
 
@@ -296,7 +290,7 @@ async def test_picker_persists_at_most_every_interval(settings: Settings, tmp_pa
     assert json.loads((directory / "eye_contact-best.json").read_text())["t"] == 1.0
 
 
-def _candidate(reason: kf.Reason = "eye_good", kind: kf.Kind = "best") -> Candidate:
+def _candidate(reason: KeyframeReason = "eye_good", kind: kf.Kind = "best") -> Candidate:
     return Candidate(
         category="eye_contact",
         kind=kind,
@@ -398,82 +392,83 @@ def _session_events(session_id: str) -> list[dict[str, Any]]:
     return numbered(events, session_id)
 
 
-async def test_build_report_writes_contract_json_and_html(settings: Settings) -> None:
+def test_report_is_the_contract_json_and_a_safe_page(settings: Settings) -> None:
     title = '<script>alert("x")</script> Demo'
-    async with running_manager(settings) as manager:
-        session, _token, _ = await manager.create(
-            title=title, language="en", critique_interval_s=None, client="test"
+    session_id = "s" * 24
+    picker = KeyframePicker(settings, None)
+    for t in at_5hz(20):
+        picker.observe(
+            frame(t, on_camera=not (6 <= t < 10), yaw=25.0 if 6 <= t < 10 else 3.0),
+            image_for(t, (480, 640)),
         )
-        await manager.repo.add_events(_session_events(session.id))
-        await manager.repo.update_session(session.id, duration_s=20.0, has_recording=True)
-        picker = keyframe_picker_for(session)
-        session.observers.append(picker)
-        for t in at_5hz(20):
-            picker.observe(
-                frame(t, on_camera=not (6 <= t < 10), yaw=25.0 if 6 <= t < 10 else 3.0),
-                image_for(t, (480, 640)),
-            )
-        await build_report(manager, session.id, session=session)
-        directory = manager.session_dir(session.id)
+    inp = ReportInput(
+        session_id=session_id,
+        title=title,
+        language="en",
+        duration_s=20.0,
+        events=_session_events(session_id),
+        keyframe_candidates=picker.candidates(),
+        recording_url=f"/api/sessions/{session_id}/recording.webm",
+    )
+    built = build_report(inp, settings)
+    report = built.data
+    assert set(report) >= REPORT_FIELDS
+    assert report["session_id"] == session_id and report["title"] == title
+    assert report["language"] == "en" and report["duration_s"] == 20.0
+    assert set(report["scores"]) == {"eye_contact", "posture", "gestures", "voice", "overall"}
+    assert report["scores"]["eye_contact"] == 80 and report["scores"]["voice"] is None
+    assert all(
+        isinstance(report["scores"][k], int)
+        for k in ("eye_contact", "posture", "gestures", "overall")
+    )
+    assert [row["t"] for row in report["timeline"]] == list(range(20))
+    # the contract's fields, plus the additive pace/pause/filler ones
+    assert set(report["timeline"][0]) == {
+        "t",
+        "eye_contact",
+        "posture",
+        "gesture_activity",
+        "voice_level",
+        "speech_rate",
+        "speaking",
+        "fillers",
+    }
+    assert report["transcript"]["made"] is False and report["transcript"]["note"]
+    assert [c["cue"] for c in report["cues"]] == ["eye_contact", "eye_contact", "gesture_none"]
+    assert report["critiques"][0]["items"][0]["frame_t"] == 8.0
+    assert isinstance(report["summary"], str) and len(report["summary"]) > 40
+    assert report["summary_source"] == "rules"
+    assert report["recording_url"] == f"/api/sessions/{session_id}/recording.webm"
+    kinds = {(k["category"], k["kind"]) for k in report["keyframes"]}
+    assert {("eye_contact", "best"), ("eye_contact", "worst")} <= kinds
+    worst_eye = next(
+        k for k in report["keyframes"] if (k["category"], k["kind"]) == ("eye_contact", "worst")
+    )
+    assert 6.0 <= worst_eye["t"] < 10.0 and worst_eye["caption"].endswith("0:06")
+    for k in report["keyframes"]:
+        assert k["image"].startswith("data:image/jpeg;base64,")
+        jpeg = Image.open(io.BytesIO(base64.b64decode(k["image"].split(",", 1)[1])))
+        assert jpeg.format == "JPEG" and max(jpeg.size) <= settings.keyframe_max_side
 
-        report = json.loads((directory / "report.json").read_text("utf-8"))
-        assert set(report) >= REPORT_FIELDS
-        assert report["session_id"] == session.id and report["title"] == title
-        assert report["language"] == "en" and report["duration_s"] == 20.0
-        assert set(report["scores"]) == {"eye_contact", "posture", "gestures", "voice", "overall"}
-        assert report["scores"]["eye_contact"] == 80 and report["scores"]["voice"] is None
-        assert all(
-            isinstance(report["scores"][k], int)
-            for k in ("eye_contact", "posture", "gestures", "overall")
-        )
-        assert [row["t"] for row in report["timeline"]] == list(range(20))
-        # the contract's fields, plus the additive pace/pause/filler ones
-        assert set(report["timeline"][0]) == {
-            "t",
-            "eye_contact",
-            "posture",
-            "gesture_activity",
-            "voice_level",
-            "speech_rate",
-            "speaking",
-            "fillers",
-        }
-        assert report["transcript"]["made"] is False and report["transcript"]["note"]
-        assert [c["cue"] for c in report["cues"]] == ["eye_contact", "eye_contact", "gesture_none"]
-        assert report["critiques"][0]["items"][0]["frame_t"] == 8.0
-        assert isinstance(report["summary"], str) and len(report["summary"]) > 40
-        assert report["summary_source"] == "rules"
-        assert report["recording_url"] == f"/api/sessions/{session.id}/recording.webm"
-        kinds = {(k["category"], k["kind"]) for k in report["keyframes"]}
-        assert {("eye_contact", "best"), ("eye_contact", "worst")} <= kinds
-        worst_eye = next(
-            k for k in report["keyframes"] if (k["category"], k["kind"]) == ("eye_contact", "worst")
-        )
-        assert 6.0 <= worst_eye["t"] < 10.0 and worst_eye["caption"].endswith("0:06")
-        for k in report["keyframes"]:
-            assert k["image"].startswith("data:image/jpeg;base64,")
-            jpeg = Image.open(io.BytesIO(base64.b64decode(k["image"].split(",", 1)[1])))
-            assert jpeg.format == "JPEG" and max(jpeg.size) <= settings.keyframe_max_side
-
-        html = (directory / "report.html").read_text("utf-8")
-        doc = parse(html)
-        names = [tag for tag, _ in doc.tags]
-        assert names.count("svg") == 4 and "polyline" in names
-        shaded = [a for tag, a in doc.tags if tag == "rect" and a.get("class") == "cue"]
-        assert len(shaded) >= 2  # eye-contact period and the still-open gesture cue
-        images = [a["src"] for tag, a in doc.tags if tag == "img"]
-        assert len(images) == len(report["keyframes"])
-        assert all(src and src.startswith("data:image/jpeg;base64,") for src in images)
-        assert '<script>alert("x")</script>' not in html
-        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Demo" in html
-        assert "<b>often</b>" not in html and "&lt;b&gt;often&lt;/b&gt;" in html
-        assert all("alert" not in text for text in doc.script_text)
-        assert "@media print" in html and "@media (max-width" in html
-        # the crash-safety copies are gone once the report embeds the keyframes
-        assert not (directory / "keyframes").exists()
+    html = built.html
+    doc = parse(html)
+    names = [tag for tag, _ in doc.tags]
+    assert names.count("svg") == 4 and "polyline" in names
+    shaded = [a for tag, a in doc.tags if tag == "rect" and a.get("class") == "cue"]
+    assert len(shaded) >= 2  # eye-contact period and the still-open gesture cue
+    images = [a["src"] for tag, a in doc.tags if tag == "img"]
+    assert len(images) == len(report["keyframes"])
+    assert all(src and src.startswith("data:image/jpeg;base64,") for src in images)
+    assert '<script>alert("x")</script>' not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Demo" in html
+    assert "<b>often</b>" not in html and "&lt;b&gt;often&lt;/b&gt;" in html
+    assert all("alert" not in text for text in doc.script_text)
+    assert "@media print" in html and "@media (max-width" in html
 
 
 async def test_recovered_report_uses_the_persisted_keyframes(settings: Settings) -> None:
+    """End to end through a real manager: what a crash left in the repository and the session's
+    folder is gathered, the report written, the keyframe copies removed."""
     async with running_manager(settings) as manager:
         session, _token, _ = await manager.create(
             title="복구 테스트", language="ko", critique_interval_s=None, client="test"
@@ -486,8 +481,10 @@ async def test_recovered_report_uses_the_persisted_keyframes(settings: Settings)
                 frame(t, on_camera=t < 6, yaw=3.0 if t < 6 else 40.0), image_for(t, (480, 640))
             )
         await picker.flush()  # what a killed process left on disk
-        await build_report(manager, session.id, session=None)
-        report = json.loads((manager.session_dir(session.id) / "report.json").read_text("utf-8"))
+        directory = manager.session_dir(session.id)
+        assert (directory / "keyframes").is_dir()
+        await write_session_report(manager, session.id, session=None)
+        report = json.loads((directory / "report.json").read_text("utf-8"))
         assert report["recovered"] is True and report["language"] == "ko"
         assert report["duration_s"] == 20.0  # no recorded duration: the last event's time
         assert len(report["timeline"]) == 20
@@ -496,17 +493,16 @@ async def test_recovered_report_uses_the_persisted_keyframes(settings: Settings)
             k["kind"]: k["caption"] for k in report["keyframes"] if k["category"] == "eye_contact"
         }
         assert captions["worst"].startswith("시선이 청중을 벗어남")
-        html = (manager.session_dir(session.id) / "report.html").read_text("utf-8")
+        html = (directory / "report.html").read_text("utf-8")
         assert '<html lang="ko">' in html and "시선 처리" in html and "복구" in html
+        # the crash-safety copies are gone once the report embeds the keyframes
+        assert not (directory / "keyframes").exists()
 
 
 def test_report_for_an_empty_session_is_complete(settings: Settings) -> None:
-    inp = make_report_input(
-        session_id="s" * 24, title="", language="en", duration_s=0.0, events=[], settings=settings
-    )
-    report = report_json(
-        inp, keyframes=[], summary=rules_summary(inp), summary_source="rules", recording_url=None
-    )
+    inp = ReportInput(session_id="s" * 24, title="", language="en", duration_s=0.0, events=[])
+    built = build_report(inp, settings)
+    report = built.data
     assert report["scores"] == {
         "eye_contact": None,
         "posture": None,
@@ -516,7 +512,7 @@ def test_report_for_an_empty_session_is_complete(settings: Settings) -> None:
     }
     assert report["timeline"] == [] and report["keyframes"] == []
     assert "not enough video" in report["summary"]
-    doc = parse(render_html(report, inp))
+    doc = parse(built.html)
     assert [tag for tag, _ in doc.tags].count("svg") == 4
 
 
@@ -527,14 +523,14 @@ def test_summary_names_the_strongest_and_weakest_area(settings: Settings) -> Non
         ("en", "eye contact (100/100)", "Posture needs"),
         ("ko", "시선 처리(100점)", "자세(40점)"),
     ):
-        inp = make_report_input(
+        inp = ReportInput(
             session_id="s" * 24,
             title="t",
             language=language,  # type: ignore[arg-type]
             duration_s=60.0,
             events=events,
-            settings=settings,
         )
-        text = rules_summary(inp)
+        findings = assess(inp, settings)
+        text = rules_summary(findings)
         assert strongest in text and weakest in text
-        assert inp.cue_summary[0].cue == "posture" and inp.cue_summary[0].seconds == 48.0
+        assert findings.cue_summary[0].cue == "posture" and findings.cue_summary[0].seconds == 48.0

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from app.api.errors import http_status
 from app.errors import CoachError
 from app.live.ownership import SessionOwnership
 from app.live.redis_bus import RedisEventBus
@@ -132,7 +133,7 @@ async def test_ownership_claim_refuse_heartbeat_release_and_expiry(
         with pytest.raises(CoachError) as refused:
             await b.require("s")
         assert refused.value.code == "session_owned_elsewhere"
-        assert refused.value.status_code == 409
+        assert http_status(refused.value) == 409
         assert refused.value.detail()["owner"] == "replica-a"
         # The heartbeat keeps the key past several TTLs.
         for _ in range(4):

@@ -68,6 +68,52 @@ async def test_offer_is_authorised_and_validated(server: ThreadServer) -> None:
         await client.close()
 
 
+async def real_offer_sdp() -> str:
+    """A browser-like offer (video, audio and the events channel) made by a real peer."""
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("video", direction="sendonly")
+        pc.addTransceiver("audio", direction="sendonly")
+        pc.createDataChannel("events")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp: str = pc.localDescription.sdp
+        return sdp
+    finally:
+        await pc.close()
+
+
+async def test_a_malformed_offer_with_media_sections_is_400_bad_offer(
+    server: ThreadServer,
+) -> None:
+    """aiortc refuses broken SDP with many exception types (KeyError, IndexError,
+    AssertionError, AttributeError...): each is the client's bad offer, never a 500."""
+    sdp = await real_offer_sdp()
+    video = next(line for line in sdp.splitlines() if line.startswith("m=video"))
+    rtpmap = next(line for line in sdp.splitlines() if line.startswith("a=rtpmap:"))
+    mutations = {
+        "setup": sdp.replace("a=setup:actpass", "a=setup:x"),
+        "rtpmap": sdp.replace(rtpmap, rtpmap.split(" ")[0] + " x"),
+        "port": sdp.replace(video, " ".join(["m=video", "x", *video.split(" ")[2:]])),
+        "mid": sdp.replace("a=mid:0", "a=mid:0 0"),
+    }
+    client = await RtcClient.create(server.http)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for name, broken in mutations.items():
+                assert broken != sdp, name
+                answer = await http.post(
+                    client.offer_url, json={"sdp": broken, "type": "offer"}, headers=client.auth
+                )
+                assert answer.status_code == 400, (name, answer.text)
+                assert answer.json()["detail"]["code"] == "bad_offer"
+        assert (await client.get())["state"] == "created"
+        assert server.app.state.rtc_peers.peers == {}
+    finally:
+        await client.close()
+
+
 async def test_media_in_events_out_on_the_data_channel(server: ThreadServer) -> None:
     client = await RtcClient.create(server.http, language="en")
     try:
@@ -97,7 +143,7 @@ async def test_media_in_events_out_on_the_data_channel(server: ThreadServer) -> 
 
         # Frames were analysed: metrics come on the channel with the frame index and latency.
         metrics = await client.wait_for(lambda e: e["type"] == "metrics" and e["face"])
-        assert metrics["frame"] >= 0 and 0 <= metrics["latency_ms"] < 2000
+        assert metrics["frame"] >= 0 and metrics["latency_ms"] >= 0  # how fast: bench/, not a test
 
         # The end arrives on the channel too, then the server closes the peer.
         await client.end()

@@ -14,6 +14,7 @@ import pytest
 
 from app.config import Settings
 from app.frames import AudioChunk, VideoFrame
+from app.media.images import fit_within
 from app.media.recorder import (
     RECORDING_NAME,
     SEGMENTS_DIR,
@@ -21,7 +22,7 @@ from app.media.recorder import (
     SessionRecorder,
     recover_recording,
 )
-from app.media.webm import fit_within, list_segments, probe_recording
+from app.media.webm import list_segments, probe_recording
 from tests.fixtures.clips import Segment, labelled_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,14 +79,16 @@ def settings() -> Settings:
 
 
 def test_fit_within_keeps_aspect_and_even_sides() -> None:
-    assert fit_within(640, 480, 1280, 720) == (640, 480)  # never upscaled
-    assert fit_within(1920, 1080, 1280, 720) == (1280, 720)
-    assert fit_within(1080, 1920, 1280, 720) == (404, 720)  # portrait: height-bound
-    assert fit_within(1001, 601, 1280, 720) == (1000, 600)  # odd sides become even
-    width, height = fit_within(4000, 3000, 1280, 720)
+    assert fit_within(640, 480, 1280, 720, even=True) == (640, 480)  # never upscaled
+    assert fit_within(1920, 1080, 1280, 720, even=True) == (1280, 720)
+    assert fit_within(1080, 1920, 1280, 720, even=True) == (404, 720)  # portrait: height-bound
+    assert fit_within(1001, 601, 1280, 720, even=True) == (1000, 600)  # odd sides become even
+    # rounded, not floored: float error must not cost the bound side two pixels (1280x718)
+    assert fit_within(1366, 768, 1280, 720, even=True) == (1280, 720)
+    width, height = fit_within(4000, 3000, 1280, 720, even=True)
     assert (width, height) == (960, 720)
     with pytest.raises(ValueError):
-        fit_within(0, 10, 1280, 720)
+        fit_within(0, 10, 1280, 720, even=True)
 
 
 async def test_constant_rate_recording_is_vp9_with_wall_clock_duration(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
+from app.live.retention import sweep_expired
 from app.store.files import InvalidArtefactPath, LocalArtefactStore
-from app.store.retention import sweep_expired
 from tests.support.manager import running_manager
 
 GOOD_ID = "Ab3_-xyzAb3_-xyzAb3_-xyz"

@@ -157,3 +157,38 @@ async def test_the_event_writer_persists_everything_in_order(repo: SessionReposi
     await writer.flush()
     await writer.close()
     assert [e["seq"] for e in await repo.list_events("s")] == list(range(1, 101))
+
+
+async def test_flush_returns_while_other_sessions_keep_writing(repo: SessionRepository) -> None:
+    """`flush` waits for the events put before it, not for a moment with nothing left to
+    write: another session streaming all along (the writer never idle, its queue full) does
+    not hold it up. Ending a session and replaying its log to a reconnecting socket rely on
+    it."""
+    await repo.create_session(session_row("ending"))
+    await repo.create_session(session_row("streaming"))
+    writer = EventWriter(repo, max_pending=200, batch=7)
+    writer.start()
+    for seq in range(1, 21):
+        await writer.put(event("ending", seq))
+    flushed = asyncio.Event()
+
+    async def stream() -> int:
+        seq = 0
+        while not flushed.is_set():
+            seq += 1
+            await writer.put(event("streaming", seq))
+            await asyncio.sleep(0)
+        return seq
+
+    streaming = asyncio.create_task(stream())
+    try:
+        await asyncio.sleep(0)  # the other session's first events are in
+        async with asyncio.timeout(20):  # a hang guard
+            await writer.flush()
+        assert [e["seq"] for e in await repo.list_events("ending")] == list(range(1, 21))
+        assert not streaming.done()  # flushed while the other session still wrote
+    finally:
+        flushed.set()
+        sent = await streaming
+        await writer.close()
+    assert [e["seq"] for e in await repo.list_events("streaming")] == list(range(1, sent + 1))

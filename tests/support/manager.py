@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from app.config import Settings
-from app.live.manager import SessionManager, open_services
+from app.live.manager import SessionManager
+from app.live.services import open_services
 from app.wiring import default_hooks
 
 

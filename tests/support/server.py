@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 
 from app.config import Settings
-from app.live.manager import Hooks
+from app.live.services import Hooks
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parents[2]

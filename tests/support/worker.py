@@ -1,4 +1,4 @@
-"""A real Celery worker (`python -m celery -A app.jobs worker`) as a child process, so a test can
+"""A real Celery worker (`python -m celery -A app.worker worker`) as a child process, so a test can
 read its log and SIGKILL it."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class CeleryWorker:
                 "-m",
                 "celery",
                 "-A",
-                "app.jobs",
+                "app.worker",
                 "worker",
                 f"--pool={self.pool}",
                 f"--concurrency={self.concurrency}",

@@ -13,7 +13,8 @@ from app.frames import (
     GestureObservation,
     PoseObservation,
 )
-from app.upload.analyze import MomentPicker, fit_within
+from app.media.images import fit_within
+from app.upload.analyze import MomentPicker
 from app.upload.feedback import FEEDBACK_KEYS, format_timestamp, table_text
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from app.config import Settings
-from app.upload.analyze import ScanResult, quarter_turns, scan_video, upright
+from app.media.images import quarter_turns, upright
+from app.upload.analyze import ScanResult, scan_video
 from app.wiring import default_hooks, upload_stages
 from tests.fixtures.clips import Segment
 from tests.fixtures.videos import write_mp4

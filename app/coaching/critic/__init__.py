@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from app.coaching.messages import VISUAL_CATEGORIES
 from app.config import Settings
+from app.frames import Keyframe
 
 from .base import (
-    VISUAL_CATEGORIES,
     Category,
     Critic,
     CriticError,
@@ -14,7 +15,6 @@ from .base import (
     CritiqueResult,
     CritiqueWindow,
     FailureReason,
-    Keyframe,
     SessionSummaryInput,
     SummaryResult,
     TokenUsage,

@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import functools
 import string
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import numpy as np
+from app.coaching.messages import CritiqueCategory
+from app.events import CritiqueEventItem
+from app.frames import Keyframe, Language
 
-from app.frames import Language
-
-Category = Literal["gaze", "facial_expression", "gestures", "posture", "movement", "voice"]
-# The categories of the original engine; the VLM writes only these. `voice` is an addition
-# that only the rules critic uses (a model seeing still images cannot hear).
-VISUAL_CATEGORIES: tuple[Category, ...] = (
-    "gaze",
-    "facial_expression",
-    "gestures",
-    "posture",
-    "movement",
-)
+# The categories are the vocabulary's (app.coaching.messages); `Category` is the critic's name.
+Category = CritiqueCategory
 Severity = Literal["info", "warn"]
 CriticName = Literal["vlm", "rules"]
 FailureReason = Literal[
@@ -45,15 +37,6 @@ FailureReason = Literal[
 PROMPTS_DIR = Path(__file__).resolve().parents[3] / "prompts"
 
 
-# eq=False: keyframes are compared by identity; field equality would compare numpy images,
-# which raises ("truth value of an array is ambiguous") inside `in` and `list.remove`.
-@dataclass(frozen=True, slots=True, eq=False)
-class Keyframe:
-    t: float  # media seconds
-    image: np.ndarray  # BGR uint8, already at most vlm_image_max_side on its longest side
-    reason: str  # "coverage" or "cue:<cue name>"
-
-
 @dataclass(frozen=True, slots=True)
 class CritiqueWindow:
     session_id: str
@@ -61,7 +44,7 @@ class CritiqueWindow:
     t_start: float
     t_end: float
     keyframes: list[Keyframe]
-    # Window aggregates; keys are listed in scheduler.WindowAccumulator.metrics().
+    # Window aggregates; keys are app.coaching.window_metrics.METRIC_KEYS.
     metrics: dict[str, float | None]
     cues: list[dict[str, Any]]  # cue events (contract shape) that fired in the window
 
@@ -74,14 +57,8 @@ class CritiqueItem:
     severity: Severity
     frame_t: float | None  # media time of the keyframe it refers to
 
-    def as_event_item(self) -> dict[str, Any]:
-        return {
-            "category": self.category,
-            "observation": self.observation,
-            "suggestion": self.suggestion,
-            "severity": self.severity,
-            "frame_t": self.frame_t,
-        }
+    def as_event_item(self) -> CritiqueEventItem:
+        return CritiqueEventItem(**asdict(self))
 
 
 @dataclass(frozen=True, slots=True)

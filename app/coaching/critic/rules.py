@@ -7,10 +7,17 @@ so it never does I/O and never raises for odd input (missing metrics are skipped
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from app.coaching.messages import (
+    CRITIQUE_CATEGORIES,
+    CRITIQUE_TEXTS,
+    CRITIQUE_WHERE,
+    CUE_CATEGORY,
+    SCORE_LABELS,
+)
 from app.config import Settings
-from app.frames import CueName, Language
+from app.frames import CueName, Keyframe, Language
 
 from .base import (
     Category,
@@ -18,7 +25,6 @@ from .base import (
     CritiqueItem,
     CritiqueResult,
     CritiqueWindow,
-    Keyframe,
     SessionSummaryInput,
     Severity,
     SummaryResult,
@@ -32,269 +38,23 @@ MONOTONE_SEMITONE_STD = 1.5
 LONG_PAUSE_S = 4.0
 LOOKING_DOWN_PITCH_DEG = -15.0
 LEANING_IN = 1.15
-
-CUE_CATEGORY: dict[str, Category] = {
-    "eye_contact": "gaze",
-    "face_lost": "gaze",
-    "head_tilt": "posture",
-    "posture": "posture",
-    "too_close": "movement",
-    "too_far": "movement",
-    "sway": "movement",
-    "gesture_none": "gestures",
-    "gesture_excess": "gestures",
-    "too_quiet": "voice",
-    "too_fast": "voice",
-    "long_pause": "voice",
-    "monotone": "voice",
-}
-CATEGORY_ORDER: tuple[Category, ...] = (
-    "gaze",
-    "facial_expression",
-    "gestures",
-    "posture",
-    "movement",
-    "voice",
+# (window metric, +1: too high / -1: too low, limit, text), in the order the notes are written
+VOICE_RULES: tuple[tuple[str, int, float, str], ...] = (
+    ("voice_level_dbfs", -1, TOO_QUIET_DBFS, "too_quiet"),
+    ("syllables_per_s", +1, TOO_FAST_SYLLABLES_PER_S, "too_fast"),
+    ("pitch_semitone_std", -1, MONOTONE_SEMITONE_STD, "monotone"),
+    ("max_pause_s", +1, LONG_PAUSE_S, "long_pause"),
 )
 
-# (observation, suggestion) per language; format fields come from the rule that fires.
-Text = dict[Language, tuple[str, str]]
-
-TEXTS: dict[str, Text] = {
-    "face_missing": {
-        "en": (
-            "Your face was in view only {pct}% of this stretch.",
-            "Stay centred in the frame so the audience can see your face the whole time.",
-        ),
-        "ko": (
-            "이 구간에서 얼굴이 화면에 보인 시간은 {pct}%뿐이었습니다.",
-            "청중이 항상 얼굴을 볼 수 있도록 화면 가운데에 머물러 주세요.",
-        ),
-    },
-    "eye_contact_low": {
-        "en": (
-            "You looked into the camera {pct}% of the time{where}.",
-            "Treat the lens as your listener: finish each sentence looking into it and glance "
-            "at notes only between sentences.",
-        ),
-        "ko": (
-            "카메라를 바라본 시간은 {pct}%였습니다{where}.",
-            "렌즈를 청중이라고 생각하고, 문장 끝은 렌즈를 보며 마무리하고 메모는 문장 사이에만 "
-            "확인해 보세요.",
-        ),
-    },
-    "eye_contact_mid": {
-        "en": (
-            "You looked into the camera {pct}% of the time.",
-            "Aim for most of the time on the lens, especially when you make a key point.",
-        ),
-        "ko": (
-            "카메라를 바라본 시간은 {pct}%였습니다.",
-            "특히 핵심을 말할 때는 렌즈를 바라보는 시간을 더 늘려 보세요.",
-        ),
-    },
-    "eye_contact_good": {
-        "en": (
-            "Steady eye contact: {pct}% of the time on the camera.",
-            "Keep it up; it is what makes a remote audience feel addressed.",
-        ),
-        "ko": (
-            "시선 처리가 안정적입니다: {pct}%의 시간 동안 카메라를 바라봤습니다.",
-            "지금처럼 유지하세요. 화면 너머의 청중이 말을 건네받는다고 느끼게 해 줍니다.",
-        ),
-    },
-    "looking_down": {
-        "en": (
-            "Your face was often turned down (about {deg}°), which hides your expression.",
-            "Raise your notes or the camera to eye level so your face stays open to the audience.",
-        ),
-        "ko": (
-            "얼굴이 자주 아래로 향해(약 {deg}°) 표정이 잘 보이지 않았습니다.",
-            "메모나 카메라를 눈높이로 올려 얼굴이 청중을 향하도록 해 보세요.",
-        ),
-    },
-    "hands_hidden": {
-        "en": (
-            "Your hands were in view only {pct}% of the time.",
-            "Bring your hands up to chest height where the camera can see them; open gestures "
-            "support your key points.",
-        ),
-        "ko": (
-            "손이 화면에 보인 시간은 {pct}%뿐이었습니다.",
-            "손을 가슴 높이로 올려 카메라에 보이게 하세요. 열린 손동작이 핵심 내용을 뒷받침합니다.",
-        ),
-    },
-    "gestures_still": {
-        "en": (
-            "Your hands hardly moved in this stretch.",
-            "Use one deliberate gesture per key point, for example counting items on your "
-            "fingers or opening your palms.",
-        ),
-        "ko": (
-            "이 구간에서 손동작이 거의 없었습니다.",
-            "핵심 내용마다 의도적인 손동작을 하나씩 써 보세요. 예를 들어 손가락으로 항목을 "
-            "세거나 손바닥을 펼쳐 보세요.",
-        ),
-    },
-    "gestures_busy": {
-        "en": (
-            "Your hands moved a lot and almost constantly.",
-            "Let your hands rest between points and save movement for emphasis.",
-        ),
-        "ko": (
-            "손이 많이, 그리고 거의 쉬지 않고 움직였습니다.",
-            "요점 사이에는 손을 편하게 내려두고, 강조할 때만 움직여 보세요.",
-        ),
-    },
-    "gestures_good": {
-        "en": (
-            "Your gestures were visible and lively without being restless.",
-            "Keep tying each gesture to what you are saying.",
-        ),
-        "ko": (
-            "손동작이 잘 보이고 생동감 있으면서도 산만하지 않았습니다.",
-            "지금처럼 손동작을 말의 내용과 맞춰 주세요.",
-        ),
-    },
-    "shoulders_uneven": {
-        "en": (
-            "Your shoulders were uneven (about {deg}° off level).",
-            "Stand evenly on both feet and let both shoulders drop and relax.",
-        ),
-        "ko": (
-            "어깨가 수평에서 약 {deg}° 기울어 있었습니다.",
-            "두 발에 체중을 고르게 싣고 양쪽 어깨의 힘을 빼서 내려 주세요.",
-        ),
-    },
-    "head_tilted": {
-        "en": (
-            "Your head was tilted to one side (about {deg}°).",
-            "Keep your head level; a straight head reads as calm and confident.",
-        ),
-        "ko": (
-            "고개가 한쪽으로 약 {deg}° 기울어 있었습니다.",
-            "고개를 똑바로 세워 주세요. 반듯한 고개는 차분하고 자신감 있어 보입니다.",
-        ),
-    },
-    "leaning_in": {
-        "en": (
-            "You leaned in toward the camera.",
-            "Sit or stand back a little so your shoulders and hands stay in the frame.",
-        ),
-        "ko": (
-            "카메라 쪽으로 몸을 기울였습니다.",
-            "조금 뒤로 물러나 어깨와 손이 화면 안에 들어오도록 해 주세요.",
-        ),
-    },
-    "posture_good": {
-        "en": (
-            "Your posture was upright and level.",
-            "Keep that open, steady stance; it makes you look prepared.",
-        ),
-        "ko": (
-            "자세가 곧고 반듯했습니다.",
-            "지금처럼 열린 자세를 유지하세요. 준비된 발표자로 보이게 해 줍니다.",
-        ),
-    },
-    "swaying": {
-        "en": (
-            "You swayed from side to side.",
-            "Plant your feet hip-width apart and move only when you change topic.",
-        ),
-        "ko": (
-            "몸이 좌우로 흔들렸습니다.",
-            "발을 골반 너비로 벌려 단단히 딛고, 주제가 바뀔 때만 움직여 보세요.",
-        ),
-    },
-    "too_close": {
-        "en": (
-            "You were very close to the camera.",
-            "Step back until your head and shoulders fit comfortably in the frame.",
-        ),
-        "ko": (
-            "카메라에 너무 가까이 있었습니다.",
-            "머리와 어깨가 화면에 여유 있게 들어오도록 뒤로 물러나 주세요.",
-        ),
-    },
-    "too_far": {
-        "en": (
-            "You were far from the camera, so your face looked small.",
-            "Move closer until your face and shoulders fill the upper part of the frame.",
-        ),
-        "ko": (
-            "카메라에서 멀리 있어 얼굴이 작게 보였습니다.",
-            "얼굴과 어깨가 화면 위쪽을 채우도록 가까이 다가와 주세요.",
-        ),
-    },
-    "movement_good": {
-        "en": (
-            "You stayed steady and well framed.",
-            "Keep your position; move deliberately only when it adds something.",
-        ),
-        "ko": (
-            "화면 안에서 안정적으로 자리를 잘 지켰습니다.",
-            "지금 위치를 유지하고, 움직임은 의미가 있을 때만 의도적으로 하세요.",
-        ),
-    },
-    "too_quiet": {
-        "en": (
-            "Your voice was quiet in this stretch.",
-            "Speak as if to someone at the back of the room; breathe from the belly.",
-        ),
-        "ko": (
-            "이 구간에서 목소리가 작았습니다.",
-            "방 뒤쪽에 있는 사람에게 말하듯 복식 호흡으로 소리를 내 보세요.",
-        ),
-    },
-    "too_fast": {
-        "en": (
-            "You spoke quickly.",
-            "Slow down and pause briefly after each key point so it can land.",
-        ),
-        "ko": (
-            "말이 빨랐습니다.",
-            "속도를 늦추고 핵심 내용 뒤에는 잠깐 멈춰 청중이 받아들일 시간을 주세요.",
-        ),
-    },
-    "long_pause": {
-        "en": (
-            "There was a long silence.",
-            "Keep a one-line outline at hand so you can pick up the thread quickly.",
-        ),
-        "ko": (
-            "긴 침묵이 있었습니다.",
-            "한 줄 요약 메모를 곁에 두어 흐름을 빨리 다시 이어가 보세요.",
-        ),
-    },
-    "monotone": {
-        "en": (
-            "Your voice stayed on one pitch.",
-            "Vary your pitch and pace: lift your voice for questions, slow down for key numbers.",
-        ),
-        "ko": (
-            "목소리 높낮이가 거의 일정했습니다.",
-            "질문할 때는 목소리를 올리고 중요한 숫자는 천천히 말하는 등 높낮이와 속도에 "
-            "변화를 주세요.",
-        ),
-    },
-    "nothing_measured": {
-        "en": (
-            "Not enough could be measured in this stretch to comment.",
-            "Check that your face and upper body are in view and the room is well lit.",
-        ),
-        "ko": (
-            "이 구간에서는 평가할 만큼 충분히 측정되지 않았습니다.",
-            "얼굴과 상반신이 화면에 보이는지, 조명이 충분한지 확인해 주세요.",
-        ),
-    },
-}
-
-WHERE: dict[str, dict[Language, str]] = {
-    "down": {"en": ", mostly looking down", "ko": " (주로 아래를 봄)"},
-    "side": {"en": ", often looking to the side", "ko": " (자주 옆을 봄)"},
-    "": {"en": "", "ko": ""},
-}
-
+# Cues whose note has the cue's own name.
+SAME_NAME: tuple[CueName, ...] = (
+    "too_close",
+    "too_far",
+    "too_quiet",
+    "too_fast",
+    "long_pause",
+    "monotone",
+)
 # Which cue's keyframe illustrates a note best, to set its frame_t.
 TEXT_CUE: dict[str, CueName] = {
     "face_missing": "face_lost",
@@ -306,14 +66,9 @@ TEXT_CUE: dict[str, CueName] = {
     "shoulders_uneven": "posture",
     "head_tilted": "head_tilt",
     "swaying": "sway",
-    "too_close": "too_close",
-    "too_far": "too_far",
-    "too_quiet": "too_quiet",
-    "too_fast": "too_fast",
-    "long_pause": "long_pause",
-    "monotone": "monotone",
+    **{name: name for name in SAME_NAME},
 }
-# Cues whose text key has the same name as the cue, for cues the metrics did not explain.
+# The note written for a cue the metrics did not explain.
 CUE_TEXT: dict[str, str] = {
     "eye_contact": "eye_contact_mid",
     "face_lost": "face_missing",
@@ -322,12 +77,7 @@ CUE_TEXT: dict[str, str] = {
     "gesture_none": "gestures_still",
     "gesture_excess": "gestures_busy",
     "sway": "swaying",
-    "too_close": "too_close",
-    "too_far": "too_far",
-    "too_quiet": "too_quiet",
-    "too_fast": "too_fast",
-    "long_pause": "long_pause",
-    "monotone": "monotone",
+    **{name: name for name in SAME_NAME},
 }
 
 
@@ -371,7 +121,7 @@ class RulesCritic:
         chosen += infos[: self._max_items - len(chosen)]
         if not chosen:
             chosen = [_Note("gaze", "info", "nothing_measured", {})]
-        chosen.sort(key=lambda n: (n.severity != "warn", CATEGORY_ORDER.index(n.category)))
+        chosen.sort(key=lambda n: (n.severity != "warn", CRITIQUE_CATEGORIES.index(n.category)))
         return [self._item(n, window) for n in chosen]
 
     def _notes(self, m: dict[str, float | None], cues: list[dict[str, Any]]) -> list[_Note]:
@@ -446,18 +196,10 @@ class RulesCritic:
         if not movement_warned and (sway is not None or face_width is not None):
             add("movement", "info", "movement_good")
 
-        level = m.get("voice_level_dbfs")
-        if level is not None and level < TOO_QUIET_DBFS:
-            add("voice", "warn", "too_quiet")
-        rate = m.get("syllables_per_s")
-        if rate is not None and rate > TOO_FAST_SYLLABLES_PER_S:
-            add("voice", "warn", "too_fast")
-        pitch_std = m.get("pitch_semitone_std")
-        if pitch_std is not None and pitch_std < MONOTONE_SEMITONE_STD:
-            add("voice", "warn", "monotone")
-        pause = m.get("max_pause_s")
-        if pause is not None and pause > LONG_PAUSE_S:
-            add("voice", "warn", "long_pause")
+        for key, sign, limit, note in VOICE_RULES:
+            value = m.get(key)
+            if value is not None and sign * value > sign * limit:
+                add("voice", "warn", note)
 
         # Cues that fired but that the window's averages did not explain still get a note:
         # a problem that lasted 3 s of 20 is worth saying.
@@ -480,17 +222,17 @@ class RulesCritic:
                 if angle is None:
                     continue
                 fields["deg"] = round(angle)
-            category = CUE_CATEGORY[str(cue.get("cue"))]
+            category = CUE_CATEGORY[cast("CueName", str(cue.get("cue")))]
             # An info note of the same category ("good posture") contradicts the cue.
             notes = [n for n in notes if not (n.category == category and n.severity == "info")]
             add(category, "warn", text, **fields)
         return notes
 
     def _item(self, note: _Note, window: CritiqueWindow) -> CritiqueItem:
-        observation, suggestion = TEXTS[note.text][window.language]
+        observation, suggestion = CRITIQUE_TEXTS[note.text][window.language]
         fields = dict(note.fields)
         if "where" in fields:
-            fields["where"] = WHERE[fields["where"]][window.language]
+            fields["where"] = CRITIQUE_WHERE[fields["where"]][window.language]
         return CritiqueItem(
             category=note.category,
             observation=observation.format(**fields),
@@ -518,18 +260,9 @@ def _frame_for(window: CritiqueWindow, cue: str | None) -> float | None:
     return frames[len(frames) // 2].t
 
 
-SCORE_LABELS: dict[Language, dict[str, str]] = {
-    "en": {
-        "eye_contact": "eye contact",
-        "posture": "posture",
-        "gestures": "gestures",
-        "voice": "voice",
-    },
-    "ko": {"eye_contact": "시선 처리", "posture": "자세", "gestures": "손동작", "voice": "목소리"},
-}
 CUE_ADVICE: dict[Language, dict[str, str]] = {
-    "en": {k: TEXTS[v]["en"][1] for k, v in CUE_TEXT.items()},
-    "ko": {k: TEXTS[v]["ko"][1] for k, v in CUE_TEXT.items()},
+    "en": {k: CRITIQUE_TEXTS[v]["en"][1] for k, v in CUE_TEXT.items()},
+    "ko": {k: CRITIQUE_TEXTS[v]["ko"][1] for k, v in CUE_TEXT.items()},
 }
 
 

@@ -15,14 +15,17 @@ import contextlib
 import logging
 import math
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
+from app.coaching.window_metrics import WindowMetrics
 from app.config import Settings
-from app.frames import AudioAnalysis, FrameAnalysis, Language
+from app.events import CritiqueEvent
+from app.frames import AudioAnalysis, FrameAnalysis, Keyframe, Language
+from app.media.images import downscale
 
 from .base import (
     Critic,
@@ -31,16 +34,14 @@ from .base import (
     CritiqueItem,
     CritiqueWindow,
     FailureReason,
-    Keyframe,
     SessionSummaryInput,
     TokenUsage,
 )
-from .images import downscale
 from .rules import RulesCritic
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
+Emit = Callable[[CritiqueEvent], Awaitable[object]]
 
 MAX_CUES_PER_WINDOW = 64  # cue events kept for one window's prompt; more are counted only
 MAX_CRITIQUES_KEPT = 400  # critique events kept for the summary (2 h at 20 s is 360)
@@ -48,53 +49,12 @@ CUE_FRAME_MATCH_S = 0.5  # a cue's keyframe is the frame within this of the cue'
 CLOSE_GRACE_S = 2.0
 
 
-class _Mean:
-    __slots__ = ("count", "total")
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.count = 0
-
-    def add(self, value: float | None) -> None:
-        if value is not None and math.isfinite(value):
-            self.total += value
-            self.count += 1
-
-    def value(self) -> float | None:
-        return self.total / self.count if self.count else None
-
-
-class WindowAccumulator:
-    """Running aggregates of one window (O(1) per observation) plus its keyframe candidates.
-
-    Metrics keys: frames, face_found_ratio, eye_contact_ratio, mean_abs_yaw_deg,
-    mean_pitch_deg, mean_abs_head_tilt_deg, mean_abs_shoulder_tilt_deg, mean_lean,
-    mean_face_width_ratio, hands_visible_ratio, mean_gesture_activity, max_sway,
-    voice_level_dbfs, speech_ratio, syllables_per_s, pitch_semitone_std, max_pause_s.
-    """
+class WindowAccumulator(WindowMetrics):
+    """One critique window: its running aggregates (`WindowMetrics`, O(1) per observation),
+    its cue events and its keyframe candidates."""
 
     def __init__(self, *, slot_s: float, max_coverage: int, max_cue_frames: int) -> None:
-        self.t_first: float | None = None
-        self.t_last: float | None = None
-        self.frames = 0
-        self.face_found = 0
-        self.gaze_known = 0
-        self.gaze_on = 0
-        self.hands_visible = 0
-        self.yaw = _Mean()
-        self.pitch = _Mean()
-        self.head_tilt = _Mean()
-        self.shoulder_tilt = _Mean()
-        self.lean = _Mean()
-        self.face_width = _Mean()
-        self.activity = _Mean()
-        self.sway_max: float | None = None
-        self.audio_chunks = 0
-        self.level = _Mean()
-        self.speech_ratio = _Mean()
-        self.syllables = _Mean()
-        self.pitch_std = _Mean()
-        self.pause_max: float | None = None
+        super().__init__()
         self.cues: list[dict[str, Any]] = []
         self.pending_cues: list[str] = []  # cue names waiting for the next frame
         self.coverage: list[Keyframe] = []
@@ -103,47 +63,6 @@ class WindowAccumulator:
         self._max_coverage = max_coverage
         self._max_cue_frames = max_cue_frames
         self._next_slot = 0
-
-    def _touch(self, t: float) -> None:
-        if self.t_first is None:
-            self.t_first = t
-        if self.t_last is None or t > self.t_last:
-            self.t_last = t
-
-    def add_frame(self, a: FrameAnalysis) -> None:
-        self._touch(a.t)
-        self.frames += 1
-        face, pose = a.face, a.pose
-        if face.found:
-            self.face_found += 1
-            if face.gaze_on_camera is not None:
-                self.gaze_known += 1
-                self.gaze_on += int(face.gaze_on_camera)
-            self.yaw.add(None if face.yaw_deg is None else abs(face.yaw_deg))
-            self.pitch.add(face.pitch_deg)
-            self.face_width.add(face.face_width_ratio)
-        head_tilt = pose.head_tilt_deg if pose.head_tilt_deg is not None else face.roll_deg
-        self.head_tilt.add(None if head_tilt is None else abs(head_tilt))
-        if pose.found:
-            self.shoulder_tilt.add(
-                None if pose.shoulder_tilt_deg is None else abs(pose.shoulder_tilt_deg)
-            )
-            self.lean.add(pose.lean)
-        self.hands_visible += int(a.gesture.hands_visible > 0)
-        self.activity.add(a.gesture.activity)
-        if a.sway is not None and (self.sway_max is None or a.sway > self.sway_max):
-            self.sway_max = a.sway
-
-    def add_audio(self, a: AudioAnalysis) -> None:
-        self._touch(a.t + a.duration_s)
-        self.audio_chunks += 1
-        if a.speaking is not False:  # the level of silence says nothing about the voice
-            self.level.add(a.level_dbfs)
-        self.speech_ratio.add(a.speech_ratio)
-        self.syllables.add(a.syllables_per_s)
-        self.pitch_std.add(a.pitch_semitone_std)
-        if a.pause_s is not None and (self.pause_max is None or a.pause_s > self.pause_max):
-            self.pause_max = a.pause_s
 
     def add_cue(self, event: dict[str, Any]) -> None:
         if len(self.cues) < MAX_CUES_PER_WINDOW:
@@ -164,30 +83,6 @@ class WindowAccumulator:
         return len(self.cue_frames) < self._max_cue_frames and all(
             k.reason != f"cue:{cue}" for k in self.cue_frames
         )
-
-    def metrics(self) -> dict[str, float | None]:
-        def ratio(part: int, whole: int) -> float | None:
-            return part / whole if whole else None
-
-        return {
-            "frames": float(self.frames),
-            "face_found_ratio": ratio(self.face_found, self.frames),
-            "eye_contact_ratio": ratio(self.gaze_on, self.gaze_known),
-            "mean_abs_yaw_deg": self.yaw.value(),
-            "mean_pitch_deg": self.pitch.value(),
-            "mean_abs_head_tilt_deg": self.head_tilt.value(),
-            "mean_abs_shoulder_tilt_deg": self.shoulder_tilt.value(),
-            "mean_lean": self.lean.value(),
-            "mean_face_width_ratio": self.face_width.value(),
-            "hands_visible_ratio": ratio(self.hands_visible, self.frames),
-            "mean_gesture_activity": self.activity.value(),
-            "max_sway": self.sway_max,
-            "voice_level_dbfs": self.level.value(),
-            "speech_ratio": self.speech_ratio.value(),
-            "syllables_per_s": self.syllables.value(),
-            "pitch_semitone_std": self.pitch_std.value(),
-            "max_pause_s": self.pause_max,
-        }
 
 
 def thin_keyframes(frames: list[Keyframe], limit: int) -> list[Keyframe]:
@@ -286,7 +181,7 @@ class CritiqueScheduler:
         )
         self._k = max(0, settings.vlm_max_images)
         self._acc = self._new_window()
-        self._session = WindowAccumulator(slot_s=1.0, max_coverage=0, max_cue_frames=0)
+        self._session = WindowMetrics()
         self._window_start: float | None = None
         self._last_frame: tuple[float, np.ndarray] | None = None
         self._session_keyframes: list[Keyframe] = []
@@ -430,17 +325,15 @@ class CritiqueScheduler:
             return
         self.stats.windows += 1
         source, items, reason = await self._critique(window)
-        event: dict[str, Any] = {
-            "type": "critique",
-            "t": window.t_end,
-            "source": source,
-            "t_start": window.t_start,
-            "t_end": window.t_end,
-            "items": [item.as_event_item() for item in items],
-        }
-        if reason is not None:
-            event["reason"] = reason
-        self._critiques.append(event)
+        event = CritiqueEvent(
+            t=window.t_end,
+            source=source,
+            t_start=window.t_start,
+            t_end=window.t_end,
+            items=[item.as_event_item() for item in items],
+            reason=reason,
+        )
+        self._critiques.append(event.model_dump(mode="json"))
         try:
             await self._emit(event)
         except Exception:
@@ -524,7 +417,7 @@ class CritiqueScheduler:
         return dict(self._cue_counts)
 
     async def summarize(
-        self, *, duration_s: float, scores: dict[str, float | None]
+        self, *, duration_s: float, scores: Mapping[str, float | None]
     ) -> tuple[str, Literal["vlm", "rules"]]:
         """The report's summary: the VLM's within the deadline, else the rules'. Call after
         `aclose()` so the last window's critique is included."""
@@ -533,7 +426,7 @@ class CritiqueScheduler:
             session_id=self.session_id,
             language=self.language,
             duration_s=duration_s,
-            scores=scores,
+            scores=dict(scores),
             cue_counts=self.cue_counts,
             critiques=self.critiques,
             keyframes=self._session_keyframes[: min(self._k, images_left)],

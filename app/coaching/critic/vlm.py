@@ -21,23 +21,22 @@ import openai.resources.chat  # at import time, not lazily on the event loop (se
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from app.coaching.messages import FRAME_LABELS, VISUAL_CATEGORIES, VisualCategory
 from app.config import Settings
-from app.frames import Language
+from app.frames import Keyframe, Language
+from app.media.images import jpeg_data_urls
 
 from .base import (
-    VISUAL_CATEGORIES,
     CriticError,
     CriticName,
     CritiqueItem,
     CritiqueResult,
     CritiqueWindow,
-    Keyframe,
     SessionSummaryInput,
     SummaryResult,
     TokenUsage,
     load_prompt,
 )
-from .images import jpeg_data_urls
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ CRITIQUE_RESPONSE_FORMAT: dict[str, Any] = {
 
 class _ItemAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    category: Literal["gaze", "facial_expression", "gestures", "posture", "movement"]
+    category: VisualCategory
     observation: str
     suggestion: str
     severity: Literal["info", "warn"]
@@ -87,10 +86,6 @@ class _CritiqueAnswer(BaseModel):
     items: list[_ItemAnswer]
 
 
-LABELS: dict[Language, dict[str, str]] = {
-    "en": {"seconds": "s", "coverage": "overview", "cue": "cue", "none": "(none)"},
-    "ko": {"seconds": "초", "coverage": "구간 대표", "cue": "알림", "none": "(없음)"},
-}
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
@@ -99,7 +94,7 @@ def _fmt(value: float | None) -> float | None:
 
 
 def describe_frames(keyframes: list[Keyframe], language: Language) -> str:
-    labels = LABELS[language]
+    labels = FRAME_LABELS[language]
     lines = []
     for number, frame in enumerate(keyframes, start=1):
         if frame.reason.startswith("cue:"):
@@ -112,11 +107,11 @@ def describe_frames(keyframes: list[Keyframe], language: Language) -> str:
 
 def describe_cues(cues: list[dict[str, Any]], language: Language) -> str:
     lines = [
-        f"- t={float(c.get('t', 0.0)):.1f}{LABELS[language]['seconds']} {c.get('cue')} "
+        f"- t={float(c.get('t', 0.0)):.1f}{FRAME_LABELS[language]['seconds']} {c.get('cue')} "
         f"{c.get('state')} ({c.get('severity')}): {c.get('message', '')}".rstrip(": ")
         for c in cues
     ]
-    return "\n".join(lines) if lines else LABELS[language]["none"]
+    return "\n".join(lines) if lines else FRAME_LABELS[language]["none"]
 
 
 def build_critique_messages(
@@ -149,7 +144,7 @@ def build_summary_messages(
         for event in summary.critiques[-12:]  # the latest notes; the prompt stays small
         for item in event.get("items", [])
     ]
-    none = LABELS[summary.language]["none"]
+    none = FRAME_LABELS[summary.language]["none"]
     user = prompt.user.substitute(
         duration=f"{summary.duration_s:.0f}",
         scores=json.dumps({k: _fmt(v) for k, v in summary.scores.items()}),

@@ -1,5 +1,6 @@
 """Deleting finished sessions: on request (`DELETE /api/sessions/{id}`) and when they expire
-(`Settings.retention_days`, swept every `retention_sweep_s` by a task the lifespan starts)."""
+(`Settings.retention_days`, swept every `retention_sweep_s` by a task the lifespan starts, which
+also sweeps the uploads: `UploadService.sweep_expired`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from app.store.files import LocalArtefactStore
 
 if TYPE_CHECKING:
     from app.live.manager import SessionManager
-    from app.upload.service import UploadService
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,14 @@ async def fail_unstarted(manager: SessionManager, now: datetime) -> list[str]:
     return failed
 
 
-def _retention_cutoff(retention_days: float, now: datetime | None) -> datetime | None:
+def retention_cutoff(retention_days: float, now: datetime | None) -> datetime | None:
     """When finished work expires, or None while retention is off (`retention_days` <= 0)."""
     if retention_days <= 0:
         return None
     return (now or datetime.now(UTC)) - timedelta(days=retention_days)
 
 
-async def _delete_finished_before(
+async def delete_finished_before(
     rows: Sequence[SessionRow],
     cutoff: datetime,
     delete: Callable[[str], Awaitable[object]],
@@ -101,7 +101,7 @@ async def sweep_expired(manager: SessionManager, now: datetime | None = None) ->
     marks the sessions that never started as failed (`fail_unstarted`)."""
     now = now or datetime.now(UTC)
     await fail_unstarted(manager, now)
-    cutoff = _retention_cutoff(manager.settings.retention_days, now)
+    cutoff = retention_cutoff(manager.settings.retention_days, now)
     if cutoff is None:
         return []
     rows = [
@@ -109,7 +109,7 @@ async def sweep_expired(manager: SessionManager, now: datetime | None = None) ->
         for row in await manager.repo.sessions_ended_before(cutoff)
         if row.kind == "live" and row.state in FINISHED_STATES and row.id not in manager.sessions
     ]
-    return await _delete_finished_before(
+    return await delete_finished_before(
         rows,
         cutoff,
         lambda session_id: delete_session(manager, session_id),
@@ -118,23 +118,15 @@ async def sweep_expired(manager: SessionManager, now: datetime | None = None) ->
     )
 
 
-async def sweep_expired_uploads(uploads: UploadService, now: datetime | None = None) -> list[str]:
-    """Delete uploads (video, artefacts, rows) whose analysis finished more than
-    `retention_days` ago, as `sweep_expired` does for live sessions. Returns the deleted ids."""
-    cutoff = _retention_cutoff(uploads.settings.retention_days, now)
-    if cutoff is None:
-        return []
-    rows = await uploads.repo.sessions_in_states(FINISHED_STATES, kind="upload")
-    return await _delete_finished_before(rows, cutoff, uploads.delete, "upload", "video_id")
-
-
-async def retention_loop(manager: SessionManager, uploads: UploadService | None = None) -> None:
-    """Sweep at start and then every `retention_sweep_s`; a failed sweep waits for the next."""
+async def retention_loop(manager: SessionManager, *more: Callable[[], Awaitable[object]]) -> None:
+    """Sweep this process's sessions, then each of `more` (the uploads':
+    `UploadService.sweep_expired`), at start and then every `retention_sweep_s`; a failed
+    sweep waits for the next."""
     while True:
         try:
             await sweep_expired(manager)
-            if uploads is not None:
-                await sweep_expired_uploads(uploads)
+            for sweep in more:
+                await sweep()
         except Exception:
             log.exception("retention sweep failed")
         await asyncio.sleep(max(1.0, manager.settings.retention_sweep_s))
