@@ -49,6 +49,7 @@ async def offer(
         # its parser meets: KeyError, IndexError, AssertionError, AttributeError... Each is
         # the client's offer, not a server fault (the peer is closed already).
         log.info("offer refused: %r", exc, extra={"session_id": session.id})
+        await manager.let_go(session)  # with replicas, the next media may start it anywhere
         raise CoachError("bad_offer", f"The SDP offer was refused: {exc}") from None
     try:
         await manager.go_live(session)

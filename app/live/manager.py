@@ -190,14 +190,43 @@ class SessionManager:
                 return
             if session.state != "created":
                 raise CoachError("session_not_live", f"The session is {session.state}.")
-            self.check_running_capacity(session)
-            if not await session.go_live():
+            try:
+                self.check_running_capacity(session)
+            except CoachError:
+                await self._let_go(session)
+                raise
+            try:
+                started = await session.go_live()
+            except Exception:
+                log.exception("starting the session failed", extra={"session_id": session.id})
+                self.request_end(session.id, "start_failed")  # finalised with what there is
+                raise
+            if not started:
                 # Ended (expired) by another replica between our claim and the first media.
                 fresh = await self.repo.get_session(session.id)
                 state = fresh.state if fresh is not None else "failed"
-                await self._drop(session)
+                if session.state == "created":
+                    await self._drop(session)
                 raise CoachError("session_not_live", f"The session is {state}.")
         self._forget_created(session.id)
+
+    async def let_go(self, session: LiveSession) -> None:
+        """A claimed session whose first media was refused (a bad offer): see `_let_go`."""
+        async with session.starting:
+            await self._let_go(session)
+
+    async def _let_go(self, session: LiveSession) -> None:
+        """With replicas, a session this replica claimed for media it then refused goes back
+        to nobody (still `created`, its creator's deadline running), so the next media may
+        start it anywhere. Alone, it stays here until its deadline."""
+        ownership = self.services.ownership
+        if ownership is None or session.state != "created":
+            return
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+        self._forget_created(session.id)
+        await session.cancel_all()
+        await ownership.release(session.id)
 
     def _forget_created(self, session_id: str) -> None:
         entry = self.created.pop(session_id, None)
@@ -216,13 +245,14 @@ class SessionManager:
         """End a session that received no media: `failed` with reason `never_started`, one
         `state` event, its slot and analyser given back at once. Nothing (False) when it went
         live or ended meanwhile, here or on another replica."""
-        self._forget_created(session_id)
         session = self.sessions.get(session_id)
         if session is not None:
-            if session.state != "created" or session.starting.locked():
-                return False
-            session.state = "failed"  # before any await: the first media now finds it ended
-            session.reason = NEVER_STARTED
+            async with session.starting:  # a first media being started goes first
+                if session.state != "created":
+                    return False
+                session.state = "failed"  # the first media now finds it ended
+                session.reason = NEVER_STARTED
+        self._forget_created(session_id)
         ended_at = datetime.now(UTC)
         moved = await self.repo.update_session_in_state(
             session_id, "created", state="failed", reason=NEVER_STARTED, ended_at=ended_at
@@ -250,13 +280,13 @@ class SessionManager:
 
     async def _drop(self, session: LiveSession) -> None:
         """Let go of a session that never ran: its analyser, listeners, slot and claim."""
-        self._forget_created(session.id)
         await session.cancel_all()
-        self.services.bus.close_session(session.id)
-        if self.sessions.get(session.id) is session:
+        if self.sessions.get(session.id) is session:  # not another copy's listeners or claim
+            self._forget_created(session.id)
             del self.sessions[session.id]
-        if self.services.ownership is not None:
-            await self.services.ownership.release(session.id)
+            self.services.bus.close_session(session.id)
+            if self.services.ownership is not None:
+                await self.services.ownership.release(session.id)
         session.finalized.set()
 
     def _session_from_row(self, row: SessionRow, seq: int = 0) -> LiveSession:
@@ -305,7 +335,16 @@ class SessionManager:
         # Built here (created on another replica, or before a restart); `go_live` builds its
         # analyser with the first media.
         session = self._session_from_row(row, await self.repo.max_seq(row.id))
-        self.sessions[row.id] = session
+        session = self.sessions.setdefault(row.id, session)  # one copy, however many waited
+        if row.id not in self.created:
+            # Its deadline runs here too, so a refused first media cannot keep it forever.
+            left = (
+                self.settings.created_ttl_s
+                - (datetime.now(UTC) - _utc(row.created_at)).total_seconds()
+            )
+            entry = CreatedSession(client="", deadline=time.monotonic() + max(0.0, left))
+            self.created[row.id] = entry
+            entry.expiry = self.spawn(self._expire_after(row.id, max(0.0, left)), f"{row.id}:ttl")
         return session
 
     async def _refuse_if_owned_elsewhere(self, session_id: str) -> None:
@@ -377,6 +416,8 @@ class SessionManager:
 
     async def _finalize(self, session: LiveSession, reason: str) -> None:
         ended_mono = time.monotonic()
+        async with session.starting:
+            pass  # a first media being started finishes starting first, then this stops it
         try:
             t = session.media_time()
             await session.emit(StateEvent(t=t, state="finalizing", reason=reason))
@@ -614,6 +655,11 @@ class SessionManager:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _waiting_too_many(

@@ -55,9 +55,8 @@ async def fail_unstarted(manager: SessionManager, now: datetime) -> list[str]:
             continue
         if ownership is not None and await ownership.owner(row.id) is not None:
             continue  # another replica holds it
-        if await manager.repo.update_session_in_state(
-            row.id, "created", state="failed", reason="never_started", ended_at=now
-        ):
+        # the same end as at a deadline: the row, one `state` event, listeners told
+        if await manager.expire_created(row.id):
             failed.append(row.id)
     if failed:
         log.info("retention: %d sessions never started; marked failed", len(failed))

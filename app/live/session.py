@@ -220,7 +220,8 @@ class LiveSession:
         self.transcriber = hooks.make_transcriber(self) if hooks.make_transcriber else None
         if self.transcriber is not None:
             self.transcriber.start()
-        self.state = "live"
+        if self.state == "created":  # (an `end` during the row's update already finalises)
+            self.state = "live"
         await self.emit(StateEvent(t=self.media_time(), state="live"))
         self._spawn("analysis", self._analysis_loop())
         self._spawn("audio", self._audio_loop())

@@ -147,8 +147,8 @@ class EventWriter:
         self._task = asyncio.create_task(self._run(), name="event-writer")
 
     async def put(self, event: WireEvent) -> None:
-        self._put += 1
         await self._queue.put(event)
+        self._put += 1  # counted once queued: a put cancelled while waiting adds nothing
 
     async def flush(self) -> None:
         """Wait until every event put so far is in the database (not for later ones)."""

@@ -133,6 +133,11 @@ async def test_sessions_never_started_are_failed_then_deletable(settings: Settin
         states = {n: (await manager.repo.get_session(i)) for n, i in ids.items()}
         assert states["stale"] is not None and states["stale"].state == "failed"
         assert states["stale"].reason == "never_started" and states["stale"].ended_at is not None
+        # ended as at a deadline: with its one `state` event, for listeners and the log
+        events = await manager.repo.list_events(ids["stale"])
+        assert [(e["type"], e["state"], e["reason"]) for e in events] == [
+            ("state", "failed", "never_started")
+        ]
         assert states["fresh"] is not None and states["fresh"].state == "created"
         assert states["held"] is not None and states["held"].state == "created"
 
