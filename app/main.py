@@ -41,7 +41,7 @@ def operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log.level, settings.log.json_lines)
     tune_malloc()  # before the worker threads and their arenas exist (see app/memory.py)
     install_log_redaction()
 
@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         replica_id = make_replica_id(settings)
         cluster = await start_cluster(settings, replica_id)
-        load = LoadMonitor(settings.shed_cpu_percent, retry_after_s=settings.shed_retry_after_s)
+        load = LoadMonitor(
+            settings.cluster.shed_cpu_percent, retry_after_s=settings.cluster.shed_retry_after_s
+        )
         load.start()
         jobs = make_job_runner(settings, cluster.redis)
         await jobs.start()
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
                 control=cluster.control,
                 load=load,
                 # On Celery, takeover recovery is a job too; in-process it stays on the replica.
-                jobs=jobs if settings.jobs == "celery" else None,
+                jobs=jobs if settings.cluster.jobs == "celery" else None,
             ) as services:
                 manager = SessionManager(services)
                 if cluster.control is not None:
@@ -86,7 +88,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
                 manager.spawn(retention_loop(manager, uploads.sweep_expired), "retention")
                 if cluster.ownership is not None:
                     manager.spawn(manager.watch_orphans(), "watch-orphans")
-                log.info("coach ready", extra={"data_dir": str(settings.data_dir)})
+                log.info("coach ready", extra={"data_dir": str(settings.storage.data_dir)})
                 try:
                     yield
                 finally:
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
     # (400) instead of falling through to a route.
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.cors_origins,
+        allow_origins=settings.transport.cors_origins,
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
     )

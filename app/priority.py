@@ -67,15 +67,15 @@ NORMAL = ThreadPriority()
 def pose_lane_priority(settings: Settings) -> ThreadPriority:
     """The Pose lane's threads and graphs: they yield to face analysis, which every metrics
     event waits for (`pose_sched_idle`, else `pose_nice`). Without a lane, Pose runs inline."""
-    if not settings.pose_lane:
+    if not settings.pose.lane:
         return NORMAL
-    return ThreadPriority(nice=settings.pose_nice, idle=settings.pose_sched_idle)
+    return ThreadPriority(nice=settings.pose.nice, idle=settings.pose.sched_idle)
 
 
 def pose_thread_priority(settings: Settings) -> ThreadPriority:
     """The server's Pose lane threads. With Pose in worker processes they only wait for its
     result and turn it into a posture, and lowered they could be preempted holding the GIL
     that face analysis waits for: they run at normal priority, the workers lowered."""
-    if settings.pose_processes > 0:
+    if settings.pose.processes > 0:
         return NORMAL
     return pose_lane_priority(settings)

@@ -37,13 +37,13 @@ def pose_runner(settings: Settings) -> Any:
     from app.analysis.pose_process import PoseProcess
 
     priority = pose_lane_priority(settings)
-    if settings.pose_processes > 0:
+    if settings.pose.processes > 0:
         if not multiprocessing.current_process().daemon:
-            return PoseProcess(settings.pose_processes, priority, settings.pose_timeout_s)
+            return PoseProcess(settings.pose.processes, priority, settings.pose.timeout_s)
         # A Celery prefork child is a daemonic process, and those may not start children.
         log.info("Pose runs in this process: a daemonic process cannot start its worker")
-    if settings.pose_graphs > 0:
-        return PoseGraphs(settings.pose_graphs, priority)
+    if settings.pose.graphs > 0:
+        return PoseGraphs(settings.pose.graphs, priority)
     return None
 
 
@@ -66,7 +66,7 @@ class AnalyzerService:
                 graphs = self._pose_graphs
                 self._pool = AnalyzerPool(
                     self.settings,
-                    self.settings.analyzer_pool_size,
+                    self.settings.limits.analyzer_pool_size,
                     make=lambda s: FrameAnalyzer(s, pose_graphs=graphs),
                 )
             pool = self._pool
@@ -135,7 +135,7 @@ class CriticService:
         self.settings = settings
         self.critic: Critic = build_critic(settings)
         self.fallback = RulesCritic(settings)
-        self.limit = asyncio.Semaphore(max(1, settings.vlm_concurrency))
+        self.limit = asyncio.Semaphore(max(1, settings.vlm.concurrency))
 
     def make_scheduler(self, session: SessionView) -> CritiqueScheduler:
         return CritiqueScheduler(
@@ -170,8 +170,8 @@ class TranscriptionService:
 
     def make_worker(self, session: SessionView) -> TranscriptionWorker | None:
         settings, language = self.settings, session.language
-        local = language == "ko" and settings.transcribe_vosk and vosk_model_path(language)
-        if not local and not settings.transcribe_base_url:
+        local = language == "ko" and settings.transcribe.vosk and vosk_model_path(language)
+        if not local and not settings.transcribe.base_url:
             return None  # the report says no transcript was made, and why
 
         def make() -> Transcriber:
@@ -202,12 +202,12 @@ def default_hooks(settings: Settings) -> Hooks:
 
 
 def make_job_runner(settings: Settings, redis: Any = None) -> JobRunner:
-    """The runner `settings.jobs` names: in-process, or Celery (which needs the cluster's Redis
-    client for its job keys)."""
-    if settings.jobs == "celery":
+    """The runner `settings.cluster.jobs` names: in-process, or Celery (which needs the
+    cluster's Redis client for its job keys)."""
+    if settings.cluster.jobs == "celery":
         if redis is None:
             raise RuntimeError("COACH_JOBS=celery needs COACH_REDIS_URL")
         return CeleryJobRunner(settings, redis)
     return InProcessJobRunner(
-        max_concurrent=settings.upload_concurrency, max_pending=settings.upload_max_queued
+        max_concurrent=settings.upload.concurrency, max_pending=settings.upload.max_queued
     )

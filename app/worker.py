@@ -81,9 +81,9 @@ class WorkerRuntime:
         from app.wiring import default_hooks, make_upload_critic, upload_stages
 
         settings = self.settings
-        configure_logging(settings.log_level, settings.log_json)
+        configure_logging(settings.log.level, settings.log.json_lines)
         settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-        worker_id = f"{settings.replica_id or socket.gethostname()}-{os.getpid()}"
+        worker_id = f"{settings.cluster.replica_id or socket.gethostname()}-{os.getpid()}"
         cluster = await start_cluster(settings, worker_id)
         self._parts["cluster"] = cluster
         if cluster.redis is None:

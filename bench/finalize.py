@@ -98,7 +98,7 @@ def run_once(minutes: float, settings: Settings, pool: list[np.ndarray], voice: 
         wall0 = time.perf_counter()
         for i in range(total):
             # Faster than real time, but never past the queue: nothing is dropped.
-            while recorder.queue_depth >= settings.recording_queue - 1:
+            while recorder.queue_depth >= settings.recording.recording_queue - 1:
                 time.sleep(0.0005)
             t = i / FPS
             recorder.push_video(VideoFrame(index=i, t=t, image=pool[i % len(pool)], arrived_at=t))
@@ -156,14 +156,14 @@ def main() -> None:
     base = Settings()
     if args.one_core:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-        base = base.model_copy(update={"vp9_threads": 1})
+        base = base.updated(vp9_threads=1)
     if args.threads is not None:
-        base = base.model_copy(update={"vp9_threads": args.threads})
+        base = base.updated(vp9_threads=args.threads)
     if args.crf is not None:
-        base = base.model_copy(update={"vp9_crf": args.crf})
+        base = base.updated(vp9_crf=args.crf)
     configs = [base]
     if args.sweep:
-        configs = [base.model_copy(update={"vp9_cpu_used": c}) for c in (5, 6, 7, 8)]
+        configs = [base.updated(vp9_cpu_used=c) for c in (5, 6, 7, 8)]
     cores = len(os.sched_getaffinity(0))
     pool = frame_pool()
     voice = voice_like()
@@ -182,7 +182,7 @@ def main() -> None:
             row = median_run(runs)
             label = f"{minutes:g} min" + (f" (median of {len(runs)})" if len(runs) > 1 else "")
             print(
-                f"| {label} | {settings.vp9_cpu_used} | {settings.vp9_threads} "
+                f"| {label} | {settings.recording.vp9_cpu_used} | {settings.recording.vp9_threads} "
                 f"| {row.stop_s:.2f} | {row.realtime_x:.1f} | {row.per_core_x:.1f} "
                 f"| {row.cpu_pct:.0f} "
                 f"| {row.mb_per_min:.1f} | {row.frames} ({row.dropped} dropped) |",

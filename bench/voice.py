@@ -50,7 +50,7 @@ def timed(fn, audio_s: float, repeat: int = 3) -> float:  # type: ignore[no-unty
 def stages(audio: np.ndarray, language: Language, settings: Settings) -> dict[str, float]:
     audio_s = audio.size / SR
     windows = [audio[i : i + SR] for i in range(0, audio.size - SR + 1, SR)]
-    vad = webrtcvad.Vad(settings.voice_vad_mode)
+    vad = webrtcvad.Vad(settings.voice.vad_mode)
 
     def level() -> None:
         for w in windows:

@@ -66,7 +66,7 @@ async def test_a_job_is_sent_once_however_often_and_wherever_it_is_submitted(
             if not any(r.is_running("k", j) for r in (a, b) for j in ("x", "y")):
                 break
             await asyncio.sleep(0.01)
-    assert await client.llen(settings.celery_queue) == 2  # x once, y once
+    assert await client.llen(settings.cluster.celery_queue) == 2  # x once, y once
     assert await client.exists("coach:job:k:x:queued")
     with pytest.raises(KeyError):
         a.submit("unknown", "z")
@@ -110,7 +110,7 @@ async def test_a_delivery_takes_over_once_a_dead_holders_lease_lapses(
 ) -> None:
     # A worker killed mid-job leaves its lease until it lapses; the redelivered task must run
     # then, not be dropped as a duplicate (that lost the job).
-    settings = settings_for(redis_url, tmp_path).model_copy(update={"job_lease_s": 1.5})
+    settings = settings_for(redis_url, tmp_path).updated(job_lease_s=1.5)
     worker = await runner(settings, client, "w2")
     runs: list[str] = []
 
@@ -118,12 +118,15 @@ async def test_a_delivery_takes_over_once_a_dead_holders_lease_lapses(
         runs.append(ctx.job_id)
 
     worker.register("k", job)
-    lease_ms = int(settings.job_lease_s * 1000)
+    lease_ms = int(settings.cluster.job_lease_s * 1000)
     await client.set("coach:job:k:x:lease", "dead-worker:0", px=lease_ms)
     started = time.monotonic()
-    assert await asyncio.wait_for(worker.execute("k", "x"), 10 + settings.job_lease_s) == "done"
+    assert (
+        await asyncio.wait_for(worker.execute("k", "x"), 10 + settings.cluster.job_lease_s)
+        == "done"
+    )
     assert runs == ["x"]
-    assert time.monotonic() - started >= settings.job_lease_s * 0.8
+    assert time.monotonic() - started >= settings.cluster.job_lease_s * 0.8
     await worker.stop()
 
 

@@ -140,7 +140,7 @@ async def test_cors_default_is_same_origin_only(server: ThreadServer) -> None:
 
 async def test_cors_allow_list_lets_a_listed_origin_in(settings: Settings) -> None:
     allowed = "https://coach.example"
-    with ThreadServer(settings.model_copy(update={"cors_origins": [allowed]})) as srv:
+    with ThreadServer(settings.updated(cors_origins=[allowed])) as srv:
         async with httpx.AsyncClient(base_url=srv.http) as http:
             ok = await http.options("/api/sessions", headers=preflight(allowed))
             refused = await http.options("/api/sessions", headers=preflight("https://x.example"))

@@ -36,29 +36,29 @@ def frame_conditions(
         if face.gaze_on_camera is not None:
             out["eye_contact"] = not face.gaze_on_camera
         if face.face_width_ratio is not None:
-            out["too_close"] = face.face_width_ratio > settings.too_close_face_ratio
-            out["too_far"] = face.face_width_ratio < settings.too_far_face_ratio
+            out["too_close"] = face.face_width_ratio > settings.cues.too_close_face_ratio
+            out["too_far"] = face.face_width_ratio < settings.cues.too_far_face_ratio
 
     # FaceMesh's eye line is the sharper head-tilt measure; the ears stand in without a face.
     roll = face.roll_deg if face.found and face.roll_deg is not None else pose.head_tilt_deg
     if roll is not None:
-        out["head_tilt"] = abs(roll) > settings.head_tilt_max_deg
+        out["head_tilt"] = abs(roll) > settings.cues.head_tilt_max_deg
 
     if pose.found and pose.shoulder_tilt_deg is not None:
-        out["posture"] = abs(pose.shoulder_tilt_deg) > settings.shoulder_tilt_max_deg
+        out["posture"] = abs(pose.shoulder_tilt_deg) > settings.cues.shoulder_tilt_max_deg
 
     if gesture.activity is None:
         state.still_since = None
     else:
-        out["gesture_excess"] = gesture.activity > settings.gesture_excess_activity
-        if gesture.activity >= settings.gesture_min_activity:
+        out["gesture_excess"] = gesture.activity > settings.cues.gesture_excess_activity
+        if gesture.activity >= settings.cues.gesture_min_activity:
             state.still_since = None
             out["gesture_none"] = False
         else:
             if state.still_since is None:
                 state.still_since = a.t
-            out["gesture_none"] = a.t - state.still_since >= settings.gesture_none_after_s
+            out["gesture_none"] = a.t - state.still_since >= settings.cues.gesture_none_after_s
 
     if a.sway is not None:
-        out["sway"] = a.sway > settings.sway_max
+        out["sway"] = a.sway > settings.cues.sway_max
     return out

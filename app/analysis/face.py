@@ -101,12 +101,12 @@ def iris_offset_from_landmarks(points: np.ndarray) -> tuple[float, float]:
 
 def gaze_on_camera(pose: HeadPose, iris_offset: tuple[float, float], settings: Settings) -> bool:
     """Head within the eye-contact cone and the irises where looking at the lens puts them."""
-    if abs(pose.yaw_deg) > settings.eye_contact_max_yaw_deg:
+    if abs(pose.yaw_deg) > settings.cues.eye_contact_max_yaw_deg:
         return False
-    if abs(pose.pitch_deg) > settings.eye_contact_max_pitch_deg:
+    if abs(pose.pitch_deg) > settings.cues.eye_contact_max_pitch_deg:
         return False
-    expected_x = -settings.eye_contact_iris_per_yaw * math.sin(math.radians(pose.yaw_deg))
-    return abs(iris_offset[0] - expected_x) <= settings.eye_contact_max_iris_offset
+    expected_x = -settings.cues.eye_contact_iris_per_yaw * math.sin(math.radians(pose.yaw_deg))
+    return abs(iris_offset[0] - expected_x) <= settings.cues.eye_contact_max_iris_offset
 
 
 def face_observation_from_landmarks(

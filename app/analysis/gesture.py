@@ -21,8 +21,8 @@ class MotionTracker:
     """Per-session state for hand activity and sway. Feed it only fresh Pose results."""
 
     def __init__(self, settings: Settings) -> None:
-        self._smoothing_s = settings.activity_smoothing_s
-        self._window_s = settings.sway_window_s
+        self._smoothing_s = settings.cues.activity_smoothing_s
+        self._window_s = settings.cues.sway_window_s
         self._last_t: float | None = None
         self._last_wrists: tuple[tuple[float, float] | None, tuple[float, float] | None] = (
             None,

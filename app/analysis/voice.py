@@ -62,11 +62,6 @@ def dbfs(samples: np.ndarray) -> float:
     return SILENCE_DBFS if rms <= 1e-5 else max(SILENCE_DBFS, 20.0 * math.log10(rms))
 
 
-def voice_threshold(settings: Settings, name: str, language: Lang) -> float:
-    """The per-language threshold `voice_{name}_{language}` from the settings."""
-    return float(getattr(settings, f"voice_{name}_{language}"))
-
-
 class VoiceAnalyzer:
     """Streaming voice analysis for one session. Not thread-safe: one caller at a time."""
 
@@ -75,11 +70,11 @@ class VoiceAnalyzer:
             raise ValueError(f"unsupported language {language!r}")
         self.language: Lang = language
         self.settings = settings
-        self._window_n = round(settings.voice_window_s * SAMPLE_RATE)
-        self._frame_n = SAMPLE_RATE * settings.voice_vad_frame_ms // 1000
+        self._window_n = round(settings.voice.window_s * SAMPLE_RATE)
+        self._frame_n = SAMPLE_RATE * settings.voice.vad_frame_ms // 1000
         self._frame_s = self._frame_n / SAMPLE_RATE
         self._context_n = round(_CONTEXT_S * SAMPLE_RATE)
-        self._vad = webrtcvad.Vad(settings.voice_vad_mode)
+        self._vad = webrtcvad.Vad(settings.voice.vad_mode)
 
         self._t0: float | None = None  # media time of sample 0 of the grid
         self._consumed = 0  # samples of the grid already turned into windows
@@ -94,14 +89,14 @@ class VoiceAnalyzer:
         self._speech_run = 0
 
         def windows_for(seconds: float) -> int:
-            return max(1, math.ceil(seconds / settings.voice_window_s))
+            return max(1, math.ceil(seconds / settings.voice.window_s))
 
         # (nuclei, speech seconds) per window; loudness reference per window with speech
         self._rate_hist: deque[tuple[int, float]] = deque(
-            maxlen=windows_for(settings.voice_rate_window_s)
+            maxlen=windows_for(settings.voice.rate_window_s)
         )
         self._loud_hist: deque[float] = deque(
-            maxlen=windows_for(max(settings.voice_rate_window_s, 10.0))
+            maxlen=windows_for(max(settings.voice.rate_window_s, 10.0))
         )
         # voiced f0 values (semitones re 100 Hz) per window, trimmed to voice_pitch_window_s
         self._pitch_hist: deque[np.ndarray] = deque()
@@ -186,7 +181,7 @@ class VoiceAnalyzer:
         total_speech = sum(sp for _, sp in self._rate_hist)
         rate = (
             sum(n for n, _ in self._rate_hist) / total_speech
-            if total_speech >= s.voice_rate_min_speech_s
+            if total_speech >= s.voice.rate_min_speech_s
             else None
         )
         self._remember_pitch(f0_st)
@@ -200,7 +195,7 @@ class VoiceAnalyzer:
             t=t,
             duration_s=duration,
             level_dbfs=dbfs(window),
-            speaking=speech_ratio >= s.voice_speaking_min_ratio,
+            speaking=speech_ratio >= s.voice.speaking_min_ratio,
             speech_ratio=speech_ratio,
             syllables_per_s=rate,
             pitch_semitone_std=pitch_std,
@@ -220,7 +215,7 @@ class VoiceAnalyzer:
         return flags
 
     def _update_pauses(self, t: float, speech: np.ndarray) -> list[PauseSpan]:
-        onset = self.settings.voice_vad_onset_frames
+        onset = self.settings.voice.vad_onset_frames
         ended: list[PauseSpan] = []
         for i, is_speech in enumerate(speech):
             frame_t = t + i * self._frame_s
@@ -236,7 +231,7 @@ class VoiceAnalyzer:
                 pause_end = frame_t - (onset - 1) * self._frame_s
                 if (
                     self._heard_speech
-                    and pause_end - self._silence_start >= self.settings.voice_report_pause_s
+                    and pause_end - self._silence_start >= self.settings.voice.report_pause_s
                 ):
                     ended.append(PauseSpan(self._silence_start, pause_end))
                 self._silence_start = None
@@ -260,8 +255,8 @@ class VoiceAnalyzer:
         sound = parselmouth.Sound(segment.astype(np.float64) / 32768.0, SAMPLE_RATE)
         pitch = sound.to_pitch_ac(
             time_step=_TRACK_STEP_S,
-            pitch_floor=s.voice_pitch_floor_hz,
-            pitch_ceiling=s.voice_pitch_ceiling_hz,
+            pitch_floor=s.voice.pitch_floor_hz,
+            pitch_ceiling=s.voice.pitch_ceiling_hz,
         )
         f0 = pitch.selected_array["frequency"]
         f0_t = seg_t + pitch.xs()
@@ -285,7 +280,7 @@ class VoiceAnalyzer:
             self._loud_hist.append(float(np.quantile(speech_db, 0.99)))
         if not self._loud_hist or db.size < 3:
             return 0, f0_st
-        floor_db = max(self._loud_hist) - s.voice_syllable_silence_db
+        floor_db = max(self._loud_hist) - s.voice.syllable_silence_db
 
         lag = 0.0 if final else _NUCLEUS_LAG_S
         count_from, count_to = t - _NUCLEUS_LAG_S, t + window.size / SAMPLE_RATE - lag
@@ -297,7 +292,7 @@ class VoiceAnalyzer:
                 continue
             following = peaks[k + 1] if k + 1 < len(peaks) else len(db)
             dip = float(db[p:following].min()) if following > p + 1 else float(db[p])
-            if db[p] - dip < s.voice_syllable_min_dip_db:
+            if db[p] - dip < s.voice.syllable_min_dip_db:
                 continue
             if not in_speech(db_t[p : p + 1])[0]:
                 continue
@@ -312,17 +307,17 @@ class VoiceAnalyzer:
             return
         self._pitch_hist.append(f0_st)
         self._pitch_hist_n += f0_st.size
-        keep_n = round(self.settings.voice_pitch_window_s / _TRACK_STEP_S)
+        keep_n = round(self.settings.voice.pitch_window_s / _TRACK_STEP_S)
         while self._pitch_hist_n - self._pitch_hist[0].size >= keep_n:
             self._pitch_hist_n -= self._pitch_hist.popleft().size
 
     def _pitch_std(self) -> float | None:
         s = self.settings
         values = np.concatenate(list(self._pitch_hist)) if self._pitch_hist else np.zeros(0)
-        if values.size * _TRACK_STEP_S < s.voice_pitch_min_voiced_s:
+        if values.size * _TRACK_STEP_S < s.voice.pitch_min_voiced_s:
             return None
         values = values[np.abs(values - np.median(values)) < _OCTAVE_ERROR_ST]
-        if values.size * _TRACK_STEP_S < s.voice_pitch_min_voiced_s:
+        if values.size * _TRACK_STEP_S < s.voice.pitch_min_voiced_s:
             return None
         return float(np.std(values))
 
@@ -337,21 +332,20 @@ def voice_conditions(
     a rate; long_pause needs the talk to have started (silence before the first word is not a
     pause).
     """
+    limits = settings.voice.thresholds(language)
     speaking = bool(a.speaking)
     too_quiet: bool | None = None
     if speaking and a.speech_level_dbfs is not None:
-        too_quiet = a.speech_level_dbfs < voice_threshold(settings, "quiet_dbfs", language)
+        too_quiet = a.speech_level_dbfs < limits.quiet_dbfs
     too_fast: bool | None = None
     if a.syllables_per_s is not None:
-        too_fast = a.syllables_per_s > voice_threshold(
-            settings, "too_fast_syllables_per_s", language
-        )
+        too_fast = a.syllables_per_s > limits.too_fast_syllables_per_s
     long_pause: bool | None = None
     if a.pause_s is not None:
-        long_pause = a.pause_s >= voice_threshold(settings, "long_pause_s", language)
+        long_pause = a.pause_s >= limits.long_pause_s
     monotone: bool | None = None
     if speaking and a.pitch_semitone_std is not None:
-        monotone = a.pitch_semitone_std < voice_threshold(settings, "monotone_semitones", language)
+        monotone = a.pitch_semitone_std < limits.monotone_semitones
     return {
         "too_quiet": too_quiet,
         "too_fast": too_fast,

@@ -37,8 +37,8 @@ def _client(request: Request) -> str:
 
 
 def _base_urls(request: Request, settings: SettingsDep) -> tuple[str, str]:
-    if settings.public_base_url:
-        http = settings.public_base_url.rstrip("/")
+    if settings.transport.public_base_url:
+        http = settings.transport.public_base_url.rstrip("/")
     else:
         http = str(request.base_url).rstrip("/")
     ws = "wss" + http[5:] if http.startswith("https") else "ws" + http[4:]

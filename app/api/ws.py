@@ -59,7 +59,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         return
 
     # Subscribed before anything is read, so no event falls between the replay and the bus.
-    subscription = manager.services.bus.subscribe(row.id, manager.settings.ws_send_queue)
+    subscription = manager.services.bus.subscribe(row.id, manager.settings.limits.ws_send_queue)
     try:
         await _serve(websocket, manager, row, subscription, after_seq)
     finally:
@@ -181,7 +181,7 @@ class _Feed:
                 data: bytes | None = message.get("bytes")
                 text: str | None = message.get("text")
                 if data is not None:
-                    if len(data) > settings.ws_max_message_bytes:
+                    if len(data) > settings.limits.ws_max_message_bytes:
                         return _Refused(CLOSE_TOO_BIG, "message_too_big")
                     try:
                         session = await self.live()
@@ -220,7 +220,7 @@ async def _pump(
 ) -> None:
     session_id = feed.row.id
     sender = asyncio.create_task(
-        _send_events(websocket, subscription, last_seq, manager.settings.ws_send_timeout_s),
+        _send_events(websocket, subscription, last_seq, manager.settings.limits.ws_send_timeout_s),
         name=f"{session_id}:ws-send",
     )
     receiver = asyncio.create_task(feed.receive(), name=f"{session_id}:ws-recv")
@@ -300,7 +300,7 @@ async def _send_events(
 
 
 async def _on_audio(session: LiveSession, payload: bytes, arrived_at: float) -> None:
-    max_bytes = int(session.settings.max_audio_message_s * AUDIO_RATE) * 2
+    max_bytes = int(session.settings.limits.max_audio_message_s * AUDIO_RATE) * 2
     if not payload or len(payload) % 2 or len(payload) > max_bytes:
         await session.emit_error(
             "bad_audio",

@@ -104,8 +104,8 @@ def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, R
         # such frame exists (looking away ranks in [0, 0.2], a lost face at 0.25).
         out["eye_contact"] = Rating(False, 0.25, "face_lost")
     elif face.gaze_on_camera is not None:
-        yaw = (face.yaw_deg or 0.0) / settings.eye_contact_max_yaw_deg
-        pitch = (face.pitch_deg or 0.0) / settings.eye_contact_max_pitch_deg
+        yaw = (face.yaw_deg or 0.0) / settings.cues.eye_contact_max_yaw_deg
+        pitch = (face.pitch_deg or 0.0) / settings.cues.eye_contact_max_pitch_deg
         angle = math.hypot(yaw, pitch)
         if face.gaze_on_camera:
             out["eye_contact"] = Rating(True, 1.0 - 0.5 * min(1.0, angle), "eye_good")
@@ -119,9 +119,9 @@ def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, R
         deviations = [
             abs(x) / (2 * limit)
             for x, limit in (
-                (pose.shoulder_tilt_deg, settings.shoulder_tilt_max_deg),
-                (head_tilt, settings.head_tilt_max_deg),
-                (a.sway, settings.sway_max),
+                (pose.shoulder_tilt_deg, settings.cues.shoulder_tilt_max_deg),
+                (head_tilt, settings.cues.head_tilt_max_deg),
+                (a.sway, settings.cues.sway_max),
             )
             if x is not None
         ]
@@ -131,7 +131,7 @@ def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, R
 
     activity = a.gesture.activity
     if activity is not None or pose.found:
-        lo, hi = settings.gesture_min_activity, settings.gesture_excess_activity
+        lo, hi = settings.cues.gesture_min_activity, settings.cues.gesture_excess_activity
         act = activity or 0.0
         hands = a.gesture.hands_visible
         if act > hi:
@@ -168,7 +168,7 @@ class KeyframePicker:
         self.settings = settings
         self.directory = directory
         self.persist_every_s = (
-            settings.keyframe_persist_s if persist_every_s is None else persist_every_s
+            settings.report.keyframe_persist_s if persist_every_s is None else persist_every_s
         )
         self._slots: dict[tuple[KeyframeCategory, Kind], Candidate] = {}
         self._dirty: set[tuple[KeyframeCategory, Kind]] = set()
@@ -199,7 +199,7 @@ class KeyframePicker:
         a: FrameAnalysis,
         image: np.ndarray,
     ) -> None:
-        small = downscale(image, self.settings.keyframe_max_side)
+        small = downscale(image, self.settings.report.keyframe_max_side)
         sx = small.shape[1] / max(1, a.width)
         sy = small.shape[0] / max(1, a.height)
         self._slots[(category, kind)] = Candidate(

@@ -229,7 +229,9 @@ def render_report(
 ) -> Report:
     """Pure: the report of `inp` as `assess` found it, with `summary`: keyframes drawn, JSON
     and HTML."""
-    keyframes = render_keyframes(inp.keyframe_candidates, inp.language, settings.report_font_path)
+    keyframes = render_keyframes(
+        inp.keyframe_candidates, inp.language, settings.report.report_font_path
+    )
     data = report_json(
         findings,
         keyframes=keyframes,

@@ -92,9 +92,9 @@ def posture_value(
 ) -> float | None:
     """0..1: the worst of shoulder tilt, head tilt and sway against their cue thresholds."""
     parts = [
-        _within(shoulder_tilt_deg, settings.shoulder_tilt_max_deg),
-        _within(head_tilt_deg, settings.head_tilt_max_deg),
-        _within(sway, settings.sway_max),
+        _within(shoulder_tilt_deg, settings.cues.shoulder_tilt_max_deg),
+        _within(head_tilt_deg, settings.cues.head_tilt_max_deg),
+        _within(sway, settings.cues.sway_max),
     ]
     measured = [p for p in parts if p is not None]
     return min(measured) if measured else None
@@ -153,11 +153,11 @@ def _percent(values: Iterable[float | None]) -> int | None:
 def gesture_natural(samples: Sequence[Sample], settings: Settings) -> list[float]:
     """Per sample 1.0 (natural) or 0.0, as defined in the module docstring. Samples must be in
     time order. Linear time: a two-pointer sweep over the samples that showed purposeful motion."""
-    half = settings.gesture_none_after_s / 2
+    half = settings.cues.gesture_none_after_s / 2
     moving_ts = [
         s.t
         for s in samples
-        if s.activity is not None and s.activity >= settings.gesture_min_activity
+        if s.activity is not None and s.activity >= settings.cues.gesture_min_activity
     ]
     out: list[float] = []
     j = 0
@@ -165,7 +165,7 @@ def gesture_natural(samples: Sequence[Sample], settings: Settings) -> list[float
         while j < len(moving_ts) and moving_ts[j] < s.t - half:
             j += 1
         lively = j < len(moving_ts) and moving_ts[j] <= s.t + half
-        excessive = s.activity is not None and s.activity > settings.gesture_excess_activity
+        excessive = s.activity is not None and s.activity > settings.cues.gesture_excess_activity
         out.append(1.0 if lively and not excessive else 0.0)
     return out
 

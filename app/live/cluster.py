@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def make_replica_id(settings: Settings) -> str:
     import secrets
 
-    return settings.replica_id or f"{socket.gethostname()}-{secrets.token_hex(4)}"
+    return settings.cluster.replica_id or f"{socket.gethostname()}-{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Cluster:
 
 
 async def start_cluster(settings: Settings, replica_id: str) -> Cluster:
-    if not settings.redis_url:
+    if not settings.cluster.redis_url:
         return Cluster(bus=InMemoryEventBus())
     import redis.asyncio as aioredis
 
@@ -50,22 +50,22 @@ async def start_cluster(settings: Settings, replica_id: str) -> Cluster:
     from app.live.ownership import SessionOwnership
     from app.live.redis_bus import RedisEventBus
 
-    client = aioredis.from_url(settings.redis_url, health_check_interval=30)
+    client = aioredis.from_url(settings.cluster.redis_url, health_check_interval=30)
     bus = RedisEventBus(
         client,
         replica_id=replica_id,
-        prefix=settings.redis_prefix,
-        maxlen=settings.redis_stream_maxlen,
-        outbox_size=settings.redis_outbox,
+        prefix=settings.cluster.redis_prefix,
+        maxlen=settings.cluster.redis_stream_maxlen,
+        outbox_size=settings.cluster.redis_outbox,
     )
     await bus.start()
     ownership = SessionOwnership(
         client,
         replica_id,
-        prefix=settings.redis_prefix,
-        ttl_s=settings.owner_ttl_s,
-        refresh_s=settings.owner_refresh_s,
+        prefix=settings.cluster.redis_prefix,
+        ttl_s=settings.cluster.owner_ttl_s,
+        refresh_s=settings.cluster.owner_refresh_s,
     )
     ownership.start()
-    control = ControlChannel(client, replica_id, prefix=settings.redis_prefix)
+    control = ControlChannel(client, replica_id, prefix=settings.cluster.redis_prefix)
     return Cluster(bus=bus, ownership=ownership, control=control, redis=client)

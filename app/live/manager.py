@@ -84,7 +84,7 @@ class SessionManager:
     def check_create_rate(self, client: str) -> None:
         now = time.monotonic()
         recent = [t for t in self._create_times.get(client, []) if now - t < 60.0]
-        if len(recent) >= self.settings.session_create_per_minute:
+        if len(recent) >= self.settings.limits.session_create_per_minute:
             raise CoachError(
                 "rate_limited",
                 "Too many sessions created from this address; try again in a minute.",
@@ -102,14 +102,14 @@ class SessionManager:
         address: each holds a row, a timer and perhaps an analyser until `created_ttl_s`."""
         settings = self.settings
         mine = [c for c in self.created.values() if c.client == client]
-        if len(mine) >= settings.max_created_per_client:
+        if len(mine) >= settings.limits.max_created_per_client:
             raise _waiting_too_many(
                 mine,
                 "rate_limited",
                 "Too many sessions from this address are waiting for their first frame; start "
                 "or end one, or wait until an unused one expires.",
             )
-        if len(self.created) >= settings.max_created_sessions:
+        if len(self.created) >= settings.limits.max_created_sessions:
             raise _waiting_too_many(
                 self.created.values(),
                 "too_many_sessions",
@@ -123,7 +123,7 @@ class SessionManager:
         running = sum(
             1 for s in self.sessions.values() if s.state in RUNNING_STATES and s is not session
         )
-        if running >= self.settings.max_concurrent_sessions:
+        if running >= self.settings.limits.max_concurrent_sessions:
             raise CoachError(
                 "too_many_sessions",
                 "This server is at its limit of live sessions; try again shortly.",
@@ -138,15 +138,15 @@ class SessionManager:
             self.services.load.check()
         self.check_running_capacity()
         self._check_created_bounds(client)
-        free_mb = shutil.disk_usage(self.settings.data_dir).free / 1e6
-        if free_mb < self.settings.min_free_disk_mb:
+        free_mb = shutil.disk_usage(self.settings.storage.data_dir).free / 1e6
+        if free_mb < self.settings.limits.min_free_disk_mb:
             raise CoachError(
                 "disk_full",
                 "The server is low on disk space and cannot record a new session.",
                 retry_after_s=300,
             )
         session_id, token = new_session_id(), secrets.token_urlsafe(32)
-        interval = critique_interval_s or self.settings.critique_interval_s
+        interval = critique_interval_s or self.settings.critique.interval_s
         row = SessionRow(
             id=session_id,
             token_hash=hash_token(token),
@@ -159,7 +159,7 @@ class SessionManager:
         )
         await self.repo.create_session(row)
         session = self._session_from_row(row)
-        ttl = self.settings.created_ttl_s
+        ttl = self.settings.limits.created_ttl_s
         entry = CreatedSession(client=client, deadline=time.monotonic() + ttl)
         self.created[session_id] = entry
         entry.expiry = self.spawn(self._expire_after(session_id, ttl), f"{session_id}:ttl")
@@ -170,7 +170,7 @@ class SessionManager:
             prewarmed = sum(
                 1 for s in self.sessions.values() if s.state == "created" and s.prewarmed
             )
-            if prewarmed < self.settings.prewarm_analyzers:
+            if prewarmed < self.settings.limits.prewarm_analyzers:
                 session.prewarm()
         # With replicas, the one that receives the first media owns the session (a balancer
         # routes by session id, not to whoever created it): `live_session` claims it there.
@@ -273,7 +273,7 @@ class SessionManager:
             self.services.bus.close_session(session_id)
         log.info(
             "session never started; ended after %.0f s",
-            self.settings.created_ttl_s,
+            self.settings.limits.created_ttl_s,
             extra={"session_id": session_id},
         )
         return True
@@ -339,7 +339,7 @@ class SessionManager:
         if row.id not in self.created:
             # Its deadline runs here too, so a refused first media cannot keep it forever.
             left = (
-                self.settings.created_ttl_s
+                self.settings.limits.created_ttl_s
                 - (datetime.now(UTC) - _utc(row.created_at)).total_seconds()
             )
             entry = CreatedSession(client="", deadline=time.monotonic() + max(0.0, left))
@@ -385,7 +385,7 @@ class SessionManager:
 
         try:
             state = await control.request_end(
-                owner, row.id, reason, timeout=self.settings.end_forward_timeout_s
+                owner, row.id, reason, timeout=self.settings.cluster.end_forward_timeout_s
             )
         except (RedisError, OSError) as exc:
             raise CoachError(
@@ -568,7 +568,7 @@ class SessionManager:
     async def watch_orphans(self) -> None:
         """With replicas: take over sessions whose owner died, every `takeover_check_s`."""
         while True:
-            await asyncio.sleep(self.settings.takeover_check_s)
+            await asyncio.sleep(self.settings.cluster.takeover_check_s)
             try:
                 await self.recover_orphans()
             except Exception:

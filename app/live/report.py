@@ -106,7 +106,7 @@ async def critic_summary(
             # summary (which also draws on the critiques). Our own bound on top, in case.
             text, source = await asyncio.wait_for(
                 critic.summarize(duration_s=findings.duration_s, scores=findings.scores.as_dict()),
-                timeout=settings.vlm_timeout_s + 5,
+                timeout=settings.vlm.timeout_s + 5,
             )
             if isinstance(text, str) and text.strip():
                 return text.strip(), "vlm" if source == "vlm" else "rules"

@@ -45,7 +45,7 @@ async def fail_unstarted(manager: SessionManager, now: datetime) -> list[str]:
     restart, or on a replica that died. (A process ends its own unused sessions at their
     deadline: `SessionManager.expire_created`.) Without this they would stay `created`
     forever, neither deletable (409) nor swept. Returns their ids."""
-    cutoff = now - timedelta(seconds=manager.settings.created_ttl_s)
+    cutoff = now - timedelta(seconds=manager.settings.limits.created_ttl_s)
     ownership = manager.services.ownership
     failed: list[str] = []
     for row in await manager.repo.sessions_in_states(("created",)):
@@ -100,7 +100,7 @@ async def sweep_expired(manager: SessionManager, now: datetime | None = None) ->
     marks the sessions that never started as failed (`fail_unstarted`)."""
     now = now or datetime.now(UTC)
     await fail_unstarted(manager, now)
-    cutoff = retention_cutoff(manager.settings.retention_days, now)
+    cutoff = retention_cutoff(manager.settings.storage.retention_days, now)
     if cutoff is None:
         return []
     rows = [
@@ -128,4 +128,4 @@ async def retention_loop(manager: SessionManager, *more: Callable[[], Awaitable[
                 await sweep()
         except Exception:
             log.exception("retention sweep failed")
-        await asyncio.sleep(max(1.0, manager.settings.retention_sweep_s))
+        await asyncio.sleep(max(1.0, manager.settings.storage.retention_sweep_s))

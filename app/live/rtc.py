@@ -133,7 +133,11 @@ class IceConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IceConfig:
-        return cls(tuple(settings.ice_servers), settings.ice_username, settings.ice_credential)
+        return cls(
+            tuple(settings.transport.ice_servers),
+            settings.transport.ice_username,
+            settings.transport.ice_credential,
+        )
 
     def rtc_configuration(self) -> RTCConfiguration:
         # An explicit empty list: aiortc falls back to Google's STUN server on None, which
@@ -321,7 +325,7 @@ class RtcPeers:
             await self._close(old, "replaced")
         pc = RTCPeerConnection(self.ice.rtc_configuration())
         # Subscribed before the session goes live, so the `live` state event is delivered.
-        subscription = self.bus.subscribe(session.id, self.settings.ws_send_queue)
+        subscription = self.bus.subscribe(session.id, self.settings.limits.ws_send_queue)
         peer = RtcPeer(session, pc, subscription)
         self._wire(peer)
         try:

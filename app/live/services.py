@@ -227,15 +227,15 @@ class Services:
         if self.cadence is None:
             s = self.settings
             self.cadence = PoseCadence(
-                least=s.pose_every,
-                most=s.pose_every_max,
-                high_ms=s.pose_cadence_high_ms,
-                fps=s.analysis_fps,
-                fps_least=s.analysis_fps_min,
-                relax_s=s.pose_cadence_relax_s,
+                least=s.pose.every,
+                most=s.pose.every_max,
+                high_ms=s.pose.cadence_high_ms,
+                fps=s.analysis.fps,
+                fps_least=s.analysis.fps_min,
+                relax_s=s.pose.cadence_relax_s,
             )
         self.metrics.pose_every.set(self.cadence.every)
-        self.metrics.analysis_fps.set(self.cadence.analysis_fps or self.settings.analysis_fps)
+        self.metrics.analysis_fps.set(self.cadence.analysis_fps or self.settings.analysis.fps)
 
 
 @asynccontextmanager
@@ -255,9 +255,9 @@ async def open_services(
     `parts` are the other `Services` fields (ownership, control, load, jobs). On exit the
     writer flushes, the executors finish and the repository closes, in that order; what uses
     them (the manager, jobs) must be stopped inside the block."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     settings.sessions_dir.mkdir(parents=True, exist_ok=True)
-    decode_n, analysis_n, audio_n = threads or (2, settings.analysis_threads, 1)
+    decode_n, analysis_n, audio_n = threads or (2, settings.analysis.threads, 1)
     repo = SessionRepository(settings.resolved_database_url)
     await repo.init()
     writer = EventWriter(repo)
@@ -267,7 +267,7 @@ async def open_services(
         ThreadPoolExecutor(analysis_n, thread_name_prefix="analysis"),
         ThreadPoolExecutor(audio_n, thread_name_prefix="audio"),
         ThreadPoolExecutor(
-            max(1, settings.pose_threads),
+            max(1, settings.pose.threads),
             thread_name_prefix="pose",
             initializer=pose_thread_priority(settings).apply,
         ),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.coaching.cues import CueEngine
+from app.coaching.chain import StageChain
 from app.coaching.messages import cue_message, error_message
 from app.config import Settings
 from app.events import (
@@ -57,7 +57,6 @@ from app.live.services import (
 from app.media.decode import FrameRejected, decode_frame
 
 if TYPE_CHECKING:
-    from app.analysis.conditions import ConditionState
     from app.coaching.keyframes import KeyframePicker
 
 log = logging.getLogger(__name__)
@@ -96,8 +95,10 @@ class LiveSession:
         self._emit_lock = asyncio.Lock()
 
         self.mailbox: LatestMailbox[VideoFrame] = LatestMailbox()
-        self.cues = CueEngine(self.settings.cue_hold_s)
-        self.observers: list[FrameObserver] = []
+        hooks = services.hooks
+        # conditions -> cues -> observers, the same chain an upload's scan drives
+        self.chain = StageChain(self.settings, hooks.frame_conditions, hooks.make_condition_state)
+        self.observers: list[FrameObserver] = self.chain.observers
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._transports = 0
         self._last_metrics_mono = 0.0
@@ -105,7 +106,6 @@ class LiveSession:
         self._analyzer: LiveAnalyzer | None = None  # built by `prewarm` in the executor
         self._analyzer_ready: asyncio.Future[LiveAnalyzer] | None = None
         self._pose_task: asyncio.Future[None] | None = None  # this session's Pose lane
-        self._condition_state: ConditionState | None = None
         self._voice: VoiceStage | None = None
         self._audio_queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=64)
         self.audio_dropped = 0
@@ -225,7 +225,7 @@ class LiveSession:
         await self.emit(StateEvent(t=self.media_time(), state="live"))
         self._spawn("analysis", self._analysis_loop())
         self._spawn("audio", self._audio_loop())
-        self._spawn("deadline", self._end_after(self.settings.max_session_s, "max_duration"))
+        self._spawn("deadline", self._end_after(self.settings.limits.max_session_s, "max_duration"))
         if self._transports == 0:
             # Media came and went (a WebRTC offer whose peer never attached): the same grace.
             self._spawn("grace", self._grace_then_end())
@@ -233,7 +233,7 @@ class LiveSession:
         return True
 
     async def _grace_then_end(self) -> None:
-        await asyncio.sleep(self.settings.reconnect_grace_s)
+        await asyncio.sleep(self.settings.limits.reconnect_grace_s)
         log.info("no transport reconnected within the grace period", extra={"session_id": self.id})
         self.services.request_end(self.id, "disconnected")
 
@@ -269,7 +269,7 @@ class LiveSession:
         if now - start >= 1.0:
             self._rate_window = (now, 1)
             return True
-        if count >= self.settings.max_fps_in:
+        if count >= self.settings.limits.max_fps_in:
             self.frames_rate_limited += 1
             self.services.metrics.frames_dropped.inc()
             return False
@@ -329,7 +329,7 @@ class LiveSession:
 
     # --- analysis ------------------------------------------------------------------------
     async def _analysis_loop(self) -> None:
-        cap = RateCap(self.settings.analysis_fps)
+        cap = RateCap(self.settings.analysis.fps)
         try:
             while True:
                 frame = await self.mailbox.get()
@@ -382,7 +382,7 @@ class LiveSession:
         """Face on this frame; Pose inline, or in this session's Pose lane: started on this
         frame when it is due and the lane is free, its result carried by later frames."""
         loop = asyncio.get_running_loop()
-        if not self.settings.pose_lane:
+        if not self.settings.pose.lane:
             return await loop.run_in_executor(
                 self.services.analysis_executor, analyzer.analyze, frame, pose_every
             )
@@ -429,20 +429,12 @@ class LiveSession:
             await loop.run_in_executor(self.services.analysis_executor, analyzer.close)
 
     async def _after_analysis(self, analysis: FrameAnalysis, frame: VideoFrame) -> None:
-        hooks = self.services.hooks
-        if self._condition_state is None:
-            self._condition_state = hooks.make_condition_state()
-        started = time.perf_counter()
-        conditions = hooks.frame_conditions(analysis, self.settings, self._condition_state)
-        transitions = self.cues.update(analysis.t, conditions)
-        analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
         analysis.timings_ms["decode"] = frame.decode_ms
-        for transition in transitions:
+        step = self.chain.step(analysis, frame.image)
+        for transition in step.transitions:
             await self._emit_cue(transition)
-        for observer in self.observers:
-            observer.observe(analysis, frame.image)
         now = time.monotonic()
-        if now - self._last_metrics_mono >= 1.0 / self.settings.metrics_hz:
+        if now - self._last_metrics_mono >= 1.0 / self.settings.cues.metrics_hz:
             self._last_metrics_mono = now
             event = metrics_event(analysis)
             assert event.latency_ms is not None
@@ -473,7 +465,7 @@ class LiveSession:
         hooks = self.services.hooks
         if hooks.voice_conditions is not None:
             conditions = hooks.voice_conditions(a, self.language, self.settings)
-            for transition in self.cues.update(a.t + a.duration_s, conditions):
+            for transition in self.chain.update(a.t + a.duration_s, conditions):
                 await self._emit_cue(transition)
         if self.critic is not None:
             self.critic.observe_audio(a)
@@ -511,7 +503,7 @@ class LiveSession:
             for a in last:
                 await self._after_audio(a)
         end_t = self.media_time()
-        for transition in self.cues.close(end_t):
+        for transition in self.chain.close(end_t):
             await self._emit_cue(transition)
 
     async def cancel_all(self) -> None:

@@ -30,9 +30,9 @@ def decode_frame(data: bytes, settings: Settings) -> np.ndarray:
     The size limits are read from the header first, so a small file that claims huge dimensions
     (a decompression bomb) is refused before it allocates anything.
     """
-    if len(data) > settings.max_frame_bytes:
+    if len(data) > settings.limits.max_frame_bytes:
         raise FrameRejected(
-            "bad_frame", f"frame of {len(data)} bytes exceeds {settings.max_frame_bytes}"
+            "bad_frame", f"frame of {len(data)} bytes exceeds {settings.limits.max_frame_bytes}"
         )
     try:
         with warnings.catch_warnings():
@@ -44,9 +44,9 @@ def decode_frame(data: bytes, settings: Settings) -> np.ndarray:
     if fmt not in _ALLOWED_FORMATS:
         raise FrameRejected("bad_frame", f"unsupported image format {fmt}")
     if (
-        width > settings.max_frame_width
-        or height > settings.max_frame_height
-        or width * height > settings.max_frame_pixels
+        width > settings.limits.max_frame_width
+        or height > settings.limits.max_frame_height
+        or width * height > settings.limits.max_frame_pixels
     ):
         raise FrameRejected("bad_frame", f"frame of {width}x{height} exceeds the size limit")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

@@ -119,9 +119,13 @@ _QueueItem = VideoFrame | AudioChunk | _Stop
 def vp9_options(settings: Settings) -> dict[str, str]:
     """libvpx-vp9 options shared by the live recorder and the upload flow: realtime speed, and
     constrained quality under `vp9_bitrate` (set as the codec's bit_rate) when `vp9_crf`."""
-    options = {"deadline": "realtime", "cpu-used": str(settings.vp9_cpu_used), "row-mt": "1"}
-    if settings.vp9_crf > 0:
-        options["crf"] = str(settings.vp9_crf)
+    options = {
+        "deadline": "realtime",
+        "cpu-used": str(settings.recording.vp9_cpu_used),
+        "row-mt": "1",
+    }
+    if settings.recording.vp9_crf > 0:
+        options["crf"] = str(settings.recording.vp9_crf)
     return options
 
 
@@ -139,11 +143,14 @@ class Vp9Encoder:
         ctx.height = height
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = MS
-        ctx.bit_rate = settings.vp9_bitrate
-        options = {**vp9_options(settings), "threads": str(settings.vp9_threads)}
+        ctx.bit_rate = settings.recording.vp9_bitrate
+        options = {**vp9_options(settings), "threads": str(settings.recording.vp9_threads)}
         if live:
             # gop_size counts frames; at a variable rate, cap by the fastest rate we accept.
-            ctx.gop_size = max(1, round(settings.vp9_max_keyframe_interval_s * settings.max_fps_in))
+            ctx.gop_size = max(
+                1,
+                round(settings.recording.vp9_max_keyframe_interval_s * settings.limits.max_fps_in),
+            )
             options |= {"lag-in-frames": "0", "auto-alt-ref": "0"}
         else:
             ctx.framerate = Fraction(UPLOAD_MAX_FPS)
@@ -188,7 +195,7 @@ class OpusEncoder:
     packets out, laid on the track at their timestamps."""
 
     def __init__(self, settings: Settings, *, bit_rate: int | None = None) -> None:
-        self.bit_rate = settings.recording_audio_bitrate if bit_rate is None else bit_rate
+        self.bit_rate = settings.recording.recording_audio_bitrate if bit_rate is None else bit_rate
         ctx = CodecContext.create("libopus", "w")
         ctx.sample_rate = AUDIO_RATE
         ctx.layout = "mono"
@@ -342,8 +349,8 @@ class _SegmentWriter:
             size = fit_within(
                 width,
                 height,
-                self._settings.recording_max_width,
-                self._settings.recording_max_height,
+                self._settings.recording.recording_max_width,
+                self._settings.recording.recording_max_height,
                 even=True,
             )
             self._video = Vp9Encoder(*size, self._settings)
@@ -351,7 +358,7 @@ class _SegmentWriter:
         pts = max(round(frame.t * 1000), self._last_video_pts + 1)
         if self._container is not None and (
             "video" not in self._streams
-            or frame.t - self._segment_started_t >= self._settings.recording_segment_s
+            or frame.t - self._segment_started_t >= self._settings.recording.recording_segment_s
         ):
             self._close_segment(next_video_pts=pts)
         keyframe = self._force_keyframe  # this frame opens a new segment
@@ -440,7 +447,7 @@ class _SegmentWriter:
             "w",
             format="webm",
             container_options={
-                "cluster_time_limit": str(self._settings.recording_cluster_ms),
+                "cluster_time_limit": str(self._settings.recording.recording_cluster_ms),
                 "flush_packets": "1",
             },
         )
@@ -493,7 +500,11 @@ class WebmWriter:
     ) -> None:
         self.path = path
         self.width, self.height = fit_within(
-            width, height, settings.recording_max_width, settings.recording_max_height, even=True
+            width,
+            height,
+            settings.recording.recording_max_width,
+            settings.recording.recording_max_height,
+            even=True,
         )
         self._video = Vp9Encoder(self.width, self.height, settings, live=False)
         self._audio = OpusEncoder(settings, bit_rate=UPLOAD_AUDIO_BITRATE) if audio else None
@@ -627,7 +638,10 @@ class SessionRecorder:
     def push_video(self, frame: VideoFrame) -> bool:
         """Queue a frame for encoding; False (and counted) when dropped. Never blocks."""
         with self._lock:
-            if not self._accepting or self._video_pending >= self._settings.recording_queue:
+            if (
+                not self._accepting
+                or self._video_pending >= self._settings.recording.recording_queue
+            ):
                 self._frames_dropped += 1
                 return False
             self._video_pending += 1
@@ -638,7 +652,10 @@ class SessionRecorder:
     def push_audio(self, chunk: AudioChunk) -> bool:
         """Queue 16 kHz mono int16 audio; False (and counted) when dropped. Never blocks."""
         with self._lock:
-            if not self._accepting or self._audio_pending >= self._settings.recording_audio_queue:
+            if (
+                not self._accepting
+                or self._audio_pending >= self._settings.recording.recording_audio_queue
+            ):
                 self._audio_dropped += 1
                 return False
             self._audio_pending += 1
@@ -665,7 +682,7 @@ class SessionRecorder:
     # --- worker --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        ThreadPriority(nice=self._settings.recorder_nice).apply()
+        ThreadPriority(nice=self._settings.recording.recorder_nice).apply()
         writer = self._writer = _SegmentWriter(
             self._segments_dir, self._directory / WHOLE_NAME, self._settings
         )
@@ -730,7 +747,7 @@ class SessionRecorder:
     def _disk_low(self) -> str | None:
         """A reason to stop when the recording's filesystem is below its reserve (checked at
         most once a second; a statvfs call)."""
-        reserve = self._settings.min_free_disk_live_mb
+        reserve = self._settings.limits.min_free_disk_live_mb
         now = time.monotonic()
         if reserve <= 0 or now < self._next_disk_check:
             return None

@@ -2,7 +2,8 @@
 
 The file is decoded once. Every decoded frame goes to the VP9 WebM (frame rate capped); frames
 at `upload_sample_fps` are scaled (aspect ratio kept, longest side `analysis_max_side`) and go
-through the same analyzer, conditions and cue hysteresis as the live loop. What comes out is the
+through the same analyzer and stage chain (conditions, cue hysteresis, observers:
+app/coaching/chain.py) as the live loop. What comes out is the
 list of flagged moments (cue on-transitions and each cue episode's worst frame, de-duplicated
 and capped), the cue transitions and one metrics row per analysed frame.
 """
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import av
 import numpy as np
 
-from app.coaching.cues import CueEngine
+from app.coaching.chain import ChainStep, StageChain
 from app.coaching.messages import CUE_SEVERITY
 from app.config import Settings
 from app.frames import Analyzer, CueName, CueTransition, FrameAnalysis, VideoFrame
@@ -119,16 +120,10 @@ class MomentPicker:
             heapq.heapreplace(self._heap, entry)
 
     def observe(
-        self,
-        *,
-        t: float,
-        frame_index: int,
-        image: np.ndarray,
-        analysis: FrameAnalysis,
-        flagged: Mapping[CueName, bool | None],
-        transitions: list[CueTransition],
-        active: list[CueName],
+        self, analysis: FrameAnalysis, image: np.ndarray, frame_index: int, step: ChainStep
     ) -> None:
+        """One frame and what the stage chain made of it."""
+        t, flagged, transitions, active = analysis.t, step.conditions, step.transitions, step.active
         flagged_cues = tuple(
             sorted(
                 (c for c, on in flagged.items() if on),
@@ -191,16 +186,21 @@ def scan_video(
 ) -> ScanResult:
     """Decode `path` once; analyse a sample of its frames and re-encode it to VP9 WebM."""
     started = time.perf_counter()
-    sample_interval = 1.0 / settings.upload_sample_fps
-    hold_s = settings.cue_hold_s
-    cues = CueEngine(hold_s)
-    picker = MomentPicker(max_moments=settings.upload_max_feedbacks, min_gap_s=max(2.0, 2 * hold_s))
+    sample_interval = 1.0 / settings.upload.sample_fps
+    hold_s = settings.cues.cue_hold_s
+    picker = MomentPicker(max_moments=settings.upload.max_feedbacks, min_gap_s=max(2.0, 2 * hold_s))
     transitions: list[CueTransition] = []
     analyses: list[FrameAnalysis] = []
     analyzer: Analyzer | None = None
-    condition_state = stages.make_condition_state()
     picker_for_report = (
         stages.make_keyframe_picker(settings) if stages.make_keyframe_picker is not None else None
+    )
+    # conditions -> cues -> observers, the chain a live session drives
+    chain = StageChain(
+        settings,
+        stages.frame_conditions,
+        stages.make_condition_state,
+        [picker_for_report] if picker_for_report is not None else [],
     )
     recorder: WebmWriter | None = None
     frames_decoded = frames_analyzed = 0
@@ -216,7 +216,7 @@ def scan_video(
             streams: list[Any] = [vstream] if astream is None else [vstream, astream]
             src_w, src_h = vstream.codec_context.width, vstream.codec_context.height
             aw, ah = fit_within(
-                src_w, src_h, settings.analysis_max_side, settings.analysis_max_side, even=True
+                src_w, src_h, settings.analysis.max_side, settings.analysis.max_side, even=True
             )
             analyzer = stages.make_analyzer(settings)
             for packet in container.demux(*streams):
@@ -258,20 +258,9 @@ def scan_video(
                     )
                     analysis: FrameAnalysis = analyzer.analyze(video_frame)
                     frames_analyzed += 1
-                    conditions = stages.frame_conditions(analysis, settings, condition_state)
-                    changed = cues.update(analysis.t, conditions)
-                    transitions.extend(changed)
-                    picker.observe(
-                        t=analysis.t,
-                        frame_index=index,
-                        image=image,
-                        analysis=analysis,
-                        flagged=conditions,
-                        transitions=changed,
-                        active=cues.active(),
-                    )
-                    if picker_for_report is not None:
-                        picker_for_report.observe(analysis, image)
+                    step = chain.step(analysis, image)
+                    transitions.extend(step.transitions)
+                    picker.observe(analysis, image, index, step)
                     analyses.append(_lean(analysis))
                     if duration_hint_s > 0:
                         fraction = min(1.0, t / duration_hint_s)
@@ -280,7 +269,7 @@ def scan_video(
                             on_progress(fraction)
         if t0 is None:
             raise ValueError("the video has no decodable frame")
-        transitions.extend(cues.close(round(last_t, 3)))
+        transitions.extend(chain.close(round(last_t, 3)))
         recording: RecordingResult | None = None
         if recorder is not None:
             recording = recorder.close()

@@ -105,8 +105,8 @@ async def critique_moments(
         return texts, []
     from app.coaching.critic import CritiqueWindow  # the critic is optional
 
-    slots = asyncio.Semaphore(max(1, settings.vlm_concurrency))
-    window_s = max(settings.cue_hold_s, 1.0)
+    slots = asyncio.Semaphore(max(1, settings.vlm.concurrency))
+    window_s = max(settings.cues.cue_hold_s, 1.0)
 
     async def run_batch(
         batch: list[Moment],
@@ -120,7 +120,7 @@ async def critique_moments(
             keyframes=[
                 Keyframe(
                     t=m.t,
-                    image=downscale(m.image, settings.vlm_image_max_side, copy=False),
+                    image=downscale(m.image, settings.vlm.image_max_side, copy=False),
                     reason=f"cue:{m.cues[0]}" if m.cues else "coverage",
                 )
                 for m in batch
@@ -142,7 +142,7 @@ async def critique_moments(
         async with slots:
             try:
                 result = await asyncio.wait_for(
-                    critic.critique(window), timeout=settings.vlm_timeout_s
+                    critic.critique(window), timeout=settings.vlm.timeout_s
                 )
             except Exception as exc:
                 log.warning(
@@ -153,7 +153,7 @@ async def critique_moments(
         return batch, (window, result)
 
     outcomes = await asyncio.gather(
-        *(run_batch(b) for b in _batches(moments, settings.vlm_max_images))
+        *(run_batch(b) for b in _batches(moments, settings.vlm.max_images))
     )
     events: list[CritiqueEvent] = []
     index_of = {id(m): i for i, m in enumerate(moments)}

@@ -183,7 +183,7 @@ class UploadService:
     ) -> tuple[str, str]:
         """Stream the upload to disk, probe it and queue its analysis: (video_id, message)."""
         free_mb = shutil.disk_usage(self.settings.uploads_dir).free / 1e6
-        if free_mb - (content_length or 0) / 1e6 < self.settings.min_free_disk_mb:
+        if free_mb - (content_length or 0) / 1e6 < self.settings.limits.min_free_disk_mb:
             raise CoachError("disk_full", "The server is low on disk space.", retry_after_s=300)
         video_id = new_video_id()
         folder = self.upload_dir(video_id)
@@ -194,10 +194,10 @@ class UploadService:
                 content_type,
                 content_length,
                 folder / SOURCE_NAME,
-                self.settings.upload_max_bytes,
+                self.settings.upload.max_bytes,
             )
             probe = await asyncio.to_thread(
-                probe_video, received.path, self.settings.upload_max_duration_s
+                probe_video, received.path, self.settings.upload.max_duration_s
             )
         except (UploadRejected, ProbeRejected) as exc:
             await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -312,7 +312,7 @@ class UploadService:
         """Delete uploads (video, artefacts, rows) whose analysis finished more than
         `retention_days` ago, as `app.live.retention.sweep_expired` does for live sessions.
         Returns the deleted ids."""
-        cutoff = retention_cutoff(self.settings.retention_days, now)
+        cutoff = retention_cutoff(self.settings.storage.retention_days, now)
         if cutoff is None:
             return []
         rows = await self.repo.sessions_in_states(FINISHED_STATES, kind="upload")
@@ -444,7 +444,7 @@ class UploadService:
         answer polls; this replica answers from memory."""
         last = -1.0
         while True:
-            await asyncio.sleep(self.settings.upload_progress_persist_s)
+            await asyncio.sleep(self.settings.upload.progress_persist_s)
             progress = self._progress.get(video_id)
             if progress is None or progress - last < 1.0:
                 continue

@@ -80,7 +80,7 @@ def test_head_tilt_falls_back_to_the_ears_without_roll() -> None:
 
 def test_gesture_none_only_after_the_hands_stay_still_long_enough() -> None:
     state = ConditionState()
-    after = SETTINGS.gesture_none_after_s
+    after = SETTINGS.cues.gesture_none_after_s
     assert frame_conditions(_analysis(0.0, activity=0.0), SETTINGS, state)["gesture_none"] is False
     c = frame_conditions(_analysis(after - 0.1, activity=0.0), SETTINGS, state)
     assert c["gesture_none"] is False

@@ -54,7 +54,7 @@ def test_waving_hands_are_active_in_shoulder_widths_per_second() -> None:
     gesture, _ = _feed(MotionTracker(Settings()), poses)
     assert gesture.activity is not None
     assert 0.5 < gesture.activity < 1.6
-    assert gesture.activity > Settings().gesture_min_activity
+    assert gesture.activity > Settings().cues.gesture_min_activity
 
 
 def test_hidden_hands_count_as_still() -> None:
@@ -69,7 +69,7 @@ def test_sway_measures_side_to_side_motion_over_the_window() -> None:
     poses = [_pose(320 + 40 * math.sin(math.pi * i / 15), 0) for i in range(90)]
     _, sway = _feed(MotionTracker(settings), poses)
     assert sway == pytest.approx(0.25 / math.sqrt(2), abs=0.03)  # std of a sine
-    assert sway > settings.sway_max
+    assert sway > settings.cues.sway_max
 
 
 def test_sway_needs_half_a_window_and_resets_when_the_body_is_lost() -> None:

@@ -59,7 +59,7 @@ def test_long_pauses_are_found_where_inserted(
 ) -> None:
     clip = speech_clips[(language, wpm)]
     analyses = analyse(clip, language)
-    threshold = getattr(SETTINGS, f"voice_long_pause_s_{language}")
+    threshold = SETTINGS.voice.thresholds(language).long_pause_s
     inserted = [(a, b) for a, b in clip.pauses if b - a > threshold]
     short = [(a, b) for a, b in clip.pauses if b - a < threshold]
     assert inserted and short  # the fixture has one of each (GAPS_S)

@@ -27,7 +27,7 @@ from tests.support.server import ThreadServer
 
 
 def limited(settings: Settings, **changes: object) -> Settings:
-    return settings.model_copy(update=changes)
+    return settings.updated(**changes)
 
 
 def small_jpeg() -> bytes:
@@ -84,7 +84,7 @@ async def test_live_sessions_are_503_with_retry_after(settings: Settings) -> Non
 
 
 async def test_low_disk_refuses_new_sessions_with_disk_full(settings: Settings) -> None:
-    free_mb = shutil.disk_usage(settings.data_dir.parent).free / 1e6
+    free_mb = shutil.disk_usage(settings.storage.data_dir.parent).free / 1e6
     with ThreadServer(limited(settings, min_free_disk_mb=int(free_mb) + 10_000)) as srv:
         async with httpx.AsyncClient(base_url=srv.http) as http:
             refused = await http.post("/api/sessions")

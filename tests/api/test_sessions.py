@@ -100,7 +100,7 @@ async def test_invalid_body_is_a_coded_error(server: ThreadServer) -> None:
 
 async def test_events_after_seq_are_exactly_the_later_ones_in_order(settings: Settings) -> None:
     jpegs = [encode_jpeg(f) for f in moving_face_frames(30)]
-    dense = settings.model_copy(update={"metrics_hz": 1000.0})  # an event for every frame
+    dense = settings.updated(metrics_hz=1000.0)  # an event for every frame
     with ThreadServer(dense) as server:
         client = await SessionClient.create(server.http, server.ws, language="en")
         await client.connect()

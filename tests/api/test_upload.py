@@ -104,7 +104,7 @@ async def test_upload_analyses_a_labelled_clip(
         assert done["progress"] == 100
         assert isinstance(done["message"], str) and done["message"]
         feedbacks = done["feedbacks"]
-        assert 1 <= len(feedbacks) <= server.settings.upload_max_feedbacks
+        assert 1 <= len(feedbacks) <= server.settings.upload.max_feedbacks
         for frame in feedbacks:
             check_feedback_frame(frame, video_id)
         # de-duplicated: no two cards for the same instant
@@ -197,7 +197,7 @@ async def test_garbage_with_a_video_name_is_400(server: ThreadServer, tmp_path: 
 
 @pytest.fixture
 def small_limit_server(settings: Settings) -> Iterator[ThreadServer]:
-    limited = settings.model_copy(update={"upload_max_bytes": 256 * 1024})
+    limited = settings.updated(upload_max_bytes=256 * 1024)
     with ThreadServer(limited) as srv:
         yield srv
 
@@ -241,7 +241,7 @@ async def test_oversize_upload_is_413_and_leaves_nothing(
 
 
 def upload_rows(settings: Settings) -> int:
-    with sqlite3.connect(settings.data_dir / "coach.db") as db:
+    with sqlite3.connect(settings.storage.data_dir / "coach.db") as db:
         (count,) = db.execute("SELECT count(*) FROM sessions WHERE kind = 'upload'").fetchone()
     return int(count)
 
@@ -264,7 +264,7 @@ async def test_a_video_over_the_duration_limit_is_413_video_too_long(
 ) -> None:
     # The 10 s clips against a 4 s limit: the MP4 says its duration in its header, the WebM
     # (as MediaRecorder writes it) does not, so the probe measures it by demuxing.
-    limited = settings.model_copy(update={"upload_max_duration_s": 4.0})
+    limited = settings.updated(upload_max_duration_s=4.0)
     with ThreadServer(limited) as server:
         async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
             for kind in ("mp4", "webm"):
@@ -343,8 +343,8 @@ async def test_a_malformed_multipart_body_is_400_bad_multipart(
 async def test_low_disk_refuses_an_upload_with_503_disk_full(
     settings: Settings, clips: dict[str, Path]
 ) -> None:
-    free_mb = shutil.disk_usage(settings.data_dir.parent).free / 1e6
-    low = settings.model_copy(update={"min_free_disk_mb": int(free_mb) + 10_000})
+    free_mb = shutil.disk_usage(settings.storage.data_dir.parent).free / 1e6
+    low = settings.updated(min_free_disk_mb=int(free_mb) + 10_000)
     with ThreadServer(low) as server:
         async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
             answer = await upload(http, clips["mp4"])
@@ -359,7 +359,7 @@ async def test_a_full_analysis_queue_is_503_busy_and_keeps_nothing(
 ) -> None:
     """One analysis at a time and no queue: while the first upload's analysis runs (held at
     its first frame), a second upload is refused whole; the first finishes normally."""
-    one = settings.model_copy(update={"upload_concurrency": 1, "upload_max_queued": 0})
+    one = settings.updated(upload_concurrency=1, upload_max_queued=0)
     gate = FrameGate()
     with ThreadServer(one, gated_hooks(one, gate)) as server:
         try:
@@ -500,7 +500,7 @@ async def test_an_unfinished_upload_is_resumed_after_a_restart(
         async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
             video_id = (await upload(http, clips["mp4"])).json()["video_id"]
     # The server stopped mid-analysis: the row is still `processing`.
-    with sqlite3.connect(settings.data_dir / "coach.db") as db:
+    with sqlite3.connect(settings.storage.data_dir / "coach.db") as db:
         (state,) = db.execute("SELECT state FROM sessions WHERE id = ?", (video_id,)).fetchone()
     assert state == "processing"
     with ThreadServer(settings) as server:
@@ -513,7 +513,7 @@ async def test_finished_uploads_expire_with_the_retention_period(
     settings: Settings, clips: dict[str, Path]
 ) -> None:
     # A retention of 3 s swept every 0.3 s: the analysed upload is served, then deleted whole.
-    short = settings.model_copy(update={"retention_days": 3 / 86400, "retention_sweep_s": 0.3})
+    short = settings.updated(retention_days=3 / 86400, retention_sweep_s=0.3)
     with ThreadServer(short) as server:
         async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
             video_id = (await upload(http, clips["mp4"])).json()["video_id"]
@@ -527,7 +527,7 @@ async def test_finished_uploads_expire_with_the_retention_period(
                         break
                     await asyncio.sleep(0.2)
     assert upload_files(short) == []
-    with sqlite3.connect(short.data_dir / "coach.db") as db:
+    with sqlite3.connect(short.storage.data_dir / "coach.db") as db:
         assert db.execute("SELECT count(*) FROM sessions WHERE id = ?", (video_id,)).fetchone() == (
             0,
         )

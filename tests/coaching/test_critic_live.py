@@ -37,8 +37,8 @@ async def run_session(
     loops: list[asyncio.AbstractEventLoop] = []
     critic: VlmCritic | None = None
     if vlm is not None:
-        critic_settings = settings.model_copy(
-            update={
+        critic_settings = settings.updated(
+            **{
                 "vlm_base_url": vlm.base_url,
                 "vlm_api_key": "k",
                 "vlm_timeout_s": 1.0,

@@ -63,7 +63,7 @@ def test_a_good_window_gets_strengths_only() -> None:
     items = critique(window(GOOD))
     assert items and all(i["severity"] == "info" for i in items)
     assert items[0]["category"] == "gaze" and "90%" in items[0]["observation"]
-    assert len(items) <= SETTINGS.critique_max_items
+    assert len(items) <= SETTINGS.critique.max_items
 
 
 def test_problems_come_first_with_their_numbers_and_one_strength() -> None:
@@ -73,7 +73,7 @@ def test_problems_come_first_with_their_numbers_and_one_strength() -> None:
     items = critique(window(metrics))
     severities = [i["severity"] for i in items]
     assert severities == sorted(severities, key=lambda s: s != "warn")
-    assert severities.count("info") == 1 and len(items) == SETTINGS.critique_max_items
+    assert severities.count("info") == 1 and len(items) == SETTINGS.critique.max_items
     by_category = {i["category"]: i for i in items if i["severity"] == "warn"}
     assert "30%" in by_category["gaze"]["observation"]
     assert "looking down" in by_category["gaze"]["observation"]

@@ -124,7 +124,7 @@ async def test_windows_aggregate_video_and_audio(
     assert window.metrics["frames"] == 40 and window.metrics["eye_contact_ratio"] == 0.25
     assert window.metrics["voice_level_dbfs"] == -50.0  # silence does not count as voice
     assert window.t_start == 0.0 and window.t_end == 3.9
-    assert 1 <= len(window.keyframes) <= settings.vlm_max_images
+    assert 1 <= len(window.keyframes) <= settings.vlm.max_images
     assert scheduler._cut_window(final=False) is None  # nothing new since
 
     # A final stretch shorter than critique_min_window_s is dropped, not critiqued.

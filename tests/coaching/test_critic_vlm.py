@@ -111,7 +111,7 @@ def scheduler_for(
         critic=critic if critic is not None else VlmCritic(settings),
         fallback=RulesCritic(settings),
         emit=sink,
-        global_limit=limit or asyncio.Semaphore(settings.vlm_concurrency),
+        global_limit=limit or asyncio.Semaphore(settings.vlm.concurrency),
         interval_s=interval_s,
     )
 
@@ -439,7 +439,7 @@ async def test_summary_sends_keyframes_and_falls_back_to_rules(
     await scheduler._critic.aclose()
     summary_request = vlm_server.requests[-1].body
     assert "response_format" not in summary_request
-    assert 1 <= len(image_parts(summary_request)) <= settings.vlm_max_images
+    assert 1 <= len(image_parts(summary_request)) <= settings.vlm.max_images
     assert source == "rules" and "60" in text
     assert bool(HANGUL.search(text)) == (language == "ko")
 

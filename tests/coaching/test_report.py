@@ -134,11 +134,11 @@ def test_eye_contact_score_is_the_share_of_time_looking(settings: Settings) -> N
 
 
 def test_posture_score_falls_linearly_past_the_thresholds(settings: Settings) -> None:
-    limit = settings.shoulder_tilt_max_deg
+    limit = settings.cues.shoulder_tilt_max_deg
     upright = [metrics(t, shoulder=limit * 0.9) for t in at_5hz(10)]
     tilted = [metrics(t, shoulder=limit * 1.5) for t in at_5hz(10)]
-    very = [metrics(t, head=settings.head_tilt_max_deg * 3) for t in at_5hz(10)]
-    swaying = [metrics(t, sway=settings.sway_max * 1.25) for t in at_5hz(10)]
+    very = [metrics(t, head=settings.cues.head_tilt_max_deg * 3) for t in at_5hz(10)]
+    swaying = [metrics(t, sway=settings.cues.sway_max * 1.25) for t in at_5hz(10)]
     unmeasured = [metrics(t, shoulder=None, head=None, sway=None) for t in at_5hz(10)]
     assert compute_scores(upright, [], [], settings).posture == 100
     assert compute_scores(tilted, [], [], settings).posture == 50
@@ -157,7 +157,7 @@ def test_gesture_score_rewards_regular_moderate_movement(settings: Settings) -> 
     # moving every 16 s: long stretches with no gesture within +-4 s
     sparse = compute_scores(moving_every(16.0), [], [], settings).gestures
     assert sparse is not None and 30 < sparse < 80
-    frantic = [metrics(t, activity=settings.gesture_excess_activity * 2) for t in at_5hz(40)]
+    frantic = [metrics(t, activity=settings.cues.gesture_excess_activity * 2) for t in at_5hz(40)]
     assert compute_scores(frantic, [], [], settings).gestures == 0
     no_body = [metrics(t, shoulder=None, head=None, hands=0, activity=None) for t in at_5hz(10)]
     assert compute_scores(no_body, [], [], settings).gestures is None
@@ -260,7 +260,7 @@ async def test_picker_keeps_best_and_worst_and_copies_only_on_replacement(
     assert found[("posture", "worst")].t == 5.0
     assert picker.replacements <= 12
     best = found[("eye_contact", "best")]
-    assert max(best.image.shape[:2]) == settings.keyframe_max_side
+    assert max(best.image.shape[:2]) == settings.report.keyframe_max_side
     assert int(best.image[0, 0, 0]) == 10  # the pixels of the frame at t=1.0
     images[1][:] = 0  # the caller reuses its buffer: the candidate holds its own copy
     assert int(best.image[0, 0, 0]) == 10
@@ -448,7 +448,7 @@ def test_report_is_the_contract_json_and_a_safe_page(settings: Settings) -> None
     for k in report["keyframes"]:
         assert k["image"].startswith("data:image/jpeg;base64,")
         jpeg = Image.open(io.BytesIO(base64.b64decode(k["image"].split(",", 1)[1])))
-        assert jpeg.format == "JPEG" and max(jpeg.size) <= settings.keyframe_max_side
+        assert jpeg.format == "JPEG" and max(jpeg.size) <= settings.report.keyframe_max_side
 
     html = built.html
     doc = parse(html)
@@ -517,7 +517,7 @@ def test_report_for_an_empty_session_is_complete(settings: Settings) -> None:
 
 
 def test_summary_names_the_strongest_and_weakest_area(settings: Settings) -> None:
-    events = [metrics(t, shoulder=settings.shoulder_tilt_max_deg * 1.6) for t in at_5hz(60)]
+    events = [metrics(t, shoulder=settings.cues.shoulder_tilt_max_deg * 1.6) for t in at_5hz(60)]
     events += [cue(2.0, "posture", "on"), cue(50.0, "posture", "off")]
     for language, strongest, weakest in (
         ("en", "eye contact (100/100)", "Posture needs"),

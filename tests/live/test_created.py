@@ -61,8 +61,8 @@ async def test_a_listener_leaves_the_session_created_and_the_first_frame_starts_
 
 
 async def test_created_sessions_are_bounded_per_address_and_in_all(settings: Settings) -> None:
-    settings = settings.model_copy(
-        update={
+    settings = settings.updated(
+        **{
             "max_created_per_client": 2,
             "max_created_sessions": 3,
             "max_concurrent_sessions": 2,
@@ -75,7 +75,7 @@ async def test_created_sessions_are_bounded_per_address_and_in_all(settings: Set
             refused = await first.post(url)
             assert refused.status_code == 429
             assert refused.json()["detail"]["code"] == "rate_limited"
-            assert 0 < int(refused.headers["retry-after"]) <= settings.created_ttl_s
+            assert 0 < int(refused.headers["retry-after"]) <= settings.limits.created_ttl_s
             # Another presenter is not held up by the first one's unused sessions ...
             assert (await second.post(url)).status_code == 201
             # ... until the server's own bound on sessions waiting for media.
@@ -108,8 +108,8 @@ async def test_unused_sessions_expire_never_started_and_sixteen_new_ones_stream(
     one is `failed` / `never_started`, none holds an analyser or a place, a listener hears the
     end, and 16 new sessions then stream normally."""
     ttl = 4.0
-    settings = settings.model_copy(
-        update={
+    settings = settings.updated(
+        **{
             "created_ttl_s": ttl,
             "max_created_per_client": 40,
             "session_create_per_minute": 100,
@@ -120,7 +120,7 @@ async def test_unused_sessions_expire_never_started_and_sixteen_new_ones_stream(
         unused = [await SessionClient.create(srv.http, srv.ws, language="ko") for _ in range(40)]
         assert len(manager.created) == 40
         # Only a few pre-build an analyser, whatever the number of creations.
-        assert analyzers_built(srv) <= settings.prewarm_analyzers
+        assert analyzers_built(srv) <= settings.limits.prewarm_analyzers
         listener = unused[-1]
         await listener.connect()
         ended = await listener.wait_for(lambda e: e["type"] == "state", timeout=ttl + 60)
@@ -142,7 +142,7 @@ async def test_unused_sessions_expire_never_started_and_sixteen_new_ones_stream(
                 if client is not unused[0]:  # finished, so it can be deleted now
                     assert (await http.delete(path, headers=client.auth)).status_code == 200
         assert manager.created == {} and manager.sessions == {}
-        assert analyzers_built(srv) <= settings.prewarm_analyzers
+        assert analyzers_built(srv) <= settings.limits.prewarm_analyzers
 
         # A socket for an expired session starts nothing: it replays the end and closes.
         late = unused[0]

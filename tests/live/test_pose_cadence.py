@@ -22,9 +22,7 @@ async def stream_under_load(
     threshold no real analysis meets), with metrics on every analysed frame (sampled at 5 Hz
     from 15 fps they could fall in step with Pose every 3rd frame). Returns the client, the
     `gauge` before and after, and the ended session."""
-    tuned = settings.model_copy(
-        update={"pose_cadence_high_ms": 1.0, "metrics_hz": 1000.0, **update}
-    )
+    tuned = settings.updated(**{"pose_cadence_high_ms": 1.0, "metrics_hz": 1000.0, **update})
     frames = labelled_clip(15.0, [Segment("frontal", 6.0)])
     with ThreadServer(tuned) as server:
         client = await SessionClient.create(server.http, server.ws, language="en")

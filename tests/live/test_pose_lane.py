@@ -27,7 +27,7 @@ class SlowPoseAnalyzer(FrameAnalyzer):
 
 async def _metrics(settings: Settings) -> list[dict[str, Any]]:
     """The metrics events of 4 s of a frontal face, one for every analysed frame."""
-    every_frame = settings.model_copy(update={"metrics_hz": 1000.0})
+    every_frame = settings.updated(metrics_hz=1000.0)
     hooks = dataclasses.replace(default_hooks(every_frame), make_analyzer=SlowPoseAnalyzer)
     frames = labelled_clip(15.0, [Segment("frontal", 4.0)])
     with ThreadServer(every_frame, hooks) as server:
@@ -91,7 +91,7 @@ async def test_metrics_do_not_wait_for_a_slow_pose(settings: Settings) -> None:
 async def test_inline_pose_makes_its_frames_wait(settings: Settings) -> None:
     """The same slow Pose without the lane: the frames it runs on wait for it, so each result
     first shows on its own frame's event (the check that the test above can fail)."""
-    inline = await _metrics(settings.model_copy(update={"pose_lane": False}))
+    inline = await _metrics(settings.updated(pose_lane=False))
     fresh = _fresh(inline)
     assert len(fresh) >= 2
     assert all(inline[i]["pose_age_ms"] == 0 for i in fresh), [e["pose_age_ms"] for e in inline]

@@ -51,7 +51,7 @@ def read_to_end(sock: socket.socket) -> bytes:
 async def test_a_listener_that_stops_reading_is_dropped_and_others_are_not(
     settings: Settings,
 ) -> None:
-    settings = settings.model_copy(update={"ws_send_queue": 32, "ws_send_timeout_s": 2.0})
+    settings = settings.updated(ws_send_queue=32, ws_send_timeout_s=2.0)
     jpeg = encode_jpeg(labelled_clip(15.0, [Segment("frontal", 0.1)])[0].image)
     # Small socket buffers on both sides, so a few hundred events fill them.
     with ThreadServer(settings, send_buffer=8192) as srv:

@@ -128,7 +128,7 @@ async def test_frontal_eye_contact_and_rotated_head_tilt(server: ThreadServer) -
 async def test_face_lost_cue_turns_on_and_off_without_flicker(
     server: ThreadServer, settings: Settings
 ) -> None:
-    hold = settings.cue_hold_s
+    hold = settings.cues.cue_hold_s
     frames = labelled_clip(
         FPS, [Segment("frontal", 3.0), Segment("empty", 4.0), Segment("frontal", 4.0)]
     )
@@ -164,7 +164,7 @@ async def test_bad_and_oversize_frames_are_errors_and_the_session_goes_on(
     error = await client.wait_for(lambda e: e["type"] == "error")
     assert error["code"] == "bad_frame" and error["message"]
 
-    oversize = b"\xff\xd8\xff\xe0" + b"\x00" * (settings.max_frame_bytes + 10)
+    oversize = b"\xff\xd8\xff\xe0" + b"\x00" * (settings.limits.max_frame_bytes + 10)
     await client.send_frame(oversize)
     await client.wait_for(lambda e: e["type"] == "error" and e["seq"] > error["seq"])
 
@@ -309,7 +309,7 @@ async def test_a_reconnect_with_after_seq_misses_and_repeats_no_event(settings: 
     got: the two sockets together carry every event once, in order, as the event log has them."""
     jpegs = [encode_jpeg(f) for f in moving_face_frames(75)]  # 5 s of a moving presenter
     # a metrics event for every analysed frame: events all along, also while it is away
-    dense = settings.model_copy(update={"metrics_hz": 1000.0})
+    dense = settings.updated(metrics_hz=1000.0)
     with ThreadServer(dense) as server:
         client = await SessionClient.create(server.http, server.ws, language="en")
         await client.connect()
@@ -350,7 +350,7 @@ async def test_a_listener_that_reconnects_with_after_seq_gets_every_event_once(
     the same events the presenter's own socket carried live. Also when the database takes
     its time writing the events (a busy PostgreSQL): the replay must not depend on it."""
     jpegs = [encode_jpeg(f) for f in moving_face_frames(105)]  # 7 s
-    dense = settings.model_copy(update={"metrics_hz": 1000.0})
+    dense = settings.updated(metrics_hz=1000.0)
     with ThreadServer(dense) as server:
         if database_lag_s:
             repo = server.manager.repo
@@ -408,9 +408,11 @@ async def test_png_and_webp_frames_are_analysed_and_one_past_1920x1080_is_an_err
     too_tall = encode_jpeg(moving_face_frames(1, size=(1920, 1081))[0])
     full_hd = encode_jpeg(moving_face_frames(1, size=(1920, 1080))[0])
     for data in (png, webp, too_wide, too_tall, full_hd):
-        assert len(data) < settings.max_frame_bytes  # refused for their size, not their bytes
+        assert (
+            len(data) < settings.limits.max_frame_bytes
+        )  # refused for their size, not their bytes
 
-    dense = settings.model_copy(update={"metrics_hz": 1000.0})
+    dense = settings.updated(metrics_hz=1000.0)
     with ThreadServer(dense) as server:
         client = await SessionClient.create(server.http, server.ws, language="en")
         await client.connect()

@@ -53,8 +53,8 @@ async def record(
 ) -> RecordingResult:
     """Push everything in media-time order, at once; the queues are made big enough that
     nothing is dropped (a live session's encoder keeps up; bench/finalize.py measures that)."""
-    settings = settings.model_copy(
-        update={"recording_queue": len(frames) + 1, "recording_audio_queue": len(audio or []) + 1}
+    settings = settings.updated(
+        recording_queue=len(frames) + 1, recording_audio_queue=len(audio or []) + 1
     )
     recorder = SessionRecorder(directory, settings)
     recorder.start()
@@ -209,7 +209,7 @@ async def test_bad_frame_is_dropped_and_recording_goes_on(
     tmp_path: Path, settings: Settings
 ) -> None:
     # Room for every frame at once: this test is about the bad frame, not the queue bound.
-    recorder = SessionRecorder(tmp_path, settings.model_copy(update={"recording_queue": 128}))
+    recorder = SessionRecorder(tmp_path, settings.updated(recording_queue=128))
     recorder.start()
     frames = frames_at(i / 15 for i in range(60))
     for frame in frames[:30]:
@@ -379,7 +379,7 @@ async def test_constrained_quality_spends_few_bits_on_a_still_picture(
     photo = np.ascontiguousarray(labelled_clip(1.0, [Segment("frontal", 1.0)])[0].image)
     still = [VideoFrame(index=i, t=i / 15, image=photo, arrived_at=0.0) for i in range(90)]
     quality = await record(tmp_path / "crf", settings, still)
-    bitrate = await record(tmp_path / "cbr", settings.model_copy(update={"vp9_crf": 0}), still)
+    bitrate = await record(tmp_path / "cbr", settings.updated(vp9_crf=0), still)
     assert quality.path is not None and bitrate.path is not None
     assert quality.path.stat().st_size < 0.5 * bitrate.path.stat().st_size
     assert float(np.median([_psnr(got, photo) for got in _decoded_frames(quality.path)])) > 33.0

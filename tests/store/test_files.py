@@ -70,7 +70,7 @@ def test_a_symlinked_session_directory_is_unlinked_not_followed(tmp_path: Path) 
 
 
 async def test_retention_sweep_deletes_expired_finished_sessions(settings: Settings) -> None:
-    settings.retention_days = 30
+    settings.storage.retention_days = 30
     now = datetime.now(UTC)
     async with running_manager(settings) as manager:
         ids: dict[str, str] = {}
@@ -102,13 +102,13 @@ async def test_retention_sweep_deletes_expired_finished_sessions(settings: Setti
             assert await manager.repo.get_session(ids[name]) is not None
             assert (manager.session_dir(ids[name]) / "report.json").is_file()
 
-        settings.retention_days = 0  # retention off: nothing is ever swept
+        settings.storage.retention_days = 0  # retention off: nothing is ever swept
         assert await sweep_expired(manager, now + timedelta(days=999)) == []
 
 
 async def test_sessions_never_started_are_failed_then_deletable(settings: Settings) -> None:
-    settings.retention_days = 30
-    settings.created_ttl_s = 3600
+    settings.storage.retention_days = 30
+    settings.limits.created_ttl_s = 3600
     now = datetime.now(UTC)
     async with running_manager(settings) as manager:
         ids: dict[str, str] = {}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.coaching.cues import CueEngine
+from app.coaching.chain import StageChain
+from app.config import Settings
 from app.frames import (
     CueName,
     FaceObservation,
@@ -36,22 +37,17 @@ def analysis(t: float) -> FrameAnalysis:
 def run(
     picker: MomentPicker, flagged_at: dict[CueName, list[tuple[float, float]]], end: float
 ) -> None:
-    cues = CueEngine(1.5)
+    """Frames every 0.2 s through the stage chain (1.5 s cue hold), with conditions that hold
+    over the given spans, into the picker."""
+
+    def conditions(a: FrameAnalysis, _settings: Settings, _state: object) -> dict[CueName, bool]:
+        return {cue: any(s <= a.t < e for s, e in spans) for cue, spans in flagged_at.items()}
+
+    chain = StageChain(Settings(_env_file=None, cue_hold_s=1.5), conditions, object)  # type: ignore[arg-type]
     t = 0.0
     while t <= end:
-        conditions: dict[CueName, bool | None] = {
-            cue: any(a <= t < b for a, b in spans) for cue, spans in flagged_at.items()
-        }
-        changed = cues.update(t, conditions)
-        picker.observe(
-            t=t,
-            frame_index=int(t * 5),
-            image=IMAGE,
-            analysis=analysis(t),
-            flagged=conditions,
-            transitions=changed,
-            active=cues.active(),
-        )
+        frame = analysis(t)
+        picker.observe(frame, IMAGE, frame.index, chain.step(frame, IMAGE))
         t = round(t + 0.2, 3)
 
 

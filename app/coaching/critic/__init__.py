@@ -25,7 +25,7 @@ from .vlm import VlmCritic
 
 
 def vlm_configured(settings: Settings) -> bool:
-    return bool(settings.vlm_base_url or settings.vlm_api_key)
+    return bool(settings.vlm.base_url or settings.vlm.api_key)
 
 
 def build_critic(settings: Settings) -> Critic:

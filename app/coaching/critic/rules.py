@@ -100,7 +100,7 @@ class RulesCritic:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._max_items = max(1, settings.critique_max_items)
+        self._max_items = max(1, settings.critique.max_items)
 
     async def critique(self, window: CritiqueWindow) -> CritiqueResult:
         return CritiqueResult(items=self.critique_now(window))
@@ -142,7 +142,7 @@ class RulesCritic:
                 where = ""
                 if pitch is not None and pitch < LOOKING_DOWN_PITCH_DEG:
                     where = "down"
-                elif yaw is not None and yaw > s.eye_contact_max_yaw_deg:
+                elif yaw is not None and yaw > s.cues.eye_contact_max_yaw_deg:
                     where = "side"
                 add("gaze", "warn", "eye_contact_low", pct=_pct(eye_contact), where=where)
             elif eye_contact < 0.75:
@@ -158,9 +158,9 @@ class RulesCritic:
         if hands is not None and hands < 0.2:
             add("gestures", "warn", "hands_hidden", pct=_pct(hands))
         elif activity is not None:
-            if activity < s.gesture_min_activity:
+            if activity < s.cues.gesture_min_activity:
                 add("gestures", "warn", "gestures_still")
-            elif activity > s.gesture_excess_activity:
+            elif activity > s.cues.gesture_excess_activity:
                 add("gestures", "warn", "gestures_busy")
             else:
                 add("gestures", "info", "gestures_good")
@@ -170,10 +170,10 @@ class RulesCritic:
         lean = m.get("mean_lean")
         posture_measured = shoulder is not None or head is not None
         posture_warned = False
-        if shoulder is not None and shoulder > s.shoulder_tilt_max_deg:
+        if shoulder is not None and shoulder > s.cues.shoulder_tilt_max_deg:
             add("posture", "warn", "shoulders_uneven", deg=round(shoulder))
             posture_warned = True
-        if head is not None and head > s.head_tilt_max_deg:
+        if head is not None and head > s.cues.head_tilt_max_deg:
             add("posture", "warn", "head_tilted", deg=round(head))
             posture_warned = True
         if lean is not None and lean > LEANING_IN:
@@ -184,13 +184,13 @@ class RulesCritic:
         sway = m.get("max_sway")
         face_width = m.get("mean_face_width_ratio")
         movement_warned = False
-        if sway is not None and sway > s.sway_max:
+        if sway is not None and sway > s.cues.sway_max:
             add("movement", "warn", "swaying")
             movement_warned = True
-        if face_width is not None and face_width > s.too_close_face_ratio:
+        if face_width is not None and face_width > s.cues.too_close_face_ratio:
             add("movement", "warn", "too_close")
             movement_warned = True
-        elif face_width is not None and face_width < s.too_far_face_ratio:
+        elif face_width is not None and face_width < s.cues.too_far_face_ratio:
             add("movement", "warn", "too_far")
             movement_warned = True
         if not movement_warned and (sway is not None or face_width is not None):

@@ -177,9 +177,9 @@ class CritiqueScheduler:
         self._emit = emit
         self._global_limit = global_limit
         self.interval_s = (
-            interval_s if interval_s and interval_s > 0 else settings.critique_interval_s
+            interval_s if interval_s and interval_s > 0 else settings.critique.interval_s
         )
-        self._k = max(0, settings.vlm_max_images)
+        self._k = max(0, settings.vlm.max_images)
         self._acc = self._new_window()
         self._session = WindowMetrics()
         self._window_start: float | None = None
@@ -232,7 +232,7 @@ class CritiqueScheduler:
         # A copy (the caller may reuse its buffer), at most the size the VLM gets; a few per
         # window, so this stays well under a millisecond a frame on average.
         return Keyframe(
-            t=t, image=downscale(image, self._settings.vlm_image_max_side), reason=reason
+            t=t, image=downscale(image, self._settings.vlm.image_max_side), reason=reason
         )
 
     def _new_window(self) -> WindowAccumulator:
@@ -262,7 +262,7 @@ class CritiqueScheduler:
             return
         if not final:
             task.cancel()
-        budget = 2 * self._settings.vlm_timeout_s + CLOSE_GRACE_S if final else CLOSE_GRACE_S
+        budget = 2 * self._settings.vlm.timeout_s + CLOSE_GRACE_S if final else CLOSE_GRACE_S
         done, _ = await asyncio.wait({task}, timeout=budget)
         if not done:
             log.warning(
@@ -302,12 +302,12 @@ class CritiqueScheduler:
             return None
         t_start = self._window_start if self._window_start is not None else acc.t_first
         t_end = max(acc.t_last, t_start)
-        if final and t_end - t_start < self._settings.critique_min_window_s:
+        if final and t_end - t_start < self._settings.critique.min_window_s:
             return None
         self._window_start = t_end
         keyframes = select_keyframes(acc.coverage, acc.cue_frames, self._k)
         self._session_keyframes = thin_keyframes(
-            self._session_keyframes + keyframes, self._settings.critique_session_keyframes
+            self._session_keyframes + keyframes, self._settings.critique.session_keyframes
         )
         return CritiqueWindow(
             session_id=self.session_id,
@@ -342,9 +342,9 @@ class CritiqueScheduler:
     def _budget_reason(self, images: int) -> FailureReason | None:
         s = self._settings
         # The last call is kept for the end-of-session summary.
-        if self.stats.vlm_calls + 1 >= s.vlm_max_calls_per_session:
+        if self.stats.vlm_calls + 1 >= s.vlm.max_calls_per_session:
             return "capped"
-        if images > 0 and self.stats.images_sent >= s.vlm_max_images_per_session:
+        if images > 0 and self.stats.images_sent >= s.vlm.max_images_per_session:
             return "capped"
         return None
 
@@ -358,7 +358,7 @@ class CritiqueScheduler:
             self._budget_reason(len(window.keyframes)) if window.keyframes else "no_frames"
         )
         if reason is None:
-            images_left = self._settings.vlm_max_images_per_session - self.stats.images_sent
+            images_left = self._settings.vlm.max_images_per_session - self.stats.images_sent
             window = replace(window, keyframes=window.keyframes[: min(self._k, images_left)])
             outcome = await self._call_vlm(window)
             if isinstance(outcome, list):
@@ -383,7 +383,7 @@ class CritiqueScheduler:
         try:
             # The deadline covers the wait for a global slot too: a saturated endpoint means
             # rules now, not a queue of stale windows.
-            async with asyncio.timeout(self._settings.vlm_timeout_s):
+            async with asyncio.timeout(self._settings.vlm.timeout_s):
                 async with self._global_limit:
                     result = await self._critic.critique(window)
         except TimeoutError:
@@ -421,7 +421,7 @@ class CritiqueScheduler:
     ) -> tuple[str, Literal["vlm", "rules"]]:
         """The report's summary: the VLM's within the deadline, else the rules'. Call after
         `aclose()` so the last window's critique is included."""
-        images_left = max(0, self._settings.vlm_max_images_per_session - self.stats.images_sent)
+        images_left = max(0, self._settings.vlm.max_images_per_session - self.stats.images_sent)
         summary = SessionSummaryInput(
             session_id=self.session_id,
             language=self.language,
@@ -435,13 +435,13 @@ class CritiqueScheduler:
         if self._critic.name == "rules":
             return self._fallback.summarize_now(summary), "rules"
         reason: FailureReason | None = None
-        if self.stats.vlm_calls >= self._settings.vlm_max_calls_per_session:
+        if self.stats.vlm_calls >= self._settings.vlm.max_calls_per_session:
             reason = "capped"
         else:
             self.stats.vlm_calls += 1
             self.stats.images_sent += len(summary.keyframes)
             try:
-                async with asyncio.timeout(self._settings.vlm_timeout_s):
+                async with asyncio.timeout(self._settings.vlm.timeout_s):
                     async with self._global_limit:
                         result = await self._critic.summarize(summary)
             except TimeoutError:

@@ -206,13 +206,13 @@ class VlmCritic:
     def __init__(self, settings: Settings, client: AsyncOpenAI | None = None) -> None:
         self._settings = settings
         self._client = client or AsyncOpenAI(
-            base_url=settings.vlm_base_url,
+            base_url=settings.vlm.base_url,
             # Local servers (Ollama, vLLM) accept any key; the client insists on one.
-            api_key=settings.vlm_api_key or "not-needed",
+            api_key=settings.vlm.api_key or "not-needed",
             # Retries are ours (only safe ones, within the deadline); the client's would
             # silently stretch a request past it.
             max_retries=0,
-            timeout=httpx.Timeout(settings.vlm_timeout_s, connect=min(5.0, settings.vlm_timeout_s)),
+            timeout=httpx.Timeout(settings.vlm.timeout_s, connect=min(5.0, settings.vlm.timeout_s)),
         )
         # The client imports its resource modules on first use of `.chat` (over a second of
         # imports, measured): resolve it now, at start-up, not on the event loop mid-session.
@@ -223,21 +223,21 @@ class VlmCritic:
 
     async def critique(self, window: CritiqueWindow) -> CritiqueResult:
         s = self._settings
-        keyframes = window.keyframes[: s.vlm_max_images]
+        keyframes = window.keyframes[: s.vlm.max_images]
         urls = await asyncio.to_thread(
-            jpeg_data_urls, [k.image for k in keyframes], s.vlm_image_max_side, s.vlm_jpeg_quality
+            jpeg_data_urls, [k.image for k in keyframes], s.vlm.image_max_side, s.vlm.jpeg_quality
         )
         messages = build_critique_messages(
-            window, urls, detail=s.vlm_image_detail, max_items=s.critique_max_items
+            window, urls, detail=s.vlm.image_detail, max_items=s.critique.max_items
         )
         completion = await self._create(
             messages=messages,
             response_format=CRITIQUE_RESPONSE_FORMAT,
-            max_tokens=s.vlm_max_output_tokens,
+            max_tokens=s.vlm.max_output_tokens,
         )
         usage = _usage(completion)
         try:
-            items = parse_critique(_content(completion), keyframes, s.critique_max_items)
+            items = parse_critique(_content(completion), keyframes, s.critique.max_items)
         except CriticError as exc:
             exc.usage = usage  # a rejected answer was still paid for
             raise
@@ -245,11 +245,11 @@ class VlmCritic:
 
     async def summarize(self, summary: SessionSummaryInput) -> SummaryResult:
         s = self._settings
-        keyframes = summary.keyframes[: s.vlm_max_images]
+        keyframes = summary.keyframes[: s.vlm.max_images]
         urls = await asyncio.to_thread(
-            jpeg_data_urls, [k.image for k in keyframes], s.vlm_image_max_side, s.vlm_jpeg_quality
+            jpeg_data_urls, [k.image for k in keyframes], s.vlm.image_max_side, s.vlm.jpeg_quality
         )
-        messages = build_summary_messages(summary, urls, detail=s.vlm_image_detail)
+        messages = build_summary_messages(summary, urls, detail=s.vlm.image_detail)
         completion = await self._create(messages=messages, max_tokens=SUMMARY_MAX_TOKENS)
         usage = _usage(completion)
         try:
@@ -262,10 +262,10 @@ class VlmCritic:
         return SummaryResult(text=text, usage=usage, images_sent=len(urls))
 
     async def _create(self, **kwargs: Any) -> Any:
-        attempts = 1 + max(0, self._settings.vlm_retries)
+        attempts = 1 + max(0, self._settings.vlm.retries)
         for attempt in range(1, attempts + 1):
             try:
-                return await self._completions.create(model=self._settings.vlm_model, **kwargs)
+                return await self._completions.create(model=self._settings.vlm.model, **kwargs)
             except openai.APITimeoutError as exc:
                 raise CriticError("timeout", "client timeout") from exc
             except openai.APIConnectionError as exc:

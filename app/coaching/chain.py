@@ -1,0 +1,71 @@
+"""The per-frame stage chain that live sessions and uploads both drive.
+
+    analysis -> conditions -> cues (hysteresis) -> observers
+
+A live session feeds it the frames its analysis loop gets to (and turns the transitions into
+`cue` events); the upload scan feeds it its sampled frames (and picks feedback moments from the
+step). Same order, same thresholds, same cue hysteresis, one implementation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app.coaching.cues import CueEngine
+from app.config import Settings
+from app.frames import CueName, CueTransition, FrameAnalysis, FrameObserver
+
+if TYPE_CHECKING:
+    from app.analysis.conditions import ConditionState, FrameConditions
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStep:
+    """What one frame did: the raw conditions and the cue changes they caused."""
+
+    conditions: Mapping[CueName, bool | None]
+    transitions: list[CueTransition]
+    active: list[CueName]  # cues on after this frame
+
+
+class StageChain:
+    """Conditions -> cues -> observers for one session or upload. Not thread-safe."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        frame_conditions: FrameConditions,
+        make_condition_state: Callable[[], ConditionState],
+        observers: Iterable[FrameObserver] = (),
+    ) -> None:
+        self._settings = settings
+        self._conditions = frame_conditions
+        self._make_state = make_condition_state
+        self._state: ConditionState | None = None  # built with the first frame
+        self.cues = CueEngine(settings.cues.cue_hold_s)
+        self.observers: list[FrameObserver] = list(observers)
+
+    def step(self, analysis: FrameAnalysis, image: np.ndarray) -> ChainStep:
+        """One analysed frame through the chain; its cost lands in `timings_ms["cues"]`."""
+        started = time.perf_counter()
+        if self._state is None:
+            self._state = self._make_state()
+        conditions = self._conditions(analysis, self._settings, self._state)
+        transitions = self.cues.update(analysis.t, conditions)
+        analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
+        for observer in self.observers:
+            observer.observe(analysis, image)
+        return ChainStep(conditions, transitions, self.cues.active())
+
+    def update(self, t: float, conditions: Mapping[CueName, bool | None]) -> list[CueTransition]:
+        """Conditions that do not come from a frame (the voice stage's) share the hysteresis."""
+        return self.cues.update(t, conditions)
+
+    def close(self, t: float) -> list[CueTransition]:
+        """Every cue still on turns off at `t`, the end of the media."""
+        return self.cues.close(t)
