@@ -162,6 +162,11 @@ class PoseRunner(Protocol):
 
     def landmarks(self, rgb: np.ndarray) -> PoseLandmarks | None: ...
 
+    def warm_up(self, rgb: np.ndarray) -> None:
+        """Get ready for the first frame: build the graphs, or start the worker process
+        without waiting for it (a starved worker must not hold up a session's start)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -220,6 +225,9 @@ class PoseGraphs:
         with self.lease() as graph:
             return landmarks_from_result(graph.process(rgb))
 
+    def warm_up(self, rgb: np.ndarray) -> None:
+        self.landmarks(rgb)  # builds a graph on this (warm-up) thread
+
     def close(self) -> None:
         """Close the idle graphs; one still leased closes when it comes back."""
         with self._lock:
@@ -261,7 +269,11 @@ class PoseAnalyzer:
     def warm_up(self, rgb: np.ndarray) -> None:
         """Best effort: a session starts without a warm Pose rather than not at all."""
         try:
-            self._process(rgb)
+            if self._pose is not None:
+                self._pose.process(rgb)
+            else:
+                assert self._graphs is not None
+                self._graphs.warm_up(rgb)
         except PoseUnavailable:
             log.warning("Pose warm-up lost its run; the first frames will warm it", exc_info=True)
 

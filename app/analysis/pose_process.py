@@ -19,6 +19,7 @@ never the session.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -98,6 +99,7 @@ class PoseProcess:
         self.restarts = 0
         self._pool = self._new_pool()
         self._warm = False  # the current pool has answered a run
+        self._starting: ProcessPoolExecutor | None = None  # the pool a warm-up run was sent to
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn: a fork of a server that runs threads (and MediaPipe graphs) is not safe
@@ -135,6 +137,18 @@ class PoseProcess:
             if self._pool is pool:
                 self._warm = True
         return result
+
+    def warm_up(self, rgb: np.ndarray) -> None:
+        """Start the worker (interpreter, imports, graph: seconds, far more when SCHED_IDLE
+        starves it) with one run nobody waits for; the first frames queue behind it. Once per
+        pool: a worker that answered, or is already starting, needs nothing."""
+        with self._lock:
+            if self._closed or self._warm or self._starting is self._pool:
+                return
+            self._starting = pool = self._pool
+        # replaced or closed meanwhile (RuntimeError): the next run starts the new one
+        with contextlib.suppress(RuntimeError):
+            pool.submit(_run_pose, rgb)
 
     def _replace(self, old: ProcessPoolExecutor) -> None:
         with self._lock:

@@ -200,6 +200,11 @@ async def delete_session(row: SessionRowDep, manager: ManagerDep) -> DeletedAnsw
         )
     if live is not None:
         # Completed a moment ago: let the finaliser write its last events before the rows go.
-        await asyncio.wait_for(live.finalized.wait(), timeout=30)
+        try:
+            await asyncio.wait_for(live.finalized.wait(), timeout=30)
+        except TimeoutError:
+            raise CoachError(
+                "session_active", "The session is still finishing; try again in a moment."
+            ) from None
     await retention.delete_session(manager, row.id)
     return DeletedAnswer(session_id=row.id, message="The session and its files were deleted.")

@@ -246,14 +246,15 @@ class SessionManager:
         `state` event, its slot and analyser given back at once. Nothing (False) when it went
         live or ended meanwhile, here or on another replica."""
         session = self.sessions.get(session_id)
+        ended_at = datetime.now(UTC)
         if session is not None:
             async with session.starting:  # a first media being started goes first
                 if session.state != "created":
                     return False
                 session.state = "failed"  # the first media now finds it ended
                 session.reason = NEVER_STARTED
+                session.ended_at = ended_at  # what GET answers until the row takes over
         self._forget_created(session_id)
-        ended_at = datetime.now(UTC)
         moved = await self.repo.update_session_in_state(
             session_id, "created", state="failed", reason=NEVER_STARTED, ended_at=ended_at
         )
@@ -279,15 +280,19 @@ class SessionManager:
         return True
 
     async def _drop(self, session: LiveSession) -> None:
-        """Let go of a session that never ran: its analyser, listeners, slot and claim."""
-        await session.cancel_all()
+        """Let go of a session that never ran: its listeners, slot, claim and analyser. The
+        registry forgets it first: giving back a prewarmed analyser waits for its build (and
+        Pose warm-up), which must not keep the ended session visible meanwhile."""
         if self.sessions.get(session.id) is session:  # not another copy's listeners or claim
             self._forget_created(session.id)
             del self.sessions[session.id]
             self.services.bus.close_session(session.id)
             if self.services.ownership is not None:
                 await self.services.ownership.release(session.id)
-        session.finalized.set()
+        try:
+            await session.cancel_all()
+        finally:
+            session.finalized.set()
 
     def _session_from_row(self, row: SessionRow, seq: int = 0) -> LiveSession:
         return LiveSession(

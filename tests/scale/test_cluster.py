@@ -42,6 +42,8 @@ async def test_a_session_streamed_to_a_is_watched_live_on_b_in_seq_order(
     # B hears A's events while the session is still live, not only after the end.
     first_live = await watcher.wait_for(lambda e: e["type"] == "metrics", timeout=30)
     assert first_live["session_id"] == media.id
+    # End once the empty frames were seen (a busy machine analyses them late, not never).
+    await media.wait_for(lambda e: e["type"] == "cue" and e["cue"] == "face_lost", timeout=60)
     await media.send_json({"type": "end"})
     await watcher.wait_for(
         lambda e: e["type"] == "state" and e["state"] == "completed", timeout=120
