@@ -95,13 +95,29 @@ class CueSettings(_Group):
     metrics_hz: float = 5.0
     cue_hold_s: float = 1.5
     sway_window_s: float = 4.0
-    # Eye contact: head within the yaw/pitch cone AND the mean iris offset (eye widths) within
-    # max_iris_offset of where looking at the lens puts it (iris_per_yaw * -sin(yaw)).
-    # Tuned on real photos shipped by packages (tests/analysis/test_face_real_photos.py).
-    eye_contact_max_yaw_deg: float = 25.0
-    eye_contact_max_pitch_deg: float = 20.0
-    eye_contact_max_iris_offset: float = 0.10
+    # Eye contact = gaze direction `camera` (app/analysis/face.py `gaze_direction`): lids not
+    # lowered, head within the yaw/pitch cone, the mean iris offset (eye widths) within
+    # max_iris_offset of where looking at the lens puts it (iris_per_yaw * -sin(yaw)), iris not
+    # high between the lids. Tuned on the tune split of tests/fixtures/gaze_photos.py only.
+    eye_contact_max_yaw_deg: float = 35.0
+    eye_contact_max_pitch_deg: float = 28.0
+    eye_contact_max_iris_offset: float = 0.08
     eye_contact_iris_per_yaw: float = 0.3
+    # Lowered lids: upper lid above the eye-corner line (eye widths) or lid gap / eye width
+    # below these (tune: camera >= 0.171 / 0.24, down and closed <= 0.061 / 0.18).
+    gaze_low_upper_lid: float = 0.115
+    gaze_low_openness: float = 0.21
+    # Iris centre from the lids' midpoint, in lid gaps: looking down reads <= -this (tune:
+    # down <= -0.19, camera >= -0.09), looking up >= gaze_up_iris_y (camera <= 0.07).
+    gaze_down_iris_y: float = 0.14
+    gaze_up_iris_y: float = 0.2
+    gaze_blink_s: float = 0.4  # lids down without looking down this long: `closed`, else a blink
+    # Personal baseline: the first seconds of a live session, from frames that already look
+    # at the camera by the defaults (lowered lids count only with the head pitched 10-20 deg:
+    # a camera below eye level). Uploads use the defaults (see GazeTracker).
+    gaze_calibration_s: float = 3.0  # 0: no calibration, the defaults only
+    gaze_calibration_max_yaw_deg: float = 15.0
+    gaze_calibration_max_pitch_shift_deg: float = 20.0  # a baseline moves the pitch cone <= this
     head_tilt_max_deg: float = 12.0
     shoulder_tilt_max_deg: float = 8.0
     too_close_face_ratio: float = 0.45
@@ -185,6 +201,8 @@ class VoiceSettings(_Group):
             "like",
             "you know",
             "i mean",
+            "so",
+            "basically",
         ]
     )
 
@@ -223,6 +241,26 @@ class TranscribeSettings(_Group):
     model: str = "whisper-1"
     segment_s: float = 30.0  # audio sent to the endpoint per request
     timeout_s: float = 60.0
+
+
+class AsrSettings(_Group):
+    """The transcription service (app/analysis/asr.py, app/live/transcription.py): any endpoint
+    speaking OpenAI's `POST /v1/audio/transcriptions`. Unset: the embedded recogniser (vosk for
+    Korean where installed). `COACH_TRANSCRIBE_BASE_URL` (and its key and model) is still read
+    when `COACH_ASR_BASE_URL` is unset."""
+
+    flat_prefix: ClassVar[str] = "asr_"
+
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str = "whisper-1"
+    timeout_s: float = 15.0  # deadline of one stretch's request; then the local recogniser
+    queue: int = 8  # stretches waiting for the one request in flight; more drop the oldest
+    pause_cut_s: float = 0.6  # a silence this long ends a stretch of speech
+    max_stretch_s: float = 20.0  # a stretch is cut here even without a pause
+    min_speech_s: float = 0.3  # stretches with less voiced audio are not sent
+    filler_cluster: int = 3  # the filler_words cue: this many fillers ...
+    filler_window_s: float = 30.0  # ... within this many seconds
 
 
 class LimitSettings(_Group):
@@ -403,6 +441,7 @@ class Settings(BaseSettings):
     cues: CueSettings = Field(default_factory=CueSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     transcribe: TranscribeSettings = Field(default_factory=TranscribeSettings)
+    asr: AsrSettings = Field(default_factory=AsrSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)

@@ -14,6 +14,8 @@ ErrorCode = Literal[
     # who is asking, about what: unknown ids, a missing or wrong session token
     "session_not_found",
     "video_not_found",
+    "pitch_not_found",
+    "take_not_found",  # a session id that is not a take of the pitch asked about
     "token_missing",
     "token_invalid",
     # what was sent
@@ -31,6 +33,7 @@ ErrorCode = Literal[
     "session_owned_elsewhere",
     "report_not_ready",
     "report_html_not_ready",
+    "take_not_completed",
     "recording_not_ready",
     "report_missing",
     "recording_missing",

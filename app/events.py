@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.frames import CueName
+from app.frames import CueName, GazeDirection
 
 Severity = Literal["info", "warn"]
 
@@ -62,6 +62,10 @@ class StateEvent(EventBase):
 
 class Gaze(_Model):
     on_camera: bool | None
+    direction: GazeDirection | None = Field(
+        description="camera, down, up, left, right (the presenter's own) or closed; "
+        "on_camera is true exactly when it is camera"
+    )
     yaw_deg: float | None
     pitch_deg: float | None
 
@@ -99,6 +103,9 @@ class CueEvent(EventBase):
     state: Literal["on", "off"]
     severity: Severity
     message: str
+    direction: GazeDirection | None = _optional(
+        "eye_contact on: where the presenter looks instead (as metrics.gaze.direction)"
+    )
 
 
 class CritiqueEventItem(_Model):
@@ -130,6 +137,24 @@ class VoiceEvent(EventBase):
     pause_s: float | None
 
 
+class TranscriptWord(_Model):
+    word: str
+    t_start: float
+    t_end: float
+    filler: bool
+
+
+class TranscriptEvent(EventBase):
+    """The final text of one stretch of speech (times in session media time)."""
+
+    type: Literal["transcript"] = "transcript"
+    source: Literal["asr", "local"]
+    t_start: float
+    t_end: float
+    text: str
+    words: list[TranscriptWord]
+
+
 class ErrorEvent(EventBase):
     """A non-fatal error: the session goes on."""
 
@@ -151,6 +176,7 @@ Event = Annotated[
     | CueEvent
     | CritiqueEvent
     | VoiceEvent
+    | TranscriptEvent
     | ErrorEvent
     | ReportReadyEvent,
     Field(discriminator="type"),

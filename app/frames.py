@@ -24,11 +24,16 @@ VideoCueName = Literal[
     "sway",
 ]
 AudioCueName = Literal["too_quiet", "too_fast", "long_pause", "monotone"]
-CueName = Literal[VideoCueName, AudioCueName]  # the `cue` of the live cue events
+TranscriptCueName = Literal["filler_words"]  # from the recognised words
+ClockCueName = Literal["time"]  # from the session's clock: against a pitch's target length
+# the `cue` of the cue events
+CueName = Literal[VideoCueName, AudioCueName, TranscriptCueName, ClockCueName]
 VIDEO_CUES: tuple[CueName, ...] = get_args(VideoCueName)
 AUDIO_CUES: tuple[CueName, ...] = get_args(AudioCueName)
 
 Language = Literal["ko", "en"]
+# where the presenter looks (left/right: their own); `closed`: eyes shut longer than a blink
+GazeDirection = Literal["camera", "down", "up", "left", "right", "closed"]
 SessionState = Literal["created", "live", "finalizing", "completed", "failed"]
 
 
@@ -57,13 +62,25 @@ class AudioChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class EyeMeasures:
+    """Both eyes averaged, in the eye's own frame (along the corner line and across it)."""
+
+    iris_x: float  # iris centre from the eye centre, eye widths, + = image right
+    iris_y: float  # iris centre from the lids' midpoint, lid gaps, + = image down
+    upper_lid: float  # upper lid above the corner line, eye widths (falls as the eyes lower)
+    openness: float  # lid gap / eye width
+
+
+@dataclass(frozen=True, slots=True)
 class FaceObservation:
     found: bool
     yaw_deg: float | None = None  # + = the presenter turns to their left (image right)
     pitch_deg: float | None = None  # + = looking up
     roll_deg: float | None = None  # + = head tilted clockwise in the image
-    gaze_on_camera: bool | None = None  # head toward the camera and irises centred
+    gaze_on_camera: bool | None = None  # gaze_direction == "camera"
+    gaze_direction: GazeDirection | None = None
     iris_offset: tuple[float, float] | None = None  # mean iris offset in eye widths/heights
+    eyes: EyeMeasures | None = None  # the measures gaze_direction is read from
     face_width_ratio: float | None = None  # face width / frame width (distance proxy)
     bbox: tuple[int, int, int, int] | None = None  # x, y, w, h in pixels
     landmarks: np.ndarray | None = None  # N x 2 pixel coordinates, for drawing
@@ -157,6 +174,7 @@ class CueTransition:
     state: Literal["on", "off"]
     t: float
     severity: Literal["info", "warn"]
+    direction: GazeDirection | None = None  # eye_contact on: where the presenter looks instead
 
 
 class Analyzer(Protocol):

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from app.api import health, schema, sessions, upload, webrtc, ws
+from app.api import health, pitches, schema, sessions, upload, webrtc, ws
 from app.api.errors import install_error_handlers
 from app.config import Settings
 from app.live.cluster import make_replica_id, start_cluster
@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None, hooks: Hooks | None = None) -> 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(sessions.router)
+    app.include_router(pitches.router)
     app.include_router(ws.router)
     app.include_router(upload.router)
     app.include_router(webrtc.router)

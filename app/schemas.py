@@ -31,6 +31,8 @@ class SessionCreate(BaseModel):
     title: str = Field(default="", max_length=200)
     language: Literal["ko", "en"] = "ko"
     critique_interval_s: float | None = Field(default=None, ge=5.0, le=600.0)
+    # A take of this pitch: needs the pitch's token (`Authorization: Bearer <pitch token>`).
+    pitch_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class SessionCreated(BaseModel):
@@ -58,6 +60,8 @@ class SessionPublic(BaseModel):
     frames_dropped: int
     report_url: str | None
     recording_url: str | None
+    pitch_id: str | None = None  # extra: a take of this pitch
+    take: int | None = None  # extra: its take number
 
 
 class EndAnswer(BaseModel):
@@ -153,6 +157,107 @@ SESSION_LINKS = links_to(
 )
 
 
+# --- pitches and their takes (contract v1.1) --------------------------------------------------
+
+
+class PitchCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str = Field(default="", max_length=200)
+    language: Literal["ko", "en"] = "ko"
+    # The take's intended length: the `time` cue at 80 % of it and past it.
+    target_duration_s: float | None = Field(default=None, gt=0.0, le=24 * 3600.0)
+
+
+class PitchCreated(BaseModel):
+    pitch_id: str
+    token: str
+    title: str
+    language: Literal["ko", "en"]
+    target_duration_s: float | None
+    created_at: UtcDatetime
+
+
+class TakeScores(BaseModel):
+    eye_contact: int | None
+    posture: int | None
+    gestures: int | None
+    voice: int | None
+    overall: int | None
+
+
+class TakeFigures(BaseModel):
+    eye_contact_share: float | None = Field(description="0-1, the share of time on camera")
+    fillers_per_min: float | None
+    words_per_min: float | None
+    cues_on: int | None = Field(description="cues (other than `time`) that turned on")
+
+
+class Take(BaseModel):
+    take: int
+    session_id: str
+    state: Literal["created", "live", "finalizing", "completed", "failed"]
+    created_at: UtcDatetime
+    duration_s: float | None
+    scores: TakeScores | None
+    figures: TakeFigures
+    report_url: str | None
+    recording_url: str | None
+
+
+class Pitch(BaseModel):
+    pitch_id: str
+    title: str
+    language: Literal["ko", "en"]
+    target_duration_s: float | None
+    created_at: UtcDatetime
+    takes: list[Take]
+
+
+class ScoreDelta(BaseModel):
+    eye_contact: float | None
+    posture: float | None
+    gestures: float | None
+    voice: float | None
+    overall: float | None
+
+
+class FigureDelta(BaseModel):
+    eye_contact_share: float | None
+    fillers_per_min: float | None
+    words_per_min: float | None
+    cues_on: float | None
+
+
+class TakeDelta(BaseModel):
+    scores: ScoreDelta
+    figures: FigureDelta
+
+
+class TakeComparison(BaseModel):
+    a: Take
+    b: Take
+    delta: TakeDelta = Field(description="`b - a`; null where either side is null")
+
+
+# What any call under /api/pitches/{id} may answer besides its success.
+PITCH_ERRORS = error_responses(401, 403, 404, 422)
+
+# `POST /api/pitches` -> every call that takes the new pitch's id and token.
+PITCH_LINKS = links_to(
+    {
+        "GetPitch": "get_pitch",
+        "ComparePitchTakes": "compare_takes",
+        "DeletePitch": "delete_pitch",
+    },
+    {
+        "path.pitch_id": "$response.body#/pitch_id",
+        "header.Authorization": "Bearer {$response.body#/token}",
+        "query.token": "$response.body#/token",
+    },
+)
+
+
 # --- the upload flow (the original Pitching engine's shapes) ----------------------------------
 
 
@@ -214,3 +319,7 @@ class UploadFeedback(BaseModel):
     report_url: str | None
     recording_url: str | None
     report_html_url: str | None = None
+    # what was said, once analysed: the report's `transcript`, `fillers` and `content`
+    transcript: dict[str, Any] | None = None
+    fillers: dict[str, Any] | None = None
+    content: dict[str, Any] | None = None

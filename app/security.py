@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,9 +14,21 @@ PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "connect-src 'self' ws: wss:; style-src 'self'; frame-ancestors 'none'"
 )
-# report.html is one self-contained file: inline CSS, embedded images, and no script at all.
+# report.html is one self-contained file: inline CSS, embedded images, the recording from this
+# origin, and one inline script (seeking the recording from the report), allowed by its hash.
+REPORT_SCRIPT = (Path(__file__).resolve().parent / "templates" / "report-seek.js").read_text(
+    "utf-8"
+)
+# Every report-seek.js ever released, by hash. A report.html is rendered once, when its session
+# or upload is finalised, and stored with the script of that day inlined, so the policy must
+# keep allowing each released version: when the script changes, APPEND its new hash here; never
+# remove one (every stored report built with it would stop seeking its recording).
+# tests/coaching/test_report.py fails until the current script's hash is listed.
+REPORT_SCRIPT_HASHES: tuple[str, ...] = ("sha256-RhioUdzceNUDd9GD8BqnproCkVVV+7qBEpXGATIfLIg=",)
+_REPORT_SCRIPT_SOURCES = " ".join(f"'{h}'" for h in REPORT_SCRIPT_HASHES)
 REPORT_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; media-src 'self'; "
+    f"script-src {_REPORT_SCRIPT_SOURCES}; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 )
 # The rehearsal page shows the report in an iframe of its own origin.

@@ -7,18 +7,23 @@ import asyncio
 import logging
 import multiprocessing
 import threading
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from app.analysis.transcribe import Transcriber, load_vosk_model, make_transcriber, vosk_model_path
+from app.analysis.asr import AsrClient
+from app.analysis.transcribe import load_vosk_model, vosk_model_path
 from app.analysis.voice import VoiceAnalyzer, voice_conditions
 from app.celery_jobs import CeleryJobRunner
+from app.coaching.content import make_content_client
 from app.coaching.critic import Critic, CritiqueScheduler, RulesCritic, build_critic
 from app.coaching.keyframes import KeyframePicker
 from app.config import Settings
+from app.events import Event, WireEvent
+from app.frames import Language
 from app.jobs import InProcessJobRunner, JobRunner
 from app.live.report import keyframe_picker_for, write_session_report
 from app.live.services import Hooks, SessionView
-from app.live.transcription import TranscriptionWorker
+from app.live.transcription import LiveTranscriber
 from app.media.recorder import RecordingFailure, SessionRecorder, recover_recording
 from app.priority import pose_lane_priority
 from app.upload.analyze import AnalysisStages
@@ -103,14 +108,22 @@ def make_upload_critic(settings: Settings) -> Any:
     return build_critic(settings)
 
 
+def _without_gaze_calibration(settings: Settings) -> Settings:
+    cues = settings.cues.model_copy(update={"gaze_calibration_s": 0.0})
+    return settings.model_copy(update={"cues": cues})
+
+
 def upload_stages(hooks: Hooks) -> AnalysisStages:
-    """The live loop's analysis stages, for the upload flow's single pass."""
+    """The live loop's analysis stages, for the upload flow's single pass. The analyser learns
+    no gaze baseline: an upload has no "look at the camera" step, so its first seconds say
+    nothing about how the presenter looks at the camera (see `GazeTracker`)."""
     return AnalysisStages(
-        make_analyzer=hooks.make_analyzer,
+        make_analyzer=lambda settings: hooks.make_analyzer(_without_gaze_calibration(settings)),
         frame_conditions=hooks.frame_conditions,
         make_condition_state=hooks.make_condition_state,
         # no directory: nothing to persist, a crashed upload is analysed again from its file
         make_keyframe_picker=lambda settings: KeyframePicker(settings, None),
+        make_transcriber=hooks.make_file_transcriber,
     )
 
 
@@ -154,13 +167,16 @@ class CriticService:
 
 
 class TranscriptionService:
-    """Recognisers per session; a recognition model is loaded once per process, on first use,
-    on a worker thread."""
+    """Recognisers per session: one transcription endpoint client per process (`asr_*`, or the
+    older `transcribe_*`), the vosk model loaded once per process on first use, on a worker
+    thread, and a client for the content feedback (the VLM endpoint)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.asr = AsrClient.from_settings(settings)
+        self.content_client = make_content_client(settings)
 
     def _model(self, language: str) -> Any:
         with self._lock:
@@ -168,17 +184,32 @@ class TranscriptionService:
                 self._models[language] = load_vosk_model(language)  # type: ignore[arg-type]
             return self._models[language]
 
-    def make_worker(self, session: SessionView) -> TranscriptionWorker | None:
-        settings, language = self.settings, session.language
+    def make_worker(self, session: SessionView) -> LiveTranscriber | None:
+        return self.make_file_worker(session.id, session.language, session.emit)
+
+    def make_file_worker(
+        self, owner_id: str, language: Language, emit: Callable[[Event], Awaitable[WireEvent]]
+    ) -> LiveTranscriber | None:
+        """A recogniser for a live session or an upload (`owner_id`), emitting with `emit`."""
+        settings = self.settings
         local = language == "ko" and settings.transcribe.vosk and vosk_model_path(language)
-        if not local and not settings.transcribe.base_url:
+        if not local and self.asr is None:
             return None  # the report says no transcript was made, and why
+        return LiveTranscriber(
+            owner_id,
+            language,
+            settings,
+            emit,
+            asr=self.asr,
+            local_model=(lambda: self._model(language)) if local else None,
+            content_client=self.content_client,
+        )
 
-        def make() -> Transcriber:
-            model = self._model(language) if local else None
-            return make_transcriber(language, settings, model)
-
-        return TranscriptionWorker(make, session.id)
+    async def aclose(self) -> None:
+        if self.asr is not None:
+            await self.asr.aclose()
+        if self.content_client is not None:
+            await self.content_client.close()
 
 
 def default_hooks(settings: Settings) -> Hooks:
@@ -189,8 +220,9 @@ def default_hooks(settings: Settings) -> Hooks:
         make_critic=critics.make_scheduler,
         make_recorder=_make_recorder,
         make_transcriber=transcription.make_worker,
+        make_file_transcriber=transcription.make_file_worker,
         recover_recording=recover_recording,
-        on_shutdown=[critics.aclose, analyzers.aclose],
+        on_shutdown=[critics.aclose, analyzers.aclose, transcription.aclose],
         make_analyzer=analyzers.make_analyzer,
         frame_conditions=_frame_conditions,
         make_condition_state=_make_condition_state,

@@ -52,7 +52,11 @@ async function request(method, path, { token, body } = {}) {
   throw new CoachError(kind, message, s, code);
 }
 
-export function createSession({ title, language }) {
+/** A new session; with `pitch` ({pitch_id, token}) the pitch's next take, in its language. */
+export function createSession({ title, language, pitch }) {
+  if (pitch) {
+    return request("POST", "/api/sessions", { token: pitch.token, body: { pitch_id: pitch.pitch_id } });
+  }
   return request("POST", "/api/sessions", { body: { title, language } });
 }
 
@@ -80,4 +84,23 @@ export function artefactUrl(id, token, name) {
   const base = `/api/sessions/${encodeURIComponent(id)}`;
   const path = name ? `${base}/${name}` : `${base}/report`;
   return `${path}?token=${encodeURIComponent(token)}`;
+}
+
+// --- pitches (contract v1.1): every call but the first carries the pitch's token ---------
+
+export function createPitch({ title, language, target_duration_s }) {
+  return request("POST", "/api/pitches", { body: { title, language, target_duration_s } });
+}
+
+export function getPitch(id, token) {
+  return request("GET", `/api/pitches/${encodeURIComponent(id)}`, { token });
+}
+
+export function compareTakes(id, token, a, b) {
+  const query = `a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`;
+  return request("GET", `/api/pitches/${encodeURIComponent(id)}/compare?${query}`, { token });
+}
+
+export function deletePitch(id, token) {
+  return request("DELETE", `/api/pitches/${encodeURIComponent(id)}`, { token });
 }

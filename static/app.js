@@ -11,6 +11,7 @@ import {
 } from "./api.js";
 import { LiveChart } from "./chart.js";
 import { applyLanguage, initialLanguage, language, t } from "./i18n.js";
+import { takeNextTake } from "./next-take.js";
 import { WebRTCTransport, WebSocketTransport } from "./transport.js";
 
 const $ = (id) => document.getElementById(id);
@@ -196,6 +197,7 @@ function cameraErrorKey(err) {
 async function onStart(event) {
   event.preventDefault();
   if (ui.session) return;
+  const pitch = takeNextTake(); // "Next take" in My pitches: a take of that pitch
   clearError();
   setNotice("");
   const button = $("start-button");
@@ -213,7 +215,8 @@ async function onStart(event) {
     return;
   }
   try {
-    ui.session = await createSession({ title, language: language() });
+    ui.session = await createSession(pitch ? { pitch } : { title, language: language() });
+    if (pitch) ui.session.title = pitch.title;
   } catch (err) {
     stopCamera();
     button.disabled = false;
@@ -252,6 +255,7 @@ function resetLive() {
   $("timer").textContent = "0:00";
   $("end-button").disabled = false;
   $("connecting").hidden = false;
+  $("calibrate").hidden = true;
   chart.reset();
   renderIndicators();
 }
@@ -305,8 +309,15 @@ async function connectWebSocket(common) {
   mediaStarted();
 }
 
+// The server takes the first seconds with a frontal face as the presenter's own gaze baseline
+// (docs/protocol.md): ask them to look into the lens then.
+const CALIBRATE_MS = 3000;
+
 function mediaStarted() {
   $("connecting").hidden = true;
+  $("calibrate").hidden = false;
+  clearTimeout(ui.calibrateTimer);
+  ui.calibrateTimer = setTimeout(() => { $("calibrate").hidden = true; }, CALIBRATE_MS);
   renderTransportBadge();
   ui.startedAt = performance.now();
   clearInterval(ui.timer);

@@ -15,6 +15,7 @@ import httpx
 import jsonschema_rs
 import numpy as np
 
+from app.config import Settings
 from app.events import (
     EVENT,
     CritiqueEvent,
@@ -35,6 +36,7 @@ from app.live.manager import report_ready
 from app.live.session import metrics_event, voice_event
 from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
 from tests.support.client import SessionClient
+from tests.support.fake_asr import running_fake_asr
 from tests.support.server import ThreadServer
 
 PROTOCOL = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
@@ -76,7 +78,7 @@ def test_metrics_and_voice_keep_their_fields_order_and_nulls() -> None:
             "t": 2.5,
             "frame": 12,
             "face": True,
-            "gaze": {"on_camera": None, "yaw_deg": 3.1, "pitch_deg": -1.1},
+            "gaze": {"on_camera": None, "direction": None, "yaw_deg": 3.1, "pitch_deg": -1.1},
             "posture": {"shoulder_tilt_deg": 2.0, "head_tilt_deg": 4.5, "lean": 1.012},
             "gesture": {"hands_visible": 2, "activity": None},
             "sway": 0.012,
@@ -189,8 +191,17 @@ def test_the_protocol_lists_every_event_and_field_of_the_schema() -> None:
 
 
 async def test_every_event_of_a_session_validates_against_the_served_schema(
-    server: ThreadServer,
+    settings: Settings,
 ) -> None:
+    # a transcription endpoint, so that the session's speech also makes `transcript` events
+    with (
+        running_fake_asr() as fake,
+        ThreadServer(settings.updated(asr_base_url=fake.base_url)) as server,
+    ):
+        await _a_session_of_every_event(server)
+
+
+async def _a_session_of_every_event(server: ThreadServer) -> None:
     async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
         answer = await http.get("/api/schema/events")
         openapi = (await http.get("/openapi.json")).json()

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.config import Settings
-from app.security import PAGE_CSP, REPORT_CSP, redact
+from app.security import PAGE_CSP, REPORT_CSP, REPORT_SCRIPT_HASHES, redact
 from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
 from tests.support.client import SessionClient
 from tests.support.server import ThreadServer, process_server
@@ -103,7 +103,12 @@ async def test_page_and_api_carry_security_headers(server: ThreadServer) -> None
             assert answer.headers["referrer-policy"] == "no-referrer"
             assert answer.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in PAGE_CSP and "'unsafe-inline'" not in PAGE_CSP
-    assert "script-src" not in REPORT_CSP and "default-src 'none'" in REPORT_CSP
+    # The report's one script (seeking its recording) is allowed by hash, each version ever
+    # released (stored reports keep theirs), nothing else.
+    script_src = REPORT_CSP.split("script-src ", 1)[1].split(";", 1)[0].split()
+    assert script_src == [f"'{h}'" for h in REPORT_SCRIPT_HASHES]
+    assert all(h.startswith("sha256-") for h in REPORT_SCRIPT_HASHES)
+    assert "default-src 'none'" in REPORT_CSP
 
 
 async def test_report_html_has_its_own_policy_without_scripts(server: ThreadServer) -> None:

@@ -11,12 +11,19 @@ head is turned 20 degrees but whose eyes swing back to the lens is looking at th
 someone with a frontal head whose eyes slide sideways is not. So the iris offset is compared
 with the offset the eyes would need to look at the camera from the current head yaw
 (`eye_contact_iris_per_yaw * -sin(yaw)`), and the head itself must stay within a looser cone
-where FaceMesh's iris estimate is still trustworthy. Thresholds were tuned on real photos that
-packages ship (see tests/analysis/test_face_real_photos.py).
+where FaceMesh's iris estimate is still trustworthy.
+
+Looking down at notes shows in the lids before the head: the upper lid falls toward the line
+between the eye corners and the lid gap narrows, while the iris rides high between the lids.
+`gaze_direction` reads those (with head pitch) into camera/down/up/left/right/closed; a
+session's `GazeTracker` adds the presenter's own baseline and lets blinks pass. Thresholds were
+set on the tune split of real photos that packages ship (tests/fixtures/gaze_photos.py;
+held-out numbers in BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from app.config import Settings
-from app.frames import FaceObservation
+from app.frames import EyeMeasures, FaceObservation, GazeDirection
 
 # FaceMesh landmark indices (468-point topology, 478 with refine_landmarks).
 # "Right"/"left" are the presenter's own; facing the camera their right eye is on image left.
@@ -66,9 +73,9 @@ def head_pose_from_landmarks(points: np.ndarray) -> HeadPose:
     return HeadPose(yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll)
 
 
-def _iris_offset_one_eye(
+def _one_eye(
     points: np.ndarray, iris: int, corner_a: int, corner_b: int, top: int, bottom: int
-) -> tuple[float, float]:
+) -> tuple[float, float, float, float]:
     a, b = points[corner_a, :2], points[corner_b, :2]
     width = float(np.linalg.norm(b - a))
     if width < 1e-6:
@@ -77,44 +84,230 @@ def _iris_offset_one_eye(
     if along[0] < 0:  # measure toward image right whichever corner comes first
         along = -along
     across = np.array([-along[1], along[0]])  # toward image down
+    mid = (a + b) / 2
     iris_xy = points[iris, :2]
-    dx = float((iris_xy - (a + b) / 2) @ along) / width
+    dx = float((iris_xy - mid) @ along) / width
     lid_top, lid_bottom = points[top, :2], points[bottom, :2]
-    height = max(float(np.linalg.norm(lid_top - lid_bottom)), 1e-6)
-    dy = float((iris_xy - (lid_top + lid_bottom) / 2) @ across) / height
-    return dx, dy
+    gap = float(np.linalg.norm(lid_top - lid_bottom))
+    dy = float((iris_xy - (lid_top + lid_bottom) / 2) @ across) / max(gap, 1e-6)
+    upper = -float((lid_top - mid) @ across) / width
+    return dx, dy, upper, gap / width
+
+
+def eye_measures_from_landmarks(points: np.ndarray) -> EyeMeasures:
+    """Iris offsets and lid measures of both eyes, averaged."""
+    if len(points) < REFINED_LANDMARK_COUNT:
+        raise ValueError("iris landmarks need FaceMesh(refine_landmarks=True)")
+    right = _one_eye(
+        points, RIGHT_IRIS_CENTER, RIGHT_EYE_OUTER, RIGHT_EYE_INNER, RIGHT_EYE_TOP, RIGHT_EYE_BOTTOM
+    )
+    left = _one_eye(
+        points, LEFT_IRIS_CENTER, LEFT_EYE_OUTER, LEFT_EYE_INNER, LEFT_EYE_TOP, LEFT_EYE_BOTTOM
+    )
+    return EyeMeasures(*((r + lf) / 2 for r, lf in zip(right, left, strict=True)))
 
 
 def iris_offset_from_landmarks(points: np.ndarray) -> tuple[float, float]:
-    """Mean iris offset from the eye centre: x in eye widths (+ = image right), y in eye
-    heights (+ = image down; noisy, since the lids follow the eyes)."""
-    if len(points) < REFINED_LANDMARK_COUNT:
-        raise ValueError("iris landmarks need FaceMesh(refine_landmarks=True)")
-    rx, ry = _iris_offset_one_eye(
-        points, RIGHT_IRIS_CENTER, RIGHT_EYE_OUTER, RIGHT_EYE_INNER, RIGHT_EYE_TOP, RIGHT_EYE_BOTTOM
-    )
-    lx, ly = _iris_offset_one_eye(
-        points, LEFT_IRIS_CENTER, LEFT_EYE_OUTER, LEFT_EYE_INNER, LEFT_EYE_TOP, LEFT_EYE_BOTTOM
-    )
-    return (rx + lx) / 2, (ry + ly) / 2
+    """Mean iris offset from the eye centre: x in eye widths (+ = image right), y in lid gaps
+    from the lids' midpoint (+ = image down; the lids move more than the iris, so looking down
+    reads negative and looking up positive)."""
+    eyes = eye_measures_from_landmarks(points)
+    return eyes.iris_x, eyes.iris_y
 
 
 def gaze_on_camera(pose: HeadPose, iris_offset: tuple[float, float], settings: Settings) -> bool:
-    """Head within the eye-contact cone and the irises where looking at the lens puts them."""
-    if abs(pose.yaw_deg) > settings.cues.eye_contact_max_yaw_deg:
+    """Head within the eye-contact cone and the irises where looking at the lens puts them
+    sideways (the horizontal half of `gaze_direction`)."""
+    return _sideways(pose, iris_offset[0], settings) is None and (
+        abs(pose.pitch_deg) <= settings.cues.eye_contact_max_pitch_deg
+    )
+
+
+# What a face looking at the lens typically measures (medians of the `camera` faces of the
+# tune split, tests/fixtures/gaze_photos.py): a calibration scales the lid thresholds by the
+# presenter's own values over these, and shifts the iris and pitch limits by the difference.
+TYPICAL_UPPER_LID = 0.224
+TYPICAL_OPENNESS = 0.37
+TYPICAL_IRIS_Y = -0.03
+
+
+@dataclass(frozen=True, slots=True)
+class GazeBaseline:
+    """A presenter's own measures while looking at the camera (see `GazeTracker`)."""
+
+    upper_lid: float
+    openness: float
+    iris_y: float
+    pitch_deg: float
+
+
+def _sideways(pose: HeadPose, iris_x: float, settings: Settings) -> GazeDirection | None:
+    """`left`/`right` (the presenter's own: their left is image right) where the head is turned
+    past the cone or the irises sit off where looking at the lens from this yaw puts them."""
+    cues = settings.cues
+    if abs(pose.yaw_deg) > cues.eye_contact_max_yaw_deg:
+        return "left" if pose.yaw_deg > 0 else "right"
+    off = iris_x + cues.eye_contact_iris_per_yaw * math.sin(math.radians(pose.yaw_deg))
+    if abs(off) > cues.eye_contact_max_iris_offset:
+        return "left" if off > 0 else "right"
+    return None
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(high, max(low, value))
+
+
+def gaze_direction(
+    pose: HeadPose, eyes: EyeMeasures, settings: Settings, baseline: GazeBaseline | None = None
+) -> GazeDirection:
+    """Where one frame's eyes point. In order:
+
+    1. Lowered lids (upper lid under `gaze_low_upper_lid` eye widths above the corner line, or
+       the lid gap under `gaze_low_openness` eye widths): `down` where the iris sits high
+       between the lids (`iris_y` <= -`gaze_down_iris_y`) or the head is pitched down past
+       the cone, else `closed` (a blink until `GazeTracker` has seen it last).
+    2. Head turned past the yaw cone, or irises off the lens sideways: `left`/`right`.
+    3. Head pitched past the cone: `down`/`up`; irises high under raised lids
+       (`iris_y` >= `gaze_up_iris_y`): `up`.
+    4. Otherwise `camera`.
+
+    A `baseline` scales the lid thresholds by the presenter's own lids over the typical ones
+    and shifts the iris and pitch limits by their offset, each within bounds, so a camera
+    below eye level does not read as `down`.
+    """
+    cues = settings.cues
+    lid_scale, iris_shift, pitch_shift = 1.0, 0.0, 0.0
+    if baseline is not None:
+        lid_scale = _clamp(baseline.upper_lid / TYPICAL_UPPER_LID, 0.5, 1.5)
+        open_scale = _clamp(baseline.openness / TYPICAL_OPENNESS, 0.5, 1.5)
+        iris_shift = _clamp(baseline.iris_y - TYPICAL_IRIS_Y, -0.1, 0.1)
+        limit = cues.gaze_calibration_max_pitch_shift_deg
+        pitch_shift = _clamp(baseline.pitch_deg, -limit, limit)
+    else:
+        open_scale = 1.0
+    iris_y = eyes.iris_y - iris_shift
+    pitch = pose.pitch_deg - pitch_shift
+    head_down = pitch < -cues.eye_contact_max_pitch_deg
+    lowered = (
+        eyes.upper_lid < cues.gaze_low_upper_lid * lid_scale
+        or eyes.openness < cues.gaze_low_openness * open_scale
+    )
+    if lowered:
+        return "down" if iris_y <= -cues.gaze_down_iris_y or head_down else "closed"
+    side = _sideways(pose, eyes.iris_x, settings)
+    if side is not None:
+        return side
+    if head_down:
+        return "down"
+    if pitch > cues.eye_contact_max_pitch_deg or iris_y >= cues.gaze_up_iris_y:
+        return "up"
+    return "camera"
+
+
+# A camera below eye level lowers the head and the lids together: lowered lids count as looking
+# at such a camera only with the head pitched down at least this much (and no further than a
+# baseline may shift the cone). Lids lowered with the head level are eyes half shut.
+CALIBRATION_LOW_CAMERA_MIN_PITCH_DEG = 10.0
+
+
+def calibration_sample(pose: HeadPose, eyes: EyeMeasures, settings: Settings) -> bool:
+    """Whether a frame may teach `GazeTracker` the presenter's look at the camera: its reading
+    without a baseline is `camera`, or only its lowered lids keep it from that while the head
+    is pitched down toward a camera below eye level. Never a frame whose irises say down or
+    up, whose gaze is sideways, whose head is turned past `gaze_calibration_max_yaw_deg` or
+    pitched past `gaze_calibration_max_pitch_shift_deg`, or whose lids are lowered with the
+    head level (half-shut eyes, a blink)."""
+    cues = settings.cues
+    if abs(pose.yaw_deg) > cues.gaze_calibration_max_yaw_deg:
         return False
-    if abs(pose.pitch_deg) > settings.cues.eye_contact_max_pitch_deg:
+    if abs(pose.pitch_deg) > cues.gaze_calibration_max_pitch_shift_deg:
         return False
-    expected_x = -settings.cues.eye_contact_iris_per_yaw * math.sin(math.radians(pose.yaw_deg))
-    return abs(iris_offset[0] - expected_x) <= settings.cues.eye_contact_max_iris_offset
+    if not -cues.gaze_down_iris_y < eyes.iris_y < cues.gaze_up_iris_y:
+        return False
+    reading = gaze_direction(pose, eyes, settings)
+    if reading == "camera":
+        return True
+    # Lowered lids read `closed` (or `down`) whatever the rest says: look past them only with
+    # the head lowered as a camera below eye level lowers it.
+    level = dataclasses.replace(
+        eyes,
+        upper_lid=max(eyes.upper_lid, cues.gaze_low_upper_lid),
+        openness=max(eyes.openness, cues.gaze_low_openness),
+    )
+    return (
+        pose.pitch_deg <= -CALIBRATION_LOW_CAMERA_MIN_PITCH_DEG
+        and gaze_direction(pose, level, settings) == "camera"
+    )
+
+
+class GazeTracker:
+    """One session's gaze over time: a personal baseline and blinks.
+
+    Calibration: the first `gaze_calibration_s` of media time, counted from the first frame
+    that looks at the camera (`calibration_sample`), give the baseline: the median of each
+    measure over those frames. Until then the defaults apply. The page asks the presenter to
+    look at the camera for those seconds; frames where they read their notes or shut their
+    eyes instead are left out, so such a start cannot become the baseline. An upload has no
+    such step: it runs with `gaze_calibration_s` 0 (app/wiring.py), the defaults throughout.
+
+    Blinks: lowered lids without a downward look (`closed` on one frame) become `closed` only
+    after `gaze_blink_s`; before that the previous direction holds. Not thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.baseline: GazeBaseline | None = None
+        self._samples: list[tuple[float, float, float, float]] = []
+        self._calibration_from: float | None = None
+        self._shut_since: float | None = None
+        self._last: GazeDirection | None = None
+
+    def update(self, face: FaceObservation, t: float) -> FaceObservation:
+        """`face` with `gaze_direction` and `gaze_on_camera` for this moment of the session."""
+        if not face.found or face.eyes is None or face.yaw_deg is None or face.pitch_deg is None:
+            self._shut_since = None
+            return face
+        pose = HeadPose(face.yaw_deg, face.pitch_deg, face.roll_deg or 0.0)
+        self._calibrate(pose, face.eyes, t)
+        raw = gaze_direction(pose, face.eyes, self._settings, self.baseline)
+        direction = raw
+        if raw == "closed":
+            if self._shut_since is None:
+                self._shut_since = t
+            held = t - self._shut_since < self._settings.cues.gaze_blink_s
+            if held and self._last is not None:
+                direction = self._last
+        else:
+            self._shut_since = None
+        self._last = direction
+        if direction == face.gaze_direction:
+            return face
+        return dataclasses.replace(
+            face, gaze_direction=direction, gaze_on_camera=direction == "camera"
+        )
+
+    def _calibrate(self, pose: HeadPose, eyes: EyeMeasures, t: float) -> None:
+        cues = self._settings.cues
+        if self.baseline is not None or cues.gaze_calibration_s <= 0:
+            return
+        if not calibration_sample(pose, eyes, self._settings):
+            return
+        if self._calibration_from is None:
+            self._calibration_from = t
+        self._samples.append((eyes.upper_lid, eyes.openness, eyes.iris_y, pose.pitch_deg))
+        if t - self._calibration_from >= cues.gaze_calibration_s:
+            columns = np.median(np.array(self._samples), axis=0)
+            self.baseline = GazeBaseline(*(float(v) for v in columns))
+            self._samples = []
 
 
 def face_observation_from_landmarks(
     points: np.ndarray, width: int, height: int, settings: Settings
 ) -> FaceObservation:
-    """Everything the face stage reports, from landmarks in pixel units (N x 3)."""
+    """Everything the face stage reports, from landmarks in pixel units (N x 3). The gaze
+    direction is one frame's, without a baseline (`GazeTracker` adds the session's)."""
     pose = head_pose_from_landmarks(points)
-    iris = iris_offset_from_landmarks(points)
+    eyes = eye_measures_from_landmarks(points)
+    direction = gaze_direction(pose, eyes, settings)
     xy = points[:, :2]
     x0, y0 = np.floor(xy.min(axis=0))
     x1, y1 = np.ceil(xy.max(axis=0))
@@ -125,8 +318,10 @@ def face_observation_from_landmarks(
         yaw_deg=pose.yaw_deg,
         pitch_deg=pose.pitch_deg,
         roll_deg=pose.roll_deg,
-        gaze_on_camera=gaze_on_camera(pose, iris, settings),
-        iris_offset=iris,
+        gaze_on_camera=direction == "camera",
+        gaze_direction=direction,
+        iris_offset=(eyes.iris_x, eyes.iris_y),
+        eyes=eyes,
         face_width_ratio=float(xy[:, 0].max() - xy[:, 0].min()) / width,
         bbox=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)),
         landmarks=xy.astype(np.float32),

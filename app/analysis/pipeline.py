@@ -28,7 +28,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from app.analysis.face import FaceAnalyzer
+from app.analysis.face import FaceAnalyzer, GazeBaseline, GazeTracker
 from app.analysis.gesture import MotionTracker
 from app.analysis.pose import PoseAnalyzer, PoseRunner, PoseUnavailable
 from app.config import Settings
@@ -115,6 +115,7 @@ class FrameAnalyzer:
 
     def _clear_session_state(self) -> None:
         self._motion = MotionTracker(self._settings)
+        self._gaze = GazeTracker(self._settings)  # the presenter's baseline, blinks
         self._since_pose: int | None = None  # analysed frames since Pose last started
         self._pose_state = _NO_POSE
         self._reported_serial = 0
@@ -154,7 +155,7 @@ class FrameAnalyzer:
         timings["resize"] = (time.perf_counter() - start) * 1000
 
         start = time.perf_counter()
-        face = _rescale_face(self._face.analyze(rgb), inverse)
+        face = self._gaze.update(_rescale_face(self._face.analyze(rgb), inverse), frame.t)
         timings["face"] = (time.perf_counter() - start) * 1000
 
         every = max(1, self._settings.pose.every if pose_every is None else pose_every)
@@ -214,6 +215,16 @@ class FrameAnalyzer:
         side = self._settings.analysis.max_side
         return np.zeros((side * 3 // 4, side, 3), np.uint8)
 
+    @property
+    def gaze_baseline(self) -> GazeBaseline | None:
+        """The presenter's gaze baseline learnt so far this session (None: the defaults)."""
+        return self._gaze.baseline
+
+    def track_gaze(self, settings: Settings) -> None:
+        """Follow this session's gaze under its own `settings` from a fresh tracker (its
+        calibration: an upload's has none, app/wiring.py); the graphs keep the analyser's."""
+        self._gaze = GazeTracker(settings)
+
     def warm_up(self) -> None:
         """Run the graphs once on a blank frame: MediaPipe initialises its graph and the
         detectors on the first call (hundreds of ms), which should not land on a live frame.
@@ -223,7 +234,7 @@ class FrameAnalyzer:
         self._pose.warm_up(blank)
 
     def reset(self) -> None:
-        """Forget what the last session left: tracked face and body, lean baseline, motion
+        """Forget what the last session left: tracked face and body, gaze and lean baselines, motion
         history, frame count. From its first frame a reset analyser finds the faces and body
         landmarks a new one would, without building (and later freeing) new MediaPipe graphs;
         only Pose's visibility smoothing needs about a second to let go (see
@@ -271,9 +282,9 @@ class AnalyzerPool:
         return len(self._idle)
 
     def acquire(self, settings: Settings | None = None) -> PooledAnalyzer:
-        """An idle analyser (already reset) or a new one. `settings` is accepted so this can
-        stand in for `Hooks.make_analyzer`; the pool's own settings are used."""
-        del settings
+        """An idle analyser (already reset) or a new one, so this can stand in for
+        `Hooks.make_analyzer`. The graphs keep the pool's settings; the session's `settings`
+        say how its gaze is tracked (an upload's calibrate nothing)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("AnalyzerPool is closed")
@@ -282,6 +293,8 @@ class AnalyzerPool:
             analyzer = self._make(self._settings)
             with self._lock:
                 self.built += 1
+        if settings is not None:
+            analyzer.track_gaze(settings)
         return PooledAnalyzer(analyzer, self)
 
     def _give_back(self, analyzer: FrameAnalyzer) -> None:
@@ -331,6 +344,10 @@ class PooledAnalyzer:
 
     def warm_up(self) -> None:
         self._leased().warm_up()
+
+    @property
+    def gaze_baseline(self) -> GazeBaseline | None:
+        return self._leased().gaze_baseline
 
     def close(self) -> None:
         analyzer, self._analyzer = self._analyzer, None

@@ -33,7 +33,8 @@ from app.frames import AudioChunk, Language
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-TranscriptSource = Literal["vosk", "endpoint", "none"]
+# asr / local: the live sessions' stretch-by-stretch path (app/analysis/asr.py)
+TranscriptSource = Literal["asr", "local", "vosk", "endpoint", "none"]
 _MAX_GAP_FILL_S = 10.0  # longer holes in media time are skipped, not fed as silence
 # Recognisers tend to drop hesitations unless the prompt shows some.
 _FILLER_PROMPTS: dict[Language, str] = {
@@ -49,6 +50,7 @@ class Word:
     t_start: float  # media seconds
     t_end: float
     confidence: float | None = None
+    filler: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,12 @@ class Transcript:
     words: tuple[Word, ...] = ()
     fillers: tuple[Filler, ...] = ()
     note: str | None = None  # why no transcript was made, or what went wrong on the way
+    words_per_minute: float | None = None
+    # feedback on what was said (app/coaching/content.py): {"source", "items"}
+    content: dict[str, Any] | None = None
+    stretches: int = 0  # stretches of speech recognised
+    dropped: int = 0  # stretches dropped unrecognised (the queue was full)
+    fallbacks: int = 0  # stretches the endpoint failed that the local recogniser took
 
     @property
     def made(self) -> bool:

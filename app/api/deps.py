@@ -9,7 +9,8 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBear
 
 from app.config import Settings
 from app.live.manager import SessionManager
-from app.store.db import SessionRow
+from app.live.pitches import authorize_pitch
+from app.store.db import PitchRow, SessionRow
 from app.upload.service import UploadService
 
 
@@ -32,8 +33,8 @@ ManagerDep = Annotated[SessionManager, Depends(get_manager)]
 # `authorized_session` answers 401 `token_missing` / 403 `token_invalid` with the error JSON.
 session_bearer = HTTPBearer(
     scheme_name="sessionToken",
-    description="The session's token (`token` of `POST /api/sessions`): "
-    "`Authorization: Bearer <token>`.",
+    description="The session's token (`token` of `POST /api/sessions`), or for a take of a "
+    "pitch the pitch's token: `Authorization: Bearer <token>`.",
     auto_error=False,
 )
 session_token_query = APIKeyQuery(
@@ -45,16 +46,21 @@ session_token_query = APIKeyQuery(
 )
 
 
-def bearer_token(
-    request: Request,
-    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(session_bearer)],
-    token: Annotated[str | None, Security(session_token_query)],
-) -> str | None:
-    """The token sent with the call: `Authorization: Bearer <token>` first, else `?token=`."""
+def sent_token(request: Request) -> str | None:
+    """The token sent with the call: `Authorization: Bearer <token>` first, else `?token=`.
+    Declares no security scheme (`POST /api/sessions` takes a pitch's token, optionally)."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return token
+    return request.query_params.get("token")
+
+
+def bearer_token(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(session_bearer)],
+    _query: Annotated[str | None, Security(session_token_query)],
+) -> str | None:
+    return sent_token(request)
 
 
 async def authorized_session(
@@ -66,6 +72,36 @@ async def authorized_session(
 
 
 SessionRowDep = Annotated[SessionRow, Depends(authorized_session)]
+SentTokenDep = Annotated[str | None, Depends(sent_token)]
+
+
+# The pitch's token, the same two ways; a take's own session token does not open the pitch.
+pitch_bearer = HTTPBearer(
+    scheme_name="pitchToken",
+    description="The pitch's token (`token` of `POST /api/pitches`): "
+    "`Authorization: Bearer <token>`.",
+    auto_error=False,
+)
+pitch_token_query = APIKeyQuery(
+    name="token",
+    scheme_name="pitchTokenQuery",
+    description="The pitch's token as the query parameter `?token=<token>`; the Authorization "
+    "header wins when both are sent.",
+    auto_error=False,
+)
+
+
+async def authorized_pitch(
+    request: Request,
+    manager: ManagerDep,
+    pitch_id: Annotated[str, Path()],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(pitch_bearer)],
+    _query: Annotated[str | None, Security(pitch_token_query)],
+) -> PitchRow:
+    return await authorize_pitch(manager, pitch_id, sent_token(request))
+
+
+PitchRowDep = Annotated[PitchRow, Depends(authorized_pitch)]
 
 
 def get_uploads(request: Request) -> UploadService:

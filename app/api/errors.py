@@ -16,6 +16,8 @@ from app.errors import CoachError, ErrorCode
 HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     "session_not_found": 404,
     "video_not_found": 404,
+    "pitch_not_found": 404,
+    "take_not_found": 404,
     "token_missing": 401,  # with WWW-Authenticate: Bearer
     "token_invalid": 403,
     "bad_offer": 400,
@@ -31,6 +33,7 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     "session_owned_elsewhere": 409,
     "report_not_ready": 409,
     "report_html_not_ready": 409,
+    "take_not_completed": 409,
     "recording_not_ready": 409,
     "report_missing": 404,
     "recording_missing": 404,

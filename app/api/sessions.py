@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from app.api.deps import ManagerDep, SessionRowDep, SettingsDep
+from app.api.deps import ManagerDep, SentTokenDep, SessionRowDep, SettingsDep
 from app.errors import CoachError
 from app.live import retention
 from app.live.manager import ACTIVE_STATES, artefact_urls
+from app.live.pitches import authorize_pitch
 from app.media.http_range import webm_file_response
 from app.schemas import (
     RANGE_ANSWERS,
@@ -51,22 +52,30 @@ def _base_urls(request: Request, settings: SettingsDep) -> tuple[str, str]:
     response_model=SessionCreated,
     responses={
         201: {"description": "The new session and its token", "links": SESSION_LINKS},
-        # 400: a body that is not even text (FastAPI cannot decode it); 422: not the model
-        **error_responses(400, 422, 429, 503),
+        # 400: a body that is not even text (FastAPI cannot decode it); 422: not the model;
+        # with `pitch_id`: 401 / 403 without the pitch's token or with another, 404 no such pitch
+        **error_responses(400, 401, 403, 404, 422, 429, 503),
     },
 )
 async def create_session(
     request: Request,
     manager: ManagerDep,
     settings: SettingsDep,
+    pitch_token: SentTokenDep,
     body: Annotated[SessionCreate | None, Body()] = None,
 ) -> SessionCreated:
+    """A new session. With `pitch_id` (and `Authorization: Bearer <pitch token>`) it is the
+    pitch's next take, in the pitch's language (and with its title when none is given)."""
     body = body or SessionCreate()
+    pitch = None
+    if body.pitch_id is not None:
+        pitch = await authorize_pitch(manager, body.pitch_id, pitch_token)
     session, token, created_at = await manager.create(
         title=body.title,
         language=body.language,
         critique_interval_s=body.critique_interval_s,
         client=_client(request),
+        pitch=pitch,
     )
     http, ws = _base_urls(request, settings)
     return SessionCreated(
@@ -104,6 +113,8 @@ async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
         frames_dropped=live.frames_dropped if live is not None else row.frames_dropped,
         report_url=urls["report_url"] if row.has_report and state == "completed" else None,
         recording_url=urls["recording_url"] if row.has_recording else None,
+        pitch_id=row.pitch_id,
+        take=row.take,
     )
 
 

@@ -9,6 +9,7 @@ step). Same order, same thresholds, same cue hysteresis, one implementation.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,21 @@ class ChainStep:
     conditions: Mapping[CueName, bool | None]
     transitions: list[CueTransition]
     active: list[CueName]  # cues on after this frame
+
+
+def _with_gaze_direction(
+    transitions: list[CueTransition], analysis: FrameAnalysis
+) -> list[CueTransition]:
+    """`eye_contact` turning on says where the presenter looks instead (its message does)."""
+    direction = analysis.face.gaze_direction
+    if direction is None or direction == "camera":
+        return transitions
+    return [
+        dataclasses.replace(tr, direction=direction)
+        if tr.cue == "eye_contact" and tr.state == "on"
+        else tr
+        for tr in transitions
+    ]
 
 
 class StageChain:
@@ -57,6 +73,8 @@ class StageChain:
             self._state = self._make_state()
         conditions = self._conditions(analysis, self._settings, self._state)
         transitions = self.cues.update(analysis.t, conditions)
+        if transitions:
+            transitions = _with_gaze_direction(transitions, analysis)
         analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
         for observer in self.observers:
             observer.observe(analysis, image)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from app.frames import CueName, Language
+from app.frames import CueName, GazeDirection, Language
 
 # --- categories ------------------------------------------------------------------------------
 
@@ -51,6 +51,7 @@ CUE_CATEGORY: dict[CueName, CritiqueCategory] = {
     "too_fast": "voice",
     "long_pause": "voice",
     "monotone": "voice",
+    "filler_words": "voice",
 }
 # critique category -> the upload flow's key (voice has none: the original engine had no such
 # field)
@@ -123,6 +124,19 @@ CUE_MESSAGES: dict[CueName, dict[Language, str]] = {
         "ko": "목소리 톤이 단조로워요. 억양에 변화를 주세요.",
         "en": "Your voice sounds flat. Vary your pitch.",
     },
+    "filler_words": {
+        "ko": "'음', '어' 같은 군말이 잦아요. 잠깐 멈추고 말을 이어 보세요.",
+        "en": "Lots of filler words. Pause silently instead of saying 'um'.",
+    },
+    # `info` at 80 % of the pitch's target length; past it, `TIME_OVER_MESSAGES` (`warn`)
+    "time": {
+        "ko": "목표 시간의 80%가 지났어요. 마무리를 준비하세요.",
+        "en": "80 % of your target time has passed. Start wrapping up.",
+    },
+}
+TIME_OVER_MESSAGES: dict[Language, str] = {
+    "ko": "목표 시간을 넘겼어요. 이제 마무리해 주세요.",
+    "en": "You are past your target time. Wrap up now.",
 }
 
 CUE_SEVERITY: dict[CueName, Literal["info", "warn"]] = {
@@ -139,6 +153,8 @@ CUE_SEVERITY: dict[CueName, Literal["info", "warn"]] = {
     "too_fast": "warn",
     "long_pause": "info",
     "monotone": "info",
+    "filler_words": "info",
+    "time": "info",  # and `warn` once past the target
 }
 
 ERROR_MESSAGES: dict[str, dict[Language, str]] = {
@@ -497,8 +513,40 @@ KEYFRAME_CAPTIONS: dict[KeyframeReason, dict[Language, str]] = {
 }
 
 
-def cue_message(cue: CueName, language: Language) -> str:
-    return CUE_MESSAGES[cue][language]
+# `eye_contact` turning on, by where the presenter looks instead (metrics.gaze.direction)
+EYE_CONTACT_MESSAGES: dict[GazeDirection, dict[Language, str]] = {
+    "down": {
+        "ko": "아래를 보고 있어요. 메모를 읽고 있나요? 카메라를 바라보세요.",
+        "en": "You are looking down - at your notes? Look up at the camera.",
+    },
+    "up": {
+        "ko": "위를 보고 있어요. 카메라(청중)를 바라보세요.",
+        "en": "You are looking up. Look at the camera: that is your audience.",
+    },
+    "left": {
+        "ko": "왼쪽을 보고 있어요. 카메라(청중)를 바라보세요.",
+        "en": "You are looking to your left. Look at the camera: that is your audience.",
+    },
+    "right": {
+        "ko": "오른쪽을 보고 있어요. 카메라(청중)를 바라보세요.",
+        "en": "You are looking to your right. Look at the camera: that is your audience.",
+    },
+    "closed": {
+        "ko": "눈을 감고 있어요. 눈을 뜨고 카메라를 바라보세요.",
+        "en": "Your eyes are closed. Open them and look at the camera.",
+    },
+}
+
+
+def cue_message(cue: CueName, language: Language, direction: GazeDirection | None = None) -> str:
+    """A cue's message; `eye_contact` says which way the presenter looks where it is known."""
+    table = EYE_CONTACT_MESSAGES.get(direction) if cue == "eye_contact" and direction else None
+    return (table or CUE_MESSAGES[cue])[language]
+
+
+def time_cue_message(over: bool, language: Language) -> str:
+    """The `time` cue's message: nearing the target (80 %), or past it."""
+    return TIME_OVER_MESSAGES[language] if over else CUE_MESSAGES["time"][language]
 
 
 def error_message(code: str, language: Language) -> str:

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 
+from app.coaching.content import rules_content
 from app.coaching.keyframes import Candidate, render_keyframe
 from app.coaching.keyframes import ReportKeyframe as Keyframe
 from app.coaching.messages import cue_message
@@ -35,6 +37,7 @@ from app.coaching.scoring import (
 )
 from app.config import Settings
 from app.frames import Language
+from app.security import REPORT_SCRIPT
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 REPORT_EVENT_TYPES = ("metrics", "cue", "critique", "voice")
@@ -78,6 +81,9 @@ LABELS: dict[Language, dict[str, str]] = {
         "transcript": "Transcript",
         "fillers": "Filler words",
         "no_transcript": "No transcript was made",
+        "content": "What you said",
+        "words_per_minute": "words a minute",
+        "per_minute": "a minute",
         "no_data": "No data",
         "keyframes": "Key moments",
         "best": "Best",
@@ -93,6 +99,13 @@ LABELS: dict[Language, dict[str, str]] = {
         "total": "Total",
         "summary": "Summary",
         "recording": "Download the recording",
+        "recording_heading": "Recording",
+        "seek_note": "Select a marker, a cue, a key moment or a word to play the recording "
+        "from that moment.",
+        "seek": "Play from",
+        "markers": "Moments",
+        "when": "When",
+        "no_video": "Your browser cannot play this recording.",
         "generated": "Generated",
     },
     "ko": {
@@ -121,6 +134,9 @@ LABELS: dict[Language, dict[str, str]] = {
         "transcript": "말한 내용",
         "fillers": "군말",
         "no_transcript": "음성 인식 결과가 없어요",
+        "content": "말한 내용에 대한 피드백",
+        "words_per_minute": "분당 단어 수",
+        "per_minute": "분당",
         "no_data": "데이터 없음",
         "keyframes": "주요 장면",
         "best": "가장 좋은 순간",
@@ -136,6 +152,12 @@ LABELS: dict[Language, dict[str, str]] = {
         "total": "총 시간",
         "summary": "요약",
         "recording": "녹화 영상 내려받기",
+        "recording_heading": "녹화 영상",
+        "seek_note": "표시, 알림, 주요 장면이나 단어를 누르면 그 순간부터 녹화 영상이 재생돼요.",
+        "seek": "여기부터 재생",
+        "markers": "순간들",
+        "when": "시점",
+        "no_video": "이 브라우저에서는 녹화 영상을 재생할 수 없어요.",
         "generated": "생성 시각",
     },
 }
@@ -398,23 +420,76 @@ def report_json(
             for c in findings.cue_summary
         ],
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
-        "transcript": transcript_summary(findings.transcript),
+        **speech_report(findings),
     }
 
 
-def transcript_summary(transcript: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What the report says about speech recognition: the text and filler words, or why no
-    transcript was made."""
-    if not transcript or not transcript.get("made"):
-        note = (transcript or {}).get("note") or "no transcript was made"
-        return {"made": False, "note": note, "fillers": []}
+def speech_report(findings: Findings) -> dict[str, Any]:
+    """The report's fields about what was said (additive: `words_per_minute`, and
+    `transcript_note`, why no transcript was made or what went wrong on the way)."""
+    transcript = findings.transcript
+    fillers = fillers_report(transcript, findings.duration_s)
     return {
-        "made": True,
+        "transcript": transcript_report(transcript),
+        "transcript_note": (transcript or {}).get("note")
+        or (None if transcript else "no transcript was made"),
+        "fillers": fillers,
+        "words_per_minute": (transcript or {}).get("words_per_minute"),
+        "content": content_report(transcript, findings.language, fillers["per_minute"]),
+    }
+
+
+def transcript_report(transcript: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The report's `transcript`: `{"source", "text", "words": [{word, t_start, t_end,
+    filler}]}`, or None when no transcript was made."""
+    if not transcript or not transcript.get("made"):
+        return None
+    return {
         "source": transcript.get("source"),
         "text": transcript.get("text", ""),
-        "fillers": [{"text": f["text"], "t": f["t"]} for f in transcript.get("fillers") or ()],
-        "note": transcript.get("note"),
+        "words": [
+            {
+                "word": str(w.get("text", w.get("word", ""))),
+                "t_start": float(w["t_start"]),
+                "t_end": float(w["t_end"]),
+                "filler": bool(w.get("filler", False)),
+            }
+            for w in transcript.get("words") or ()
+        ],
     }
+
+
+def fillers_report(transcript: Mapping[str, Any] | None, duration_s: float) -> dict[str, Any]:
+    """The report's `fillers`: `{"count", "per_minute" (of the session), "items": [{word,
+    t}]}`; `per_minute` is None without a transcript."""
+    made = bool(transcript and transcript.get("made"))
+    items = [
+        {"word": str(f["text"]), "t": float(f["t"])}
+        for f in ((transcript or {}).get("fillers") or ())
+    ]
+    per_minute = round(len(items) / (duration_s / 60.0), 2) if made and duration_s > 0 else None
+    return {"count": len(items), "per_minute": per_minute, "items": items}
+
+
+def content_report(
+    transcript: Mapping[str, Any] | None, language: Language, fillers_per_minute: float | None
+) -> dict[str, Any] | None:
+    """The report's `content`: what the transcriber's feedback said, else the rules over the
+    transcript; None without words."""
+    if not transcript or not transcript.get("made"):
+        return None
+    content = transcript.get("content")
+    if isinstance(content, Mapping) and content.get("source") in ("llm", "rules"):
+        return {"source": content["source"], "items": list(content.get("items") or ())}
+    words = transcript.get("words") or ()
+    if not words:
+        return None
+    return rules_content(
+        [str(transcript.get("text", ""))],
+        language,
+        filler_words=[str(w.get("text", "")) for w in words if w.get("filler")],
+        fillers_per_minute=fillers_per_minute,
+    )
 
 
 # --- HTML --------------------------------------------------------------------------------------
@@ -428,7 +503,7 @@ class Chart:
     plot: tuple[int, int, int, int]  # left, top, right, bottom
     lines: list[str]  # SVG polyline `points`, one per run of measured seconds
     dots: list[tuple[float, float]]  # isolated measured seconds (a line needs two points)
-    shades: list[tuple[float, float, str]]  # x, width, cue message (tooltip)
+    shades: list[tuple[float, float, str, float]]  # x, width, cue message (tooltip), start t
     x_ticks: list[tuple[float, str]]
     y_ticks: list[tuple[float, str]]
     empty: bool
@@ -480,7 +555,12 @@ def make_chart(
         run = []
     wanted = set(CHART_CUES.get(key, ()))
     shades = [
-        (x_of(start), max(1.0, round(x_of(end) - x_of(start), 1)), _cue_text(cue, language))
+        (
+            x_of(start),
+            max(1.0, round(x_of(end) - x_of(start), 1)),
+            _cue_text(cue, language),
+            round(start, 2),
+        )
         for cue, start, end in periods
         if cue in wanted
     ]
@@ -576,6 +656,17 @@ def render_html(report: Mapping[str, Any], findings: Findings) -> str:
         }
         for key in (*SCORE_KEYS, "overall")
     ]
+    # Every cue that turned on is a moment of the timeline the recording can be played from.
+    markers: list[dict[str, Any]] = []
+    cue_times: dict[str, list[float]] = {}
+    for cue in findings.cues:
+        if cue.get("state") != "on" or not isinstance(cue.get("t"), int | float):
+            continue
+        name, t = str(cue.get("cue")), round(float(cue["t"]), 2)
+        cue_times.setdefault(name, []).append(t)
+        severity = "warn" if cue.get("severity") == "warn" else "info"
+        markers.append({"t": t, "label": _cue_text(name, findings.language), "severity": severity})
+    markers.sort(key=lambda m: m["t"])
     return (
         _environment()
         .get_template("report.html")
@@ -588,6 +679,12 @@ def render_html(report: Mapping[str, Any], findings: Findings) -> str:
             duration=format_duration(findings.duration_s, findings.language),
             cards=cards,
             charts=charts_for(findings),
+            markers=markers,
+            cue_times=cue_times,
+            # Opened from a file, the video is the recording beside it: `recording.webm`, or the
+            # name the rehearsal page downloads it as.
+            offline_recording=f"rehearsal-{findings.session_id[:8]}.webm",
+            seek_script=Markup(REPORT_SCRIPT),
             labels_for_category={
                 "eye_contact": labels["eye_contact"],
                 "posture": labels["posture"],

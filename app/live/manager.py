@@ -25,7 +25,7 @@ from app.jobs import JobContext, JobQueueFull
 from app.live.services import Services
 from app.live.session import LiveSession
 from app.memory import release_free_memory
-from app.store.db import SessionRow
+from app.store.db import PitchRow, SessionRow
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,16 @@ class SessionManager:
             )
 
     async def create(
-        self, *, title: str, language: Language, critique_interval_s: float | None, client: str
+        self,
+        *,
+        title: str,
+        language: Language,
+        critique_interval_s: float | None,
+        client: str,
+        pitch: PitchRow | None = None,
     ) -> tuple[LiveSession, str, datetime]:
+        """A new session; with `pitch`, its next take (the pitch's language and target length,
+        and its title when `title` is empty)."""
         self.check_create_rate(client)
         if self.services.load is not None:
             self.services.load.check()
@@ -150,14 +158,19 @@ class SessionManager:
         row = SessionRow(
             id=session_id,
             token_hash=hash_token(token),
-            title=title,
-            language=language,
+            title=title or (pitch.title if pitch is not None else ""),
+            language=pitch.language if pitch is not None else language,
             critique_interval_s=interval,
             state="created",
             created_at=datetime.now(UTC),
             extra={},
         )
-        await self.repo.create_session(row)
+        if pitch is None:
+            await self.repo.create_session(row)
+        else:
+            row.pitch_id, row.target_duration_s = pitch.id, pitch.target_duration_s
+            if await self.repo.create_take(row) is None:  # deleted meanwhile
+                raise CoachError("pitch_not_found", "No such pitch.")
         session = self._session_from_row(row)
         ttl = self.settings.limits.created_ttl_s
         entry = CreatedSession(client=client, deadline=time.monotonic() + ttl)
@@ -303,10 +316,12 @@ class SessionManager:
             services=self.services,
             state=row.state,  # type: ignore[arg-type]
             seq=seq,
+            target_duration_s=row.target_duration_s,
         )
 
     async def authorize(self, session_id: str, token: str | None) -> SessionRow:
-        """The session's row if `token` is its token. `token_missing` without a token,
+        """The session's row if `token` is its token (or, for a take, its pitch's token).
+        `token_missing` without a token,
         `token_invalid` for a wrong one, `session_not_found` for an unknown id (the token is
         checked only after the id exists, so a wrong token
         cannot tell an attacker more than a missing id would)."""
@@ -320,7 +335,11 @@ class SessionManager:
                 "token_missing",
                 "This call needs the session token (Authorization: Bearer <token> or ?token=).",
             )
-        if not hmac.compare_digest(hash_token(token), row.token_hash):
+        if hmac.compare_digest(hash_token(token), row.token_hash):
+            return row
+        # A take also opens with its pitch's token.
+        pitch = await self.repo.get_pitch(row.pitch_id) if row.pitch_id else None
+        if pitch is None or not hmac.compare_digest(hash_token(token), pitch.token_hash):
             raise CoachError("token_invalid", "The session token is not valid.")
         return row
 
@@ -516,7 +535,7 @@ class SessionManager:
             note = "no recogniser for this language is installed or configured"
             await asyncio.to_thread(write_transcript, path, None, note)
             return
-        transcript = await session.transcriber.finish()
+        transcript = await session.transcriber.finish(end_t=session.media_time())
         await asyncio.to_thread(write_transcript, path, transcript)
 
     # --- crash recovery ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Deleting finished sessions: on request (`DELETE /api/sessions/{id}`) and when they expire
 (`Settings.retention_days`, swept every `retention_sweep_s` by a task the lifespan starts, which
-also sweeps the uploads: `UploadService.sweep_expired`)."""
+also sweeps the uploads: `UploadService.sweep_expired`), and the pitches left without takes."""
 
 from __future__ import annotations
 
@@ -108,13 +108,19 @@ async def sweep_expired(manager: SessionManager, now: datetime | None = None) ->
         for row in await manager.repo.sessions_ended_before(cutoff)
         if row.kind == "live" and row.state in FINISHED_STATES and row.id not in manager.sessions
     ]
-    return await delete_finished_before(
+    deleted = await delete_finished_before(
         rows,
         cutoff,
         lambda session_id: delete_session(manager, session_id),
         "session",
         "session_id",
     )
+    # A pitch goes once it is past retention itself and none of its takes is left (each take
+    # expires on its own, like any session).
+    pitches = await manager.repo.delete_pitches_without_takes(cutoff)
+    if pitches:
+        log.info("retention: deleted %d pitches without takes", len(pitches))
+    return deleted
 
 
 async def retention_loop(manager: SessionManager, *more: Callable[[], Awaitable[object]]) -> None:

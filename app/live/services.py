@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from app.coaching.keyframes import KeyframePicker
     from app.live.control import ControlChannel
     from app.live.ownership import SessionOwnership
+    from app.live.transcription import LiveTranscriber
     from app.media.recorder import RecordingResult
 
 # The stages a live session drives, as protocols: `app.wiring` builds the implementations
@@ -117,7 +118,8 @@ class VoiceStage(Protocol):
 
 class SessionTranscriber(Protocol):
     """Speech recognition beside the session (`TranscriptionWorker`, app.live.transcription):
-    `feed` never blocks; `finish` drains it and returns the transcript, if one was made."""
+    `feed` never blocks; `finish` drains it, closes its cues at `end_t` (the session's end) and
+    returns the transcript, if one was made."""
 
     def start(self) -> None: ...
 
@@ -125,7 +127,7 @@ class SessionTranscriber(Protocol):
 
     def stop(self) -> None: ...
 
-    async def finish(self) -> Transcript | None: ...
+    async def finish(self, end_t: float | None = None) -> Transcript | None: ...
 
 
 class EndedSession(Protocol):
@@ -187,6 +189,11 @@ class Hooks:
     make_voice: Callable[[SessionView], VoiceStage] | None = None
     # None from the factory: no recogniser for the session's language
     make_transcriber: Callable[[SessionView], SessionTranscriber | None] | None = None
+    # the upload flow's recogniser: (upload id, language, emit) -> one, or None (no recogniser)
+    make_file_transcriber: (
+        Callable[[str, Language, Callable[[Event], Awaitable[WireEvent]]], LiveTranscriber | None]
+        | None
+    ) = None
     voice_conditions: (
         Callable[[AudioAnalysis, Language, Settings], Mapping[CueName, bool | None]] | None
     ) = None

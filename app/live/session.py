@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.coaching.chain import StageChain
-from app.coaching.messages import cue_message, error_message
+from app.coaching.messages import cue_message, error_message, time_cue_message
 from app.config import Settings
 from app.events import (
     CueEvent,
@@ -73,8 +73,12 @@ class LiveSession:
         services: Services,
         state: SessionState = "created",
         seq: int = 0,
+        target_duration_s: float | None = None,
     ) -> None:
         self.id = session_id
+        self.target_duration_s = target_duration_s  # a take of a pitch: the `time` cue
+        self._time_on: CueEvent | None = None  # the `time` cue while on
+        self._time_stop = asyncio.Event()  # set by the end: the `time` cue's task stops
         self.title = title
         self.language: Language = language
         self.critique_interval_s = critique_interval_s
@@ -226,6 +230,8 @@ class LiveSession:
         self._spawn("analysis", self._analysis_loop())
         self._spawn("audio", self._audio_loop())
         self._spawn("deadline", self._end_after(self.settings.limits.max_session_s, "max_duration"))
+        if self.target_duration_s:
+            self._spawn("time", self._time_cues(self.target_duration_s))
         if self._transports == 0:
             # Media came and went (a WebRTC offer whose peer never attached): the same grace.
             self._spawn("grace", self._grace_then_end())
@@ -236,6 +242,29 @@ class LiveSession:
         await asyncio.sleep(self.settings.limits.reconnect_grace_s)
         log.info("no transport reconnected within the grace period", extra={"session_id": self.id})
         self.services.request_end(self.id, "disconnected")
+
+    async def _time_cues(self, target_s: float) -> None:
+        """The `time` cue of a take with a target length: `on` (`info`) at 80 % of it, `off`
+        and `on` (`warn`) at it, each at the moment the threshold is crossed on the session's
+        clock; `off` at the end (`stop_pipeline`). Stopped by `_time_stop`, never cancelled
+        by the end, so an event is never half emitted."""
+        for at, over in ((0.8 * target_s, False), (target_s, True)):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._time_stop.wait(), max(0.0, at - self.media_time()))
+            if self._time_stop.is_set():
+                return
+            t = round(at, 3)
+            if self._time_on is not None:
+                await self.emit(self._time_on.model_copy(update={"t": t, "state": "off"}))
+            cue = CueEvent(
+                t=t,
+                cue="time",
+                state="on",
+                severity="warn" if over else "info",
+                message=time_cue_message(over, self.language),
+            )
+            await self.emit(cue)
+            self._time_on = cue
 
     async def _end_after(self, seconds: float, reason: str) -> None:
         await asyncio.sleep(seconds)
@@ -442,9 +471,16 @@ class LiveSession:
             await self.emit(event)
 
     async def _emit_cue(self, tr: CueTransition) -> None:
-        message = cue_message(tr.cue, self.language)
+        message = cue_message(tr.cue, self.language, tr.direction)
         await self.emit(
-            CueEvent(t=tr.t, cue=tr.cue, state=tr.state, severity=tr.severity, message=message)
+            CueEvent(
+                t=tr.t,
+                cue=tr.cue,
+                state=tr.state,
+                severity=tr.severity,
+                message=message,
+                direction=tr.direction,
+            )
         )
 
     async def _audio_loop(self) -> None:
@@ -476,6 +512,10 @@ class LiveSession:
         """Stop taking media and drain the analysis; called by the finaliser."""
         self._cancel_task("grace")
         self._cancel_task("deadline")
+        self._time_stop.set()
+        time_cues = self._tasks.pop("time", None)
+        if time_cues is not None:
+            await asyncio.wait([time_cues])  # an event under way is emitted whole
         self.mailbox.close()
         analysis = self._tasks.pop("analysis", None)
         if analysis is not None:
@@ -505,6 +545,9 @@ class LiveSession:
         end_t = self.media_time()
         for transition in self.chain.close(end_t):
             await self._emit_cue(transition)
+        if self._time_on is not None:
+            time_on, self._time_on = self._time_on, None
+            await self.emit(time_on.model_copy(update={"t": max(end_t, time_on.t), "state": "off"}))
 
     async def cancel_all(self) -> None:
         for name in list(self._tasks):
@@ -537,6 +580,7 @@ def metrics_event(a: FrameAnalysis) -> MetricsEvent:
         face=a.face.found,
         gaze=Gaze(
             on_camera=a.face.gaze_on_camera if a.face.found else None,
+            direction=a.face.gaze_direction if a.face.found else None,
             yaw_deg=_r(a.face.yaw_deg, 1),
             pitch_deg=_r(a.face.pitch_deg, 1),
         ),

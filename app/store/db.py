@@ -41,6 +41,31 @@ class SessionRow(Base):
     has_report: Mapped[bool] = mapped_column(Boolean, default=False)
     has_recording: Mapped[bool] = mapped_column(Boolean, default=False)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # A take of a pitch: the pitch, its take number (1, 2, ...) and the pitch's target length
+    # (the `time` cue). No foreign key: deleting a pitch deletes its takes itself (files first),
+    # and SQLite could only add one by copying the table.
+    pitch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    take: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    target_duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class PitchRow(Base):
+    """What a presenter rehearses again and again; its sessions are its takes."""
+
+    __tablename__ = "pitches"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    language: Mapped[str] = mapped_column(String(8), default="ko")
+    target_duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Takes numbered so far: the next take is this plus one (numbers are never reused, even
+    # after a take is deleted).
+    takes_started: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when a delete begins: no take can be added from then on, and the row goes last (after
+    # every take's files and rows), so a delete that failed midway is retried with its token.
+    deleting_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class EventRow(Base):

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.events import WireEvent
-from app.store.db import EventRow, SessionRow, make_engine, make_sessionmaker
+from app.store.db import EventRow, PitchRow, SessionRow, make_engine, make_sessionmaker
 from app.store.migrate import upgrade_head
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,80 @@ class SessionRepository:
         async with self._sessionmaker() as db, db.begin():
             await db.execute(delete(EventRow).where(EventRow.session_id == session_id))
             await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
+
+    # --- pitches and their takes ---------------------------------------------------------
+    async def create_pitch(self, row: PitchRow) -> PitchRow:
+        async with self._sessionmaker() as db, db.begin():
+            db.add(row)
+        return row
+
+    async def get_pitch(self, pitch_id: str) -> PitchRow | None:
+        async with self._sessionmaker() as db:
+            return await db.get(PitchRow, pitch_id)
+
+    async def create_take(self, row: SessionRow) -> SessionRow | None:
+        """Insert `row` as the next take of its pitch (`row.pitch_id`), numbered in the same
+        transaction (concurrent takes get distinct numbers); None when the pitch is gone or
+        being deleted."""
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(
+                update(PitchRow)
+                .where(PitchRow.id == row.pitch_id, PitchRow.deleting_at.is_(None))
+                .values(takes_started=PitchRow.takes_started + 1)
+                .returning(PitchRow.takes_started)
+            )
+            number = result.scalar_one_or_none()
+            if number is None:
+                return None
+            row.take = int(number)
+            db.add(row)
+        return row
+
+    async def takes_of(self, pitch_id: str) -> list[SessionRow]:
+        """The pitch's takes, in take order."""
+        async with self._sessionmaker() as db:
+            result = await db.execute(
+                select(SessionRow)
+                .where(SessionRow.pitch_id == pitch_id)
+                .order_by(SessionRow.take, SessionRow.created_at)
+            )
+            return list(result.scalars())
+
+    async def mark_pitch_deleting(self, pitch_id: str, at: datetime) -> bool:
+        """Mark the pitch as being deleted (kept when already marked): from then on no take is
+        added to it (`create_take`; the row lock orders the two). True when there is one."""
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(
+                update(PitchRow)
+                .where(PitchRow.id == pitch_id)
+                .values(deleting_at=func.coalesce(PitchRow.deleting_at, at))
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def delete_pitch(self, pitch_id: str) -> bool:
+        """The pitch's row only (its takes are deleted like any session, files first, before
+        it); True when there was one."""
+        async with self._sessionmaker() as db, db.begin():
+            result = await db.execute(delete(PitchRow).where(PitchRow.id == pitch_id))
+            return bool(getattr(result, "rowcount", 0))
+
+    async def delete_pitches_without_takes(self, created_before: datetime) -> list[str]:
+        """Delete the pitches created before `created_before` that have no take left; their
+        ids."""
+        async with self._sessionmaker() as db, db.begin():
+            has_take = select(SessionRow.id).where(SessionRow.pitch_id == PitchRow.id).exists()
+            result = await db.execute(
+                select(PitchRow.id).where(PitchRow.created_at < created_before, ~has_take)
+            )
+            ids = list(result.scalars())
+            if ids:
+                await db.execute(
+                    delete(PitchRow).where(
+                        PitchRow.id.in_(ids),
+                        ~select(SessionRow.id).where(SessionRow.pitch_id == PitchRow.id).exists(),
+                    )
+                )
+            return ids
 
     # --- events --------------------------------------------------------------------------
     async def add_events(self, events: Sequence[WireEvent]) -> None:

@@ -15,7 +15,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,13 +26,15 @@ import numpy as np
 from app.coaching.chain import ChainStep, StageChain
 from app.coaching.messages import CUE_SEVERITY
 from app.config import Settings
-from app.frames import Analyzer, CueName, CueTransition, FrameAnalysis, VideoFrame
+from app.events import Event, WireEvent
+from app.frames import Analyzer, CueName, CueTransition, FrameAnalysis, Language, VideoFrame
 from app.media.images import fit_within, quarter_turns, upright
 from app.media.recorder import RecordingResult, WebmWriter
 
 if TYPE_CHECKING:
     from app.analysis.conditions import ConditionState, FrameConditions
     from app.coaching.keyframes import Candidate, KeyframePicker
+    from app.live.transcription import LiveTranscriber
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,11 @@ class AnalysisStages:
     make_condition_state: Callable[[], ConditionState]
     # the report's keyframe picker (a frame observer); None: the report has no keyframes
     make_keyframe_picker: Callable[[Settings], KeyframePicker] | None = None
+    # the upload's recogniser (app/upload/speech.py); None: no transcript
+    make_transcriber: (
+        Callable[[str, Language, Callable[[Event], Awaitable[WireEvent]]], LiveTranscriber | None]
+        | None
+    ) = None
 
 
 def moment_score(flagged: Mapping[CueName, bool | None]) -> float:
@@ -183,8 +190,10 @@ def scan_video(
     recording_path: Path | None,
     on_progress: Callable[[float], None] = lambda _f: None,
     cancelled: threading.Event | None = None,
+    on_audio: Callable[[av.AudioFrame, float], None] | None = None,
 ) -> ScanResult:
-    """Decode `path` once; analyse a sample of its frames and re-encode it to VP9 WebM."""
+    """Decode `path` once; analyse a sample of its frames and re-encode it to VP9 WebM.
+    `on_audio` gets each audio frame and its media time (the upload's speech recognition)."""
     started = time.perf_counter()
     sample_interval = 1.0 / settings.upload.sample_fps
     hold_s = settings.cues.cue_hold_s
@@ -226,8 +235,11 @@ def scan_video(
                     if frame.time is None:
                         continue
                     if isinstance(frame, av.AudioFrame):
-                        if recorder is not None and t0 is not None:
-                            recorder.add_audio(frame, frame.time - t0)
+                        audio_t = frame.time - t0 if t0 is not None else None  # before pts goes
+                        if recorder is not None and audio_t is not None:
+                            recorder.add_audio(frame, audio_t)
+                        if on_audio is not None and audio_t is not None:
+                            on_audio(frame, audio_t)
                         continue
                     rotation = frame.rotation
                     if t0 is None:

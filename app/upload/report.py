@@ -20,6 +20,7 @@ def upload_report_input(upload: UploadReportInput) -> ReportInput:
         events=[e for e in upload.events if e.get("type") in REPORT_EVENT_TYPES],
         keyframe_candidates=upload.keyframe_candidates,
         recording_url=upload.recording_url,
+        transcript=upload.transcript,
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from app.coaching.messages import cue_message
 from app.config import Settings
 from app.errors import CoachError, ErrorCode, not_found
-from app.events import CritiqueEvent, CueEvent, Event, WireEvent, to_wire
+from app.events import CueEvent, Event, WireEvent, to_wire
 from app.frames import Language
 from app.jobs import JobContext, JobQueueFull, JobRunner
 from app.live.retention import FINISHED_STATES, delete_finished_before, retention_cutoff
@@ -44,6 +44,7 @@ from app.upload.analyze import AnalysisStages, Moment, ScanResult, scan_video
 from app.upload.feedback import FeedbackFrame, build_feedback_frames, critique_moments
 from app.upload.probe import ProbeRejected, VideoProbe, probe_video
 from app.upload.receive import UploadRejected, receive_file
+from app.upload.speech import SPEECH_KEYS, UploadSpeech, speech_fields
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class UploadReportInput:
     recording_url: str | None
     recording_path: Path | None
     upload_dir: Path
+    transcript: dict[str, Any] | None = None  # transcript.json's shape (app.live.transcription)
 
 
 # report_builder(input) -> writes report.json/report.html into input.upload_dir; None: none.
@@ -274,6 +276,8 @@ class UploadService:
             return answer
         result = await asyncio.to_thread(_read_json, folder / RESULT_NAME)
         answer["feedbacks"] = result.get("feedbacks", []) if result else []
+        for key in SPEECH_KEYS:  # what was said, shaped as in the report
+            answer[key] = (result or {}).get(key)
         count = len(answer["feedbacks"])
         answer["message"] = (
             message("success", language, count=count)
@@ -340,6 +344,7 @@ class UploadService:
             loop.call_soon_threadsafe(self._set_progress, video_id, fraction * SCAN_SHARE)
 
         persister = loop.create_task(self._persist_progress(video_id), name=f"{video_id}:progress")
+        speech = UploadSpeech.start(self.stages, video_id, language, self.settings)
 
         async def stop_persister() -> None:
             # Before the final write, so a late progress write cannot overwrite `problem`.
@@ -357,8 +362,13 @@ class UploadService:
                 float(row.duration_s or 0.0),
                 on_scan_progress,
                 ctx.cancelled,
+                speech.audio if speech is not None else None,
             )
             self._progress[video_id] = SCAN_SHARE
+            transcript, speech_events = (
+                await speech.finish() if speech is not None else (None, list[Event]())
+            )
+            speech = None
             critic = self.make_critic(self.settings) if self.make_critic is not None else None
             try:
                 texts, critique_events = await critique_moments(
@@ -376,7 +386,9 @@ class UploadService:
             frames: list[FeedbackFrame] = await ctx.run_cpu(
                 build_feedback_frames, video_id, scan.moments, texts
             )
-            events = await self._store_events(video_id, scan, critique_events, language)
+            events = await self._store_events(
+                video_id, scan, [*critique_events, *speech_events], language
+            )
             result = {
                 "video_id": video_id,
                 "feedbacks": frames,
@@ -393,11 +405,12 @@ class UploadService:
                     "frames": scan.recording.frames_encoded,
                     "encode_s": scan.recording.encode_s,
                 },
+                **speech_fields(transcript, scan.duration_s, language),
             }
             if ctx.cancelled.is_set():
                 return  # deleted or shutting down while the last steps ran
             await asyncio.to_thread(_write_json, folder / RESULT_NAME, result)
-            has_report = await self._build_report(row, folder, scan, events, language)
+            has_report = await self._build_report(row, folder, scan, events, language, transcript)
             await stop_persister()
             problem: Problem = "success" if frames else "no_feedback"
             await self.repo.update_session(
@@ -431,6 +444,8 @@ class UploadService:
             await self._fail(video_id, f"{type(exc).__name__}: {exc}")
             self._progress.pop(video_id, None)
         finally:
+            if speech is not None:  # the scan failed or was cancelled
+                speech.stop()
             await stop_persister()
             self._progress.pop(video_id, None)
             self._languages.pop(video_id, None)
@@ -472,11 +487,11 @@ class UploadService:
         self,
         video_id: str,
         scan: ScanResult,
-        critique_events: list[CritiqueEvent],
+        critique_events: list[Event],
         language: Language,
     ) -> list[WireEvent]:
-        """Cue, metrics and critique events, as a live session's, so the same report code can
-        read an upload like a session."""
+        """Cue, metrics, critique and transcript events, as a live session's, so the same
+        report code can read an upload like a session."""
         from app.live.session import metrics_event
 
         timed: list[Event] = []
@@ -485,9 +500,16 @@ class UploadService:
             metrics.latency_ms = None  # nothing arrived live
             timed.append(metrics)
         for tr in scan.transitions:
-            message = cue_message(tr.cue, language)
+            message = cue_message(tr.cue, language, tr.direction)
             timed.append(
-                CueEvent(t=tr.t, cue=tr.cue, state=tr.state, severity=tr.severity, message=message)
+                CueEvent(
+                    t=tr.t,
+                    cue=tr.cue,
+                    state=tr.state,
+                    severity=tr.severity,
+                    message=message,
+                    direction=tr.direction,
+                )
             )
         timed.extend(critique_events)
         timed.sort(key=lambda e: e.t)
@@ -504,6 +526,7 @@ class UploadService:
         scan: ScanResult,
         events: list[dict[str, Any]],
         language: Language,
+        transcript: dict[str, Any] | None = None,
     ) -> bool:
         if self.report_builder is None:
             return False
@@ -519,6 +542,7 @@ class UploadService:
                 recording_url=f"/api/video/recording/{row.id}" if scan.recording else None,
                 recording_path=scan.recording.path if scan.recording is not None else None,
                 upload_dir=folder,
+                transcript=transcript,
             )
         )
         return True
@@ -531,6 +555,7 @@ def _scan(
     duration_hint_s: float,
     on_progress: Callable[[float], None],
     cancelled: Any,
+    on_audio: Callable[[Any, float], None] | None = None,
 ) -> ScanResult:
     """The single pass; the recording is written beside its final name and renamed once it is
     complete, so a run cut short (a killed worker) never leaves a truncated recording.webm."""
@@ -544,6 +569,7 @@ def _scan(
             recording_path=part,
             on_progress=on_progress,
             cancelled=cancelled,
+            on_audio=on_audio,
         )
     except BaseException:
         part.unlink(missing_ok=True)

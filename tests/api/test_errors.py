@@ -18,6 +18,8 @@ from app.errors import CoachError, ErrorCode, not_found
 EXPECTED_STATUS: dict[str, int] = {
     "session_not_found": 404,
     "video_not_found": 404,
+    "pitch_not_found": 404,
+    "take_not_found": 404,
     "token_missing": 401,
     "token_invalid": 403,
     "bad_offer": 400,
@@ -33,6 +35,7 @@ EXPECTED_STATUS: dict[str, int] = {
     "session_owned_elsewhere": 409,
     "report_not_ready": 409,
     "report_html_not_ready": 409,
+    "take_not_completed": 409,
     "recording_not_ready": 409,
     "report_missing": 404,
     "recording_missing": 404,
@@ -46,7 +49,7 @@ EXPECTED_STATUS: dict[str, int] = {
 
 APP = Path(__file__).resolve().parents[2] / "app"
 # An HTTP client's view of a response it received (the VLM endpoint), not an answer we give.
-HTTP_CLIENTS = {"coaching/critic/vlm.py"}
+HTTP_CLIENTS = {"coaching/critic/vlm.py", "analysis/asr.py"}  # clients of outside services
 HTTP_WORDS = re.compile(r"status_code|Retry-After|WWW-Authenticate|HTTPException")
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from app.coaching.scoring import build_timeline, compute_scores
 from app.config import Settings
 from app.frames import FaceObservation, FrameAnalysis, GestureObservation, PoseObservation
 from app.live.report import keyframe_picker_for, write_session_report
+from app.security import REPORT_CSP, REPORT_SCRIPT, REPORT_SCRIPT_HASHES
 from tests.support.contract import REPORT_FIELDS
 from tests.support.manager import running_manager
 
@@ -227,8 +230,8 @@ def test_pace_pauses_and_fillers_reach_the_timeline_and_the_page(settings: Setti
     assert rows[3].speaking is False and rows[3].speech_rate is None
     assert rows[1].speaking is True and rows[1].speech_rate == 4.1
     report = build_report(inp, settings)
-    assert report.data["transcript"]["made"] is True
-    assert [f["text"] for f in report.data["transcript"]["fillers"]] == ["음", "어"]
+    assert report.data["transcript"]["source"] == "vosk"
+    assert [f["word"] for f in report.data["fillers"]["items"]] == ["음", "어"]
     html = report.html
     assert "말 빠르기" in html and html.count("<svg") >= 5
     assert "음 (0:00)" in html
@@ -433,7 +436,9 @@ def test_report_is_the_contract_json_and_a_safe_page(settings: Settings) -> None
         "speaking",
         "fillers",
     }
-    assert report["transcript"]["made"] is False and report["transcript"]["note"]
+    assert report["transcript"] is None and report["transcript_note"]
+    assert report["fillers"] == {"count": 0, "per_minute": None, "items": []}
+    assert report["content"] is None
     assert [c["cue"] for c in report["cues"]] == ["eye_contact", "eye_contact", "gesture_none"]
     assert report["critiques"][0]["items"][0]["frame_t"] == 8.0
     assert isinstance(report["summary"], str) and len(report["summary"]) > 40
@@ -464,6 +469,57 @@ def test_report_is_the_contract_json_and_a_safe_page(settings: Settings) -> None
     assert "<b>often</b>" not in html and "&lt;b&gt;often&lt;/b&gt;" in html
     assert all("alert" not in text for text in doc.script_text)
     assert "@media print" in html and "@media (max-width" in html
+
+
+def test_report_plays_its_recording_from_every_moment(settings: Settings) -> None:
+    """report.html shows the recording; the cues' markers and times, the charts' cue shades,
+    the critiques and the keyframes carry `data-t` (seconds); the one inline script that seeks
+    is the one the report's CSP allows by hash, and the downloaded file finds the recording
+    beside it."""
+    session_id = "p" * 24
+    picker = KeyframePicker(settings, None)
+    for t in at_5hz(20):
+        picker.observe(frame(t, on_camera=not (6 <= t < 10)), image_for(t, (480, 640)))
+    inp = ReportInput(
+        session_id=session_id,
+        title="Seed round",
+        language="ko",
+        duration_s=20.0,
+        events=_session_events(session_id),
+        keyframe_candidates=picker.candidates(),
+        recording_url=f"/api/sessions/{session_id}/recording.webm",
+    )
+    doc = parse(build_report(inp, settings).html)
+    [video] = [a for tag, a in doc.tags if tag == "video"]
+    assert video["id"] == "recording" and video["data-src"] == inp.recording_url
+    assert video["preload"] == "none"  # nothing is fetched before the script adds the token
+    sources = [a["src"] for tag, a in doc.tags if tag == "source"]
+    assert sources == ["recording.webm", f"rehearsal-{session_id[:8]}.webm"]
+    moments = [(tag, a) for tag, a in doc.tags if "data-t" in a]
+    markers = [
+        float(a["data-t"] or "nan") for tag, a in moments if a.get("class") == "marker sev-warn"
+    ]
+    assert markers == [7.5, 16.0]  # every cue that turned on, in time order
+    at = sorted(float(a["data-t"] or "nan") for tag, a in moments if a.get("class") == "at")
+    assert at == [7.5, 16.0]  # the cues table: when each cue turned on
+    assert all(tag == "button" for tag, a in moments if a.get("class", "").startswith("marker"))
+    assert {float(a["data-t"] or "nan") for tag, a in moments if tag == "rect"} >= {7.5}
+    assert len([1 for tag, _ in moments if tag == "figure"]) == len(picker.candidates())
+    assert [a["data-t"] for tag, a in moments if a.get("class") == "when"] == ["0.0"]
+    script = "".join(doc.script_text)
+    assert script == REPORT_SCRIPT
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    # A changed script must be released: its hash appended to the list (stored reports keep the
+    # one they were built with, so none is ever removed), and the policy allows every one.
+    assert f"sha256-{digest}" in REPORT_SCRIPT_HASHES
+    script_src = REPORT_CSP.split("script-src ", 1)[1].split(";", 1)[0].split()
+    assert script_src == [f"'{h}'" for h in REPORT_SCRIPT_HASHES]
+    assert len(set(REPORT_SCRIPT_HASHES)) == len(REPORT_SCRIPT_HASHES)
+    assert "media-src 'self'" in REPORT_CSP
+
+    # Without a recording there is no player and no script.
+    bare = parse(build_report(replace(inp, recording_url=None), settings).html)
+    assert not [tag for tag, _ in bare.tags if tag in ("video", "script")]
 
 
 async def test_recovered_report_uses_the_persisted_keyframes(settings: Settings) -> None:

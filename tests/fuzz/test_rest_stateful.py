@@ -47,6 +47,7 @@ MAX_SUITES = 40
 REAL_UPLOADS = 6
 
 CREATE = "POST /api/sessions"
+CREATE_PITCH = "POST /api/pitches"
 UPLOAD = "POST /api/video/receive-video/"
 # Every operation that takes a session id and its token.
 TOKEN_OPERATIONS = {
@@ -58,6 +59,12 @@ TOKEN_OPERATIONS = {
     "GET /api/sessions/{session_id}/report.html",
     "GET /api/sessions/{session_id}/recording.webm",
     "POST /api/sessions/{session_id}/offer",
+}
+# Every operation that takes a pitch's id and its token.
+PITCH_OPERATIONS = {
+    "GET /api/pitches/{pitch_id}",
+    "GET /api/pitches/{pitch_id}/compare",
+    "DELETE /api/pitches/{pitch_id}",
 }
 # Every operation that takes an upload's id.
 UPLOAD_OPERATIONS = {
@@ -98,6 +105,7 @@ class Observed:
 
     def __init__(self) -> None:
         self.tokens: dict[str, str] = {}  # session id -> token, from the 201 answers
+        self.pitch_tokens: dict[str, str] = {}  # pitch id -> token
         self.videos: set[str] = set()  # ids of accepted uploads
         self.statuses: dict[str, set[int]] = defaultdict(set)
         self.reached: dict[str, set[int]] = defaultdict(set)
@@ -107,6 +115,10 @@ class Observed:
 
     def has_valid_token(self, case: schemathesis.Case) -> bool:
         session_id = case.path_parameters.get("session_id")
+        if session_id is None:
+            pitch_id = case.path_parameters.get("pitch_id")
+            token = self.pitch_tokens.get(pitch_id) if pitch_id is not None else None
+            return token is not None and sent_token(case) == token
         return session_id in self.tokens and sent_token(case) == self.tokens[session_id]
 
     def record(self, case: schemathesis.Case, status: int, body: Any) -> None:
@@ -115,9 +127,11 @@ class Observed:
         self.statuses[label].add(status)
         if label == CREATE and status == 201:
             self.tokens[body["session_id"]] = body["token"]
+        elif label == CREATE_PITCH and status == 201:
+            self.pitch_tokens[body["pitch_id"]] = body["token"]
         elif label == UPLOAD and status == 200:
             self.videos.add(body["video_id"])
-        elif (label in TOKEN_OPERATIONS and self.has_valid_token(case)) or (
+        elif (label in TOKEN_OPERATIONS | PITCH_OPERATIONS and self.has_valid_token(case)) or (
             label in UPLOAD_OPERATIONS and case.path_parameters["video_id"] in self.videos
         ):
             self.reached[label].add(status)
@@ -157,7 +171,10 @@ def no_session_limit_503(_ctx: object, response: Any, case: schemathesis.Case) -
 def test_stateful_fuzz_reaches_past_the_token(fresh_server: ThreadServer, tmp_path: Path) -> None:
     schema = schemathesis.openapi.from_url(f"{fresh_server.http}/openapi.json")
     # The links reach every operation but the health probes (fuzzed in test_rest_schema.py).
-    assert schema.operations_with_incoming_links() == TOKEN_OPERATIONS | UPLOAD_OPERATIONS
+    assert (
+        schema.operations_with_incoming_links()
+        == TOKEN_OPERATIONS | PITCH_OPERATIONS | UPLOAD_OPERATIONS
+    )
     video = write_mp4(
         tmp_path / "clip.mp4", segments=(Segment("frontal", 1.0),), fps=5, audio=False
     ).read_bytes()

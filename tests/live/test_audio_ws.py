@@ -78,6 +78,6 @@ async def test_audio_messages_feed_voice_recording_and_transcript(server: Thread
 
     transcript_path = server.settings.sessions_dir / client.id / "transcript.json"
     transcript = json.loads(transcript_path.read_text("utf-8"))
-    assert transcript["made"] is True and transcript["source"] == "vosk"
+    assert transcript["made"] is True and transcript["source"] == "local"
     assert transcript["words"], transcript
     assert all(0 <= w["t_start"] <= seconds + 1 for w in transcript["words"])

@@ -8,14 +8,28 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.store.db import Base, SessionRow
-from app.store.migrate import BASELINE_REVISION, current_revision, head_revision
+from app.store.migrate import (
+    BASELINE_REVISION,
+    alembic_config,
+    current_revision,
+    head_revision,
+)
 from app.store.repository import EventWriter, SessionRepository
+
+# The columns of `sessions` at the baseline revision (later ones came with migrations).
+BASELINE_SESSION_COLUMNS = {
+    "id", "token_hash", "kind", "title", "language", "critique_interval_s", "state", "reason",
+    "recovered", "owner", "created_at", "started_at", "ended_at", "duration_s",
+    "frames_received", "frames_analyzed", "frames_dropped", "has_report", "has_recording",
+    "extra",
+}  # fmt: skip
 
 
 def session_row(session_id: str, *, state: str = "created", **fields: object) -> SessionRow:
@@ -73,13 +87,25 @@ async def test_init_is_idempotent_and_concurrent_starts_agree(database_url: str)
 async def test_a_database_made_before_migrations_is_adopted_not_recreated(
     database_url: str,
 ) -> None:
+    # The schema `create_all` made then: the baseline revision's, without Alembic's table.
     engine = create_async_engine(database_url)
     async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+
+        def baseline(sync: Connection) -> None:
+            config = alembic_config(database_url)
+            config.attributes["connection"] = sync
+            command.upgrade(config, BASELINE_REVISION)
+
+        await conn.run_sync(baseline)
+        await conn.execute(text("DROP TABLE alembic_version"))
+        kept = session_row("kept")
+        row = {  # unset ones take the columns' defaults
+            name: getattr(kept, name)
+            for name in BASELINE_SESSION_COLUMNS
+            if getattr(kept, name) is not None
+        }
+        await conn.execute(SessionRow.__table__.insert().values(**row))
     await engine.dispose()
-    old = SessionRepository(database_url)
-    await old.create_session(session_row("kept"))
-    await old.close()
 
     repository = SessionRepository(database_url)
     try:

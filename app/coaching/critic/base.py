@@ -134,7 +134,9 @@ def _split_sections(text: str, name: str) -> dict[str, str]:
 
 
 @functools.cache
-def load_prompt(kind: Literal["critique", "summary"], language: Language) -> PromptTemplate:
+def load_prompt(
+    kind: Literal["critique", "summary", "content"], language: Language
+) -> PromptTemplate:
     """Read `prompts/<kind>_<language>.txt` once per process."""
     name = f"{kind}_{language}.txt"
     sections = _split_sections((PROMPTS_DIR / name).read_text(encoding="utf-8"), name)

