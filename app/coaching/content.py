@@ -20,7 +20,7 @@ from openai import AsyncOpenAI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.analysis.transcribe import normalise_word
-from app.coaching.critic.base import load_prompt
+from app.coaching.critic.base import items_response_format, load_prompt
 from app.config import Settings
 from app.frames import Language
 
@@ -31,33 +31,7 @@ ContentSource = Literal["llm", "rules"]
 MAX_TRANSCRIPT_CHARS = 12_000  # the prompt stays small; the start of a pitch matters most
 MAX_ITEMS = 5
 
-CONTENT_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "category": {"type": "string", "enum": list(ContentCategory.__args__)},  # type: ignore[attr-defined]
-                    "observation": {"type": "string"},
-                    "suggestion": {"type": "string"},
-                    "severity": {"type": "string", "enum": ["info", "warn"]},
-                },
-                "required": ["category", "observation", "suggestion", "severity"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["items"],
-    "additionalProperties": False,
-}
-
-
-CONTENT_RESPONSE_FORMAT: dict[str, Any] = {
-    "type": "json_schema",
-    "json_schema": {"name": "content", "strict": True, "schema": CONTENT_JSON_SCHEMA},
-}
+CONTENT_RESPONSE_FORMAT = items_response_format("content", ContentCategory.__args__)  # type: ignore[attr-defined]
 
 
 class ContentItem(BaseModel):

@@ -471,17 +471,7 @@ class LiveSession:
             await self.emit(event)
 
     async def _emit_cue(self, tr: CueTransition) -> None:
-        message = cue_message(tr.cue, self.language, tr.direction)
-        await self.emit(
-            CueEvent(
-                t=tr.t,
-                cue=tr.cue,
-                state=tr.state,
-                severity=tr.severity,
-                message=message,
-                direction=tr.direction,
-            )
-        )
+        await self.emit(cue_event(tr, self.language))
 
     async def _audio_loop(self) -> None:
         voice = self._voice
@@ -569,6 +559,18 @@ def _build_analyzer(hooks: Hooks, settings: Settings) -> LiveAnalyzer:
 
 def _r(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
+
+
+def cue_event(tr: CueTransition, language: Language) -> CueEvent:
+    """The `cue` event of one transition, its message in the session's language."""
+    return CueEvent(
+        t=tr.t,
+        cue=tr.cue,
+        state=tr.state,
+        severity=tr.severity,
+        message=cue_message(tr.cue, language, tr.direction),
+        direction=tr.direction,
+    )
 
 
 def metrics_event(a: FrameAnalysis) -> MetricsEvent:

@@ -31,10 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from app.coaching.messages import cue_message
 from app.config import Settings
 from app.errors import CoachError, ErrorCode, not_found
-from app.events import CueEvent, Event, WireEvent, to_wire
+from app.events import Event, WireEvent, to_wire
 from app.frames import Language
 from app.jobs import JobContext, JobQueueFull, JobRunner
 from app.live.retention import FINISHED_STATES, delete_finished_before, retention_cutoff
@@ -492,25 +491,14 @@ class UploadService:
     ) -> list[WireEvent]:
         """Cue, metrics, critique and transcript events, as a live session's, so the same
         report code can read an upload like a session."""
-        from app.live.session import metrics_event
+        from app.live.session import cue_event, metrics_event
 
         timed: list[Event] = []
         for a in scan.analyses:
             metrics = metrics_event(a)
             metrics.latency_ms = None  # nothing arrived live
             timed.append(metrics)
-        for tr in scan.transitions:
-            message = cue_message(tr.cue, language, tr.direction)
-            timed.append(
-                CueEvent(
-                    t=tr.t,
-                    cue=tr.cue,
-                    state=tr.state,
-                    severity=tr.severity,
-                    message=message,
-                    direction=tr.direction,
-                )
-            )
+        timed.extend(cue_event(tr, language) for tr in scan.transitions)
         timed.extend(critique_events)
         timed.sort(key=lambda e: e.t)
         # All of an upload's events come from this one pass: a second run (a redelivered job)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import string
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -143,3 +144,31 @@ def load_prompt(
     return PromptTemplate(
         system=string.Template(sections["system"]), user=string.Template(sections["user"])
     )
+
+
+def items_response_format(
+    name: str, categories: Sequence[str], extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `response_format` (strict JSON schema) of an answer that is a list of items, each a
+    category, an observation, a suggestion and a severity, plus `extra` properties (all
+    required, as strict mode wants)."""
+    properties: dict[str, Any] = {
+        "category": {"type": "string", "enum": list(categories)},
+        "observation": {"type": "string"},
+        "suggestion": {"type": "string"},
+        "severity": {"type": "string", "enum": ["info", "warn"]},
+        **(extra or {}),
+    }
+    item = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    schema = {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": item}},
+        "required": ["items"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}

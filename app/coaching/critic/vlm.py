@@ -35,6 +35,7 @@ from .base import (
     SessionSummaryInput,
     SummaryResult,
     TokenUsage,
+    items_response_format,
     load_prompt,
 )
 
@@ -44,32 +45,9 @@ MAX_TEXT_CHARS = 600  # per observation/suggestion; longer answers are cut, not 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})  # nothing was generated, so nothing is paid
 SUMMARY_MAX_TOKENS = 500
 
-CRITIQUE_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "category": {"type": "string", "enum": list(VISUAL_CATEGORIES)},
-                    "observation": {"type": "string"},
-                    "suggestion": {"type": "string"},
-                    "severity": {"type": "string", "enum": ["info", "warn"]},
-                    "frame_index": {"type": "integer"},
-                },
-                "required": ["category", "observation", "suggestion", "severity", "frame_index"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["items"],
-    "additionalProperties": False,
-}
-CRITIQUE_RESPONSE_FORMAT: dict[str, Any] = {
-    "type": "json_schema",
-    "json_schema": {"name": "critique", "strict": True, "schema": CRITIQUE_JSON_SCHEMA},
-}
+CRITIQUE_RESPONSE_FORMAT = items_response_format(
+    "critique", VISUAL_CATEGORIES, {"frame_index": {"type": "integer"}}
+)
 
 
 class _ItemAnswer(BaseModel):
