@@ -102,6 +102,40 @@ class ToneWithSilencesTrack(AudioStreamTrack):
         return frame
 
 
+class SpeechTrack(AudioStreamTrack):
+    """48 kHz mono: `speech` (int16 at 16 kHz, e.g. espeak-ng's) as a microphone sends it, in
+    real time, then silence; `played` is set once the last speech sample went out."""
+
+    def __init__(self, speech: np.ndarray, rate: int = 16000) -> None:
+        super().__init__()
+        n = round(speech.size * MIC_RATE / rate)
+        positions = np.arange(n) * (rate / MIC_RATE)
+        self._samples = np.interp(positions, np.arange(speech.size), speech).astype(np.int16)
+        self.played = asyncio.Event()
+        self._start_wall = 0.0
+        self._next = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        n = int(MIC_RATE * MIC_PTIME_S)
+        if self._next == 0:
+            self._start_wall = time.time()
+        else:
+            await asyncio.sleep(self._start_wall + self._next / MIC_RATE - time.time())
+        chunk = np.zeros(n, dtype=np.int16)
+        part = self._samples[self._next : self._next + n]
+        chunk[: part.size] = part
+        if self._next + n >= self._samples.size:
+            self.played.set()
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = MIC_RATE
+        frame.pts = self._next
+        frame.time_base = fractions.Fraction(1, MIC_RATE)
+        self._next += n
+        return frame
+
+
 class RtcClient:
     """One session's client peer: offers video (and audio), keeps every event it receives."""
 
@@ -120,7 +154,7 @@ class RtcClient:
         self.channel_closed = asyncio.Event()
         self.answer_sdp = ""
         self.video: FaceThenEmptyTrack | None = None
-        self.audio: ToneWithSilencesTrack | None = None
+        self.audio: ToneWithSilencesTrack | SpeechTrack | None = None
 
         @self.channel.on("message")
         def on_message(message: str | bytes) -> None:
@@ -147,7 +181,7 @@ class RtcClient:
     async def connect(
         self,
         video: FaceThenEmptyTrack | None = None,
-        audio: ToneWithSilencesTrack | None = None,
+        audio: ToneWithSilencesTrack | SpeechTrack | None = None,
     ) -> None:
         self.video, self.audio = video, audio
         if video is not None:
