@@ -42,6 +42,8 @@ from app.priority import NORMAL, ThreadPriority
 
 log = logging.getLogger(__name__)
 
+WARM_UP_SHAPE = (48, 64, 3)  # 9 KB
+
 
 class PoseWorkerLost(PoseUnavailable):
     """The Pose worker process ended while running a frame; a new one takes the next."""
@@ -146,9 +148,11 @@ class PoseProcess:
             if self._closed or self._warm or self._starting is self._pool:
                 return
             self._starting = pool = self._pool
-        # replaced or closed meanwhile (RuntimeError): the next run starts the new one
+        # A tiny frame: one that size fits the pipe's buffer whole, so a worker that dies
+        # before reading it cannot leave the pool's feeder thread blocked writing it (below).
+        # Replaced or closed meanwhile (RuntimeError): the next run starts the new one.
         with contextlib.suppress(RuntimeError):
-            pool.submit(_run_pose, rgb)
+            pool.submit(_run_pose, np.zeros(WARM_UP_SHAPE, np.uint8))
 
     def _replace(self, old: ProcessPoolExecutor) -> None:
         with self._lock:
@@ -180,4 +184,12 @@ def _stop(pool: ProcessPoolExecutor, grace_s: float) -> None:
         if process.is_alive():
             process.kill()
             process.join(5.0)
+    # Before Python 3.11.5 / 3.12 (CPython gh-94777; Debian 12 ships 3.11.2) the pool's
+    # feeder thread can stay blocked for ever writing a frame into the pipe of a worker that
+    # died, because this process holds the pipe's read end too; shutdown and interpreter exit
+    # then wait on it. Closing that read end (never read here) ends the write with EPIPE.
+    reader = getattr(getattr(pool, "_call_queue", None), "_reader", None)
+    if reader is not None:
+        with contextlib.suppress(OSError):
+            reader.close()
     pool.shutdown(wait=True)

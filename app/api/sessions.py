@@ -98,7 +98,7 @@ async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
         title=row.title,
         language=row.language,  # type: ignore[arg-type]
         state=state,  # type: ignore[arg-type]
-        reason=row.reason,
+        reason=live.reason if live is not None and live.reason else row.reason,
         recovered=row.recovered,
         created_at=row.created_at,
         started_at=live.started_at if live is not None else row.started_at,

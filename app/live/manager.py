@@ -293,19 +293,18 @@ class SessionManager:
         return True
 
     async def _drop(self, session: LiveSession) -> None:
-        """Let go of a session that never ran: its listeners, slot, claim and analyser. The
-        registry forgets it first: giving back a prewarmed analyser waits for its build (and
-        Pose warm-up), which must not keep the ended session visible meanwhile."""
+        """Let go of a session that never ran: its listeners, slot, claim and analyser. It is
+        forgotten and `finalized` (it writes nothing more) first: giving back a prewarmed
+        analyser waits for its build, which must not keep the ended session visible or hold
+        up a DELETE meanwhile."""
         if self.sessions.get(session.id) is session:  # not another copy's listeners or claim
             self._forget_created(session.id)
             del self.sessions[session.id]
             self.services.bus.close_session(session.id)
             if self.services.ownership is not None:
                 await self.services.ownership.release(session.id)
-        try:
-            await session.cancel_all()
-        finally:
-            session.finalized.set()
+        session.finalized.set()
+        await session.cancel_all()
 
     def _session_from_row(self, row: SessionRow, seq: int = 0) -> LiveSession:
         return LiveSession(
