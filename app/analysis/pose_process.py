@@ -20,12 +20,13 @@ never the session.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
 import time
-from concurrent.futures import CancelledError, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
@@ -151,8 +152,25 @@ class PoseProcess:
         # A tiny frame: one that size fits the pipe's buffer whole, so a worker that dies
         # before reading it cannot leave the pool's feeder thread blocked writing it (below).
         # Replaced or closed meanwhile (RuntimeError): the next run starts the new one.
-        with contextlib.suppress(RuntimeError):
-            pool.submit(_run_pose, np.zeros(WARM_UP_SHAPE, np.uint8))
+        try:
+            future = pool.submit(_run_pose, np.zeros(WARM_UP_SHAPE, np.uint8))
+        except RuntimeError:
+            return
+        future.add_done_callback(functools.partial(self._warmed, pool))
+
+    def _warmed(self, pool: ProcessPoolExecutor, future: Future[Any]) -> None:
+        """The warm-up run ended (on the pool's manager thread): a worker that answered is
+        held to `timeout_s` from now on; a lost run is only logged (the next run finds the
+        pool broken and replaces it)."""
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            log.warning("Pose warm-up run lost: %r", error)
+            return
+        with self._lock:
+            if self._pool is pool:
+                self._warm = True
 
     def _replace(self, old: ProcessPoolExecutor) -> None:
         with self._lock:
@@ -177,7 +195,9 @@ def _stop(pool: ProcessPoolExecutor, grace_s: float) -> None:
     # (terminate_workers); a hung or stopped one would make shutdown wait for ever. SIGKILL,
     # not SIGTERM: a stopped process only acts on SIGTERM once continued, and a worker keeps
     # nothing worth flushing.
-    table = getattr(pool, "_processes", None) or {}  # shutdown() drops the pool's reference
+    # shutdown() drops the pool's references to both
+    table = getattr(pool, "_processes", None) or {}
+    reader = getattr(getattr(pool, "_call_queue", None), "_reader", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in list(table.values()):
         process.join(grace_s)
@@ -188,7 +208,6 @@ def _stop(pool: ProcessPoolExecutor, grace_s: float) -> None:
     # feeder thread can stay blocked for ever writing a frame into the pipe of a worker that
     # died, because this process holds the pipe's read end too; shutdown and interpreter exit
     # then wait on it. Closing that read end (never read here) ends the write with EPIPE.
-    reader = getattr(getattr(pool, "_call_queue", None), "_reader", None)
     if reader is not None:
         with contextlib.suppress(OSError):
             reader.close()
