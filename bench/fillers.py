@@ -43,6 +43,7 @@ from app.config import Settings
 from app.events import Event, TranscriptEvent, WireEvent
 from app.frames import AudioChunk, Language
 from app.live.transcription import LiveTranscriber
+from bench.voice import edit_distance
 from tests.analysis.espeak_speech import espeak, silence
 from tests.support.fake_asr import running_fake_asr
 
@@ -92,15 +93,6 @@ def score(found: Counter[str], truth: Counter[str]) -> tuple[int, int, int]:
 
 def script_words(script: Script) -> list[Word]:
     return [Word(w, i * 0.3, i * 0.3 + 0.3) for i, w in enumerate(script.words)]
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 def sentence_audio(script: Script, language: Language) -> np.ndarray:

@@ -68,17 +68,17 @@ class FaceThenEmptyTrack(VideoStreamTrack):
         return frame
 
 
-class ToneWithSilencesTrack(AudioStreamTrack):
-    """48 kHz mono: a 440 Hz tone (amplitude `amplitude` of full scale) for `tone_s`, then
-    `silence_s` of digital silence, repeating."""
+class _MicTrack(AudioStreamTrack):
+    """48 kHz mono int16 in 20 ms frames, paced in real time like a microphone; a subclass
+    says which samples (`_samples`)."""
 
-    def __init__(self, tone_s: float = 1.0, silence_s: float = 1.0, amplitude: float = 0.3):
+    def __init__(self) -> None:
         super().__init__()
-        self.tone_s = tone_s
-        self.silence_s = silence_s
-        self.amplitude = amplitude
         self._start_wall = 0.0
         self._next = 0  # samples sent so far
+
+    def _samples(self, start: int, n: int) -> np.ndarray:
+        raise NotImplementedError
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -88,12 +88,7 @@ class ToneWithSilencesTrack(AudioStreamTrack):
             self._start_wall = time.time()
         else:
             await asyncio.sleep(self._start_wall + self._next / MIC_RATE - time.time())
-        index = np.arange(self._next, self._next + n)
-        t = index / MIC_RATE
-        period = self.tone_s + self.silence_s
-        tone = (t % period) < self.tone_s
-        wave = self.amplitude * np.sin(2 * np.pi * 440.0 * t) * tone
-        samples = (wave * 32767).astype(np.int16).reshape(1, -1)
+        samples = self._samples(self._next, n).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
         frame.sample_rate = MIC_RATE
         frame.pts = self._next
@@ -102,7 +97,24 @@ class ToneWithSilencesTrack(AudioStreamTrack):
         return frame
 
 
-class SpeechTrack(AudioStreamTrack):
+class ToneWithSilencesTrack(_MicTrack):
+    """48 kHz mono: a 440 Hz tone (amplitude `amplitude` of full scale) for `tone_s`, then
+    `silence_s` of digital silence, repeating."""
+
+    def __init__(self, tone_s: float = 1.0, silence_s: float = 1.0, amplitude: float = 0.3):
+        super().__init__()
+        self.tone_s = tone_s
+        self.silence_s = silence_s
+        self.amplitude = amplitude
+
+    def _samples(self, start: int, n: int) -> np.ndarray:
+        t = np.arange(start, start + n) / MIC_RATE
+        tone = (t % (self.tone_s + self.silence_s)) < self.tone_s
+        wave = self.amplitude * np.sin(2 * np.pi * 440.0 * t) * tone
+        return (wave * 32767).astype(np.int16)
+
+
+class SpeechTrack(_MicTrack):
     """48 kHz mono: `speech` (int16 at 16 kHz, e.g. espeak-ng's) as a microphone sends it, in
     real time, then silence; `played` is set once the last speech sample went out."""
 
@@ -110,30 +122,16 @@ class SpeechTrack(AudioStreamTrack):
         super().__init__()
         n = round(speech.size * MIC_RATE / rate)
         positions = np.arange(n) * (rate / MIC_RATE)
-        self._samples = np.interp(positions, np.arange(speech.size), speech).astype(np.int16)
+        self._speech = np.interp(positions, np.arange(speech.size), speech).astype(np.int16)
         self.played = asyncio.Event()
-        self._start_wall = 0.0
-        self._next = 0
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        n = int(MIC_RATE * MIC_PTIME_S)
-        if self._next == 0:
-            self._start_wall = time.time()
-        else:
-            await asyncio.sleep(self._start_wall + self._next / MIC_RATE - time.time())
+    def _samples(self, start: int, n: int) -> np.ndarray:
         chunk = np.zeros(n, dtype=np.int16)
-        part = self._samples[self._next : self._next + n]
+        part = self._speech[start : start + n]
         chunk[: part.size] = part
-        if self._next + n >= self._samples.size:
+        if start + n >= self._speech.size:
             self.played.set()
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = MIC_RATE
-        frame.pts = self._next
-        frame.time_base = fractions.Fraction(1, MIC_RATE)
-        self._next += n
-        return frame
+        return chunk
 
 
 class RtcClient:
