@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import signal
 import threading
 import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.process import BrokenProcessPool, _ExecutorManagerThread
 from multiprocessing import get_context
 from typing import Any
 
@@ -44,6 +45,19 @@ from app.priority import NORMAL, ThreadPriority
 log = logging.getLogger(__name__)
 
 WARM_UP_SHAPE = (48, 64, 3)  # 9 KB
+
+
+def _pool_closes_reader() -> bool:
+    """Whether this Python's ProcessPoolExecutor closes a broken pool's call-queue reader
+    itself (the gh-94777 fix; see `_stop`)."""
+    try:
+        source = inspect.getsource(_ExecutorManagerThread.terminate_broken)
+    except (OSError, TypeError):
+        return False
+    return "_reader.close()" in source
+
+
+_POOL_CLOSES_READER = _pool_closes_reader()
 
 
 class PoseWorkerLost(PoseUnavailable):
@@ -204,11 +218,13 @@ def _stop(pool: ProcessPoolExecutor, grace_s: float) -> None:
         if process.is_alive():
             process.kill()
             process.join(5.0)
-    # Before Python 3.11.5 / 3.12 (CPython gh-94777; Debian 12 ships 3.11.2) the pool's
+    # Without CPython's fix for gh-94777 (Debian 12 ships 3.11.2, which lacks it) the pool's
     # feeder thread can stay blocked for ever writing a frame into the pipe of a worker that
     # died, because this process holds the pipe's read end too; shutdown and interpreter exit
     # then wait on it. Closing that read end (never read here) ends the write with EPIPE.
-    if reader is not None:
+    # Where the fix is in, the pool's manager thread closes it itself, and a second close
+    # from here could race it and close a reused descriptor (another pool's pipe).
+    if reader is not None and not _POOL_CLOSES_READER:
         with contextlib.suppress(OSError):
             reader.close()
     pool.shutdown(wait=True)
