@@ -19,16 +19,14 @@ never the session.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import inspect
 import logging
 import os
 import signal
 import threading
 import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool, _ExecutorManagerThread
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
@@ -45,19 +43,6 @@ from app.priority import NORMAL, ThreadPriority
 log = logging.getLogger(__name__)
 
 WARM_UP_SHAPE = (48, 64, 3)  # 9 KB
-
-
-def _pool_closes_reader() -> bool:
-    """Whether this Python's ProcessPoolExecutor closes a broken pool's call-queue reader
-    itself (the gh-94777 fix; see `_stop`)."""
-    try:
-        source = inspect.getsource(_ExecutorManagerThread.terminate_broken)
-    except (OSError, TypeError):
-        return False
-    return "_reader.close()" in source
-
-
-_POOL_CLOSES_READER = _pool_closes_reader()
 
 
 class PoseWorkerLost(PoseUnavailable):
@@ -117,6 +102,7 @@ class PoseProcess:
         self._pool = self._new_pool()
         self._warm = False  # the current pool has answered a run
         self._starting: ProcessPoolExecutor | None = None  # the pool a warm-up run was sent to
+        self._warming: Future[Any] | None = None  # ...and that run
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn: a fork of a server that runs threads (and MediaPipe graphs) is not safe
@@ -132,8 +118,15 @@ class PoseProcess:
             if self._closed:
                 raise RuntimeError("PoseProcess is closed")
             pool, warm = self._pool, self._warm
+            warming = self._warming if not warm and self._starting is pool else None
         budget = self.timeout_s if warm else max(self.timeout_s, self.COLD_TIMEOUT_S)
         try:
+            if warming is not None:
+                # The worker is starting: wait for its warm-up run rather than queue a frame
+                # behind it. A frame left in the pipe of a worker that dies before reading it
+                # blocks the pool's feeder thread for good on Pythons without the gh-94777 fix
+                # (Debian 12's 3.11.2), and interpreter exit then waits on that thread.
+                warming.result(timeout=budget)
             result = pool.submit(_run_pose, rgb).result(timeout=budget)
         except BrokenProcessPool as exc:
             self._replace(pool)
@@ -164,12 +157,16 @@ class PoseProcess:
                 return
             self._starting = pool = self._pool
         # A tiny frame: one that size fits the pipe's buffer whole, so a worker that dies
-        # before reading it cannot leave the pool's feeder thread blocked writing it (below).
-        # Replaced or closed meanwhile (RuntimeError): the next run starts the new one.
+        # before reading it cannot leave the pool's feeder thread blocked writing it (see
+        # `landmarks`). Replaced or closed meanwhile (RuntimeError): the next run starts the
+        # new one.
         try:
             future = pool.submit(_run_pose, np.zeros(WARM_UP_SHAPE, np.uint8))
         except RuntimeError:
             return
+        with self._lock:
+            if self._starting is pool:
+                self._warming = future
         future.add_done_callback(functools.partial(self._warmed, pool))
 
     def _warmed(self, pool: ProcessPoolExecutor, future: Future[Any]) -> None:
@@ -209,22 +206,11 @@ def _stop(pool: ProcessPoolExecutor, grace_s: float) -> None:
     # (terminate_workers); a hung or stopped one would make shutdown wait for ever. SIGKILL,
     # not SIGTERM: a stopped process only acts on SIGTERM once continued, and a worker keeps
     # nothing worth flushing.
-    # shutdown() drops the pool's references to both
-    table = getattr(pool, "_processes", None) or {}
-    reader = getattr(getattr(pool, "_call_queue", None), "_reader", None)
+    table = getattr(pool, "_processes", None) or {}  # shutdown() drops the pool's reference
     pool.shutdown(wait=False, cancel_futures=True)
     for process in list(table.values()):
         process.join(grace_s)
         if process.is_alive():
             process.kill()
             process.join(5.0)
-    # Without CPython's fix for gh-94777 (Debian 12 ships 3.11.2, which lacks it) the pool's
-    # feeder thread can stay blocked for ever writing a frame into the pipe of a worker that
-    # died, because this process holds the pipe's read end too; shutdown and interpreter exit
-    # then wait on it. Closing that read end (never read here) ends the write with EPIPE.
-    # Where the fix is in, the pool's manager thread closes it itself, and a second close
-    # from here could race it and close a reused descriptor (another pool's pipe).
-    if reader is not None and not _POOL_CLOSES_READER:
-        with contextlib.suppress(OSError):
-            reader.close()
     pool.shutdown(wait=True)
