@@ -273,6 +273,12 @@ class LimitSettings(_Group):
     # Live (and finalizing) sessions of this process; a further first frame, WebRTC offer or
     # creation answers 503 too_many_sessions. Sessions still `created` do not count here.
     max_concurrent_sessions: int = 16
+    # Below that, by measured load: while the live sessions' analysis is at its floor (the
+    # cadence's last level, app/analysis/cadence.py) one more session would push them all
+    # below it, so creation and a created session's first media answer 503 overloaded (to
+    # retry after `floor_retry_after_s`) instead. False: only the count above applies.
+    refuse_at_floor: bool = True
+    floor_retry_after_s: int = 10
     # A session that receives no media (frame, audio or WebRTC offer) this long after its
     # creation ends `failed` (reason `never_started`) and gives back what it held.
     created_ttl_s: float = 120.0

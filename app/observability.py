@@ -47,6 +47,11 @@ class CoachMetrics:
         self.ws_slow_consumers = Counter(
             "coach_ws_slow_consumers", "Listeners dropped for not reading", registry=r
         )
+        self.sessions_refused_at_floor = Counter(
+            "coach_sessions_refused_at_floor",
+            "New sessions refused (503 overloaded) while live analysis ran at its floor",
+            registry=r,
+        )
         self.pose_every = Gauge(
             "coach_pose_every",
             "Pose runs on one analysed frame in this many (rises under load)",

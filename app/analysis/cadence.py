@@ -65,6 +65,7 @@ class PoseCadence:
         self._fps = fps
         self._latency_ms: float | None = None
         self._changed_at: float | None = None
+        self._observed_at: float | None = None
         self._lock = threading.Lock()
         self.steps = 0  # cadence changes so far (for tests and logs)
 
@@ -83,6 +84,19 @@ class PoseCadence:
         """The smoothed frame -> analysed latency the cadence follows."""
         return self._latency_ms
 
+    def at_floor(self, now: float, within_s: float = 5.0) -> bool:
+        """Analysis is at its last level and its latency still not below `low_ms`, as of a
+        frame analysed within `within_s` of `now` (an older reading says nothing of now)."""
+        with self._lock:
+            return (
+                len(self.levels) > 1
+                and self._level == len(self.levels) - 1
+                and self._latency_ms is not None
+                and self._latency_ms >= self.low_ms
+                and self._observed_at is not None
+                and now - self._observed_at <= within_s
+            )
+
     def observe(self, latency_ms: float, now: float) -> int:
         """One analysed frame's latency (arrival -> analysis done) at monotonic time `now`;
         returns the cadence to use from here on."""
@@ -94,6 +108,7 @@ class PoseCadence:
                 else smoothed + self.smoothing * (latency_ms - smoothed)
             )
             self._latency_ms = smoothed
+            self._observed_at = now
             if self._changed_at is None:
                 self._changed_at = now  # the first dwell starts at the first frame
             since = now - self._changed_at

@@ -33,7 +33,7 @@ AUDIO_RATE = 16_000
 # 44xx mirror the HTTP status of the refusal.
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN_LATER = 1013  # the first media met the limit of live sessions
+CLOSE_TRY_AGAIN_LATER = 1013  # the first media met the limit of live sessions, or their floor
 CLOSE_NOT_FOUND = 4404
 CLOSE_SLOW_CONSUMER = 4408
 CLOSE_OWNED_ELSEWHERE = 4409
@@ -165,7 +165,7 @@ class _Feed:
             try:
                 await self.manager.go_live(session)
             except CoachError as exc:
-                if exc.code == "too_many_sessions":
+                if exc.code in ("too_many_sessions", "overloaded"):
                     raise _Refused(CLOSE_TRY_AGAIN_LATER, exc.code) from None
                 raise _Refused(1000, session.state) from None
         return session

@@ -119,7 +119,8 @@ class SessionManager:
 
     def check_running_capacity(self, session: LiveSession | None = None) -> None:
         """`too_many_sessions` when `max_concurrent_sessions` sessions are live or
-        finalizing here (`session`, if given, not counted)."""
+        finalizing here (`session`, if given, not counted); `overloaded` while the others
+        run at the analysis floor (`refuse_at_floor`)."""
         running = sum(
             1 for s in self.sessions.values() if s.state in RUNNING_STATES and s is not session
         )
@@ -128,6 +129,28 @@ class SessionManager:
                 "too_many_sessions",
                 "This server is at its limit of live sessions; try again shortly.",
                 retry_after_s=30,
+            )
+        cadence = self.services.cadence
+        limits = self.settings.limits
+        if (
+            running
+            and limits.refuse_at_floor
+            and cadence is not None
+            and cadence.at_floor(time.monotonic())
+        ):
+            retry = limits.floor_retry_after_s
+            self.services.metrics.sessions_refused_at_floor.inc()
+            log.warning(
+                "new session refused: %d live sessions run at the analysis floor (%g fps)",
+                running,
+                cadence.analysis_fps or 0.0,
+            )
+            raise CoachError(
+                "overloaded",
+                "This server's live sessions are at the least analysis they may get; "
+                "try again shortly or another server.",
+                retry_after_s=retry,
+                extra={"retry_after_s": retry},
             )
 
     async def create(

@@ -102,3 +102,23 @@ def test_stepping_back_waits_for_the_relax_time() -> None:
     feed(cadence, 5.0, t, 2.0)  # past 6 s
     assert cadence.every == 2
     assert cadence.steps == 2
+
+
+def test_the_floor_is_the_last_level_under_latency_and_only_while_frames_are_analysed() -> None:
+    cadence = PoseCadence(
+        least=2, most=3, high_ms=50.0, dwell_s=1.0, fps=15.0, fps_least=10.0, relax_s=5.0
+    )
+    t = feed(cadence, 120.0, 0.0, 2.5)
+    assert cadence.every == 3 and not cadence.at_floor(t)  # Pose rarer, all frames still
+    t = feed(cadence, 120.0, t, 2.0)
+    assert cadence.analysis_fps == 10.0
+    assert cadence.at_floor(t)
+    assert not cadence.at_floor(t + 6.0)  # nothing analysed for 6 s: no reading of now
+    t = feed(cadence, 20.0, t, 2.0)  # the smoothed latency falls below low_ms (25): it relaxes
+    assert cadence.analysis_fps == 10.0 and not cadence.at_floor(t)
+
+
+def test_a_cadence_with_one_level_has_no_floor_to_reach() -> None:
+    cadence = PoseCadence(least=3, most=3, high_ms=50.0)
+    t = feed(cadence, 500.0, 0.0, 10.0)
+    assert not cadence.at_floor(t)

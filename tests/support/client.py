@@ -29,6 +29,7 @@ class SessionClient:
         self.ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self.closed_code: int | None = None
+        self.closed_why: str | None = None  # the server's close reason
 
     @property
     def auth(self) -> dict[str, str]:
@@ -58,6 +59,7 @@ class SessionClient:
             pass
         finally:
             self.closed_code = ws.close_code
+            self.closed_why = ws.close_reason
             self.log.close(f"socket closed ({ws.close_code})")
 
     async def send_frame(self, data: bytes) -> None:
