@@ -382,6 +382,9 @@ class TransportSettings(_Group):
     ice_username: str | None = None  # credentials for the turn: URLs among ice_servers
     ice_credential: str | None = None
     public_base_url: str | None = None  # used for ws_url/offer_url; default from the request
+    # A WebRTC video frame goes to the decoder once its last (RTP marker) packet is in, not
+    # when the next frame starts: one frame interval less latency (app/live/jitter.py).
+    rtc_frame_on_marker: bool = True
     cors_origins: list[str] = Field(default_factory=list)  # default: same origin only
 
 

@@ -22,6 +22,7 @@ the server's Python stacks with py-spy (in the `test` extra) for the top functio
     .venv/bin/python -m bench.capacity --transport ws --sessions 8 --fps 15 --seconds 60 --repeat 3
     .venv/bin/python -m bench.capacity --transport rtc --sessions 4,8 --fps 30 --procs 2
     .venv/bin/python -m bench.capacity --transport rtc --sessions 8 --profile
+    .venv/bin/python -m bench.capacity --transport ws --sessions 4 --on-top 8
 """
 
 from __future__ import annotations
@@ -799,6 +800,40 @@ def summarize_perf(data: Path, names: dict[int, str], top: int = 25) -> dict[str
 
 
 # --- one run ---------------------------------------------------------------------------------
+async def probe_on_top(
+    http_base: str, ws_base: str, count: int, jpeg: bytes | None
+) -> dict[str, Any]:
+    """`count` sessions more, tried one after another while the measured ones stream: each is
+    created and, when that is accepted, sent one frame (`jpeg`; none: creation only). Counts
+    refusals at creation (status, code, Retry-After) and at the first frame (close code and
+    reason); an accepted one is ended at once, so it costs the measured sessions a frame."""
+    out: dict[str, Any] = {"tried": count, "accepted": 0, "refused": Counter(), "retry_after": []}
+    async with httpx.AsyncClient(base_url=http_base, timeout=60) as http:
+        for _ in range(count):
+            answer = await http.post("/api/sessions", json={"language": "en", "title": "on-top"})
+            if answer.status_code != 201:
+                code = answer.json().get("detail", {}).get("code")
+                out["refused"][f"create {answer.status_code} {code}"] += 1
+                out["retry_after"].append(answer.headers.get("retry-after"))
+                continue
+            client = SessionClient(http_base, ws_base, answer.json())
+            if jpeg is not None:
+                await client.connect()
+                await client.send_frame(jpeg)
+                live = client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
+                try:
+                    await asyncio.wait_for(live, 30)
+                except (AssertionError, TimeoutError):
+                    out["refused"][f"first frame {client.closed_code} {client.closed_why}"] += 1
+                    await client.close()
+                    continue
+            out["accepted"] += 1
+            await client.end()
+            await client.close()
+    out["refused"] = dict(out["refused"])
+    return out
+
+
 def run_once(args: argparse.Namespace, n: int, m: Media) -> dict[str, Any]:
     procs = max(1, min(n, args.procs or math.ceil(n / args.per_proc)))
     client_cpus = parse_cpus(args.client_cpus)
@@ -858,6 +893,12 @@ def run_once(args: argparse.Namespace, n: int, m: Media) -> dict[str, Any]:
                 pids = [srv.pid, *(c.pid for c in cpu.proc.children(recursive=True))]
                 perf_s = max(1, int(args.seconds - args.warmup - 1))
                 perf = perf_record(pids, perf_s, perf_path, args.client_cpus)
+            on_top = None
+            if args.on_top:
+                # halfway through the measured window, once the cadence has settled
+                time.sleep(max(0.0, start + (args.warmup + args.seconds) / 2 - time.monotonic()))
+                jpeg = m.jpegs[0] if m.jpegs else None
+                on_top = asyncio.run(probe_on_top(srv.http, srv.ws, args.on_top, jpeg))
             time.sleep(max(0.0, start + args.seconds - time.monotonic()))
             server_cpu = cpu.stop()
             native = None
@@ -890,6 +931,7 @@ def run_once(args: argparse.Namespace, n: int, m: Media) -> dict[str, Any]:
         raise RuntimeError(f"generator failed: {errors}")
     result = summarize(args, n, procs, outputs, server_cpu, profile)
     result["native_profile"] = native
+    result["on_top"] = on_top
     return result
 
 
@@ -1077,6 +1119,9 @@ def main() -> None:
     )
     parser.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks here")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
+    parser.add_argument(
+        "--on-top", type=int, default=0, help="sessions more to try halfway (refused or not)"
+    )
     parser.add_argument("--json", type=Path, help="append each run's figures here (JSON lines)")
     args = parser.parse_args()
 
@@ -1119,6 +1164,9 @@ def main() -> None:
             f"(+{fmt(r, 'children_cpu_pct')}) | {fmt(r, 'cpu_ms_per_frame_received')} "
             f"| {fmt(r, 'end_to_ready_s_max')} |"
         )
+    for r in rows:
+        if r.get("on_top"):
+            print(f"# N = {r['sessions']}, on top (last run): {json.dumps(r['on_top'])}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from aiortc.mediastreams import MediaStreamError
 from app.config import Settings
 from app.events import WireEvent, encode
 from app.frames import AudioChunk
+from app.live import jitter
 from app.live.bus import EventBus, Subscription
 from app.live.session import LiveSession
 
@@ -310,6 +311,7 @@ class RtcPeers:
         self.peers: dict[str, RtcPeer] = {}
         self._closing: set[asyncio.Task[None]] = set()
         install_loopback_fallback()
+        jitter.install(settings.transport.rtc_frame_on_marker)
 
     async def answer(
         self, session: LiveSession, offer: RTCSessionDescription

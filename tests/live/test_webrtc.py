@@ -189,6 +189,49 @@ async def test_face_lost_cue_comes_on_the_data_channel(settings: Settings) -> No
     assert not [t for t in lost if lost[0] + hold + 0.002 <= t < cue["t"]], (lost, cue["t"])
 
 
+class PausingTrack(FaceThenEmptyTrack):
+    """The face camera that stops after `frames` frames until `resume` is set: a camera whose
+    next frame is late (a stalled capture, a tab in the background)."""
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        self.frames = frames
+        self.paused = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    async def recv(self) -> Any:
+        if self.sent == self.frames:
+            self.paused.set()
+            await self.resume.wait()
+        return await super().recv()
+
+
+async def test_a_frame_is_analysed_without_waiting_for_the_next_one(
+    settings: Settings,
+) -> None:
+    """A frame goes on to decode and analysis once its last RTP packet (the marked one) is in:
+    with the camera stalled after its 30th frame, that frame is still received and analysed.
+    (aiortc's own jitter buffer holds each frame until the next one's first packet arrives, so
+    there the 30th would wait for the camera: tests/live/test_jitter.py.)"""
+    # every frame analysed (the camera's 30 fps, not the default cap) and reported
+    with ThreadServer(settings.updated(metrics_hz=1e6, analysis_fps=30.0)) as server:
+        client = await RtcClient.create(server.http, language="en")
+        track = PausingTrack(30)
+        try:
+            await client.connect(track)
+            await track.paused.wait()
+            await _poll(client, lambda i: i["frames_received"] == track.sent)
+            last = await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == 29)
+            assert last["face"]
+            assert track.sent == 30  # nothing more was sent meanwhile
+            track.resume.set()
+            await client.end()
+            await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed")
+        finally:
+            track.resume.set()
+            await client.close()
+
+
 async def test_video_times_follow_the_rtp_clock(server: ThreadServer) -> None:
     client = await RtcClient.create(server.http)
     captured: list[tuple[int, float, float]] = []

@@ -1,0 +1,70 @@
+"""The video jitter buffer hands a frame on at its marked last packet, and falls back to aiortc's
+rule (the next frame's first packet) when the marker never comes."""
+
+from __future__ import annotations
+
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
+
+from app.live.jitter import MarkerJitterBuffer
+
+
+def packet(seq: int, timestamp: int, marker: bool = False, data: bytes | None = None) -> RtpPacket:
+    p = RtpPacket(sequence_number=seq, timestamp=timestamp, marker=int(marker))
+    p._data = data if data is not None else f"{seq}.".encode()  # type: ignore[attr-defined]
+    return p
+
+
+def feed(buffer: JitterBuffer, packets: list[RtpPacket]) -> list[tuple[int, JitterFrame | None]]:
+    """(sequence number, the frame that packet completed) for each packet, in order."""
+    return [(p.sequence_number, buffer.add(p)[1]) for p in packets]
+
+
+def frames_of(results: list[tuple[int, JitterFrame | None]]) -> list[tuple[int, int, bytes]]:
+    """(the packet that released it, timestamp, data) per frame handed on."""
+    return [(seq, f.timestamp, f.data) for seq, f in results if f is not None]
+
+
+# three frames of three packets, 6000 ticks apart (15 fps at 90 kHz), the last one marked
+STREAM = [
+    packet(100 + 3 * k + i, 1000 + 6000 * k, marker=i == 2) for k in range(3) for i in range(3)
+]
+
+
+def test_a_frame_goes_on_at_its_marked_last_packet_not_one_frame_later() -> None:
+    ours = frames_of(feed(MarkerJitterBuffer(capacity=512, is_video=True), STREAM))
+    aiortcs = frames_of(feed(JitterBuffer(capacity=512, is_video=True), STREAM))
+
+    assert ours == [
+        (102, 1000, b"100.101.102."),
+        (105, 7000, b"103.104.105."),
+        (108, 13000, b"106.107.108."),
+    ]
+    # aiortc's own: each frame only once the next one's first packet is in; the last never
+    assert aiortcs == [(103, 1000, b"100.101.102."), (106, 7000, b"103.104.105.")]
+
+
+def test_a_reordered_frame_goes_on_when_its_missing_middle_packet_arrives() -> None:
+    reordered = [STREAM[0], STREAM[2], STREAM[1], *STREAM[3:6]]
+    frames = frames_of(feed(MarkerJitterBuffer(capacity=512, is_video=True), reordered))
+    assert frames[0] == (101, 1000, b"100.101.102.")
+    assert frames[1] == (105, 7000, b"103.104.105.")
+
+
+def test_a_lost_marker_still_releases_the_frame_when_the_next_one_starts() -> None:
+    unmarked = [
+        packet(200, 5, data=b"a"),
+        packet(201, 5, data=b"b"),  # its marker lost: the next frame's packet releases it
+        packet(202, 6005, marker=True, data=b"c"),
+        packet(203, 12005, data=b"d"),
+    ]
+    frames = frames_of(feed(MarkerJitterBuffer(capacity=512, is_video=True), unmarked))
+    # One frame a packet: the marked frame after it follows with the next packet.
+    assert frames == [(202, 5, b"ab"), (203, 6005, b"c")]
+
+
+def test_audio_keeps_aiortcs_buffer_where_the_marker_starts_a_talkspurt() -> None:
+    talk = [packet(300 + i, 960 * i, marker=i == 0) for i in range(8)]
+    ours = frames_of(feed(MarkerJitterBuffer(capacity=16, prefetch=4), talk))
+    aiortcs = frames_of(feed(JitterBuffer(capacity=16, prefetch=4), talk))
+    assert ours == aiortcs and len(ours) == 4
