@@ -190,7 +190,7 @@ class _Feed:
                     if data[:4] == AUDIO_MAGIC:
                         await _on_audio(session, data[4:], arrived_at)
                     else:
-                        await session.submit_frame_bytes(data, arrived_at)
+                        session.submit_frame_bytes(data, arrived_at)
                 elif text is not None:
                     await self.control(text)
         except WebSocketDisconnect:

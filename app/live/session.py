@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -94,11 +95,18 @@ class LiveSession:
         self.frames_received = 0
         self.frames_analyzed = 0
         self.frames_rate_limited = 0
+        self.frames_behind = 0  # dropped from a full decode backlog (`submit_frame_bytes`)
+        self._frames_in = 0  # frames numbered so far (`VideoFrame.index`)
         self.bad_frames = 0
         self._seq = seq
         self._emit_lock = asyncio.Lock()
 
         self.mailbox: LatestMailbox[VideoFrame] = LatestMailbox()
+        # WebSocket frames read and not yet decoded: (JPEG, arrival time, index)
+        self._undecoded: deque[tuple[bytes, float, int]] = deque(
+            maxlen=max(1, self.settings.limits.ws_decode_backlog)
+        )
+        self._undecoded_ready = asyncio.Event()
         hooks = services.hooks
         # conditions -> cues -> observers, the same chain an upload's scan drives
         self.chain = StageChain(self.settings, hooks.frame_conditions, hooks.make_condition_state)
@@ -139,7 +147,7 @@ class LiveSession:
 
     @property
     def frames_dropped(self) -> int:
-        return self.mailbox.dropped + self.frames_rate_limited
+        return self.mailbox.dropped + self.frames_rate_limited + self.frames_behind
 
     @property
     def accepting_media(self) -> bool:
@@ -227,6 +235,7 @@ class LiveSession:
         if self.state == "created":  # (an `end` during the row's update already finalises)
             self.state = "live"
         await self.emit(StateEvent(t=self.media_time(), state="live"))
+        self._spawn("decode", self._decode_loop())
         self._spawn("analysis", self._analysis_loop())
         self._spawn("audio", self._audio_loop())
         self._spawn("deadline", self._end_after(self.settings.limits.max_session_s, "max_duration"))
@@ -305,23 +314,56 @@ class LiveSession:
         self._rate_window = (start, count + 1)
         return True
 
-    async def submit_frame_bytes(self, data: bytes, arrived_at: float) -> None:
-        """An encoded frame from the WebSocket: decode off the loop, then into the pipeline."""
-        if self.state != "live" or not self._admit(arrived_at):
+    def submit_frame_bytes(self, data: bytes, arrived_at: float) -> None:
+        """An encoded frame from the WebSocket, into the decode backlog. Never blocks: the
+        socket's reader goes straight on to the next message, so a server behind on decoding
+        does not leave frames waiting unseen in TCP buffers (the client's latency, not ours:
+        BENCHMARKS.md, section Capacity). Past `ws_decode_backlog` frames the oldest waiting
+        one is dropped and counted: under overload the newest frames are the useful ones."""
+        if self.state != "live":
             return
+        # numbered in the order the socket brought them, so `frame` in the events is the
+        # client's own count of frames sent, whatever is dropped or refused on the way
+        index = self._frames_in
+        self._frames_in += 1
+        if not self._admit(arrived_at):
+            return
+        backlog = self._undecoded
+        if len(backlog) == backlog.maxlen:
+            backlog.popleft()
+            self.frames_behind += 1  # received, and dropped unseen
+            self.frames_received += 1
+            metrics = self.services.metrics
+            metrics.frames_received.inc()
+            metrics.frames_dropped.inc()
+        backlog.append((data, arrived_at, index))
+        self._undecoded_ready.set()
+
+    async def _decode_loop(self) -> None:
+        """Decodes the backlog off the loop, oldest first, into the pipeline; stops once the
+        session no longer takes media and the backlog is empty (`stop_pipeline`)."""
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
-        try:
-            image = await loop.run_in_executor(
-                self.services.decode_executor, decode_frame, data, self.settings
-            )
-        except FrameRejected as exc:
-            self.bad_frames += 1
-            self.services.metrics.bad_frames.inc()
-            await self.emit_error(exc.code, exc.reason)
-            return
-        decode_ms = (time.perf_counter() - started) * 1000
-        self.submit_frame(image, self.media_time(arrived_at), arrived_at, decode_ms)
+        while True:
+            if not self._undecoded:
+                if self.state != "live":
+                    return
+                self._undecoded_ready.clear()
+                await self._undecoded_ready.wait()
+                continue
+            data, arrived_at, index = self._undecoded.popleft()
+            started = time.perf_counter()
+            try:
+                image = await loop.run_in_executor(
+                    self.services.decode_executor, decode_frame, data, self.settings
+                )
+            except FrameRejected as exc:
+                self.bad_frames += 1
+                self.services.metrics.bad_frames.inc()
+                await self.emit_error(exc.code, exc.reason)
+                continue
+            decode_ms = (time.perf_counter() - started) * 1000
+            # received while live: kept even when the end came during its decode
+            self._take_frame(image, self.media_time(arrived_at), arrived_at, decode_ms, index)
 
     def submit_frame(
         self, image: np.ndarray, t: float, arrived_at: float, decode_ms: float = 0.0
@@ -329,8 +371,21 @@ class LiveSession:
         """A decoded frame (from any transport), once the session is live. Never blocks."""
         if self.state != "live":
             return
+        self._take_frame(image, t, arrived_at, decode_ms)
+
+    def _take_frame(
+        self,
+        image: np.ndarray,
+        t: float,
+        arrived_at: float,
+        decode_ms: float,
+        index: int | None = None,
+    ) -> None:
+        if index is None:
+            index = self._frames_in
+            self._frames_in += 1
         frame = VideoFrame(
-            index=self.frames_received, t=t, image=image, arrived_at=arrived_at, decode_ms=decode_ms
+            index=index, t=t, image=image, arrived_at=arrived_at, decode_ms=decode_ms
         )
         self.frames_received += 1
         metrics = self.services.metrics
@@ -506,6 +561,18 @@ class LiveSession:
         time_cues = self._tasks.pop("time", None)
         if time_cues is not None:
             await asyncio.wait([time_cues])  # an event under way is emitted whole
+        decode = self._tasks.pop("decode", None)
+        if decode is not None:
+            # Frames received before the end are decoded and recorded (a backlog is short).
+            self._undecoded_ready.set()
+            try:
+                await asyncio.wait_for(decode, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning(
+                    "the decode backlog did not drain in time", extra={"session_id": self.id}
+                )
+            except Exception:
+                log.exception("the decode loop failed", extra={"session_id": self.id})
         self.mailbox.close()
         analysis = self._tasks.pop("analysis", None)
         if analysis is not None:

@@ -443,8 +443,9 @@ async def test_png_and_webp_frames_are_analysed_and_one_past_1920x1080_is_an_err
             assert metrics["face"] is True and metrics["gaze"]["on_camera"] is True, metrics
         wide_error = await refused(too_wide)
         tall_error = await refused(too_tall)
-        hd_metrics = await analysed(full_hd, 2)
-        last_metrics = await analysed(encode_jpeg(small[2]), 3)
+        # `frame` counts the frames the client sent, the refused ones too
+        hd_metrics = await analysed(full_hd, 4)
+        last_metrics = await analysed(encode_jpeg(small[2]), 5)
         info = (await client.get()).json()
         await client.end()
         await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed", 60)

@@ -1,0 +1,104 @@
+"""A WebSocket session's frames wait for their decode in a short backlog, not in the socket: the
+reader goes on reading (a `ping` is answered) while decoding is behind, the newest frames are
+the ones kept, and frames still waiting when the end comes are decoded and recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import av
+
+from app.config import Settings
+from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
+from tests.support.client import SessionClient
+from tests.support.server import ThreadServer
+
+BACKLOG = 5
+FRAMES = [encode_jpeg(f.image) for f in labelled_clip(15.0, [Segment("frontal", 2.0)])]
+
+
+async def received(client: SessionClient, frames: int) -> dict[str, Any]:
+    """GET the session until it has received `frames` frames (a REST counter: no event)."""
+    async with asyncio.timeout(30):
+        while True:
+            info: dict[str, Any] = (await client.get()).json()
+            if info["frames_received"] >= frames:
+                return info
+            await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def decoding_stalled(server: ThreadServer) -> AsyncIterator[None]:
+    """Every decode thread busy (a server behind on decoding) until the block exits."""
+    gate = threading.Event()
+    executor = server.app.state.manager.services.decode_executor
+    busy = [executor.submit(gate.wait, 60) for _ in range(8)]
+    try:
+        yield
+    finally:
+        gate.set()
+        for future in busy:
+            future.result(timeout=10)
+
+
+async def live_session(server: ThreadServer) -> SessionClient:
+    """A live session whose analyser is built (its first frame analysed)."""
+    client = await SessionClient.create(server.http, server.ws, language="en")
+    await client.connect()
+    await client.send_frame(FRAMES[0])
+    await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == 0, timeout=60)
+    return client
+
+
+def tuned(settings: Settings) -> Settings:
+    # every frame analysed that the analysis is free for, however close their arrivals
+    return settings.updated(ws_decode_backlog=BACKLOG, metrics_hz=1e6, analysis_fps=1e6)
+
+
+async def test_the_socket_is_read_while_decoding_is_behind_and_the_newest_frames_kept(
+    settings: Settings,
+) -> None:
+    with ThreadServer(tuned(settings)) as server:
+        client = await live_session(server)
+        async with decoding_stalled(server):
+            for data in FRAMES[1:]:
+                await client.send_frame(data)
+            await client.send_json({"type": "ping"})
+            # The reader got past all 29 frames to the ping while none was decoded.
+            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+            assert {e["frame"] for e in client.of_type("metrics")} == {0}
+
+        # Every frame is counted, kept or dropped; `frame` stays the client's own count.
+        info = await received(client, len(FRAMES))
+        newest = len(FRAMES) - BACKLOG
+        assert info["frames_dropped"] >= newest - 2  # frames 2..24 at least, never decoded
+        last = await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] >= newest)
+        assert last["face"]
+        # Of the burst only the first (already with the decoder) or the newest were analysed.
+        analysed = {e["frame"] for e in client.of_type("metrics")} - {0}
+        assert analysed and all(i == 1 or i >= newest for i in analysed), sorted(analysed)
+        await client.end()
+        await client.wait_completed()
+        await client.close()
+
+
+async def test_frames_waiting_for_their_decode_at_the_end_are_recorded(settings: Settings) -> None:
+    with ThreadServer(tuned(settings)) as server:
+        client = await live_session(server)
+        async with decoding_stalled(server):
+            for data in FRAMES[1:4]:
+                await client.send_frame(data)
+            await client.send_json({"type": "ping"})
+            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+            await client.end()  # the end waits for the backlog
+        done = await client.wait_completed()
+        assert done["frames_received"] == 4
+        recording = (await client.get("/recording.webm")).content
+        with av.open(io.BytesIO(recording)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 4
+        await client.close()
