@@ -296,10 +296,13 @@ class LimitSettings(_Group):
     reconnect_grace_s: float = 30.0
     ws_max_message_bytes: int = 8 * 1024 * 1024  # above this the socket is closed (1009)
     ws_send_queue: int = 256  # events buffered per listener before it is dropped
-    # WebSocket frames read and waiting for their decode (1 s at 15 fps); past this the
+    # WebSocket frames read and waiting for their decode (~0.5 s at 15 fps); past this the
     # oldest waiting is dropped (counted in frames_dropped). The socket is always read, so a
-    # server behind on decoding cannot leave frames queued for seconds in TCP buffers.
-    ws_decode_backlog: int = 15
+    # server behind on decoding cannot leave frames queued for seconds in TCP buffers. A full
+    # backlog is what an overloaded server's latency becomes: client p95 0.6 / 0.9 / 1.3 s
+    # with 5 / 8 / 15 at N = 8 on one core (BENCHMARKS.md); fewer also tolerate less of a
+    # passing stall before frames are lost.
+    ws_decode_backlog: int = 8
     ws_send_timeout_s: float = 10.0  # a send blocked this long drops the listener (4408)
     session_create_per_minute: int = 30  # per client address
     min_free_disk_mb: int = 500  # below this no new session starts (503 disk_full)
