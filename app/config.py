@@ -274,9 +274,10 @@ class LimitSettings(_Group):
     # creation answers 503 too_many_sessions. Sessions still `created` do not count here.
     max_concurrent_sessions: int = 16
     # Below that, by measured load: while the live sessions' analysis is at its floor (the
-    # cadence's last level, app/analysis/cadence.py) one more session would push them all
-    # below it, so creation and a created session's first media answer 503 overloaded (to
-    # retry after `floor_retry_after_s`) instead. False: only the count above applies.
+    # cadence's last level with its latency still over pose_cadence_high_ms, see
+    # app/analysis/cadence.py) one more session would push them all below it, so creation
+    # and a created session's first media answer 503 overloaded (to retry after
+    # `floor_retry_after_s`) instead. False: only the count above applies.
     refuse_at_floor: bool = True
     floor_retry_after_s: int = 10
     # A session that receives no media (frame, audio or WebRTC offer) this long after its
@@ -296,13 +297,14 @@ class LimitSettings(_Group):
     reconnect_grace_s: float = 30.0
     ws_max_message_bytes: int = 8 * 1024 * 1024  # above this the socket is closed (1009)
     ws_send_queue: int = 256  # events buffered per listener before it is dropped
-    # WebSocket frames read and waiting for their decode (~0.5 s at 15 fps); past this the
-    # oldest waiting is dropped (counted in frames_dropped). The socket is always read, so a
-    # server behind on decoding cannot leave frames queued for seconds in TCP buffers. A full
-    # backlog is what an overloaded server's latency becomes: client p95 0.6 / 0.9 / 1.3 s
-    # with 5 / 8 / 15 at N = 8 on one core (BENCHMARKS.md); fewer also tolerate less of a
-    # passing stall before frames are lost.
-    ws_decode_backlog: int = 8
+    # WebSocket frames read and waiting for their decode. The socket is always read, so a
+    # server behind on decoding cannot leave frames queued for seconds in TCP buffers; a frame
+    # that waited longer than `ws_decode_max_wait_s` is dropped when a newer one waits behind
+    # it (counted in frames_dropped), and at most `ws_decode_backlog` are held. The wait is
+    # what an overloaded server's latency becomes: client p95 0.6 / 0.9 / 1.3 s with 5 / 8 /
+    # 15 frames of backlog at N = 8 on one core (BENCHMARKS.md); a burst is all decoded.
+    ws_decode_max_wait_s: float = 0.5
+    ws_decode_backlog: int = 30
     ws_send_timeout_s: float = 10.0  # a send blocked this long drops the listener (4408)
     session_create_per_minute: int = 30  # per client address
     min_free_disk_mb: int = 500  # below this no new session starts (503 disk_full)

@@ -85,14 +85,16 @@ class PoseCadence:
         return self._latency_ms
 
     def at_floor(self, now: float, within_s: float = 5.0) -> bool:
-        """Analysis is at its last level and its latency still not below `low_ms`, as of a
-        frame analysed within `within_s` of `now` (an older reading says nothing of now)."""
+        """Analysis is at its last level and its latency still above `high_ms` (it would step
+        further if it could), as of a frame analysed within `within_s` of `now` (an older
+        reading says nothing of now). Between `low_ms` and `high_ms` the cadence holds its
+        level, sessions are served within the target there, and nobody is refused."""
         with self._lock:
             return (
                 len(self.levels) > 1
                 and self._level == len(self.levels) - 1
                 and self._latency_ms is not None
-                and self._latency_ms >= self.low_ms
+                and self._latency_ms > self.high_ms
                 and self._observed_at is not None
                 and now - self._observed_at <= within_s
             )

@@ -18,13 +18,25 @@ app/live/rtc.py.
 
 from __future__ import annotations
 
+import logging
+
 import aiortc.rtcrtpreceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+
+log = logging.getLogger(__name__)
 
 
 class MarkerJitterBuffer(JitterBuffer):
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         if self._is_video and self._origin is not None:
+            # Padding-only packets (no payload: a sender probing bandwidth, often right after a
+            # marked packet and with its timestamp) at the head belong to no frame left here:
+            # aiortc's rule would glue them to the next frame, but alone they would make an
+            # empty frame, which drains the decoder and ends the track's video for good.
+            head = self._packets[self._origin % self.capacity]
+            while head is not None and not head._data:  # type: ignore[attr-defined]
+                self.remove(1)
+                head = self._packets[self._origin % self.capacity]
             timestamp = None
             for count in range(self.capacity):
                 packet = self._packets[(self._origin + count) % self.capacity]
@@ -44,8 +56,19 @@ class MarkerJitterBuffer(JitterBuffer):
         return super()._remove_frame(sequence_number)
 
 
+def _fits_this_aiortc() -> bool:
+    """The subclass reads aiortc's private state (written against aiortc 1.16)."""
+    probe = JitterBuffer(capacity=2, is_video=True)
+    return all(hasattr(probe, name) for name in ("_packets", "_origin", "_is_video")) and hasattr(
+        JitterBuffer, "_remove_frame"
+    )
+
+
 def install(on_marker: bool = True) -> None:
-    """aiortc's receivers build their jitter buffers from this class from now on (False:
-    aiortc's own again)."""
+    """aiortc's receivers build their jitter buffers from this class from now on (False, or
+    an aiortc whose buffer looks different: aiortc's own)."""
+    if on_marker and not _fits_this_aiortc():
+        log.warning("this aiortc's jitter buffer is not the one MarkerJitterBuffer knows: kept")
+        on_marker = False
     chosen = MarkerJitterBuffer if on_marker else JitterBuffer
     aiortc.rtcrtpreceiver.JitterBuffer = chosen  # type: ignore[misc]

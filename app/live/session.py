@@ -55,7 +55,7 @@ from app.live.services import (
     SessionTranscriber,
     VoiceStage,
 )
-from app.media.decode import FrameRejected, decode_frame
+from app.media.decode import FrameRejected, check_frame_bytes, decode_frame
 
 if TYPE_CHECKING:
     from app.coaching.keyframes import KeyframePicker
@@ -95,7 +95,7 @@ class LiveSession:
         self.frames_received = 0
         self.frames_analyzed = 0
         self.frames_rate_limited = 0
-        self.frames_behind = 0  # dropped from a full decode backlog (`submit_frame_bytes`)
+        self.frames_behind = 0  # dropped before their decode (`submit_frame_bytes`)
         self._frames_in = 0  # frames numbered so far (`VideoFrame.index`)
         self.bad_frames = 0
         self._seq = seq
@@ -103,7 +103,7 @@ class LiveSession:
 
         self.mailbox: LatestMailbox[VideoFrame] = LatestMailbox()
         # WebSocket frames read and not yet decoded: (JPEG, arrival time, index)
-        self._undecoded: deque[tuple[bytes, float, int]] = deque(
+        self._undecoded: deque[tuple[bytes | FrameRejected, float, int]] = deque(
             maxlen=max(1, self.settings.limits.ws_decode_backlog)
         )
         self._undecoded_ready = asyncio.Event()
@@ -318,31 +318,43 @@ class LiveSession:
         """An encoded frame from the WebSocket, into the decode backlog. Never blocks: the
         socket's reader goes straight on to the next message, so a server behind on decoding
         does not leave frames waiting unseen in TCP buffers (the client's latency, not ours:
-        BENCHMARKS.md, section Capacity). Past `ws_decode_backlog` frames the oldest waiting
-        one is dropped and counted: under overload the newest frames are the useful ones."""
+        BENCHMARKS.md, section Capacity). The decode loop drops a frame that waited longer
+        than `ws_decode_max_wait_s` when a newer one waits behind it (under overload the
+        newest frames are the useful ones), so a burst (a network stall catching up, the
+        frames sent while the session started) is all decoded, and at most
+        `ws_decode_backlog` frames are held (the oldest goes)."""
         if self.state != "live":
             return
         # numbered in the order the socket brought them, so `frame` in the events is the
-        # client's own count of frames sent, whatever is dropped or refused on the way
+        # frame's number among those this session received, dropped and refused ones too
         index = self._frames_in
         self._frames_in += 1
         if not self._admit(arrived_at):
             return
-        backlog = self._undecoded
-        if len(backlog) == backlog.maxlen:
-            backlog.popleft()
-            self.frames_behind += 1  # received, and dropped unseen
-            self.frames_received += 1
-            metrics = self.services.metrics
-            metrics.frames_received.inc()
-            metrics.frames_dropped.inc()
-        backlog.append((data, arrived_at, index))
+        try:
+            check_frame_bytes(len(data), self.settings)
+        except FrameRejected as exc:  # refused unread: the backlog holds no oversized frame
+            self._undecoded.append((exc, arrived_at, index))
+        else:
+            if len(self._undecoded) == self._undecoded.maxlen:
+                self._undecoded.popleft()
+                self._dropped_behind()
+            self._undecoded.append((data, arrived_at, index))
         self._undecoded_ready.set()
+
+    def _dropped_behind(self) -> None:
+        """A frame received and dropped before its decode."""
+        self.frames_behind += 1
+        self.frames_received += 1
+        metrics = self.services.metrics
+        metrics.frames_received.inc()
+        metrics.frames_dropped.inc()
 
     async def _decode_loop(self) -> None:
         """Decodes the backlog off the loop, oldest first, into the pipeline; stops once the
         session no longer takes media and the backlog is empty (`stop_pipeline`)."""
         loop = asyncio.get_running_loop()
+        max_wait_s = self.settings.limits.ws_decode_max_wait_s
         while True:
             if not self._undecoded:
                 if self.state != "live":
@@ -351,8 +363,14 @@ class LiveSession:
                 await self._undecoded_ready.wait()
                 continue
             data, arrived_at, index = self._undecoded.popleft()
-            started = time.perf_counter()
             try:
+                if isinstance(data, FrameRejected):
+                    raise data
+                late = time.monotonic() - arrived_at > max_wait_s
+                if late and self._undecoded and self.state == "live":  # (the end decodes all)
+                    self._dropped_behind()  # late, and a newer frame waits: that one instead
+                    continue
+                started = time.perf_counter()
                 image = await loop.run_in_executor(
                     self.services.decode_executor, decode_frame, data, self.settings
                 )

@@ -24,16 +24,21 @@ class FrameRejected(Exception):
 _ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP"}
 
 
+def check_frame_bytes(size: int, settings: Settings) -> None:
+    """`FrameRejected` for an encoded frame over `max_frame_bytes`."""
+    if size > settings.limits.max_frame_bytes:
+        raise FrameRejected(
+            "bad_frame", f"frame of {size} bytes exceeds {settings.limits.max_frame_bytes}"
+        )
+
+
 def decode_frame(data: bytes, settings: Settings) -> np.ndarray:
     """JPEG/PNG/WebP bytes -> BGR uint8 image. Raises `FrameRejected`.
 
     The size limits are read from the header first, so a small file that claims huge dimensions
     (a decompression bomb) is refused before it allocates anything.
     """
-    if len(data) > settings.limits.max_frame_bytes:
-        raise FrameRejected(
-            "bad_frame", f"frame of {len(data)} bytes exceeds {settings.limits.max_frame_bytes}"
-        )
+    check_frame_bytes(len(data), settings)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

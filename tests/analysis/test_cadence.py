@@ -104,7 +104,7 @@ def test_stepping_back_waits_for_the_relax_time() -> None:
     assert cadence.steps == 2
 
 
-def test_the_floor_is_the_last_level_under_latency_and_only_while_frames_are_analysed() -> None:
+def test_the_floor_is_the_last_level_over_the_target_and_only_while_frames_are_analysed() -> None:
     cadence = PoseCadence(
         least=2, most=3, high_ms=50.0, dwell_s=1.0, fps=15.0, fps_least=10.0, relax_s=5.0
     )
@@ -114,8 +114,10 @@ def test_the_floor_is_the_last_level_under_latency_and_only_while_frames_are_ana
     assert cadence.analysis_fps == 10.0
     assert cadence.at_floor(t)
     assert not cadence.at_floor(t + 6.0)  # nothing analysed for 6 s: no reading of now
-    t = feed(cadence, 20.0, t, 2.0)  # the smoothed latency falls below low_ms (25): it relaxes
+    t = feed(cadence, 40.0, t, 3.0)  # within the target (below high_ms), the level held
     assert cadence.analysis_fps == 10.0 and not cadence.at_floor(t)
+    t = feed(cadence, 120.0, t, 3.0)
+    assert cadence.at_floor(t)
 
 
 def test_a_cadence_with_one_level_has_no_floor_to_reach() -> None:

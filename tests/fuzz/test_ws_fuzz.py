@@ -93,13 +93,14 @@ async def test_hostile_messages_only_make_errors(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     jpeg = encode_jpeg(labelled_clip(15.0, [Segment("frontal", 0.1)])[0].image)
     messages = hostile_messages(rng, jpeg)
-    # the input rate limit and the decode backlog are lifted so every message reaches the
-    # decoder (a flood past the backlog drops the oldest frames unread, errors and all)
+    # the input rate limit and the decode backlog's bounds are lifted so every message reaches
+    # the decoder (a flood past them drops the oldest frames unread, errors and all)
     env = {
         "COACH_LOG_LEVEL": "WARNING",
         "COACH_MIN_FREE_DISK_MB": "0",
         "COACH_MAX_FPS_IN": "100000",
         "COACH_WS_DECODE_BACKLOG": "100000",
+        "COACH_WS_DECODE_MAX_WAIT_S": "1e9",
     }
     with process_server(tmp_path / "data", env) as srv:
         client = await SessionClient.create(srv.http, srv.ws, language="en")

@@ -1,6 +1,8 @@
 """A WebSocket session's frames wait for their decode in a short backlog, not in the socket: the
 reader goes on reading (a `ping` is answered) while decoding is behind, the newest frames are
-the ones kept, and frames still waiting when the end comes are decoded and recorded."""
+the ones kept (past the backlog's length, and past the longest wait), a burst on a server that
+keeps up is decoded whole, and frames still waiting when the end comes are decoded and
+recorded."""
 
 from __future__ import annotations
 
@@ -55,9 +57,17 @@ async def live_session(server: ThreadServer) -> SessionClient:
     return client
 
 
-def tuned(settings: Settings) -> Settings:
+def tuned(settings: Settings, **changes: object) -> Settings:
     # every frame analysed that the analysis is free for, however close their arrivals
-    return settings.updated(ws_decode_backlog=BACKLOG, metrics_hz=1e6, analysis_fps=1e6)
+    return settings.updated(
+        **{"ws_decode_backlog": BACKLOG, "metrics_hz": 1e6, "analysis_fps": 1e6, **changes}
+    )
+
+
+async def recorded_frames(client: SessionClient) -> int:
+    recording = (await client.get("/recording.webm")).content
+    with av.open(io.BytesIO(recording)) as container:
+        return sum(1 for _ in container.decode(video=0))
 
 
 async def test_the_socket_is_read_while_decoding_is_behind_and_the_newest_frames_kept(
@@ -98,7 +108,44 @@ async def test_frames_waiting_for_their_decode_at_the_end_are_recorded(settings:
             await client.end()  # the end waits for the backlog
         done = await client.wait_completed()
         assert done["frames_received"] == 4
-        recording = (await client.get("/recording.webm")).content
-        with av.open(io.BytesIO(recording)) as container:
-            assert sum(1 for _ in container.decode(video=0)) == 4
+        assert await recorded_frames(client) == 4
+        await client.close()
+
+
+async def test_a_frame_that_waited_too_long_gives_way_to_the_newest(settings: Settings) -> None:
+    # no wait allowed at all: a frame with a newer one behind it is never decoded
+    with ThreadServer(tuned(settings, ws_decode_backlog=100, ws_decode_max_wait_s=0.0)) as server:
+        client = await live_session(server)
+        async with decoding_stalled(server):
+            for data in FRAMES[1:]:
+                await client.send_frame(data)
+            await client.send_json({"type": "ping"})
+            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+        info = await received(client, len(FRAMES))
+        assert info["frames_dropped"] >= len(FRAMES) - 3
+        newest = len(FRAMES) - 1
+        await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == newest)
+        # one early frame went to the decoder before the rest came; of the rest only the newest
+        analysed = {e["frame"] for e in client.of_type("metrics")} - {0, newest}
+        assert len(analysed) <= 1, sorted(analysed)
+        await client.end()
+        await client.wait_completed()
+        await client.close()
+
+
+async def test_a_burst_the_server_keeps_up_with_is_all_decoded_and_recorded(
+    settings: Settings,
+) -> None:
+    """12 frames at once, sent while the session starts (the reader waits for that): a network
+    stall catching up looks the same. Default backlog and wait."""
+    with ThreadServer(settings) as server:
+        client = await SessionClient.create(server.http, server.ws, language="en")
+        await client.connect()
+        for data in FRAMES[:12]:
+            await client.send_frame(data)
+        await received(client, 12)
+        await client.end()
+        done = await client.wait_completed()
+        assert done["frames_received"] == 12
+        assert await recorded_frames(client) == 12
         await client.close()

@@ -68,3 +68,18 @@ def test_audio_keeps_aiortcs_buffer_where_the_marker_starts_a_talkspurt() -> Non
     ours = frames_of(feed(MarkerJitterBuffer(capacity=16, prefetch=4), talk))
     aiortcs = frames_of(feed(JitterBuffer(capacity=16, prefetch=4), talk))
     assert ours == aiortcs and len(ours) == 4
+
+
+def test_padding_after_a_marked_frame_never_becomes_an_empty_frame() -> None:
+    padded = [
+        *STREAM[:3],
+        packet(103, 1000, data=b""),  # padding-only, the released frame's timestamp
+        packet(104, 1000, data=b""),
+        packet(105, 7000, data=b"x"),
+        packet(106, 7000, data=b""),  # padding inside a frame adds nothing
+        packet(107, 7000, marker=True, data=b"y"),
+        packet(108, 13000, data=b""),  # padding with a timestamp of its own
+        packet(109, 19000, marker=True, data=b"z"),
+    ]
+    frames = frames_of(feed(MarkerJitterBuffer(capacity=512, is_video=True), padded))
+    assert frames == [(102, 1000, b"100.101.102."), (107, 7000, b"xy"), (109, 19000, b"z")]
