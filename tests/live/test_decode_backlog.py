@@ -57,6 +57,17 @@ async def live_session(server: ThreadServer) -> SessionClient:
     return client
 
 
+async def burst_while_stalled(server: ThreadServer, client: SessionClient) -> None:
+    """Frames 1-29 at once and a ping, with decoding stalled: the reader gets past all 29 to
+    the ping (a pong comes) while none of them is decoded."""
+    async with decoding_stalled(server):
+        for data in FRAMES[1:]:
+            await client.send_frame(data)
+        await client.send_json({"type": "ping"})
+        await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+        assert {e["frame"] for e in client.of_type("metrics")} == {0}
+
+
 def tuned(settings: Settings, **changes: object) -> Settings:
     # every frame analysed that the analysis is free for, however close their arrivals
     return settings.updated(
@@ -75,13 +86,7 @@ async def test_the_socket_is_read_while_decoding_is_behind_and_the_newest_frames
 ) -> None:
     with ThreadServer(tuned(settings)) as server:
         client = await live_session(server)
-        async with decoding_stalled(server):
-            for data in FRAMES[1:]:
-                await client.send_frame(data)
-            await client.send_json({"type": "ping"})
-            # The reader got past all 29 frames to the ping while none was decoded.
-            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
-            assert {e["frame"] for e in client.of_type("metrics")} == {0}
+        await burst_while_stalled(server, client)
 
         # Every frame is counted, kept or dropped; `frame` stays the client's own count.
         info = await received(client, len(FRAMES))
@@ -116,11 +121,7 @@ async def test_a_frame_that_waited_too_long_gives_way_to_the_newest(settings: Se
     # no wait allowed at all: a frame with a newer one behind it is never decoded
     with ThreadServer(tuned(settings, ws_decode_backlog=100, ws_decode_max_wait_s=0.0)) as server:
         client = await live_session(server)
-        async with decoding_stalled(server):
-            for data in FRAMES[1:]:
-                await client.send_frame(data)
-            await client.send_json({"type": "ping"})
-            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+        await burst_while_stalled(server, client)
         info = await received(client, len(FRAMES))
         assert info["frames_dropped"] >= len(FRAMES) - 3
         newest = len(FRAMES) - 1
