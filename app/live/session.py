@@ -350,6 +350,14 @@ class LiveSession:
         metrics.frames_received.inc()
         metrics.frames_dropped.inc()
 
+    def _forget_backlog(self) -> None:
+        """Frames still waiting when the decode loop is gone count as dropped, so received
+        = analysed + dropped holds on every path out."""
+        while self._undecoded:
+            data = self._undecoded.popleft()[0]
+            if not isinstance(data, FrameRejected):
+                self._dropped_behind()
+
     async def _decode_loop(self) -> None:
         """Decodes the backlog off the loop, oldest first, into the pipeline; stops once the
         session no longer takes media and the backlog is empty (`stop_pipeline`)."""
@@ -591,6 +599,7 @@ class LiveSession:
                 )
             except Exception:
                 log.exception("the decode loop failed", extra={"session_id": self.id})
+            self._forget_backlog()
         self.mailbox.close()
         analysis = self._tasks.pop("analysis", None)
         if analysis is not None:
@@ -627,6 +636,7 @@ class LiveSession:
     async def cancel_all(self) -> None:
         for name in list(self._tasks):
             self._cancel_task(name)
+        self._forget_backlog()
         if self.transcriber is not None:
             self.transcriber.stop()
         await self.release_analyzer()
