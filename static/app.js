@@ -340,6 +340,9 @@ async function onTransportStatus(status) {
     case "expired":
       failLive(new CoachError("expired", ""));
       break;
+    case "busy":
+      failLive(new CoachError("busy", ""));
+      break;
     case "ended":
       // The server ended the session (time limit, shutdown): collect what it made.
       beginEnd(false);

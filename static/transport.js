@@ -232,6 +232,12 @@ export class WebSocketTransport {
       this.onStatus({ kind: "expired" });
       return;
     }
+    if (e.code === 1013) {
+      // The first frame met the server's limit (too many live sessions, or the live ones at
+      // their least analysis): the session was never started, so say so rather than retry.
+      this.onStatus({ kind: "busy" });
+      return;
+    }
     if (e.code === 1000 || this.closing) {
       // The server closes with 1000 once the session has ended: nothing more will come.
       this.onStatus({ kind: "ended", reason: e.reason });

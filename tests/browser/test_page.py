@@ -24,6 +24,8 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as connect_ws
 
 from app.config import Settings
 from tests.support.server import ThreadServer
@@ -294,6 +296,45 @@ def test_expired_session_is_explained(csp_server: ThreadServer, camera_clip: Pat
             expect(page.locator("body")).to_have_attribute("data-screen", "start")
         finally:
             browser.close()
+
+
+def test_a_first_frame_the_server_refuses_is_explained_not_retried(
+    settings: Settings, camera_clip: Path
+) -> None:
+    """The session was created, but by its first frame the server's one live place was taken
+    (another presenter started in between): the socket closes with 1013 and the page says the
+    server is busy, in the chosen language, and is back at the start; no reconnect loop."""
+    from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
+
+    jpeg = encode_jpeg(labelled_clip(15.0, [Segment("frontal", 0.1)])[0].image)
+    others: list[ClientConnection] = []
+
+    with ThreadServer(settings.updated(max_concurrent_sessions=1)) as server:
+
+        def then_another_goes_live(route: Route) -> None:
+            answer = route.fetch()  # the page's session: created (201)
+            other = httpx.post(server.http + "/api/sessions", json={"language": "en"}).json()
+            ws = connect_ws(f"{server.ws}/ws/sessions/{other['session_id']}?token={other['token']}")
+            others.append(ws)  # held open: the other session stays live
+            ws.send(jpeg)
+            while json.loads(ws.recv(timeout=60)).get("state") != "live":
+                pass
+            route.fulfill(response=answer)
+
+        with sync_playwright() as pw:
+            browser = launch(pw, chromium_args(camera_clip))
+            try:
+                page = browser.new_page()
+                page.goto(server.http + "/?lang=ko&transport=ws")
+                expect(page.locator("body")).to_have_attribute("data-ready", "true")
+                page.route("**/api/sessions", then_another_goes_live)
+                page.locator("#start-button").click()
+                expect(page.locator("#error-text")).to_contain_text("서버가 바쁩니다")
+                expect(page.locator("body")).to_have_attribute("data-screen", "start")
+            finally:
+                browser.close()
+                for ws in others:
+                    ws.close()
 
 
 def test_server_text_is_shown_as_text_never_html(
