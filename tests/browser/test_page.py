@@ -284,15 +284,24 @@ def test_expired_session_is_explained(csp_server: ThreadServer, camera_clip: Pat
         body["ws_url"] = body["ws_url"].split("?")[0] + "?token=" + body["token"]
         route.fulfill(response=answer, json=body)
 
+    start_is_explained(csp_server, camera_clip, stale_token, "세션이 만료되었거나")
+
+
+def start_is_explained(
+    server: ThreadServer, camera_clip: Path, on_create: Any, explanation: str
+) -> None:
+    """Start a rehearsal in Korean over the WebSocket with the session's creation going
+    through `on_create` (a Playwright route handler): the page shows `explanation` and is back
+    at the start."""
     with sync_playwright() as pw:
         browser = launch(pw, chromium_args(camera_clip))
         try:
             page = browser.new_page()
-            page.goto(csp_server.http + "/?lang=ko&transport=ws")
+            page.goto(server.http + "/?lang=ko&transport=ws")
             expect(page.locator("body")).to_have_attribute("data-ready", "true")
-            page.route("**/api/sessions", stale_token)
+            page.route("**/api/sessions", on_create)
             page.locator("#start-button").click()
-            expect(page.locator("#error-text")).to_contain_text("세션이 만료되었거나")
+            expect(page.locator("#error-text")).to_contain_text(explanation)
             expect(page.locator("body")).to_have_attribute("data-screen", "start")
         finally:
             browser.close()
@@ -321,20 +330,11 @@ def test_a_first_frame_the_server_refuses_is_explained_not_retried(
                 pass
             route.fulfill(response=answer)
 
-        with sync_playwright() as pw:
-            browser = launch(pw, chromium_args(camera_clip))
-            try:
-                page = browser.new_page()
-                page.goto(server.http + "/?lang=ko&transport=ws")
-                expect(page.locator("body")).to_have_attribute("data-ready", "true")
-                page.route("**/api/sessions", then_another_goes_live)
-                page.locator("#start-button").click()
-                expect(page.locator("#error-text")).to_contain_text("서버가 바쁩니다")
-                expect(page.locator("body")).to_have_attribute("data-screen", "start")
-            finally:
-                browser.close()
-                for ws in others:
-                    ws.close()
+        try:
+            start_is_explained(server, camera_clip, then_another_goes_live, "서버가 바쁩니다")
+        finally:
+            for ws in others:
+                ws.close()
 
 
 def test_server_text_is_shown_as_text_never_html(
