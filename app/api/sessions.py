@@ -91,7 +91,7 @@ async def create_session(
 @router.get("/{session_id}", response_model=SessionPublic, responses=SESSION_ERRORS)
 async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
     live = manager.sessions.get(row.id)
-    if live is not None and live.state != row.state:
+    if live is not None and live.state in ("completed", "failed") and live.state != row.state:
         # The row was read before the finaliser's last update (it writes the row, then the
         # session's state): read it again, or a `completed` answer could lack its report_url.
         row = await manager.repo.get_session(row.id) or row

@@ -331,16 +331,24 @@ class LiveSession:
         self._frames_in += 1
         if not self._admit(arrived_at):
             return
+        item: bytes | FrameRejected = data
         try:
             check_frame_bytes(len(data), self.settings)
         except FrameRejected as exc:  # refused unread: the backlog holds no oversized frame
-            self._undecoded.append((exc, arrived_at, index))
-        else:
-            if len(self._undecoded) == self._undecoded.maxlen:
-                self._undecoded.popleft()
-                self._dropped_behind()
-            self._undecoded.append((data, arrived_at, index))
+            item = exc
+        if len(self._undecoded) == self._undecoded.maxlen:
+            self._forget(self._undecoded.popleft()[0])
+        self._undecoded.append((item, arrived_at, index))
         self._undecoded_ready.set()
+
+    def _forget(self, item: bytes | FrameRejected) -> None:
+        """A backlog entry dropped before its decode: a frame received and dropped, or a
+        refused one whose error is not sent (it still counts as a bad frame)."""
+        if isinstance(item, FrameRejected):
+            self.bad_frames += 1
+            self.services.metrics.bad_frames.inc()
+        else:
+            self._dropped_behind()
 
     def _dropped_behind(self) -> None:
         """A frame received and dropped before its decode."""
@@ -350,13 +358,14 @@ class LiveSession:
         metrics.frames_received.inc()
         metrics.frames_dropped.inc()
 
+    def _newer_frame_waits(self) -> bool:
+        return any(not isinstance(item, FrameRejected) for item, _, _ in self._undecoded)
+
     def _forget_backlog(self) -> None:
-        """Frames still waiting when the decode loop is gone count as dropped, so received
-        = analysed + dropped holds on every path out."""
+        """Frames still waiting when the decode loop is gone count as dropped (the one in the
+        decoder at that moment, if any, is not counted)."""
         while self._undecoded:
-            data = self._undecoded.popleft()[0]
-            if not isinstance(data, FrameRejected):
-                self._dropped_behind()
+            self._forget(self._undecoded.popleft()[0])
 
     async def _decode_loop(self) -> None:
         """Decodes the backlog off the loop, oldest first, into the pipeline; stops once the
@@ -375,7 +384,7 @@ class LiveSession:
                 if isinstance(data, FrameRejected):
                     raise data
                 late = time.monotonic() - arrived_at > max_wait_s
-                if late and self._undecoded and self.state == "live":  # (the end decodes all)
+                if late and self.state == "live" and self._newer_frame_waits():  # (the end: all)
                     self._dropped_behind()  # late, and a newer frame waits: that one instead
                     continue
                 started = time.perf_counter()

@@ -18,6 +18,7 @@ import av
 from app.config import Settings
 from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
 from tests.support.client import SessionClient
+from tests.support.metrics import scrape
 from tests.support.server import ThreadServer
 
 BACKLOG = 5
@@ -149,4 +150,30 @@ async def test_a_burst_the_server_keeps_up_with_is_all_decoded_and_recorded(
         done = await client.wait_completed()
         assert done["frames_received"] == 12
         assert await recorded_frames(client) == 12
+        await client.close()
+
+
+async def test_a_refused_frame_pushed_out_of_a_full_backlog_still_counts_as_bad(
+    settings: Settings,
+) -> None:
+    """An oversized frame is refused on arrival and waits in the backlog only to answer its
+    error; pushed out unread, it is counted as a bad frame, never as a good frame dropped,
+    and it takes no good frame's place uncounted."""
+    too_big = FRAMES[1] + b"\0" * 100_000  # over the limit below, refused before decoding
+    with ThreadServer(tuned(settings, ws_decode_backlog=2, max_frame_bytes=90_000)) as server:
+        client = await live_session(server)
+        async with decoding_stalled(server):
+            for data in (FRAMES[1], too_big, FRAMES[2], FRAMES[3], FRAMES[4]):
+                await client.send_frame(data)
+            await client.send_json({"type": "ping"})
+            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+        # frame 1 with the decoder; the refused one and frame 2 pushed out; 3 and 4 decoded
+        info = await received(client, 5)
+        scraped = await scrape(server.http)
+        assert scraped["coach_bad_frames_total"] == 1
+        # (its error is sent only if the decoder reached it before it was pushed out)
+        assert len(client.of_type("error")) <= 1
+        assert info["frames_received"] == 5  # 0, 1, 2 (dropped), 3, 4: the refused one is not
+        await client.end()
+        await client.wait_completed()
         await client.close()
