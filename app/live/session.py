@@ -345,10 +345,18 @@ class LiveSession:
         """A backlog entry dropped before its decode: a frame received and dropped, or a
         refused one whose error is not sent (it still counts as a bad frame)."""
         if isinstance(item, FrameRejected):
-            self.bad_frames += 1
-            self.services.metrics.bad_frames.inc()
+            self._count_bad_frame()
         else:
             self._dropped_behind()
+
+    def _count_bad_frame(self) -> None:
+        self.bad_frames += 1
+        self.services.metrics.bad_frames.inc()
+
+    async def _reject(self, refusal: FrameRejected) -> None:
+        """A frame that cannot be decoded: counted, and one `error` event says why."""
+        self._count_bad_frame()
+        await self.emit_error(refusal.code, refusal.reason)
 
     def _dropped_behind(self) -> None:
         """A frame received and dropped before its decode."""
@@ -380,21 +388,20 @@ class LiveSession:
                 await self._undecoded_ready.wait()
                 continue
             data, arrived_at, index = self._undecoded.popleft()
+            if isinstance(data, FrameRejected):
+                await self._reject(data)
+                continue
+            late = time.monotonic() - arrived_at > max_wait_s
+            if late and self.state == "live" and self._newer_frame_waits():  # (the end: all)
+                self._dropped_behind()  # late, and a newer frame waits: that one instead
+                continue
+            started = time.perf_counter()
             try:
-                if isinstance(data, FrameRejected):
-                    raise data
-                late = time.monotonic() - arrived_at > max_wait_s
-                if late and self.state == "live" and self._newer_frame_waits():  # (the end: all)
-                    self._dropped_behind()  # late, and a newer frame waits: that one instead
-                    continue
-                started = time.perf_counter()
                 image = await loop.run_in_executor(
                     self.services.decode_executor, decode_frame, data, self.settings
                 )
             except FrameRejected as exc:
-                self.bad_frames += 1
-                self.services.metrics.bad_frames.inc()
-                await self.emit_error(exc.code, exc.reason)
+                await self._reject(exc)
                 continue
             decode_ms = (time.perf_counter() - started) * 1000
             # received while live: kept even when the end came during its decode
