@@ -17,6 +17,17 @@ import psutil
 from app.errors import CoachError
 
 
+def overloaded(why: str, retry_after_s: int) -> CoachError:
+    """The refusal of a new session by load (`overloaded`, to retry after `retry_after_s`),
+    whichever measure refused it: the CPU here, the analysis floor (app/live/manager.py)."""
+    return CoachError(
+        "overloaded",
+        f"{why}; try again shortly or another server.",
+        retry_after_s=retry_after_s,
+        extra={"retry_after_s": retry_after_s},
+    )
+
+
 class LoadMonitor:
     def __init__(
         self,
@@ -57,12 +68,7 @@ class LoadMonitor:
         cpu = self.cpu_percent
         if self.cpu_limit_percent is None or cpu is None or cpu <= self.cpu_limit_percent:
             return
-        raise CoachError(
-            "overloaded",
-            f"This server is busy (CPU {cpu:.0f}%); try again shortly or another server.",
-            retry_after_s=self.retry_after_s,
-            extra={"retry_after_s": self.retry_after_s},
-        )
+        raise overloaded(f"This server is busy (CPU {cpu:.0f}%)", self.retry_after_s)
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -22,6 +22,7 @@ from app.errors import CoachError, ErrorCode, not_found
 from app.events import ReportReadyEvent, StateEvent, to_wire
 from app.frames import Language
 from app.jobs import JobContext, JobQueueFull
+from app.live.load import overloaded
 from app.live.services import Services
 from app.live.session import LiveSession
 from app.memory import release_free_memory
@@ -145,12 +146,8 @@ class SessionManager:
                 running,
                 cadence.analysis_fps or 0.0,
             )
-            raise CoachError(
-                "overloaded",
-                "This server's live sessions are at the least analysis they may get; "
-                "try again shortly or another server.",
-                retry_after_s=retry,
-                extra={"retry_after_s": retry},
+            raise overloaded(
+                "This server's live sessions are at the least analysis they may get", retry
             )
 
     async def create(
