@@ -297,14 +297,17 @@ class LimitSettings(_Group):
     reconnect_grace_s: float = 30.0
     ws_max_message_bytes: int = 8 * 1024 * 1024  # above this the socket is closed (1009)
     ws_send_queue: int = 256  # events buffered per listener before it is dropped
-    # WebSocket frames read and waiting for their decode. The socket is always read, so a
-    # server behind on decoding cannot leave frames queued for seconds in TCP buffers; a frame
-    # that waited longer than `ws_decode_max_wait_s` is dropped when a newer one waits behind
-    # it (counted in frames_dropped), and at most `ws_decode_backlog` are held. The wait is
-    # what an overloaded server's latency becomes: client p95 0.6 / 0.9 / 1.3 s with 5 / 8 /
-    # 15 frames of backlog at N = 8 on one core (BENCHMARKS.md); a burst is all decoded.
-    ws_decode_max_wait_s: float = 0.5
-    ws_decode_backlog: int = 30
+    # Frames received and waiting for their decode (a WebSocket JPEG, or a WebRTC frame on its
+    # way to BGR). The socket and the tracks are always read, so a server behind on decoding
+    # cannot leave frames queued for seconds where its clock does not see them (TCP buffers,
+    # aiortc's track queue); a frame that waited longer than `decode_max_wait_s` is dropped
+    # when a newer one waits behind it (counted in frames_dropped), and at most
+    # `decode_backlog` are held. The wait is what an overloaded server's latency becomes:
+    # client p95 0.6 / 0.9 / 1.3 s with 5 / 8 / 15 frames of backlog at N = 8 WebSocket
+    # sessions on one core (BENCHMARKS.md); a burst is all decoded. (Read from
+    # COACH_WS_DECODE_* too, the names before WebRTC frames used the backlog.)
+    decode_max_wait_s: float = 0.5
+    decode_backlog: int = 30
     ws_send_timeout_s: float = 10.0  # a send blocked this long drops the listener (4408)
     session_create_per_minute: int = 30  # per client address
     min_free_disk_mb: int = 500  # below this no new session starts (503 disk_full)
@@ -437,7 +440,11 @@ class LogSettings(_Group):
 
 
 # Environment names read besides COACH_<flat name>.
-_ENV_FALLBACKS: dict[str, tuple[str, ...]] = {"vlm_api_key": ("OPENAI_API_KEY",)}
+_ENV_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "vlm_api_key": ("OPENAI_API_KEY",),
+    "decode_backlog": ("COACH_WS_DECODE_BACKLOG",),
+    "decode_max_wait_s": ("COACH_WS_DECODE_MAX_WAIT_S",),
+}
 
 
 def _flat_name(group: type[_Group], name: str, info: FieldInfo) -> str:

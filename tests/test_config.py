@@ -49,7 +49,7 @@ def test_every_flat_name_is_read_from_its_environment_variable(
     for flat, (group, name) in flat_names().items():
         assert getattr(getattr(loaded, group), name) == expected[flat], flat
     assert len(expected) == 173  # 150 of the first release, none lost, + 10 asr_*, + 8 gaze_*,
-    # + refuse_at_floor, floor_retry_after_s, rtc_frame_on_marker and ws_decode_backlog/max_wait_s
+    # + refuse_at_floor, floor_retry_after_s, rtc_frame_on_marker and decode_backlog/max_wait_s
     monkeypatch.setenv("COACH_VOICE_VAD_FRAME_MS", "25")
     with pytest.raises(ValueError, match="10, 20 or 30"):
         Settings(_env_file=None)
@@ -63,6 +63,8 @@ def test_flat_keywords_and_updated_copies(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.pose.every == 3
     assert settings.vlm.model == "from-kwargs"  # keywords win over the environment
     assert settings.vlm.api_key == "sk-fallback"  # OPENAI_API_KEY still works
+    monkeypatch.setenv("COACH_WS_DECODE_BACKLOG", "7")  # the name before WebRTC shared it
+    assert Settings(_env_file=None).limits.decode_backlog == 7
     assert Settings(_env_file=None, COACH_VLM_API_KEY="sk-kw").vlm.api_key == "sk-kw"
     changed = settings.updated(metrics_hz=1.0, log_json=False)
     assert (changed.cues.metrics_hz, changed.log.json_lines, changed.pose.every) == (1.0, False, 3)

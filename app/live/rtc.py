@@ -1,12 +1,12 @@
 """The WebRTC transport's peer: one aiortc `RTCPeerConnection` per session.
 
-Camera frames and microphone audio come in on the peer's tracks and enter the session exactly
-like WebSocket media does (`submit_frame` / `submit_audio`); the session's events go back out as
-JSON text on the data channel `events` that the client creates before its offer.
+Camera frames and microphone audio come in on the peer's tracks and enter the session like
+WebSocket media does (`submit_video_frame` / `submit_audio`); the session's events go back out
+as JSON text on the data channel `events` that the client creates before its offer.
 
-Every track has a reader task that pulls `recv()` without pause, so aiortc's internal queue
-never grows: frames that arrive while the session no longer takes media are read and dropped.
-"""
+Every track has a reader task that pulls `recv()` without pause (a picture's conversion to BGR
+waits in the session's decode backlog, not here), so aiortc's track queue never grows: frames
+that arrive while the session no longer takes media are read and dropped."""
 
 from __future__ import annotations
 
@@ -120,11 +120,6 @@ class RtpClock:
         return max(0.0, rtp_s + self._offset_s)
 
 
-def frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded WebRTC frame (usually yuv420p) as the BGR array the analysers take."""
-    return frame.to_ndarray(format="bgr24")
-
-
 # --- the peer -----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class IceConfig:
@@ -208,8 +203,6 @@ class RtcPeer:
     async def read_video(self, track: MediaStreamTrack) -> None:
         session = self.session
         clock = RtpClock()
-        loop = asyncio.get_running_loop()
-        executor = session.services.decode_executor
         while True:
             try:
                 frame = await track.recv()
@@ -222,10 +215,9 @@ class RtcPeer:
             if not session.accepting_media:
                 continue
             t = clock.media_time(frame.pts, frame.time_base, session.media_time(arrived_at))
-            # bgr24 conversion costs ~3 ms a 720p frame: off the loop, one at a time so
-            # frames keep their order.
-            image = await loop.run_in_executor(executor, frame_to_bgr, frame)
-            session.submit_frame(image, t, arrived_at)
+            # bgr24 conversion (~3 ms a 720p frame) waits in the session's decode backlog, so
+            # this reader is never behind the track, however far behind the decodes are.
+            session.submit_video_frame(frame, t, arrived_at)
 
     async def read_audio(self, track: MediaStreamTrack) -> None:
         session = self.session

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import av
 import numpy as np
 
 from app.coaching.chain import StageChain
@@ -55,12 +56,15 @@ from app.live.services import (
     SessionTranscriber,
     VoiceStage,
 )
-from app.media.decode import FrameRejected, check_frame_bytes, decode_frame
+from app.media.decode import FrameRejected, check_frame_bytes, decode_frame, video_frame_to_bgr
 
 if TYPE_CHECKING:
     from app.coaching.keyframes import KeyframePicker
 
 log = logging.getLogger(__name__)
+
+# A received frame waiting for its decode, or the refusal of one (kept for its error event).
+Undecoded = bytes | FrameRejected | av.VideoFrame
 
 
 class LiveSession:
@@ -95,16 +99,17 @@ class LiveSession:
         self.frames_received = 0
         self.frames_analyzed = 0
         self.frames_rate_limited = 0
-        self.frames_behind = 0  # dropped before their decode (`submit_frame_bytes`)
+        self.frames_behind = 0  # dropped before their decode (the backlog)
         self._frames_in = 0  # frames numbered so far (`VideoFrame.index`)
         self.bad_frames = 0
         self._seq = seq
         self._emit_lock = asyncio.Lock()
 
         self.mailbox: LatestMailbox[VideoFrame] = LatestMailbox()
-        # WebSocket frames read and not yet decoded: (JPEG, arrival time, index)
-        self._undecoded: deque[tuple[bytes | FrameRejected, float, int]] = deque(
-            maxlen=max(1, self.settings.limits.ws_decode_backlog)
+        # Frames received and not yet decoded: (JPEG or WebRTC picture, media time, arrival
+        # time, index)
+        self._undecoded: deque[tuple[Undecoded, float, float, int]] = deque(
+            maxlen=max(1, self.settings.limits.decode_backlog)
         )
         self._undecoded_ready = asyncio.Event()
         hooks = services.hooks
@@ -319,10 +324,10 @@ class LiveSession:
         socket's reader goes straight on to the next message, so a server behind on decoding
         does not leave frames waiting unseen in TCP buffers (the client's latency, not ours:
         BENCHMARKS.md, section Capacity). The decode loop drops a frame that waited longer
-        than `ws_decode_max_wait_s` when a newer one waits behind it (under overload the
+        than `decode_max_wait_s` when a newer one waits behind it (under overload the
         newest frames are the useful ones), so a burst (a network stall catching up, the
         frames sent while the session started) is all decoded, and at most
-        `ws_decode_backlog` frames are held (the oldest goes)."""
+        `decode_backlog` frames are held (the oldest goes)."""
         if self.state != "live":
             return
         # numbered in the order the socket brought them, so `frame` in the events is the
@@ -336,12 +341,25 @@ class LiveSession:
             check_frame_bytes(len(data), self.settings)
         except FrameRejected as exc:  # refused unread: the backlog holds no oversized frame
             item = exc
+        self._backlog(item, self.media_time(arrived_at), arrived_at, index)
+
+    def submit_video_frame(self, frame: av.VideoFrame, t: float, arrived_at: float) -> None:
+        """A decoded WebRTC picture at media time `t`, into the same backlog: its conversion
+        to BGR waits there, so the track's reader never waits for it and frames cannot pile up
+        in aiortc's track queue ahead of `arrived_at` (seconds at overload: BENCHMARKS.md)."""
+        if self.state != "live":
+            return
+        index = self._frames_in
+        self._frames_in += 1
+        self._backlog(frame, t, arrived_at, index)
+
+    def _backlog(self, item: Undecoded, t: float, arrived_at: float, index: int) -> None:
         if len(self._undecoded) == self._undecoded.maxlen:
             self._forget(self._undecoded.popleft()[0])
-        self._undecoded.append((item, arrived_at, index))
+        self._undecoded.append((item, t, arrived_at, index))
         self._undecoded_ready.set()
 
-    def _forget(self, item: bytes | FrameRejected) -> None:
+    def _forget(self, item: Undecoded) -> None:
         """A backlog entry dropped before its decode: a frame received and dropped, or a
         refused one whose error is not sent (it still counts as a bad frame)."""
         if isinstance(item, FrameRejected):
@@ -367,7 +385,7 @@ class LiveSession:
         metrics.frames_dropped.inc()
 
     def _newer_frame_waits(self) -> bool:
-        return any(not isinstance(item, FrameRejected) for item, _, _ in self._undecoded)
+        return any(not isinstance(item, FrameRejected) for item, *_ in self._undecoded)
 
     def _forget_backlog(self) -> None:
         """Frames still waiting when the decode loop is gone count as dropped (the one in the
@@ -379,7 +397,7 @@ class LiveSession:
         """Decodes the backlog off the loop, oldest first, into the pipeline; stops once the
         session no longer takes media and the backlog is empty (`stop_pipeline`)."""
         loop = asyncio.get_running_loop()
-        max_wait_s = self.settings.limits.ws_decode_max_wait_s
+        max_wait_s = self.settings.limits.decode_max_wait_s
         while True:
             if not self._undecoded:
                 if self.state != "live":
@@ -387,7 +405,7 @@ class LiveSession:
                 self._undecoded_ready.clear()
                 await self._undecoded_ready.wait()
                 continue
-            data, arrived_at, index = self._undecoded.popleft()
+            data, t, arrived_at, index = self._undecoded.popleft()
             if isinstance(data, FrameRejected):
                 await self._reject(data)
                 continue
@@ -397,15 +415,20 @@ class LiveSession:
                 continue
             started = time.perf_counter()
             try:
-                image = await loop.run_in_executor(
-                    self.services.decode_executor, decode_frame, data, self.settings
-                )
+                if isinstance(data, bytes):
+                    image = await loop.run_in_executor(
+                        self.services.decode_executor, decode_frame, data, self.settings
+                    )
+                else:
+                    image = await loop.run_in_executor(
+                        self.services.decode_executor, video_frame_to_bgr, data
+                    )
             except FrameRejected as exc:
                 await self._reject(exc)
                 continue
             decode_ms = (time.perf_counter() - started) * 1000
             # received while live: kept even when the end came during its decode
-            self._take_frame(image, self.media_time(arrived_at), arrived_at, decode_ms, index)
+            self._take_frame(image, t, arrived_at, decode_ms, index)
 
     def submit_frame(
         self, image: np.ndarray, t: float, arrived_at: float, decode_ms: float = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 
+import av
 import cv2
 import numpy as np
 from PIL import Image
@@ -58,3 +59,8 @@ def decode_frame(data: bytes, settings: Settings) -> np.ndarray:
     if image is None or image.shape[0] != height or image.shape[1] != width:
         raise FrameRejected("bad_frame", "truncated or corrupt image data")
     return image
+
+
+def video_frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded WebRTC frame (usually yuv420p) as the BGR array the analysers take."""
+    return frame.to_ndarray(format="bgr24")

@@ -99,8 +99,8 @@ async def test_hostile_messages_only_make_errors(tmp_path: Path) -> None:
         "COACH_LOG_LEVEL": "WARNING",
         "COACH_MIN_FREE_DISK_MB": "0",
         "COACH_MAX_FPS_IN": "100000",
-        "COACH_WS_DECODE_BACKLOG": "100000",
-        "COACH_WS_DECODE_MAX_WAIT_S": "1e9",
+        "COACH_DECODE_BACKLOG": "100000",
+        "COACH_DECODE_MAX_WAIT_S": "1e9",
     }
     with process_server(tmp_path / "data", env) as srv:
         client = await SessionClient.create(srv.http, srv.ws, language="en")

@@ -1,8 +1,8 @@
-"""A WebSocket session's frames wait for their decode in a short backlog, not in the socket: the
-reader goes on reading (a `ping` is answered) while decoding is behind, the newest frames are
-the ones kept (past the backlog's length, and past the longest wait), a burst on a server that
-keeps up is decoded whole, and frames still waiting when the end comes are decoded and
-recorded."""
+"""A session's frames wait for their decode in a short backlog, not in the socket or aiortc's
+track queue: the reader goes on reading (a `ping` is answered, WebRTC frames are received)
+while decoding is behind, the newest frames are the ones kept (past the backlog's length, and
+past the longest wait), a burst on a server that keeps up is decoded whole, and frames still
+waiting when the end comes are decoded and recorded."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from app.config import Settings
 from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
 from tests.support.client import SessionClient
 from tests.support.metrics import scrape
+from tests.support.rtc_client import FaceThenEmptyTrack, RtcClient
 from tests.support.server import ThreadServer
 
 BACKLOG = 5
@@ -72,7 +73,7 @@ async def burst_while_stalled(server: ThreadServer, client: SessionClient) -> No
 def tuned(settings: Settings, **changes: object) -> Settings:
     # every frame analysed that the analysis is free for, however close their arrivals
     return settings.updated(
-        **{"ws_decode_backlog": BACKLOG, "metrics_hz": 1e6, "analysis_fps": 1e6, **changes}
+        **{"decode_backlog": BACKLOG, "metrics_hz": 1e6, "analysis_fps": 1e6, **changes}
     )
 
 
@@ -120,7 +121,7 @@ async def test_frames_waiting_for_their_decode_at_the_end_are_recorded(settings:
 
 async def test_a_frame_that_waited_too_long_gives_way_to_the_newest(settings: Settings) -> None:
     # no wait allowed at all: a frame with a newer one behind it is never decoded
-    with ThreadServer(tuned(settings, ws_decode_backlog=100, ws_decode_max_wait_s=0.0)) as server:
+    with ThreadServer(tuned(settings, decode_backlog=100, decode_max_wait_s=0.0)) as server:
         client = await live_session(server)
         await burst_while_stalled(server, client)
         info = await received(client, len(FRAMES))
@@ -160,7 +161,7 @@ async def test_a_refused_frame_pushed_out_of_a_full_backlog_still_counts_as_bad(
     error; pushed out unread, it is counted as a bad frame, never as a good frame dropped,
     and it takes no good frame's place uncounted."""
     too_big = FRAMES[1] + b"\0" * 100_000  # over the limit below, refused before decoding
-    with ThreadServer(tuned(settings, ws_decode_backlog=2, max_frame_bytes=90_000)) as server:
+    with ThreadServer(tuned(settings, decode_backlog=2, max_frame_bytes=90_000)) as server:
         client = await live_session(server)
         async with decoding_stalled(server):
             for data in (FRAMES[1], too_big, FRAMES[2], FRAMES[3], FRAMES[4]):
@@ -177,3 +178,74 @@ async def test_a_refused_frame_pushed_out_of_a_full_backlog_still_counts_as_bad(
         await client.end()
         await client.wait_completed()
         await client.close()
+
+
+class SteppedCamera(FaceThenEmptyTrack):
+    """The face camera at 30 fps, up to `allowed` frames; `allow(n)` lets it go on to frame n
+    (the frames it owes come at once, as after a stalled capture)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.allowed = 0
+        self.idle = asyncio.Event()
+        self._more = asyncio.Event()
+
+    def allow(self, frames: int) -> None:
+        self.allowed = frames
+        self.idle.clear()
+        self._more.set()
+
+    async def recv(self) -> Any:
+        while self.sent >= self.allowed:
+            self._more.clear()
+            self.idle.set()
+            await self._more.wait()
+        return await super().recv()
+
+
+async def rtc_received(client: RtcClient, check: Any) -> dict[str, Any]:
+    async with asyncio.timeout(30):
+        while True:
+            info = await client.get()
+            if check(info):
+                return info
+            await asyncio.sleep(0.05)
+
+
+async def test_webrtc_frames_are_taken_off_the_track_while_decoding_is_behind(
+    settings: Settings,
+) -> None:
+    """A WebRTC picture waits for its BGR conversion in the session's backlog, not in aiortc's
+    track queue, where the server's clock would not see it: with every decode thread held the
+    track is still read (frames are received: kept in the backlog or dropped there), and once
+    decoding is free the newest frames are analysed, not the stale ones."""
+    with ThreadServer(tuned(settings, analysis_fps=30.0)) as server:
+        client = await RtcClient.create(server.http, language="en")
+        camera = SteppedCamera()
+        try:
+            await client.connect(camera)
+            camera.allow(30)
+            await client.wait_for(lambda e: e["type"] == "metrics" and e["face"], timeout=60)
+            await camera.idle.wait()
+            await rtc_received(client, lambda i: i["frames_received"] == 30)
+            async with decoding_stalled(server):
+                camera.allow(120)
+                await camera.idle.wait()
+                # all but the backlog's frames (and one with the decoder) count as received
+                stalled = await rtc_received(
+                    client, lambda i: i["frames_received"] >= 120 - BACKLOG - 1
+                )
+                assert stalled["frames_dropped"] >= 120 - 30 - 2 * BACKLOG
+                assert not any(e["frame"] >= 30 for e in client.of_type("metrics") if e["face"])
+            info = await rtc_received(client, lambda i: i["frames_received"] == 120)
+            newest = await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == 119)
+            assert newest["face"]
+            # after the stall: the one frame already handed to the decoder, then the newest
+            analysed = {e["frame"] for e in client.of_type("metrics") if e["frame"] >= 30}
+            stale = sorted(i for i in analysed if i < 120 - BACKLOG)
+            assert len(stale) <= 1, stale
+            assert info["frames_dropped"] >= 120 - 30 - 2 * BACKLOG
+            await client.end()
+            await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed")
+        finally:
+            await client.close()

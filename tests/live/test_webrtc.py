@@ -234,18 +234,18 @@ async def test_a_frame_is_analysed_without_waiting_for_the_next_one(
 
 async def test_video_times_follow_the_rtp_clock(server: ThreadServer) -> None:
     client = await RtcClient.create(server.http)
-    captured: list[tuple[int, float, float]] = []
+    captured: list[tuple[tuple[int, int, int], float, float]] = []
     try:
         await client.connect(FaceThenEmptyTrack())
         await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
         session = server.manager.sessions[client.id]
-        original = session.submit_frame
+        original = session.submit_video_frame
 
-        def spy(image: Any, t: float, arrived_at: float) -> None:
-            captured.append((image.shape, t, arrived_at))
-            original(image, t, arrived_at)
+        def spy(frame: Any, t: float, arrived_at: float) -> None:
+            captured.append(((frame.height, frame.width, 3), t, arrived_at))
+            original(frame, t, arrived_at)
 
-        session.submit_frame = spy
+        session.submit_video_frame = spy
         await _poll(client, lambda i: len(captured) >= 60)
     finally:
         await client.close()
