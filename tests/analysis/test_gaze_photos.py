@@ -60,22 +60,24 @@ def test_camera_vs_not_camera_on_the_heldout_photos(
     ]
     assert tp / (tp + fp) >= 0.9, wrong
     assert tp / (tp + fn) >= 0.9, wrong
-    assert sum(truth) >= 15 and len(heldout) - sum(truth) >= 6  # the split is what it was
+    assert sum(truth) >= 25 and len(heldout) - sum(truth) >= 13  # the split is what it was
 
 
 def test_looking_down_is_recognised_on_the_heldout_photos(
     heldout: list[tuple[GazePhoto, FaceObservation]],
 ) -> None:
     """Every held-out looking-down face is off camera (so the cue fires); the direction says
-    `down` for 3 of the 4. The issue asks >= 0.9 of them: not met on this split, and the
-    thresholds were not moved after seeing it. The miss, t1_monica (a 130 px face, head
-    tilted), measures open lids (upper lid 0.23 eye widths, as a camera face) with the head
-    turned 29 degrees, and reads `right`."""
+    `down` for 4 of the 6 (3 of the first round's 4, 1 of the second round's 2, measured once).
+    The issue asks >= 0.9 of them: not met on this split, and the thresholds were not moved
+    after seeing it. The misses: t1_monica (a 130 px face, head tilted) measures open lids
+    (upper lid 0.23 eye widths, as a camera face) with the head turned 29 degrees, and reads
+    `right`; ft3_31 (smiling, lids very low) reads `closed`, as a single frame of lowered lids
+    can (live, a session's `closed` also needs the lids kept low for `gaze_blink_s`)."""
     down = [(p, o) for p, o in heldout if p.label == "down" and not p.ambiguous]
-    assert len(down) == 4
+    assert len(down) == 6
     assert not any(o.gaze_on_camera for _, o in down)
     hits = sum(o.gaze_direction == "down" for _, o in down)
-    assert hits >= 3, [(p.name, o.gaze_direction) for p, o in down]
+    assert hits >= 4, [(p.name, o.gaze_direction) for p, o in down]
 
 
 def test_on_camera_is_exactly_direction_camera(
