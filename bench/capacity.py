@@ -1060,6 +1060,12 @@ def summarize(
         "server_cpu_pct": round(100 * server_cpu["server_s"] / server_cpu["wall_s"], 1),
         "children_cpu_pct": round(100 * server_cpu["children_s"] / server_cpu["wall_s"], 1),
         "cpu_ms_per_frame_received": round(1000 * cpu_total / max(1.0, window_frames), 2),
+        # per frame the camera sent: comparable across changes in what counts as received
+        # (frames dropped in the decode backlog count as received; before 2026-12-05 WebRTC
+        # frames left in aiortc's track queue did not)
+        "cpu_ms_per_frame_sent": round(
+            1000 * cpu_total / max(1.0, sent * (args.seconds - args.warmup) / args.seconds), 2
+        ),
         "cpu_core_per_session": round(cpu_total / server_cpu["wall_s"] / n, 3),
         "server_cpu_by_thread_pct": {
             k: round(100 * v / server_cpu["wall_s"], 1)
