@@ -542,7 +542,7 @@ class Settings(BaseSettings):
 def _flat_key(key: str) -> str:
     """`COACH_VLM_API_KEY` (or `OPENAI_API_KEY`) as a keyword means `vlm_api_key`."""
     for flat, fallbacks in _ENV_FALLBACKS.items():
-        if key in fallbacks:
+        if key in fallbacks or f"COACH_{key.upper()}" in fallbacks:  # (ws_decode_backlog=...)
             return flat
     if key.startswith("COACH_") and key[6:].lower() in flat_names():
         return key[6:].lower()

@@ -45,7 +45,7 @@ class VideoFrame:
     t: float  # media seconds since the session started
     image: np.ndarray  # BGR uint8, H x W x 3
     arrived_at: float  # time.monotonic() when the bytes arrived; latency is measured from here
-    decode_ms: float = 0.0  # time spent decoding the bytes (0 for frames that came decoded)
+    decode_ms: float = 0.0  # decode (JPEG) or conversion (WebRTC picture to BGR), queue included
 
 
 @dataclass(frozen=True, slots=True)

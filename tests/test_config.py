@@ -65,6 +65,7 @@ def test_flat_keywords_and_updated_copies(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.vlm.api_key == "sk-fallback"  # OPENAI_API_KEY still works
     monkeypatch.setenv("COACH_WS_DECODE_BACKLOG", "7")  # the name before WebRTC shared it
     assert Settings(_env_file=None).limits.decode_backlog == 7
+    assert settings.updated(ws_decode_max_wait_s=9.0).limits.decode_max_wait_s == 9.0
     assert Settings(_env_file=None, COACH_VLM_API_KEY="sk-kw").vlm.api_key == "sk-kw"
     changed = settings.updated(metrics_hz=1.0, log_json=False)
     assert (changed.cues.metrics_hz, changed.log.json_lines, changed.pose.every) == (1.0, False, 3)

@@ -1,8 +1,9 @@
 """One live rehearsal: the per-session frame loop.
 
-Media enters through `submit_frame*` / `submit_audio` (from the WebSocket or WebRTC adapters),
-every received frame goes to the recorder, only the newest goes to analysis through a one-slot
-mailbox, and everything the session says leaves through `emit` as a numbered event.
+Media enters through `submit_frame_bytes` (WebSocket), `submit_video_frame` (WebRTC) and
+`submit_audio`; every received frame goes to the recorder, only the newest goes to analysis
+through a one-slot mailbox, and everything the session says leaves through `emit` as a
+numbered event.
 """
 
 from __future__ import annotations
@@ -56,7 +57,13 @@ from app.live.services import (
     SessionTranscriber,
     VoiceStage,
 )
-from app.media.decode import FrameRejected, check_frame_bytes, decode_frame, video_frame_to_bgr
+from app.media.decode import (
+    FrameRejected,
+    check_frame_bytes,
+    check_frame_size,
+    decode_frame,
+    video_frame_to_bgr,
+)
 
 if TYPE_CHECKING:
     from app.coaching.keyframes import KeyframePicker
@@ -351,7 +358,12 @@ class LiveSession:
             return
         index = self._frames_in
         self._frames_in += 1
-        self._backlog(frame, t, arrived_at, index)
+        item: av.VideoFrame | FrameRejected = frame
+        try:  # the WebSocket's limits: a peer's VP8 may be up to 16383 px a side
+            check_frame_size(frame.width, frame.height, self.settings)
+        except FrameRejected as exc:
+            item = exc
+        self._backlog(item, t, arrived_at, index)
 
     def _backlog(self, item: Undecoded, t: float, arrived_at: float, index: int) -> None:
         if len(self._undecoded) == self._undecoded.maxlen:
@@ -415,16 +427,20 @@ class LiveSession:
                 continue
             started = time.perf_counter()
             try:
-                if isinstance(data, bytes):
-                    image = await loop.run_in_executor(
-                        self.services.decode_executor, decode_frame, data, self.settings
-                    )
-                else:
+                if isinstance(data, av.VideoFrame):
                     image = await loop.run_in_executor(
                         self.services.decode_executor, video_frame_to_bgr, data
                     )
+                else:
+                    image = await loop.run_in_executor(
+                        self.services.decode_executor, decode_frame, data, self.settings
+                    )
             except FrameRejected as exc:
                 await self._reject(exc)
+                continue
+            except Exception:  # one odd picture must not stop this session's video
+                log.exception("a frame could not be decoded", extra={"session_id": self.id})
+                await self._reject(FrameRejected("bad_frame", "the frame could not be decoded"))
                 continue
             decode_ms = (time.perf_counter() - started) * 1000
             # received while live: kept even when the end came during its decode

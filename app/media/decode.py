@@ -33,6 +33,16 @@ def check_frame_bytes(size: int, settings: Settings) -> None:
         )
 
 
+def check_frame_size(width: int, height: int, settings: Settings) -> None:
+    """`FrameRejected` for a picture over `max_frame_width` / `_height` / `_pixels`."""
+    if (
+        width > settings.limits.max_frame_width
+        or height > settings.limits.max_frame_height
+        or width * height > settings.limits.max_frame_pixels
+    ):
+        raise FrameRejected("bad_frame", f"frame of {width}x{height} exceeds the size limit")
+
+
 def decode_frame(data: bytes, settings: Settings) -> np.ndarray:
     """JPEG/PNG/WebP bytes -> BGR uint8 image. Raises `FrameRejected`.
 
@@ -49,12 +59,7 @@ def decode_frame(data: bytes, settings: Settings) -> np.ndarray:
         raise FrameRejected("bad_frame", f"not an image: {type(exc).__name__}") from None
     if fmt not in _ALLOWED_FORMATS:
         raise FrameRejected("bad_frame", f"unsupported image format {fmt}")
-    if (
-        width > settings.limits.max_frame_width
-        or height > settings.limits.max_frame_height
-        or width * height > settings.limits.max_frame_pixels
-    ):
-        raise FrameRejected("bad_frame", f"frame of {width}x{height} exceeds the size limit")
+    check_frame_size(width, height, settings)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.shape[0] != height or image.shape[1] != width:
         raise FrameRejected("bad_frame", "truncated or corrupt image data")

@@ -239,13 +239,13 @@ async def test_video_times_follow_the_rtp_clock(server: ThreadServer) -> None:
         await client.connect(FaceThenEmptyTrack())
         await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
         session = server.manager.sessions[client.id]
-        original = session.submit_video_frame
+        original = session._take_frame  # after the decode backlog, which carries `t` through
 
-        def spy(frame: Any, t: float, arrived_at: float) -> None:
-            captured.append(((frame.height, frame.width, 3), t, arrived_at))
-            original(frame, t, arrived_at)
+        def spy(image: Any, t: float, arrived_at: float, *args: Any) -> None:
+            captured.append((image.shape, t, arrived_at))
+            original(image, t, arrived_at, *args)
 
-        session.submit_video_frame = spy
+        session._take_frame = spy  # type: ignore[method-assign]
         await _poll(client, lambda i: len(captured) >= 60)
     finally:
         await client.close()
