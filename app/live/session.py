@@ -339,8 +339,7 @@ class LiveSession:
             return
         # numbered in the order the socket brought them, so `frame` in the events is the
         # frame's number among those this session received, dropped and refused ones too
-        index = self._frames_in
-        self._frames_in += 1
+        index = self._next_index()
         if not self._admit(arrived_at):
             return
         item: bytes | FrameRejected = data
@@ -356,14 +355,19 @@ class LiveSession:
         in aiortc's track queue ahead of `arrived_at` (seconds at overload: BENCHMARKS.md)."""
         if self.state != "live":
             return
-        index = self._frames_in
-        self._frames_in += 1
+        index = self._next_index()
         item: av.VideoFrame | FrameRejected = frame
         try:  # the WebSocket's limits: a peer's VP8 may be up to 16383 px a side
             check_frame_size(frame.width, frame.height, self.settings)
         except FrameRejected as exc:
             item = exc
         self._backlog(item, t, arrived_at, index)
+
+    def _next_index(self) -> int:
+        """The next received video frame's number (`VideoFrame.index`, `frame` in events)."""
+        index = self._frames_in
+        self._frames_in += 1
+        return index
 
     def _backlog(self, item: Undecoded, t: float, arrived_at: float, index: int) -> None:
         if len(self._undecoded) == self._undecoded.maxlen:
@@ -463,8 +467,7 @@ class LiveSession:
         index: int | None = None,
     ) -> None:
         if index is None:
-            index = self._frames_in
-            self._frames_in += 1
+            index = self._next_index()
         frame = VideoFrame(
             index=index, t=t, image=image, arrived_at=arrived_at, decode_ms=decode_ms
         )
