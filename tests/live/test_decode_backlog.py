@@ -203,15 +203,6 @@ class SteppedCamera(FaceThenEmptyTrack):
         return await super().recv()
 
 
-async def rtc_received(client: RtcClient, check: Any) -> dict[str, Any]:
-    async with asyncio.timeout(30):
-        while True:
-            info = await client.get()
-            if check(info):
-                return info
-            await asyncio.sleep(0.05)
-
-
 async def test_webrtc_frames_are_taken_off_the_track_while_decoding_is_behind(
     settings: Settings,
 ) -> None:
@@ -228,17 +219,17 @@ async def test_webrtc_frames_are_taken_off_the_track_while_decoding_is_behind(
             camera.allow(30)
             await client.wait_for(lambda e: e["type"] == "metrics" and e["face"], timeout=60)
             await camera.idle.wait()
-            await rtc_received(client, lambda i: i["frames_received"] >= 28)
+            await client.poll(lambda i: i["frames_received"] >= 28, timeout=30)
             async with decoding_stalled(server):
                 camera.allow(120)
                 await camera.idle.wait()
                 # all but the backlog's frames (and one with the decoder) count as received
-                stalled = await rtc_received(
-                    client, lambda i: i["frames_received"] >= 120 - BACKLOG - 3
+                stalled = await client.poll(
+                    lambda i: i["frames_received"] >= 120 - BACKLOG - 3, timeout=30
                 )
                 assert stalled["frames_dropped"] >= 120 - 30 - 2 * BACKLOG - 2
                 assert not any(e["frame"] >= 30 for e in client.of_type("metrics") if e["face"])
-            info = await rtc_received(client, lambda i: i["frames_received"] >= 118)
+            info = await client.poll(lambda i: i["frames_received"] >= 118, timeout=30)
             newest = await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] >= 117)
             assert newest["face"]
             # after the stall: the one frame already handed to the decoder, then the newest
@@ -273,8 +264,8 @@ async def test_a_webrtc_picture_over_the_size_limit_is_refused_with_bad_frame(
             await client.connect(BigCamera())
             error = await client.wait_for(lambda e: e["type"] == "error", timeout=60)
             assert error["code"] == "bad_frame" and "1280x720" in error["reason"]
-            scraped = await rtc_received(client, lambda i: True)
-            assert scraped["frames_received"] == 0
+            info = await client.get()
+            assert info["frames_received"] == 0
             metrics = await scrape(server.http)
             assert metrics["coach_bad_frames_total"] >= 1
             assert not client.of_type("metrics")

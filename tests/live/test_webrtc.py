@@ -26,16 +26,6 @@ def server(settings: Settings) -> Iterator[ThreadServer]:
         yield srv
 
 
-async def _poll(client: RtcClient, check: Any, timeout: float = 20.0) -> dict[str, Any]:
-    """GET the session until `check(info)` holds (a REST counter has no event to await)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            info = await client.get()
-            if check(info):
-                return info
-            await asyncio.sleep(0.1)
-
-
 async def test_offer_is_authorised_and_validated(server: ThreadServer) -> None:
     client = await RtcClient.create(server.http)
     try:
@@ -123,7 +113,7 @@ async def test_media_in_events_out_on_the_data_channel(server: ThreadServer) -> 
         assert "a=candidate:" in client.answer_sdp  # gathered before answering, no trickle
 
         # Video: frames keep arriving and are counted; their times follow the RTP clock.
-        info = await _poll(client, lambda i: i["frames_received"] >= 45)
+        info = await client.poll(lambda i: i["frames_received"] >= 45)
         assert info["state"] == "live"
         rtc_peer = server.app.state.rtc_peers.peers[client.id]  # the registry in app state
         assert sorted(rtc_peer.tracks) == ["audio", "video"]
@@ -220,7 +210,7 @@ async def test_a_frame_is_analysed_without_waiting_for_the_next_one(
         try:
             await client.connect(track)
             await track.paused.wait()
-            await _poll(client, lambda i: i["frames_received"] == track.sent)
+            await client.poll(lambda i: i["frames_received"] == track.sent)
             last = await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == 29)
             assert last["face"]
             assert track.sent == 30  # nothing more was sent meanwhile
@@ -246,7 +236,7 @@ async def test_video_times_follow_the_rtp_clock(server: ThreadServer) -> None:
             original(image, t, arrived_at, *args)
 
         session._take_frame = spy  # type: ignore[method-assign]
-        await _poll(client, lambda i: len(captured) >= 60)
+        await client.poll(lambda i: len(captured) >= 60)
     finally:
         await client.close()
     assert all(shape == (480, 640, 3) for shape, _, _ in captured)
@@ -267,9 +257,9 @@ async def test_client_leaving_ends_the_session_after_the_grace_period(
     client = await RtcClient.create(server.http)
     await client.connect(FaceThenEmptyTrack(), ToneWithSilencesTrack())
     await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
-    await _poll(client, lambda i: i["frames_received"] > 10)
+    await client.poll(lambda i: i["frames_received"] > 10)
     await client.close()  # no `end`: the browser tab went away
-    info = await _poll(client, lambda i: i["state"] == "completed", timeout=30)
+    info = await client.poll(lambda i: i["state"] == "completed", timeout=30)
     assert info["frames_received"] > 10
     events = (await client.get("/events"))["events"]
     finalizing = [e for e in events if e["type"] == "state" and e["state"] == "finalizing"]
@@ -283,7 +273,7 @@ async def test_a_new_offer_replaces_the_peer_and_resumes_the_session(
     first = await RtcClient.create(server.http)
     await first.connect(FaceThenEmptyTrack())
     await first.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
-    await _poll(first, lambda i: i["frames_received"] > 10)
+    await first.poll(lambda i: i["frames_received"] > 10)
     # The same session from a new peer (a page reload): the old peer is closed, no new `live`.
     second = RtcClient(
         server.http, {"session_id": first.id, "token": first.token, "offer_url": first.offer_url}
@@ -293,7 +283,7 @@ async def test_a_new_offer_replaces_the_peer_and_resumes_the_session(
         async with asyncio.timeout(10):
             await first.channel_closed.wait()
         before = (await second.get())["frames_received"]
-        await _poll(second, lambda i: i["frames_received"] > before + 15)
+        await second.poll(lambda i: i["frames_received"] > before + 15)
         assert (await second.get())["state"] == "live"
         await second.end()
         await second.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed")

@@ -8,6 +8,7 @@ import asyncio
 import fractions
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import av
@@ -203,6 +204,17 @@ class RtcClient:
             response.raise_for_status()
             result: dict[str, Any] = response.json()
             return result
+
+    async def poll(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """GET the session until `check(info)` holds (a REST counter has no event to await)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                info = await self.get()
+                if check(info):
+                    return info
+                await asyncio.sleep(0.1)
 
     async def end(self) -> None:
         async with httpx.AsyncClient(base_url=self.base_http, timeout=30) as http:

@@ -23,15 +23,6 @@ from tests.support.rtc_client import FaceThenEmptyTrack, RtcClient, ToneWithSile
 from tests.support.server import ThreadServer
 
 
-async def _poll(client: RtcClient, check: Any, timeout: float = 30.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            info = await client.get()
-            if check(info):
-                return info
-            await asyncio.sleep(0.1)
-
-
 async def one_cycle(server: ThreadServer, client_leaves_first: bool) -> dict[str, Any]:
     """Connect, stream until 10 frames are in, then either the client goes away before the
     session is ended or the session is ended under a connected client (the server closes)."""
@@ -39,11 +30,11 @@ async def one_cycle(server: ThreadServer, client_leaves_first: bool) -> dict[str
     try:
         await client.connect(FaceThenEmptyTrack(), ToneWithSilencesTrack())
         await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
-        await _poll(client, lambda i: i["frames_received"] >= 10)
+        await client.poll(lambda i: i["frames_received"] >= 10, timeout=30)
         if client_leaves_first:
             await client.close()
             await client.end()
-            return await _poll(client, lambda i: i["state"] == "completed")
+            return await client.poll(lambda i: i["state"] == "completed", timeout=30)
         await client.end()
         await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed")
         async with asyncio.timeout(10):
@@ -132,7 +123,7 @@ async def run_smoke(server: ThreadServer) -> dict[str, Any]:
     try:
         await client.connect(FaceThenEmptyTrack(), ToneWithSilencesTrack())
         live = await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
-        info = await _poll(client, lambda i: i["frames_received"] >= 10)
+        info = await client.poll(lambda i: i["frames_received"] >= 10, timeout=30)
         candidates = [
             line for line in client.answer_sdp.splitlines() if line.startswith("a=candidate:")
         ]
