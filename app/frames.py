@@ -49,6 +49,18 @@ class VideoFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedVideo:
+    """One received VP9 frame as the client encoded it, for the recorder to mux unchanged."""
+
+    index: int  # as `VideoFrame.index`
+    t: float  # media seconds since the session started
+    data: bytes  # one VP9 frame (or superframe)
+    keyframe: bool
+    width: int | None = None  # a keyframe's picture size
+    height: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AudioChunk:
     """Microphone audio: 16-bit mono PCM at `sample_rate` (16 kHz on every path)."""
 

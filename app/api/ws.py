@@ -21,6 +21,7 @@ from app.frames import AudioChunk
 from app.live.bus import Subscription
 from app.live.manager import SessionManager
 from app.live.session import LiveSession
+from app.media.vp9 import VP9_MAGIC
 from app.store.db import SessionRow
 
 router = APIRouter()
@@ -189,6 +190,8 @@ class _Feed:
                         return refused
                     if data[:4] == AUDIO_MAGIC:
                         await _on_audio(session, data[4:], arrived_at)
+                    elif data[:4] == VP9_MAGIC:
+                        session.submit_vp9(data[4:], arrived_at)
                     else:
                         session.submit_frame_bytes(data, arrived_at)
                 elif text is not None:

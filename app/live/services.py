@@ -22,6 +22,7 @@ from app.frames import (
     AudioAnalysis,
     AudioChunk,
     CueName,
+    EncodedVideo,
     FrameAnalysis,
     FrameObserver,
     Language,
@@ -76,7 +77,7 @@ class Recorder(Protocol):
 
     def start(self) -> None: ...
 
-    def push_video(self, frame: VideoFrame) -> bool: ...
+    def push_video(self, frame: VideoFrame | EncodedVideo) -> bool: ...
 
     def push_audio(self, chunk: AudioChunk) -> bool: ...
 

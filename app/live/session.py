@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import av
 import numpy as np
@@ -41,6 +41,7 @@ from app.frames import (
     AudioAnalysis,
     AudioChunk,
     CueTransition,
+    EncodedVideo,
     FrameAnalysis,
     FrameObserver,
     Language,
@@ -64,6 +65,7 @@ from app.media.decode import (
     decode_frame,
     video_frame_to_bgr,
 )
+from app.media.vp9 import Vp9Chunk, Vp9Decoder, read_vp9_header
 
 if TYPE_CHECKING:
     from app.coaching.keyframes import KeyframePicker
@@ -71,7 +73,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A received frame waiting for its decode, or the refusal of one (kept for its error event).
-Undecoded = bytes | FrameRejected | av.VideoFrame
+Undecoded = bytes | FrameRejected | av.VideoFrame | Vp9Chunk
+# What a session's video arrives as: pictures (JPEG/PNG/WebP over the WebSocket, WebRTC's
+# decoded frames), recorded by our encoder; or the client's own VP9, recorded as it came.
+VideoKind = Literal["picture", "vp9"]
+_KIND_NAMES: dict[VideoKind, str] = {
+    "picture": "pictures (JPEG, PNG, WebP or WebRTC)",
+    "vp9": "the client's VP9 (VP91 messages)",
+}
 
 
 class LiveSession:
@@ -119,6 +128,11 @@ class LiveSession:
             maxlen=max(1, self.settings.limits.decode_backlog)
         )
         self._undecoded_ready = asyncio.Event()
+        self._video_kind: VideoKind | None = None  # fixed by the first frame accepted
+        self._vp9_keyframe_seen = False
+        self._vp9_wait_key = False  # a VP9 frame was lost before the recorder: wait for a key
+        self._vp9_decoder: Vp9Decoder | None = None  # made by the decode loop
+        self._vp9_decode_gap = False  # one was lost before its decode: wait for a key there
         hooks = services.hooks
         # conditions -> cues -> observers, the same chain an upload's scan drives
         self.chain = StageChain(self.settings, hooks.frame_conditions, hooks.make_condition_state)
@@ -345,9 +359,57 @@ class LiveSession:
         item: bytes | FrameRejected = data
         try:
             check_frame_bytes(len(data), self.settings)
+            self._claim_video("picture")
         except FrameRejected as exc:  # refused unread: the backlog holds no oversized frame
             item = exc
         self._backlog(item, self.media_time(arrived_at), arrived_at, index)
+
+    def submit_vp9(self, data: bytes, arrived_at: float) -> None:
+        """A VP9 frame the client encoded (a `VP91` message without its magic). It goes to
+        the recorder as it came, and into the decode backlog, where it is decoded even when
+        it is too late to analyse (the frames after it need it). A frame lost before the
+        recorder (over the rate limit, refused) costs the frames after it until a keyframe."""
+        if self.state != "live":
+            return
+        index = self._next_index()
+        if not self._admit(arrived_at):
+            self._vp9_wait_key = True
+            return
+        t = self.media_time(arrived_at)
+        try:
+            check_frame_bytes(len(data), self.settings)
+            self._claim_video("vp9")
+            header = read_vp9_header(data)
+            if header.width is not None and header.height is not None:
+                check_frame_size(header.width, header.height, self.settings)
+            if not header.keyframe and not self._vp9_keyframe_seen:
+                raise FrameRejected("bad_frame", "VP9 video must start with a keyframe")
+        except FrameRejected as exc:
+            self._vp9_wait_key = True
+            self._backlog(exc, t, arrived_at, index)
+            return
+        if self._vp9_wait_key and not header.keyframe:
+            self._dropped_behind()  # its reference frame is lost: undecodable until a key
+            return
+        self._vp9_wait_key = False
+        self._vp9_keyframe_seen = True
+        if self.recorder is not None:
+            self.recorder.push_video(
+                EncodedVideo(index, t, data, header.keyframe, header.width, header.height)
+            )
+        self._backlog(Vp9Chunk(data, header), t, arrived_at, index)
+
+    def _claim_video(self, kind: VideoKind) -> None:
+        """A session's video is one kind throughout (the recording is one VP9 stream): the
+        first frame accepted fixes it, a frame of the other kind is refused."""
+        if self._video_kind is None:
+            self._video_kind = kind
+        elif self._video_kind != kind:
+            raise FrameRejected(
+                "bad_frame",
+                f"this session's video is {_KIND_NAMES[self._video_kind]}: "
+                f"{_KIND_NAMES[kind]} cannot join it",
+            )
 
     def submit_video_frame(self, frame: av.VideoFrame, t: float, arrived_at: float) -> None:
         """A decoded WebRTC picture at media time `t`, into the same backlog: its conversion
@@ -359,6 +421,7 @@ class LiveSession:
         item: av.VideoFrame | FrameRejected = frame
         try:  # the WebSocket's limits: a peer's VP8 may be up to 16383 px a side
             check_frame_size(frame.width, frame.height, self.settings)
+            self._claim_video("picture")
         except FrameRejected as exc:
             item = exc
         self._backlog(item, t, arrived_at, index)
@@ -381,6 +444,8 @@ class LiveSession:
         if isinstance(item, FrameRejected):
             self._count_bad_frame()
         else:
+            if isinstance(item, Vp9Chunk):
+                self._vp9_decode_gap = True  # the frames after it lack their reference
             self._dropped_behind()
 
     def _count_bad_frame(self) -> None:
@@ -417,6 +482,7 @@ class LiveSession:
         while True:
             if not self._undecoded:
                 if self.state != "live":
+                    self._vp9_decoder = None  # its frame buffers go now
                     return
                 self._undecoded_ready.clear()
                 await self._undecoded_ready.wait()
@@ -426,12 +492,20 @@ class LiveSession:
                 await self._reject(data)
                 continue
             late = time.monotonic() - arrived_at > max_wait_s
-            if late and self.state == "live" and self._newer_frame_waits():  # (the end: all)
-                self._dropped_behind()  # late, and a newer frame waits: that one instead
+            # late, and a newer frame waits: that one instead (at the end: all of them)
+            behind = late and self.state == "live" and self._newer_frame_waits()
+            if behind and not isinstance(data, Vp9Chunk):
+                self._dropped_behind()
                 continue
             started = time.perf_counter()
             try:
-                if isinstance(data, av.VideoFrame):
+                if isinstance(data, Vp9Chunk):
+                    vp9_image = await self._decode_vp9(data, picture=not behind)
+                    if vp9_image is None:  # decoded for the frames after it, not analysed
+                        self._dropped_behind()
+                        continue
+                    image = vp9_image
+                elif isinstance(data, av.VideoFrame):
                     image = await loop.run_in_executor(
                         self.services.decode_executor, video_frame_to_bgr, data
                     )
@@ -448,7 +522,26 @@ class LiveSession:
                 continue
             decode_ms = (time.perf_counter() - started) * 1000
             # received while live: kept even when the end came during its decode
-            self._take_frame(image, t, arrived_at, decode_ms, index)
+            self._take_frame(
+                image, t, arrived_at, decode_ms, index, recorded=isinstance(data, Vp9Chunk)
+            )
+
+    async def _decode_vp9(self, chunk: Vp9Chunk, *, picture: bool) -> np.ndarray | None:
+        """Decode a VP9 frame on the decode executor (in order: one at a time per session);
+        its picture when `picture`. None when it shows none, or waits for a keyframe."""
+        if self._vp9_decode_gap and not chunk.header.keyframe:
+            return None
+        self._vp9_decode_gap = False
+        if self._vp9_decoder is None:
+            self._vp9_decoder = Vp9Decoder(self.settings)
+        decode = functools.partial(self._vp9_decoder.decode, chunk.data, picture=picture)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.services.decode_executor, decode
+            )
+        except Exception:
+            self._vp9_decode_gap = True
+            raise
 
     def submit_frame(
         self, image: np.ndarray, t: float, arrived_at: float, decode_ms: float = 0.0
@@ -465,7 +558,11 @@ class LiveSession:
         arrived_at: float,
         decode_ms: float,
         index: int | None = None,
+        *,
+        recorded: bool = False,
     ) -> None:
+        """A decoded frame into the pipeline; to the recorder unless it has it (`recorded`:
+        the client's VP9, pushed on arrival)."""
         if index is None:
             index = self._next_index()
         frame = VideoFrame(
@@ -474,7 +571,7 @@ class LiveSession:
         self.frames_received += 1
         metrics = self.services.metrics
         metrics.frames_received.inc()
-        if self.recorder is not None:
+        if self.recorder is not None and not recorded:
             self.recorder.push_video(frame)
         if self.mailbox.put(frame):
             metrics.frames_dropped.inc()

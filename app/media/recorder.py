@@ -49,7 +49,7 @@ from av.stream import Stream
 from av.video.frame import PictureType
 
 from app.config import Settings
-from app.frames import AudioChunk, VideoFrame
+from app.frames import AudioChunk, EncodedVideo, VideoFrame
 from app.media.images import fit_within, quarter_turns, upright
 from app.media.webm import (
     join_segments,
@@ -113,7 +113,7 @@ class BadFrameError(ValueError):
 
 
 _STOP: Final = _Stop()
-_QueueItem = VideoFrame | AudioChunk | _Stop
+_QueueItem = VideoFrame | EncodedVideo | AudioChunk | _Stop
 
 
 def vp9_options(settings: Settings) -> dict[str, str]:
@@ -294,15 +294,13 @@ class _HeldVideo:
 
 
 def _add_tracks(
-    container: OutputContainer, video: Vp9Encoder | None, audio: OpusEncoder | None
+    container: OutputContainer, video: tuple[int, int] | None, audio: OpusEncoder | None
 ) -> dict[TrackKind, Stream]:
-    """Mux streams for the encoders' packets (the packets come from the encoders, never from
-    these streams)."""
+    """Mux streams for the packets of a VP9 video of size `video` (from our encoder or from the
+    client's) and of the Opus encoder (the packets never come from these streams)."""
     streams: dict[TrackKind, Stream] = {}
     if video is not None:
-        streams["video"] = container.add_mux_stream(
-            "libvpx-vp9", width=video.width, height=video.height
-        )
+        streams["video"] = container.add_mux_stream("libvpx-vp9", width=video[0], height=video[1])
         streams["video"].time_base = MS
     if audio is not None:
         # Opened for its parameters only (the OpusHead the WebM header needs).
@@ -328,6 +326,8 @@ class _SegmentWriter:
         self.whole_finished = False  # True once finish() closed a complete whole file
         self.track_ends: dict[TrackKind, float] = {}  # media seconds each track reaches
         self._video: Vp9Encoder | None = None
+        # the size of the client's own VP9 once its frames are muxed unchanged (no encoder)
+        self._passthrough: tuple[int, int] | None = None
         self._audio: OpusEncoder | None = None
         self._container: OutputContainer | None = None
         self._streams: dict[TrackKind, Stream] = {}
@@ -338,7 +338,15 @@ class _SegmentWriter:
         self._last_video_pts = -1
         self.video_frames_written = 0  # read by other threads (an int: atomic to read)
 
+    @property
+    def _video_size(self) -> tuple[int, int] | None:
+        if self._video is not None:
+            return self._video.width, self._video.height
+        return self._passthrough
+
     def write_video(self, frame: VideoFrame) -> None:
+        if self._passthrough is not None:
+            raise BadFrameError("a picture cannot join a recording of the client's own VP9")
         image = frame.image
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
             raise BadFrameError(
@@ -368,6 +376,36 @@ class _SegmentWriter:
         self._force_keyframe = False
         for packet in self._video.encode(frame.image, pts, keyframe=keyframe):
             self._mux_video(packet)
+
+    def write_encoded(self, frame: EncodedVideo) -> None:
+        """A VP9 frame the client encoded, muxed as it came. A segment opens on a keyframe
+        (the client's: ours cannot be forced), so it starts once `recording_segment_s` has
+        passed and the next keyframe comes."""
+        if self._video is not None:
+            raise BadFrameError("a VP9 frame cannot join a recording of pictures")
+        if self._passthrough is None:
+            if not frame.keyframe or frame.width is None or frame.height is None:
+                raise BadFrameError("the client's VP9 must start with a keyframe")
+            self._passthrough = (frame.width, frame.height)
+        pts = max(round(frame.t * 1000), self._last_video_pts + 1)
+        if self._container is not None and (
+            "video" not in self._streams
+            or (
+                frame.keyframe
+                and frame.t - self._segment_started_t
+                >= self._settings.recording.recording_segment_s
+            )
+        ):
+            self._close_segment(next_video_pts=pts)
+        if self._force_keyframe:  # this frame opens a new segment
+            self._segment_started_t = frame.t
+            self._force_keyframe = False
+        self._last_video_pts = pts
+        packet = Packet(frame.data)
+        packet.pts = packet.dts = pts
+        packet.time_base = MS
+        packet.is_keyframe = frame.keyframe
+        self._mux_video(packet)
 
     def write_audio(self, chunk: AudioChunk) -> None:
         if chunk.samples.ndim != 1 or chunk.sample_rate <= 0:
@@ -409,6 +447,7 @@ class _SegmentWriter:
         their native memory (libvpx keeps tens of MiB of frame buffers and a thread pool per
         encoder) goes now, not whenever the garbage collector frees the session's cycle."""
         self._video = None
+        self._passthrough = None
         self._audio = None
         self._container = None
         self._streams = {}
@@ -452,11 +491,11 @@ class _SegmentWriter:
             },
         )
         self._container = container
-        self._streams = _add_tracks(container, self._video, self._audio)
+        self._streams = _add_tracks(container, self._video_size, self._audio)
         if self._whole_usable and self._whole is None:
             try:
                 self._whole = av.open(str(self._whole_path), "w", format="webm")
-                self._whole_streams = _add_tracks(self._whole, self._video, self._audio)
+                self._whole_streams = _add_tracks(self._whole, self._video_size, self._audio)
             except (av.error.FFmpegError, OSError) as exc:
                 log.warning("cannot write the continuous recording file: %s", exc)
                 self._give_up_whole()
@@ -509,7 +548,7 @@ class WebmWriter:
         self._video = Vp9Encoder(self.width, self.height, settings, live=False)
         self._audio = OpusEncoder(settings, bit_rate=UPLOAD_AUDIO_BITRATE) if audio else None
         self._container = av.open(str(path), mode="w", format="webm")
-        self._streams = _add_tracks(self._container, self._video, self._audio)
+        self._streams = _add_tracks(self._container, (self.width, self.height), self._audio)
         self._held_video = _HeldVideo()
         self._track_ends: dict[TrackKind, float] = {}
         self.frames = 0
@@ -607,6 +646,7 @@ class SessionRecorder:
         self._audio_pending = 0
         self._frames_accepted = 0
         self._frames_dropped = 0  # refused at push, bad, or lost to a failed encoder
+        self._vp9_gap = False  # a client VP9 frame was dropped: the next must be a keyframe
         self._worker_dropped = 0  # the part of _frames_dropped the worker counted
         self._audio_dropped = 0
         self._writer: _SegmentWriter | None = None
@@ -635,15 +675,21 @@ class SessionRecorder:
 
     # --- producers -----------------------------------------------------------------------
 
-    def push_video(self, frame: VideoFrame) -> bool:
-        """Queue a frame for encoding; False (and counted) when dropped. Never blocks."""
+    def push_video(self, frame: VideoFrame | EncodedVideo) -> bool:
+        """Queue a frame for encoding, or a client's VP9 frame for muxing; False (and counted)
+        when dropped. Never blocks. Once a VP9 frame is dropped, the ones after it are too
+        until a keyframe (they could not be decoded without it)."""
         with self._lock:
+            encoded = isinstance(frame, EncodedVideo)
             if (
                 not self._accepting
                 or self._video_pending >= self._settings.recording.recording_queue
+                or (isinstance(frame, EncodedVideo) and self._vp9_gap and not frame.keyframe)
             ):
                 self._frames_dropped += 1
+                self._vp9_gap = self._vp9_gap or encoded
                 return False
+            self._vp9_gap = False
             self._video_pending += 1
             self._frames_accepted += 1
             self._queue.put(frame)
@@ -693,7 +739,7 @@ class SessionRecorder:
                 item = self._queue.get()
                 if isinstance(item, _Stop):
                     break
-                is_video = isinstance(item, VideoFrame)
+                is_video = isinstance(item, VideoFrame | EncodedVideo)
                 with self._lock:
                     if is_video:
                         self._video_pending -= 1
@@ -720,6 +766,8 @@ class SessionRecorder:
                 try:
                     if isinstance(item, VideoFrame):
                         writer.write_video(item)
+                    elif isinstance(item, EncodedVideo):
+                        writer.write_encoded(item)
                     else:
                         writer.write_audio(item)
                 except BadFrameError as exc:

@@ -231,9 +231,9 @@ async def test_video_times_follow_the_rtp_clock(server: ThreadServer) -> None:
         session = server.manager.sessions[client.id]
         original = session._take_frame  # after the decode backlog, which carries `t` through
 
-        def spy(image: Any, t: float, arrived_at: float, *args: Any) -> None:
+        def spy(image: Any, t: float, arrived_at: float, *args: Any, **kw: Any) -> None:
             captured.append((image.shape, t, arrived_at))
-            original(image, t, arrived_at, *args)
+            original(image, t, arrived_at, *args, **kw)
 
         session._take_frame = spy  # type: ignore[method-assign]
         await client.poll(lambda i: len(captured) >= 60)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from app.config import Settings
-from app.frames import AudioChunk, VideoFrame
+from app.frames import AudioChunk, EncodedVideo, VideoFrame
 from app.media.images import fit_within
 from app.media.recorder import (
     RECORDING_NAME,
@@ -22,8 +22,9 @@ from app.media.recorder import (
     SessionRecorder,
     recover_recording,
 )
+from app.media.vp9 import read_vp9_header
 from app.media.webm import list_segments, probe_recording
-from tests.fixtures.clips import Segment, labelled_clip
+from tests.fixtures.clips import Segment, encode_vp9, labelled_clip, moving_face_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -383,3 +384,67 @@ async def test_constrained_quality_spends_few_bits_on_a_still_picture(
     assert quality.path is not None and bitrate.path is not None
     assert quality.path.stat().st_size < 0.5 * bitrate.path.stat().st_size
     assert float(np.median([_psnr(got, photo) for got in _decoded_frames(quality.path)])) > 33.0
+
+
+async def test_the_clients_vp9_is_muxed_unchanged_across_segments_and_late_audio(
+    tmp_path: Path,
+) -> None:
+    """The client's own VP9 (the WebSocket's `VP91` messages): segments open at its
+    keyframes, audio joining mid-segment cuts one at a delta frame, and the recording still
+    holds every frame as sent, decodable from start to end, in time with the audio."""
+    settings = Settings(recording_segment_s=1.0)
+    images = moving_face_frames(150, 15.0, size=(320, 240))
+    chunks = encode_vp9(images, 15.0, keyframe_every=10)
+    frames = []
+    for i, data in enumerate(chunks):
+        header = read_vp9_header(data)
+        frames.append(EncodedVideo(i, i / 15, data, header.keyframe, header.width, header.height))
+    rate = 16000
+    audio = [
+        AudioChunk(t=5.0 + k * 0.25, samples=np.full(rate // 4, 3000, dtype=np.int16))
+        for k in range(20)
+    ]
+    settings = settings.updated(recording_queue=200, recording_audio_queue=50)
+    recorder = SessionRecorder(tmp_path, settings)
+    recorder.start()
+    for item in sorted([*frames, *audio], key=lambda item: item.t):
+        if isinstance(item, EncodedVideo):
+            assert recorder.push_video(item)
+        else:
+            assert recorder.push_audio(item)
+    result = await recorder.stop()
+    assert result.path is not None and result.has_audio
+    assert result.frames_encoded == 150 and result.frames_dropped == 0
+
+    with av.open(str(result.path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("vp9", 320, 240)
+        packets = [p for p in container.demux(stream) if p.size]
+        assert [bytes(p) for p in packets] == chunks
+        assert [p.is_keyframe for p in packets] == [f.keyframe for f in frames]
+    assert decoded_video_pts(result.path) == pytest.approx([f.t for f in frames], abs=0.001)
+    probe = probe_recording(result.path)
+    assert probe.audio_end_s is not None and probe.video_end_s is not None
+    assert abs(probe.audio_end_s - probe.video_end_s) < 0.2
+
+
+async def test_after_a_dropped_vp9_frame_the_recorder_waits_for_a_keyframe(
+    tmp_path: Path,
+) -> None:
+    """The frames after a dropped one cannot be decoded without it: they are dropped too,
+    until the next keyframe, so the recording never holds a broken run."""
+    chunks = encode_vp9(moving_face_frames(30, 15.0, size=(320, 240)), 15.0, keyframe_every=10)
+    frames = []
+    for i, data in enumerate(chunks):
+        header = read_vp9_header(data)
+        frames.append(EncodedVideo(i, i / 15, data, header.keyframe, header.width, header.height))
+    recorder = SessionRecorder(tmp_path, Settings())
+    assert not recorder.push_video(frames[0])  # not started yet: dropped
+    recorder.start()
+    accepted = [recorder.push_video(f) for f in frames[1:]]
+    result = await recorder.stop()
+
+    assert accepted == [False] * 9 + [True] * 20  # frames 1-9 wait for the keyframe at 10
+    assert result.path is not None and result.frames_dropped == 10
+    with av.open(str(result.path)) as container:
+        assert [bytes(p) for p in container.demux(video=0) if p.size] == chunks[10:]

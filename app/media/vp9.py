@@ -1,0 +1,88 @@
+"""VP9 frames a client encoded itself (a browser's WebCodecs `VideoEncoder`), sent over the
+WebSocket as `VP91` messages: read their header, decode them for analysis.
+
+The recorder muxes such frames into the recording as they came (no re-encode: the VP9 encode
+is ~40 % of the server's CPU a frame when it records pictures, BENCHMARKS.md, section
+Capacity), so only what analysis needs is decoded here. VP9 frames depend on the frames before
+them: every frame is decoded in order, and after a frame is lost the next ones wait for a
+keyframe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import av
+import numpy as np
+
+from app.config import Settings
+from app.media.decode import FrameRejected, check_frame_size, video_frame_to_bgr
+
+VP9_MAGIC: Final = b"VP91"  # a WebSocket binary message: these 4 bytes, then one VP9 frame
+_SYNC_CODE: Final = b"\x49\x83\x42"
+
+
+@dataclass(frozen=True, slots=True)
+class Vp9Header:
+    keyframe: bool
+    width: int | None  # a keyframe's picture size; None for other frames
+    height: int | None
+
+
+def read_vp9_header(data: bytes) -> Vp9Header:
+    """The uncompressed header of a VP9 frame (or of a superframe's first frame): whether it is
+    a keyframe and, if so, its size. Raises `FrameRejected` for what is not profile 0 VP9
+    (8-bit 4:2:0: what browsers encode for `vp09.00.*`)."""
+    if not data:
+        raise FrameRejected("bad_frame", "empty VP9 frame")
+    first = data[0]
+    if first >> 6 != 0b10:
+        raise FrameRejected("bad_frame", "not a VP9 frame (no frame marker)")
+    profile = ((first >> 5) & 1) | (((first >> 4) & 1) << 1)
+    if profile != 0:
+        raise FrameRejected("bad_frame", f"VP9 profile {profile}: only profile 0 is accepted")
+    show_existing = (first >> 3) & 1
+    keyframe = not show_existing and not (first >> 2) & 1
+    if not keyframe:
+        return Vp9Header(keyframe=False, width=None, height=None)
+    # profile 0 keyframe: marker..error_resilient in byte 0, sync code, then color_space (3
+    # bits), color_range (1 bit, as color_space is never sRGB in profile 0), then the size
+    if len(data) < 8 or data[1:4] != _SYNC_CODE:
+        raise FrameRejected("bad_frame", "VP9 keyframe without its sync code")
+    bits = int.from_bytes(data[4:9].ljust(5, b"\0"), "big")  # 40 bits from byte 4
+    if (bits >> 37) == 7:
+        raise FrameRejected("bad_frame", "VP9 sRGB colour space is not profile 0")
+    width = ((bits >> 20) & 0xFFFF) + 1
+    height = ((bits >> 4) & 0xFFFF) + 1
+    return Vp9Header(keyframe=True, width=width, height=height)
+
+
+@dataclass(frozen=True, slots=True)
+class Vp9Chunk:
+    """One received VP9 frame, its header read."""
+
+    data: bytes
+    header: Vp9Header
+
+
+class Vp9Decoder:
+    """One session's VP9 decoder. Frames go in in order, from one thread at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._codec = av.CodecContext.create("vp9", "r")
+        self._codec.thread_count = 1  # sessions run in parallel; one thread each is enough
+
+    def decode(self, data: bytes, *, picture: bool) -> np.ndarray | None:
+        """Decode one frame; its BGR picture when `picture` (None when the frame shows
+        nothing, e.g. a hidden reference frame). Raises `FrameRejected` for corrupt data."""
+        try:
+            frames = self._codec.decode(av.Packet(data))
+        except av.error.FFmpegError as exc:
+            raise FrameRejected("bad_frame", f"VP9 frame could not be decoded: {exc}") from None
+        for frame in frames:  # VP9 may change size on any frame, not only on keyframes
+            check_frame_size(frame.width, frame.height, self._settings)
+        if not picture or not frames:
+            return None
+        return video_frame_to_bgr(frames[-1])

@@ -1,0 +1,86 @@
+"""The client's own VP9 over the WebSocket (`VP91` messages): analysed like pictures, and
+recorded as it came (the server encodes nothing), over a real server and socket."""
+
+from __future__ import annotations
+
+import io
+
+import av
+
+from app.media.vp9 import VP9_MAGIC, read_vp9_header
+from tests.fixtures.clips import encode_jpeg, encode_vp9, moving_face_frames
+from tests.live.test_ws_live import FPS
+from tests.support.client import SessionClient
+from tests.support.server import ThreadServer
+
+
+def recorded_packets(data: bytes) -> tuple[str, list[bytes]]:
+    """(video codec, the video packets' bytes) of a WebM in memory."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        packets = [bytes(p) for p in container.demux(stream) if p.size]
+        return stream.codec_context.name, packets
+
+
+async def test_client_vp9_is_analysed_and_recorded_byte_for_byte(server: ThreadServer) -> None:
+    images = moving_face_frames(90, FPS)
+    chunks = encode_vp9(images, FPS, keyframe_every=30)
+    client = await SessionClient.create(server.http, server.ws, language="en")
+    await client.connect()
+    await client.send_paced([VP9_MAGIC + c for c in chunks], FPS)
+    await client.send_json({"type": "end"})
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
+    await client.close()
+
+    metrics = client.of_type("metrics")
+    assert metrics and sum(m["face"] for m in metrics) >= 0.9 * len(metrics), metrics[:3]
+    assert not client.of_type("error")
+    info = (await client.get("")).json()
+    assert info["frames_received"] == len(chunks)
+    assert info["frames_analyzed"] >= 0.5 * len(chunks)
+
+    answer = await client.get("/recording.webm")
+    codec, packets = recorded_packets(answer.content)
+    assert codec == "vp9"
+    assert packets == chunks  # muxed as sent: nothing re-encoded, nothing lost
+
+
+async def test_bad_vp9_is_refused_and_the_stream_resumes_at_a_keyframe(
+    server: ThreadServer,
+) -> None:
+    """A delta frame first, a picture mixed in and a corrupt frame each answer `bad_frame`;
+    the frames after the corrupt one wait for the next keyframe; the session goes on."""
+    chunks = encode_vp9(moving_face_frames(40, FPS), FPS, keyframe_every=10)
+    assert [read_vp9_header(c).keyframe for c in chunks].count(True) == 4
+    client = await SessionClient.create(server.http, server.ws, language="en")
+    await client.connect()
+    script = [
+        VP9_MAGIC + chunks[1],  # a delta before any keyframe
+        *[VP9_MAGIC + c for c in chunks[:15]],
+        encode_jpeg(moving_face_frames(1, FPS)[0]),  # a picture in a VP9 session
+        VP9_MAGIC + b"\x00not vp9",
+        *[VP9_MAGIC + c for c in chunks[15:]],  # 15-19 wait for the keyframe at 20
+    ]
+    await client.send_paced(script, FPS)
+    errors = [
+        await client.wait_for(
+            lambda e, n=n: e["type"] == "error" and len(client.of_type("error")) > n, timeout=30
+        )
+        for n in range(3)
+    ]
+    await client.send_json({"type": "end"})
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
+    await client.close()
+
+    assert [e["code"] for e in errors] == ["bad_frame"] * 3
+    reasons = [e["reason"] for e in client.of_type("error")]
+    assert "start with a keyframe" in reasons[0]
+    assert "cannot join" in reasons[1]
+    assert "not a VP9 frame" in reasons[2]
+    assert len(reasons) == 3
+    late = [m for m in client.of_type("metrics") if m["frame"] >= len(script) - 20]
+    assert late and all(m["face"] for m in late)  # analysed again after the keyframe
+
+    answer = await client.get("/recording.webm")
+    _codec, packets = recorded_packets(answer.content)
+    assert packets == chunks[:15] + chunks[20:]
