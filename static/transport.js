@@ -12,6 +12,13 @@ const WS_MAX_BUFFERED_BYTES = 1024 * 1024; // skip a video frame rather than que
 const WS_RECONNECT_ATTEMPTS = 5;
 const AUDIO_MAGIC = new Uint8Array([0x41, 0x55, 0x44, 0x31]); // "AUD1"
 const AUDIO_SEND_SAMPLES = 1600; // 100 ms at 16 kHz a message
+// The camera as VP9 the browser encodes itself (WebCodecs), where it can: the server then
+// records the frames as they came instead of encoding the video again, and a frame is ~8 KB
+// instead of a ~50 KB JPEG. Contract extension: docs/protocol.md.
+const VP9_MAGIC = new Uint8Array([0x56, 0x50, 0x39, 0x31]); // "VP91"
+const VP9_CODEC = "vp09.00.10.08"; // profile 0, level 1, 8-bit: what the server takes
+const VP9_KEYFRAME_EVERY_S = 2;
+const VP9_MAX_QUEUE = 2; // frames waiting in the encoder; more and the next frame is skipped
 
 // Server error codes that mean the session itself is gone, not that WebRTC is unavailable.
 const SESSION_GONE_CODES = new Set([
@@ -176,6 +183,12 @@ export class WebSocketTransport {
     this.audio = null;
     this.framesSent = 0;
     this.framesSkipped = 0;
+    // "vp9" once the encoder is configured, "jpeg" where WebCodecs cannot encode VP9; fixed
+    // for the session (the server takes one kind of video a session).
+    this.videoCodec = null;
+    this.vp9 = null; // the VideoEncoder and the size it was configured for
+    this.vp9NeedKey = true; // after a chunk that did not reach the server
+    this.vp9FramesSinceKey = 0;
   }
 
   socketUrl() {
@@ -238,6 +251,7 @@ export class WebSocketTransport {
       this.onStatus({ kind: "busy" });
       return;
     }
+    this.vp9NeedKey = true; // what the encoder gave while the socket was down is lost
     if (e.code === 1000 || this.closing) {
       // The server closes with 1000 once the session has ended: nothing more will come.
       this.onStatus({ kind: "ended", reason: e.reason });
@@ -260,6 +274,7 @@ export class WebSocketTransport {
 
   async start() {
     await this.connect();
+    this.videoCodec = (await vp9Supported()) ? "vp9" : "jpeg";
     this.sending = true;
     this.frameTimer = setInterval(() => this.sendFrame(), 1000 / this.fps);
     try {
@@ -286,6 +301,10 @@ export class WebSocketTransport {
     if (this.canvas.height !== h) this.canvas.height = h;
     // The un-mirrored camera image: the preview's mirroring is CSS only.
     this.canvas.getContext("2d").drawImage(video, 0, 0, w, h);
+    if (this.videoCodec === "vp9") {
+      this.encodeVp9(w, h);
+      return;
+    }
     this.encoding = true;
     this.canvas.toBlob(
       async (blob) => {
@@ -303,6 +322,65 @@ export class WebSocketTransport {
     );
   }
 
+  encodeVp9(w, h) {
+    let encoder = this.vp9?.encoder;
+    if (!encoder || encoder.state === "closed" || this.vp9.w !== w || this.vp9.h !== h) {
+      encoder = this.makeVp9Encoder(w, h);
+    }
+    if (encoder.encodeQueueSize > VP9_MAX_QUEUE) {
+      this.framesSkipped += 1; // skipped before encoding: the chunks stay a whole chain
+      return;
+    }
+    const keyFrame =
+      this.vp9NeedKey || this.vp9FramesSinceKey >= Math.round(VP9_KEYFRAME_EVERY_S * this.fps);
+    this.vp9NeedKey = false;
+    this.vp9FramesSinceKey = keyFrame ? 1 : this.vp9FramesSinceKey + 1;
+    const frame = new VideoFrame(this.canvas, { timestamp: Math.round(performance.now() * 1000) });
+    try {
+      encoder.encode(frame, { keyFrame });
+    } finally {
+      frame.close();
+    }
+  }
+
+  makeVp9Encoder(w, h) {
+    try {
+      this.vp9?.encoder.close();
+    } catch {
+      // already closed after an error
+    }
+    const encoder = new VideoEncoder({
+      output: (chunk) => this.sendVp9(chunk),
+      error: () => {
+        this.vp9NeedKey = true; // the next frame makes a new encoder, starting on a keyframe
+      },
+    });
+    encoder.configure({
+      codec: VP9_CODEC,
+      width: w,
+      height: h,
+      bitrate: 1_000_000,
+      framerate: this.fps,
+      latencyMode: "realtime",
+    });
+    this.vp9 = { encoder, w, h };
+    this.vp9NeedKey = true; // a new encoder starts on a keyframe
+    return encoder;
+  }
+
+  sendVp9(chunk) {
+    const ws = this.ws;
+    if (!this.sending || !ws || ws.readyState !== WebSocket.OPEN) {
+      this.vp9NeedKey = true; // the server would wait for a keyframe: send one next
+      return;
+    }
+    const message = new Uint8Array(4 + chunk.byteLength);
+    message.set(VP9_MAGIC, 0);
+    chunk.copyTo(message.subarray(4));
+    ws.send(message.buffer);
+    this.framesSent += 1;
+  }
+
   sendAudio(pcm) {
     const ws = this.ws;
     if (!this.sending || !ws || ws.readyState !== WebSocket.OPEN) return;
@@ -316,6 +394,11 @@ export class WebSocketTransport {
   stopMedia() {
     this.sending = false;
     clearInterval(this.frameTimer);
+    try {
+      this.vp9?.encoder.close();
+    } catch {
+      // already closed
+    }
     this.audio?.stop();
     this.audio = null;
   }
@@ -324,6 +407,24 @@ export class WebSocketTransport {
     this.stopMedia();
     this.closing = true;
     this.ws?.close(1000, "client done");
+  }
+}
+
+/** Whether this browser can encode the VP9 the server takes (WebCodecs, software is fine). */
+async function vp9Supported() {
+  if (typeof VideoEncoder === "undefined" || typeof VideoFrame === "undefined") return false;
+  try {
+    const { supported } = await VideoEncoder.isConfigSupported({
+      codec: VP9_CODEC,
+      width: 640,
+      height: 480,
+      bitrate: 1_000_000,
+      framerate: 15,
+      latencyMode: "realtime",
+    });
+    return Boolean(supported);
+  } catch {
+    return false;
   }
 }
 

@@ -177,6 +177,8 @@ def test_rehearsal_in_a_real_browser(
             if transport == "ws":
                 # Forced, so no fallback notice: the badge says which transport is used.
                 expect(page.locator("#transport-badge")).to_have_text("Connected over WebSocket")
+                # Chromium encodes the camera as VP9 itself (WebCodecs): the VP91 messages
+                expect(page.locator("body")).to_have_attribute("data-video", "vp9")
             else:
                 expect(page.locator("#notice-banner")).to_be_hidden()
 
@@ -225,6 +227,13 @@ def test_rehearsal_in_a_real_browser(
                 assert container.streams.video[0].codec_context.name == "vp9"
                 # The fake microphone's beeps reached the server (WebRTC track or AUD1 PCM).
                 assert [a.codec_context.name for a in container.streams.audio] == ["opus"]
+                packets = [p for p in container.demux(video=0) if p.size]
+            if transport == "ws":
+                # What the page encoded, as it came: its keyframe every 2 s, where the server's
+                # own encoder would start one only with each 10 s segment.
+                keyframes = sum(p.is_keyframe for p in packets)
+                seconds = float((packets[-1].pts - packets[0].pts) * packets[0].time_base)
+                assert seconds > 8 and keyframes >= seconds / 2.5, (keyframes, seconds)
             report_html = fetch(csp_server, report_href)
             assert report_html.headers["content-type"].startswith("text/html")
             assert "Series A pitch" in report_html.text
