@@ -4,7 +4,8 @@ The server runs pinned to its own cores (`taskset`, with its Pose worker: childr
 the mask), the load generator in P processes pinned to others, so the generator never takes
 the server's CPU. Every session streams realistic media (`bench.media`: a face moving on every
 frame with sensor noise, and speech) from one common start, camera phases spread over a frame
-interval. WebSocket: JPEG frames and `AUD1` PCM chunks. WebRTC: aiortc peers replaying VP8 and
+interval. WebSocket: JPEG frames (or, `--ws-video vp9`, the VP9 a browser's WebCodecs encoder
+sends, as `VP91` messages) and `AUD1` PCM chunks. WebRTC: aiortc peers replaying VP8 and
 Opus packets encoded once (no encoder per session), negotiated VP8-only.
 
 Latency is measured where the user sits: a frame's send (the JPEG handed to the socket, the
@@ -23,6 +24,7 @@ the server's Python stacks with py-spy (in the `test` extra) for the top functio
     .venv/bin/python -m bench.capacity --transport rtc --sessions 4,8 --fps 30 --procs 2
     .venv/bin/python -m bench.capacity --transport rtc --sessions 8 --profile
     .venv/bin/python -m bench.capacity --transport ws --sessions 4 --on-top 8
+    .venv/bin/python -m bench.capacity --transport ws --ws-video vp9 --sessions 3,6,8
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from websockets.asyncio.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.media.vp9 import VP9_MAGIC  # noqa: E402
 from bench import media  # noqa: E402
 from tests.support.client import SessionClient  # noqa: E402
 from tests.support.rtc_client import RtcClient  # noqa: E402
@@ -207,6 +210,7 @@ class LoopLag:
 class Media:
     fps: float
     jpegs: list[bytes] = field(default_factory=list)
+    ws_video: list[bytes] = field(default_factory=list)  # the WebSocket's video messages
     vp8: media.Vp8Clip | None = None
     pcm: np.ndarray | None = None
     opus: list[bytes] = field(default_factory=list)
@@ -243,8 +247,8 @@ class TimedSessionClient(SessionClient):
 async def stream_ws(
     client: TimedSessionClient, m: Media, seconds: float, start: float, audio: bool
 ) -> dict[str, Any]:
-    """The camera (JPEG at `m.fps`) and the microphone (100 ms PCM chunks) on one socket, each
-    on its own schedule from `start`, catching up at once when late."""
+    """The camera (JPEG or VP91 messages at `m.fps`) and the microphone (100 ms PCM chunks) on
+    one socket, each on its own schedule from `start`, catching up at once when late."""
     n_video = int(seconds * m.fps)
     n_audio = int(seconds / AUDIO_CHUNK_S) if audio and m.pcm is not None else 0
     chunk = int(media.PCM_RATE * AUDIO_CHUNK_S)
@@ -265,7 +269,7 @@ async def stream_ws(
             if now - t_video > 1 / m.fps:
                 late += 1
             sent_at.append(now)
-            await client.send_frame(m.jpegs[i % len(m.jpegs)])
+            await client.send_frame(m.ws_video[i % len(m.ws_video)])
         else:
             offset = (next_audio * chunk) % max(1, len(pcm) - chunk)
             await client.send_frame(b"AUD1" + pcm[offset : offset + chunk].astype("<i2").tobytes())
@@ -574,7 +578,7 @@ def thread_role(name: str) -> str:
     """A server thread's job, from its Python name (or `native:<comm>` for a native one)."""
     for prefix, role in (
         ("MainThread", "event loop (WS/RTP/SRTP/SCTP, events, glue)"),
-        ("decode", "decode executor (JPEG decode / VP8 frame -> BGR)"),
+        ("decode", "decode executor (JPEG / VP9 decode, WebRTC picture -> BGR)"),
         ("analysis", "analysis executor (FaceMesh + face glue)"),
         ("pose", "Pose lane threads (wait on the worker)"),
         ("audio", "audio executor (voice)"),
@@ -1023,6 +1027,7 @@ def summarize(
     ]
     return {
         "transport": args.transport,
+        "video": args.ws_video if args.transport == "ws" else "vp8",
         "fps": fps,
         "sessions": n,
         "seconds": args.seconds,
@@ -1113,7 +1118,15 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=0, help="generator processes (0: auto)")
     parser.add_argument("--per-proc", type=int, default=8, help="sessions a process (auto)")
     parser.add_argument("--phase", choices=("aligned", "spread"), default="spread")
-    parser.add_argument("--kbps", type=int, default=1000, help="VP8 bitrate of the replayed clip")
+    parser.add_argument(
+        "--kbps", type=int, default=1000, help="VP8 / VP9 bitrate of the replayed clip"
+    )
+    parser.add_argument(
+        "--ws-video",
+        choices=("jpeg", "vp9"),
+        default="jpeg",
+        help="WebSocket camera: JPEG pictures, or the client's own VP9 (VP91 messages)",
+    )
     parser.add_argument("--no-audio", action="store_true")
     parser.add_argument("--no-recording-check", action="store_true")
     parser.add_argument("--profile", action="store_true", help="py-spy the server's window")
@@ -1134,6 +1147,10 @@ def main() -> None:
     m = Media(args.fps)
     if args.transport == "ws":
         m.jpegs = media.face_jpegs(args.fps)
+        if args.ws_video == "vp9":
+            m.ws_video = [VP9_MAGIC + chunk for chunk in media.face_vp9(args.fps, args.kbps)]
+        else:
+            m.ws_video = m.jpegs
         m.pcm = None if args.no_audio else media.speech_pcm()
     else:
         m.vp8 = media.face_vp8(args.fps, args.kbps)

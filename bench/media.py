@@ -1,6 +1,6 @@
 """Realistic media for the load benchmarks, made once and cached: a presenter's face moving on
-every frame with sensor noise (`tests.fixtures.clips.moving_face_frames`) as JPEGs for the
-WebSocket and as VP8 packets for WebRTC, and speech (espeak-ng sentences with pauses and a
+every frame with sensor noise (`tests.fixtures.clips.moving_face_frames`) as JPEGs or VP9 for
+the WebSocket and as VP8 packets for WebRTC, and speech (espeak-ng sentences with pauses and a
 microphone's noise floor) as 16 kHz PCM for the WebSocket and Opus packets for WebRTC.
 
 The VP8 and Opus packets are what a browser would send; replayed with fresh timestamps
@@ -114,6 +114,21 @@ def face_vp8(fps: float, kbps: int = 1000) -> Vp8Clip:
         return Vp8Clip(fps, kbps, out, packets)
 
     return _cached(f"vp8-{fps:g}-{kbps}", make)
+
+
+def face_vp9(fps: float, kbps: int = 1000) -> list[bytes]:
+    """One loop of the moving, noisy face as the VP9 a browser's WebCodecs encoder sends the
+    page's way (libvpx realtime, a keyframe every 2 s, as static/transport.js asks), so the
+    loop starts on a keyframe and replays without a decoder error."""
+    from tests.fixtures.clips import encode_vp9
+
+    every = round(2 * fps)
+    images = _frames(fps)
+    if len(images) % every:
+        raise ValueError(f"a {len(images)}-frame loop does not end before a keyframe")
+    return _cached(
+        f"vp9-{fps:g}-{kbps}", lambda: encode_vp9(images, fps, keyframe_every=every, kbps=kbps)
+    )
 
 
 def speech_pcm() -> np.ndarray:
