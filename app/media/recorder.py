@@ -362,18 +362,7 @@ class _SegmentWriter:
                 even=True,
             )
             self._video = Vp9Encoder(*size, self._settings)
-        # Strictly increasing pts: a repeated or backwards timestamp moves to the next ms.
-        pts = max(round(frame.t * 1000), self._last_video_pts + 1)
-        if self._container is not None and (
-            "video" not in self._streams
-            or frame.t - self._segment_started_t >= self._settings.recording.recording_segment_s
-        ):
-            self._close_segment(next_video_pts=pts)
-        keyframe = self._force_keyframe  # this frame opens a new segment
-        if keyframe:
-            self._segment_started_t = frame.t
-        self._last_video_pts = pts
-        self._force_keyframe = False
+        pts, keyframe = self._place_video(frame.t, may_cut=True)
         for packet in self._video.encode(frame.image, pts, keyframe=keyframe):
             self._mux_video(packet)
 
@@ -387,25 +376,33 @@ class _SegmentWriter:
             if not frame.keyframe or frame.width is None or frame.height is None:
                 raise BadFrameError("the client's VP9 must start with a keyframe")
             self._passthrough = (frame.width, frame.height)
-        pts = max(round(frame.t * 1000), self._last_video_pts + 1)
-        if self._container is not None and (
-            "video" not in self._streams
-            or (
-                frame.keyframe
-                and frame.t - self._segment_started_t
-                >= self._settings.recording.recording_segment_s
-            )
-        ):
-            self._close_segment(next_video_pts=pts)
-        if self._force_keyframe:  # this frame opens a new segment
-            self._segment_started_t = frame.t
-            self._force_keyframe = False
-        self._last_video_pts = pts
+        pts, _opens = self._place_video(frame.t, may_cut=frame.keyframe)
         packet = Packet(frame.data)
         packet.pts = packet.dts = pts
         packet.time_base = MS
         packet.is_keyframe = frame.keyframe
         self._mux_video(packet)
+
+    def _place_video(self, t: float, *, may_cut: bool) -> tuple[int, bool]:
+        """A video frame's pts (strictly increasing: a repeated or backwards timestamp moves to
+        the next ms) and whether it opens a new segment. The segment is cut before it once
+        `recording_segment_s` has passed, if `may_cut` (any frame of ours: it becomes a
+        keyframe; only a keyframe of the client's), or when the segment has no video track."""
+        pts = max(round(t * 1000), self._last_video_pts + 1)
+        if self._container is not None and (
+            "video" not in self._streams
+            or (
+                may_cut
+                and t - self._segment_started_t >= self._settings.recording.recording_segment_s
+            )
+        ):
+            self._close_segment(next_video_pts=pts)
+        opens = self._force_keyframe
+        if opens:
+            self._segment_started_t = t
+        self._force_keyframe = False
+        self._last_video_pts = pts
+        return pts, opens
 
     def write_audio(self, chunk: AudioChunk) -> None:
         if chunk.samples.ndim != 1 or chunk.sample_rate <= 0:
@@ -684,7 +681,7 @@ class SessionRecorder:
             if (
                 not self._accepting
                 or self._video_pending >= self._settings.recording.recording_queue
-                or (isinstance(frame, EncodedVideo) and self._vp9_gap and not frame.keyframe)
+                or (self._vp9_gap and isinstance(frame, EncodedVideo) and not frame.keyframe)
             ):
                 self._frames_dropped += 1
                 self._vp9_gap = self._vp9_gap or encoded
