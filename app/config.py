@@ -397,6 +397,9 @@ class TransportSettings(_Group):
     # A WebRTC video frame goes to the decoder once its last (RTP marker) packet is in, not
     # when the next frame starts: one frame interval less latency (app/live/jitter.py).
     rtc_frame_on_marker: bool = True
+    # Offer VP9 to WebRTC peers: their frames are then recorded as they came, not re-encoded
+    # (app/live/rtc_vp9.py); a peer that prefers VP8 still gets VP8.
+    rtc_vp9: bool = True
     cors_origins: list[str] = Field(default_factory=list)  # default: same origin only
 
 

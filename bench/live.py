@@ -84,11 +84,12 @@ def count_video_frames(webm: bytes) -> int:
 async def run_rtc_session(srv: ProcessServer, seconds: float) -> dict[str, Any]:
     """One WebRTC session: aiortc sends a real face at 30 fps (VP8 over RTP) for `seconds`."""
     client = await RtcClient.create(srv.http, language="en", title="bench")
-    await client.connect(video=FaceThenEmptyTrack())
+    camera = FaceThenEmptyTrack()
+    await client.connect(video=camera)
     await client.wait_for(lambda e: e["type"] == "metrics", timeout=60)
     await asyncio.sleep(seconds)  # the camera plays for this long
     info = await client.get()
-    sent = client.video.sent if client.video is not None else 0
+    sent = camera.sent
     await client.end()
     await client.wait_for(lambda e: e["type"] == "report_ready", timeout=300)
     await client.close()

@@ -11,6 +11,11 @@ The marker is a hint that can be lost with its packet, so the timestamp rule sta
 whose marked packet never comes is still handed on when the next frame starts, as before.
 Audio keeps aiortc's buffer (there the marker means the start of a talkspurt).
 
+Every video buffer here also marks the first frame it hands on after it dropped packets
+(`after_loss`: aiortc's buffer drops only when it overflows or the sequence jumps, and then asks
+for a keyframe): a receiver that passes the client's VP9 on unchanged (app/live/rtc_vp9.py)
+must not record or decode a frame whose reference went with them.
+
 `install()` makes aiortc's receivers build this one (they look the class up by name in
 `aiortc.rtcrtpreceiver` when a track starts): process-wide, like the loopback fallback of
 app/live/rtc.py.
@@ -22,11 +27,32 @@ import logging
 
 import aiortc.rtcrtpreceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
 
 log = logging.getLogger(__name__)
 
 
-class MarkerJitterBuffer(JitterBuffer):
+class LossMarkingJitterBuffer(JitterBuffer):
+    """aiortc's buffer, but the first frame after a drop carries `after_loss = True`."""
+
+    _lost = False
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        if pli_flag:  # aiortc asks for a keyframe exactly when it dropped packets
+            self._lost = True
+        if frame is not None:
+            frame.after_loss = self._lost  # type: ignore[attr-defined]
+            self._lost = False
+        return pli_flag, frame
+
+
+def after_loss(frame: JitterFrame) -> bool:
+    """Whether packets were dropped just before `frame` (False from a buffer that does not say)."""
+    return bool(getattr(frame, "after_loss", False))
+
+
+class MarkerJitterBuffer(LossMarkingJitterBuffer):
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         if self._is_video and self._origin is not None:
             # Padding-only packets (no payload: a sender probing bandwidth, often right after a
@@ -66,9 +92,9 @@ def _fits_this_aiortc() -> bool:
 
 def install(on_marker: bool = True) -> None:
     """aiortc's receivers build their jitter buffers from this class from now on (False, or
-    an aiortc whose buffer looks different: aiortc's own)."""
+    an aiortc whose buffer looks different: aiortc's own, marking losses)."""
     if on_marker and not _fits_this_aiortc():
         log.warning("this aiortc's jitter buffer is not the one MarkerJitterBuffer knows: kept")
         on_marker = False
-    chosen = MarkerJitterBuffer if on_marker else JitterBuffer
+    chosen = MarkerJitterBuffer if on_marker else LossMarkingJitterBuffer
     aiortc.rtcrtpreceiver.JitterBuffer = chosen  # type: ignore[misc]

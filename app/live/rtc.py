@@ -36,8 +36,9 @@ from aiortc.mediastreams import MediaStreamError
 from app.config import Settings
 from app.events import WireEvent, encode
 from app.frames import AudioChunk
-from app.live import jitter
+from app.live import jitter, rtc_vp9
 from app.live.bus import EventBus, Subscription
+from app.live.rtc_vp9 import RtpVp9Frame
 from app.live.session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ RTP_RESYNC_S = 5.0
 # rather than buffer without bound (the WebSocket's slow-consumer rule).
 CHANNEL_HIGH_WATER_BYTES = 1 << 20
 CLOSE_TIMEOUT_S = 5.0
+KEYFRAME_REQUEST_GAP_S = 0.3
 
 CloseReason = Literal[
     "connection_failed",
@@ -167,6 +169,7 @@ class RtcPeer:
         self.video_frames = 0
         self.audio_frames = 0
         self.events_sent = 0
+        self.keyframes_requested = 0
         self._tasks: dict[str, asyncio.Task[Any]] = {}
 
     @property
@@ -200,9 +203,31 @@ class RtcPeer:
         self._tasks.clear()
 
     # --- media in ------------------------------------------------------------------------
+    def want_keyframes_from(self, track: MediaStreamTrack) -> None:
+        """The session asks for a keyframe when its VP9 lost a reference (a PLI to the peer,
+        at most one per `KEYFRAME_REQUEST_GAP_S`: a keyframe takes a round trip to come)."""
+        receiver = next((r for r in self.pc.getReceivers() if r.track is track), None)
+        send_pli = getattr(receiver, "_send_rtcp_pli", None)
+        if receiver is None or send_pli is None:
+            return
+        last = -KEYFRAME_REQUEST_GAP_S
+
+        def keyframe_wanted() -> None:
+            nonlocal last
+            now = time.monotonic()
+            sources = receiver.getSynchronizationSources()
+            if now - last < KEYFRAME_REQUEST_GAP_S or not sources or self.close_reason:
+                return
+            last = now
+            self.keyframes_requested += 1
+            self.spawn("pli", send_pli(sources[0].source))
+
+        self.session.keyframe_wanted = keyframe_wanted
+
     async def read_video(self, track: MediaStreamTrack) -> None:
         session = self.session
         clock = RtpClock()
+        self.want_keyframes_from(track)
         while True:
             try:
                 frame = await track.recv()
@@ -210,6 +235,13 @@ class RtcPeer:
                 return
             arrived_at = time.monotonic()
             self.video_frames += 1
+            if isinstance(frame, RtpVp9Frame):  # VP9 negotiated: the peer's frame as it came
+                if session.accepting_media:
+                    t = clock.media_time(frame.pts, frame.time_base, session.media_time(arrived_at))
+                    session.submit_vp9(
+                        frame.data, arrived_at, t=t, rate_limited=False, after_loss=frame.after_loss
+                    )
+                continue
             if not isinstance(frame, av.VideoFrame) or frame.pts is None or not frame.time_base:
                 continue
             if not session.accepting_media:
@@ -304,6 +336,7 @@ class RtcPeers:
         self._closing: set[asyncio.Task[None]] = set()
         install_loopback_fallback()
         jitter.install(settings.transport.rtc_frame_on_marker)
+        rtc_vp9.install(settings.transport.rtc_vp9)
 
     async def answer(
         self, session: LiveSession, offer: RTCSessionDescription

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -133,6 +133,9 @@ class LiveSession:
         self._vp9_wait_key = False  # a VP9 frame was lost before the recorder: wait for a key
         self._vp9_decoder: Vp9Decoder | None = None  # made by the decode loop
         self._vp9_decode_gap = False  # one was lost before its decode: wait for a key there
+        # Asks the client for a keyframe (WebRTC: a PLI); set by a transport whose client does
+        # not send them on its own schedule. Called whenever VP9 frames wait for one.
+        self.keyframe_wanted: Callable[[], None] | None = None
         hooks = services.hooks
         # conditions -> cues -> observers, the same chain an upload's scan drives
         self.chain = StageChain(self.settings, hooks.frame_conditions, hooks.make_condition_state)
@@ -174,6 +177,12 @@ class LiveSession:
     @property
     def frames_dropped(self) -> int:
         return self.mailbox.dropped + self.frames_rate_limited + self.frames_behind
+
+    @property
+    def video_kind(self) -> VideoKind | None:
+        """Pictures (JPEG, or decoded WebRTC frames) or the client's own VP9; None before the
+        first frame."""
+        return self._video_kind
 
     @property
     def accepting_media(self) -> bool:
@@ -364,18 +373,31 @@ class LiveSession:
             item = exc
         self._backlog(item, self.media_time(arrived_at), arrived_at, index)
 
-    def submit_vp9(self, data: bytes, arrived_at: float) -> None:
-        """A VP9 frame the client encoded (a `VP91` message without its magic). It goes to
-        the recorder as it came, and into the decode backlog, where it is decoded even when
-        it is too late to analyse (the frames after it need it). A frame lost before the
-        recorder (over the rate limit, refused) costs the frames after it until a keyframe."""
+    def submit_vp9(
+        self,
+        data: bytes,
+        arrived_at: float,
+        *,
+        t: float | None = None,
+        rate_limited: bool = True,
+        after_loss: bool = False,
+    ) -> None:
+        """A VP9 frame the client encoded (a `VP91` message without its magic, or a WebRTC
+        peer's frame: media time `t` from its RTP clock, no rate limit, `after_loss` when the
+        transport dropped packets before it). It goes to the recorder as it came, and into the
+        decode backlog, where it is decoded even when it is too late to analyse (the frames
+        after it need it). A frame lost before the recorder (over the rate limit, refused)
+        costs the frames after it until a keyframe."""
         if self.state != "live":
             return
         index = self._next_index()
-        if not self._admit(arrived_at):
-            self._vp9_wait_key = True
+        if after_loss:
+            self._vp9_lost()
+        if rate_limited and not self._admit(arrived_at):
+            self._vp9_lost()
             return
-        t = self.media_time(arrived_at)
+        if t is None:
+            t = self.media_time(arrived_at)
         try:
             check_frame_bytes(len(data), self.settings)
             self._claim_video("vp9")
@@ -385,11 +407,12 @@ class LiveSession:
             if not header.keyframe and not self._vp9_keyframe_seen:
                 raise FrameRejected("bad_frame", "VP9 video must start with a keyframe")
         except FrameRejected as exc:
-            self._vp9_wait_key = True
+            self._vp9_lost()
             self._backlog(exc, t, arrived_at, index)
             return
         if self._vp9_wait_key and not header.keyframe:
             self._dropped_behind()  # its reference frame is lost: undecodable until a key
+            self._want_keyframe()
             return
         self._vp9_wait_key = False
         self._vp9_keyframe_seen = True
@@ -398,6 +421,15 @@ class LiveSession:
                 EncodedVideo(index, t, data, header.keyframe, header.width, header.height)
             )
         self._backlog(Vp9Chunk(data, header), t, arrived_at, index)
+
+    def _vp9_lost(self) -> None:
+        """A VP9 frame did not reach the recorder: the next ones wait for a keyframe."""
+        self._vp9_wait_key = True
+        self._want_keyframe()
+
+    def _want_keyframe(self) -> None:
+        if self.keyframe_wanted is not None:
+            self.keyframe_wanted()
 
     def _claim_video(self, kind: VideoKind) -> None:
         """A session's video is one kind throughout (the recording is one VP9 stream): the
@@ -446,6 +478,7 @@ class LiveSession:
         else:
             if isinstance(item, Vp9Chunk):
                 self._vp9_decode_gap = True  # the frames after it lack their reference
+                self._want_keyframe()
             self._dropped_behind()
 
     def _count_bad_frame(self) -> None:
@@ -530,6 +563,7 @@ class LiveSession:
         """Decode a VP9 frame on the decode executor (in order: one at a time per session);
         its picture when `picture`. None when it shows none, or waits for a keyframe."""
         if self._vp9_decode_gap and not chunk.header.keyframe:
+            self._want_keyframe()
             return None
         self._vp9_decode_gap = False
         if self._vp9_decoder is None:
@@ -541,6 +575,7 @@ class LiveSession:
             )
         except Exception:
             self._vp9_decode_gap = True
+            self._want_keyframe()
             raise
 
     def submit_frame(

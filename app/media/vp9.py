@@ -86,3 +86,59 @@ class Vp9Decoder:
         if not picture or not frames:
             return None
         return video_frame_to_bgr(frames[-1])
+
+
+# --- RTP (RFC 9628): a WebRTC peer's VP9 ----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Vp9RtpDescriptor:
+    """The payload descriptor in front of each RTP packet's share of a VP9 frame."""
+
+    start: bool  # B: the packet starts a (layer) frame
+    end: bool  # E: the packet ends one
+    picture_id: int | None
+    spatial_id: int  # 0 without layer indices
+
+
+def parse_vp9_rtp(payload: bytes) -> tuple[Vp9RtpDescriptor, bytes]:
+    """Split an RTP payload into its VP9 payload descriptor and its share of the frame.
+    Raises ValueError for a truncated descriptor (aiortc drops such a packet)."""
+    try:
+        first = payload[0]
+        pos = 1
+        has_pid, has_pdiff, has_layers = first & 0x80, first & 0x40, first & 0x20
+        flexible, start, end, has_ss = first & 0x10, first & 0x08, first & 0x04, first & 0x02
+        picture_id = None
+        if has_pid:
+            picture_id = payload[pos] & 0x7F
+            if payload[pos] & 0x80:  # M: a 15-bit picture ID
+                picture_id = (picture_id << 8) | payload[pos + 1]
+                pos += 1
+            pos += 1
+        spatial_id = 0
+        if has_layers:
+            spatial_id = (payload[pos] >> 1) & 0x07
+            pos += 1 if flexible else 2  # non-flexible mode: TL0PICIDX follows
+        if has_pdiff and flexible:
+            for _ in range(3):  # up to three reference indices, N marks one more
+                more = payload[pos] & 0x01
+                pos += 1
+                if not more:
+                    break
+        if has_ss:
+            ss = payload[pos]
+            pos += 1
+            if ss & 0x10:  # Y: each spatial layer's width and height
+                pos += 4 * ((ss >> 5) + 1)
+            if ss & 0x08:  # G: the picture group
+                groups = payload[pos]
+                pos += 1
+                for _ in range(groups):
+                    pos += 1 + ((payload[pos] >> 2) & 0x03)
+    except IndexError:
+        raise ValueError("VP9 payload descriptor is truncated") from None
+    if pos > len(payload):
+        raise ValueError("VP9 payload descriptor is truncated")
+    descriptor = Vp9RtpDescriptor(
+        start=bool(start), end=bool(end), picture_id=picture_id, spatial_id=spatial_id
+    )
+    return descriptor, payload[pos:]

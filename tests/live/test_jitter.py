@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from app.live.jitter import MarkerJitterBuffer
+from app.live.jitter import LossMarkingJitterBuffer, MarkerJitterBuffer, after_loss
 
 
 def packet(seq: int, timestamp: int, marker: bool = False, data: bytes | None = None) -> RtpPacket:
@@ -83,3 +83,24 @@ def test_padding_after_a_marked_frame_never_becomes_an_empty_frame() -> None:
     ]
     frames = frames_of(feed(MarkerJitterBuffer(capacity=512, is_video=True), padded))
     assert frames == [(102, 1000, b"100.101.102."), (107, 7000, b"xy"), (109, 19000, b"z")]
+
+
+def test_the_first_frame_after_dropped_packets_is_marked() -> None:
+    """A frame whose packet never comes is dropped when the buffer overflows (aiortc asks for
+    a keyframe then); the frame handed on next says so, for a receiver that records the
+    client's VP9 as it came (its reference went with the dropped one)."""
+    for kind in (MarkerJitterBuffer, LossMarkingJitterBuffer):
+        buffer = kind(capacity=16, is_video=True)
+        # frame 0 complete; frame 1 loses its middle packet; frames 2.. arrive complete
+        stream = [p for p in STREAM[:6] if p.sequence_number != 104]
+        stream += [
+            packet(109 + 3 * k + i, 19000 + 6000 * k, marker=i == 2)
+            for k in range(6)
+            for i in range(3)
+        ]
+        flags = [(f.timestamp, after_loss(f)) for _, f in feed(buffer, stream) if f is not None]
+        assert flags[0] == (1000, False), kind
+        assert 7000 not in [t for t, _ in flags], kind  # never handed on broken
+        lost = [t for t, marked in flags if marked]
+        assert len(lost) == 1 and lost[0] > 7000, (kind, flags)
+        assert all(not marked for t, marked in flags if t > lost[0]), (kind, flags)

@@ -6,8 +6,9 @@ import pytest
 
 from app.config import Settings
 from app.media.decode import FrameRejected
-from app.media.vp9 import Vp9Decoder, read_vp9_header
+from app.media.vp9 import Vp9Decoder, parse_vp9_rtp, read_vp9_header
 from tests.fixtures.clips import encode_vp9, moving_face_frames
+from tests.support.vp9_rtp import packetize
 
 
 @pytest.mark.parametrize("size", [(640, 480), (321, 243), (1280, 720)])
@@ -48,3 +49,43 @@ def test_the_decoder_gives_pictures_in_order_and_refuses_over_the_size_limit() -
     small = Vp9Decoder(Settings(max_frame_width=320))
     with pytest.raises(FrameRejected, match="exceeds the size limit"):
         small.decode(chunks[0], picture=True)
+
+
+def test_rtp_payloads_reassemble_into_the_frames_that_were_sent() -> None:
+    chunks = encode_vp9(moving_face_frames(12, 15.0), 15.0, keyframe_every=6)
+    for picture_id, chunk in enumerate(chunks, start=32760):  # across the 15-bit wrap
+        payloads = packetize(chunk, picture_id % (1 << 15))
+        parsed = [parse_vp9_rtp(p) for p in payloads]
+        assert b"".join(body for _, body in parsed) == chunk
+        assert [d.start for d, _ in parsed] == [True] + [False] * (len(parsed) - 1)
+        assert [d.end for d, _ in parsed] == [False] * (len(parsed) - 1) + [True]
+        assert {d.picture_id for d, _ in parsed} == {picture_id % (1 << 15)}
+        assert {d.spatial_id for d, _ in parsed} == {0}
+
+
+@pytest.mark.parametrize(
+    ("descriptor", "picture_id", "spatial_id"),
+    [
+        (bytes([0x0C]), None, 0),  # B, E only
+        (bytes([0x8C, 0x05]), 5, 0),  # a 7-bit picture ID
+        # flexible mode: 15-bit ID, layer indices (SID 1), two reference indices (N on the first)
+        (bytes([0xFC, 0x81, 0x02, 0x02, 0x03, 0x04]), 0x102, 1),
+        # non-flexible: layer indices then TL0PICIDX; scalability structure with 2 layers'
+        # sizes and a picture group of 2 entries (1 and 2 reference indices)
+        (
+            bytes([0xAE, 0x81, 0x00, 0x00, 0x07, 0x38])
+            + bytes(8)
+            + bytes([0x02, 0x04, 0x11, 0x08, 0x01, 0x02]),
+            0x100,
+            0,
+        ),
+    ],
+)
+def test_rtp_descriptors_of_every_shape_are_read(
+    descriptor: bytes, picture_id: int | None, spatial_id: int
+) -> None:
+    parsed, body = parse_vp9_rtp(descriptor + b"FRAME")
+    assert body == b"FRAME"
+    assert (parsed.picture_id, parsed.spatial_id, parsed.start) == (picture_id, spatial_id, True)
+    with pytest.raises(ValueError):
+        parse_vp9_rtp(descriptor[:-1])  # cut short: the packet is refused, not misread

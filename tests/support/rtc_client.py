@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 from aiortc import (
     AudioStreamTrack,
+    MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
@@ -26,6 +27,7 @@ from aiortc.mediastreams import MediaStreamError
 from skimage import data as skdata
 
 from tests.support.events import EventLog
+from tests.support.vp9_rtp import prefer_vp9
 
 WIDTH, HEIGHT = 640, 480
 MIC_RATE = 48_000
@@ -152,7 +154,7 @@ class RtcClient:
         self.received_at: list[float] = []
         self.channel_closed = asyncio.Event()
         self.answer_sdp = ""
-        self.video: FaceThenEmptyTrack | None = None
+        self.video: MediaStreamTrack | None = None
         self.audio: ToneWithSilencesTrack | SpeechTrack | None = None
 
         @self.channel.on("message")
@@ -179,12 +181,18 @@ class RtcClient:
 
     async def connect(
         self,
-        video: FaceThenEmptyTrack | None = None,
+        video: MediaStreamTrack | None = None,
         audio: ToneWithSilencesTrack | SpeechTrack | None = None,
+        *,
+        vp9: bool = False,
     ) -> None:
+        """Offer `video` and `audio`; with `vp9`, the video as VP9 only (as the page prefers
+        it; the server must offer VP9: `rtc_vp9`, and `vp9_rtp.install_sender()` here)."""
         self.video, self.audio = video, audio
         if video is not None:
-            self.pc.addTrack(video)
+            sender = self.pc.addTrack(video)
+            if vp9:
+                prefer_vp9(self.pc, sender)
         if audio is not None:
             self.pc.addTrack(audio)
         await self.pc.setLocalDescription(await self.pc.createOffer())

@@ -1,0 +1,120 @@
+"""VP9 over WebRTC: a peer that prefers VP9 has its frames analysed and recorded as it sent
+them (nothing decoded and encoded again), over a real server and aiortc peers; a peer that
+offers VP8 still gets VP8."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import av
+import httpx
+import pytest
+
+from app.config import Settings
+from tests.fixtures.clips import encode_vp9, moving_face_frames
+from tests.live.test_decode_backlog import decoding_stalled
+from tests.live.test_ws_vp9 import recorded_packets
+from tests.support.rtc_client import FaceThenEmptyTrack, RtcClient
+from tests.support.server import ThreadServer
+from tests.support.vp9_rtp import Vp9ClipTrack, install_sender
+
+FPS = 15.0
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[ThreadServer]:
+    install_sender()
+    with ThreadServer(settings) as srv:
+        yield srv
+
+
+def video_codec(sdp: str) -> str:
+    """The first codec of the answer's video section: the one the client sends."""
+    video = sdp.split("m=video ", 1)[1]
+    first_pt = video.split("\r\n", 1)[0].split()[2]
+    return video.split(f"a=rtpmap:{first_pt} ", 1)[1].split("/", 1)[0]
+
+
+async def test_vp9_from_a_peer_is_analysed_and_recorded_as_sent(server: ThreadServer) -> None:
+    chunks = encode_vp9(moving_face_frames(60, FPS), FPS, keyframe_every=30)
+    client = await RtcClient.create(server.http, language="en")
+    track = Vp9ClipTrack(chunks, FPS)
+    try:
+        await client.connect(track, vp9=True)
+        assert video_codec(client.answer_sdp) == "VP9"
+        await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
+        peer = server.app.state.rtc_peers.peers[client.id]
+        info = await client.poll(lambda i: i["frames_received"] >= len(chunks), timeout=60)
+        await client.end()
+        await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
+    finally:
+        await client.close()
+
+    metrics = client.of_type("metrics")
+    assert metrics and sum(m["face"] for m in metrics) >= 0.9 * len(metrics), metrics[:3]
+    assert not client.of_type("error")
+    assert info["frames_received"] == len(chunks) == track.sent
+    assert peer.keyframes_requested == 0  # nothing was lost on the way
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+        answer = await http.get(f"/api/sessions/{client.id}/recording.webm", headers=client.auth)
+    assert answer.status_code == 200
+    codec, packets = recorded_packets(answer.content)
+    assert codec == "vp9"
+    assert packets == chunks  # muxed as the peer sent them: nothing re-encoded, nothing lost
+
+
+async def test_a_vp8_peer_still_gets_vp8(server: ThreadServer) -> None:
+    client = await RtcClient.create(server.http, language="en")
+    try:
+        await client.connect(FaceThenEmptyTrack())  # aiortc offers VP8 first
+        assert video_codec(client.answer_sdp) == "VP8"
+        await client.wait_for(lambda e: e["type"] == "metrics" and e["face"])
+    finally:
+        await client.close()
+
+
+async def test_vp9_is_not_offered_when_turned_off(settings: Settings) -> None:
+    install_sender()
+    settings.transport.rtc_vp9 = False
+    with ThreadServer(settings) as server:
+        client = await RtcClient.create(server.http, language="en")
+        try:
+            await client.connect(FaceThenEmptyTrack())
+            assert "VP9/90000" not in client.answer_sdp
+            assert video_codec(client.answer_sdp) == "VP8"
+        finally:
+            await client.close()
+
+
+async def test_a_lost_reference_asks_the_peer_for_a_keyframe(server: ThreadServer) -> None:
+    """Decoding stalls, the backlog drops VP9 frames the next ones need: the server sends a
+    PLI, the peer's encoder (a keyframe only when asked) answers with a keyframe, and
+    analysis resumes from it. The recording holds every frame: they reached it on arrival."""
+    client = await RtcClient.create(server.http, language="en")
+    try:
+        await client.connect(FaceThenEmptyTrack(), vp9=True)
+        assert video_codec(client.answer_sdp) == "VP9"
+        await client.wait_for(lambda e: e["type"] == "metrics" and e["face"], timeout=60)
+        peer = server.app.state.rtc_peers.peers[client.id]
+        assert peer.keyframes_requested == 0
+        async with decoding_stalled(server):
+            await client.poll(
+                lambda i: i["frames_dropped"] > 0 and peer.keyframes_requested > 0, timeout=30
+            )
+        before = len(client.of_type("metrics"))
+        await client.wait_for(
+            lambda e: (
+                e["type"] == "metrics" and e["face"] and len(client.of_type("metrics")) > before
+            ),
+            timeout=60,
+        )
+        await client.end()
+        await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
+    finally:
+        await client.close()
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+        answer = await http.get(f"/api/sessions/{client.id}/recording.webm", headers=client.auth)
+    with av.open(io.BytesIO(answer.content)) as container:
+        keyframes = [p.is_keyframe for p in container.demux(video=0) if p.size]
+    assert keyframes[0] and sum(keyframes) >= 2, sum(keyframes)  # the first, and the asked-for
