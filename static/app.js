@@ -148,7 +148,8 @@ function renderTransportBadge() {
   badge.hidden = !kind || ui.screen !== "live";
   if (kind) badge.textContent = t(kind === "webrtc" ? "live.transport.webrtc" : "live.transport.ws");
   document.body.dataset.transport = kind ?? "";
-  // how the camera reaches the server over the WebSocket: "vp9" (WebCodecs) or "jpeg"
+  // how the camera reaches the server: over the WebSocket "vp9" (WebCodecs) or "jpeg"; over
+  // WebRTC the codec the answer chose ("vp9": recorded as the browser sent it)
   document.body.dataset.video = ui.transport?.videoCodec ?? "";
 }
 

@@ -59,6 +59,14 @@ function iceGatheringComplete(pc) {
   });
 }
 
+/** The camera's codec an answer chose ("vp9", "vp8", ...): its video section's first one. */
+function answeredVideoCodec(sdp) {
+  const section = sdp.split(/\r?\nm=/).find((m) => m.startsWith("video "));
+  const first = section?.split(/\r?\n/, 1)[0].split(" ")[3];
+  const match = first && section.match(new RegExp(`a=rtpmap:${first} ([^/\\s]+)/`));
+  return match ? match[1].toLowerCase() : null;
+}
+
 export class WebRTCTransport {
   kind = "webrtc";
 
@@ -74,6 +82,7 @@ export class WebRTCTransport {
     this.channel = null;
     this.stopped = false;
     this.connected = false;
+    this.videoCodec = null;
   }
 
   async start() {
@@ -89,7 +98,10 @@ export class WebRTCTransport {
       const event = typeof m.data === "string" ? parseEvent(m.data) : null;
       if (event) this.onEvent(event);
     });
-    for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
+    for (const track of this.stream.getTracks()) {
+      if (track.kind === "video") this.addVideo(pc, track);
+      else pc.addTrack(track, this.stream);
+    }
 
     const opened = new Promise((resolve) => channel.addEventListener("open", resolve, { once: true }));
     const connected = new Promise((resolve, reject) => {
@@ -113,6 +125,7 @@ export class WebRTCTransport {
         throw new Error(`offer refused: ${err.status || ""} ${err.message}`);
       }
       await pc.setRemoteDescription(answer);
+      this.videoCodec = answeredVideoCodec(answer.sdp);
       await withTimeout(Promise.all([opened, connected]), WEBRTC_CONNECT_TIMEOUT_MS, "WebRTC");
     } catch (err) {
       this.close();
@@ -132,6 +145,32 @@ export class WebRTCTransport {
     channel.addEventListener("close", () => {
       if (!this.stopped) this.onStatus({ kind: "channel_closed" });
     });
+  }
+
+  /**
+   * The camera, offered as VP9 (profile 0) first where the browser can send it: the server
+   * then records the browser's own frames instead of decoding and encoding them again. One
+   * spatial layer (L1T1): the server keeps only the base layer of SVC. VP8 and the rest stay
+   * in the offer for a server without VP9.
+   */
+  addVideo(pc, track) {
+    let transceiver;
+    try {
+      transceiver = pc.addTransceiver(track, {
+        streams: [this.stream],
+        sendEncodings: [{ scalabilityMode: "L1T1" }],
+      });
+    } catch {
+      transceiver = pc.addTransceiver(track, { streams: [this.stream] });
+    }
+    const codecs = RTCRtpSender.getCapabilities?.("video")?.codecs ?? [];
+    const isVp9 = (c) => /^video\/vp9$/i.test(c.mimeType) && !/profile-id=[1-9]/.test(c.sdpFmtpLine ?? "");
+    if (!codecs.some(isVp9) || !transceiver.setCodecPreferences) return;
+    try {
+      transceiver.setCodecPreferences([...codecs.filter(isVp9), ...codecs.filter((c) => !isVp9(c))]);
+    } catch {
+      // the browser's default order (VP8 first) still works
+    }
   }
 
   /** Stop sending media; keep the data channel so the finalising events still arrive. */

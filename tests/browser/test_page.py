@@ -181,6 +181,8 @@ def test_rehearsal_in_a_real_browser(
                 expect(page.locator("body")).to_have_attribute("data-video", "vp9")
             else:
                 expect(page.locator("#notice-banner")).to_be_hidden()
+                # The page offers VP9 first and the server takes it: the browser's own frames
+                expect(page.locator("body")).to_have_attribute("data-video", "vp9")
 
             # Metrics arrive and drive the overlay, the counters and the chart.
             # (Locator assertions, not wait_for_function: the strict CSP forbids its eval.)
@@ -188,6 +190,10 @@ def test_rehearsal_in_a_real_browser(
                 "data-metrics", re.compile(r"^([5-9]|\d{2,})$"), timeout=30_000
             )
             expect(page.locator("#latency")).to_have_text(re.compile(r"^\d+ ms$"))
+            # ... and the server takes Chromium's own VP9 on both transports (recorded as sent,
+            # not encoded again)
+            sessions = [s for s in csp_server.manager.sessions.values() if s.state == "live"]
+            assert [s.video_kind for s in sessions] == ["vp9"], sessions
             expect(page.locator("#eye-indicator")).to_have_attribute(
                 "data-state", "on", timeout=30_000
             )
