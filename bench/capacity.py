@@ -5,8 +5,9 @@ the mask), the load generator in P processes pinned to others, so the generator 
 the server's CPU. Every session streams realistic media (`bench.media`: a face moving on every
 frame with sensor noise, and speech) from one common start, camera phases spread over a frame
 interval. WebSocket: JPEG frames (or, `--ws-video vp9`, the VP9 a browser's WebCodecs encoder
-sends, as `VP91` messages) and `AUD1` PCM chunks. WebRTC: aiortc peers replaying VP8 and
-Opus packets encoded once (no encoder per session), negotiated VP8-only.
+sends, as `VP91` messages) and `AUD1` PCM chunks. WebRTC: aiortc peers replaying VP8 (or,
+`--rtc-video vp9`, VP9 as a browser's WebRTC encoder sends it) and Opus packets encoded once
+(no encoder per session), negotiated with that one video codec.
 
 Latency is measured where the user sits: a frame's send (the JPEG handed to the socket, the
 VP8 frame handed to aiortc's packetizer) -> receipt of the `metrics` event that carries that
@@ -25,6 +26,7 @@ the server's Python stacks with py-spy (in the `test` extra) for the top functio
     .venv/bin/python -m bench.capacity --transport rtc --sessions 8 --profile
     .venv/bin/python -m bench.capacity --transport ws --sessions 4 --on-top 8
     .venv/bin/python -m bench.capacity --transport ws --ws-video vp9 --sessions 3,6,8
+    .venv/bin/python -m bench.capacity --transport rtc --rtc-video vp9 --sessions 4,6
 """
 
 from __future__ import annotations
@@ -65,8 +67,10 @@ from websockets.asyncio.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.live import rtc_vp9  # noqa: E402
 from app.media.vp9 import VP9_MAGIC  # noqa: E402
 from bench import media  # noqa: E402
+from tests.support import vp9_rtp  # noqa: E402
 from tests.support.client import SessionClient  # noqa: E402
 from tests.support.rtc_client import RtcClient  # noqa: E402
 from tests.support.server import free_socket  # noqa: E402
@@ -211,7 +215,7 @@ class Media:
     fps: float
     jpegs: list[bytes] = field(default_factory=list)
     ws_video: list[bytes] = field(default_factory=list)  # the WebSocket's video messages
-    vp8: media.Vp8Clip | None = None
+    rtp_video: media.RtpClip | None = None  # WebRTC's camera
     pcm: np.ndarray | None = None
     opus: list[bytes] = field(default_factory=list)
 
@@ -325,14 +329,19 @@ class ReplayTrack(MediaStreamTrack):
 
 
 class ReplayRtcClient(RtcClient):
-    async def connect_replay(self, video: ReplayTrack, audio: ReplayTrack | None) -> None:
+    async def connect_replay(
+        self, video: ReplayTrack, audio: ReplayTrack | None, codec: str = "VP8"
+    ) -> None:
         self.video_sender = self.pc.addTrack(video)
         self.audio_sender = self.pc.addTrack(audio) if audio is not None else None
+        if codec == "VP9":  # aiortc has no VP9: the server's codec, our test sender
+            rtc_vp9.install()
+            vp9_rtp.install_sender()
         for transceiver in self.pc.getTransceivers():
             if transceiver.sender is self.video_sender:
                 codecs = RTCRtpSender.getCapabilities("video").codecs
                 transceiver.setCodecPreferences(
-                    [c for c in codecs if c.mimeType in ("video/VP8", "video/rtx")]
+                    [c for c in codecs if c.mimeType in (f"video/{codec}", "video/rtx")]
                 )
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = self.pc.localDescription
@@ -392,13 +401,13 @@ async def _generate(
     async def setup_rtc(k: int) -> tuple[ReplayRtcClient, ReplayTrack, ReplayTrack | None]:
         client = await ReplayRtcClient.create(spec.http, language="en", title="cap")
         assert isinstance(client, ReplayRtcClient)
-        assert m.vp8 is not None
-        video = ReplayTrack("video", m.vp8.frames, m.fps, VIDEO_CLOCK, n_video)
+        assert m.rtp_video is not None
+        video = ReplayTrack("video", m.rtp_video.frames, m.fps, VIDEO_CLOCK, n_video)
         audio = None
         if spec.audio and m.opus:
             count = int(spec.seconds * media.OPUS_RATE / media.OPUS_FRAME)
             audio = ReplayTrack("audio", m.opus, media.OPUS_RATE / media.OPUS_FRAME, 48_000, count)
-        await client.connect_replay(video, audio)
+        await client.connect_replay(video, audio, m.rtp_video.codec)
         await client.wait_for(lambda e: e["type"] == "state" and e.get("state") == "live", 60)
         return client, video, audio
 
@@ -482,7 +491,8 @@ async def _generate(
             if audio is not None:
                 audio.go(start + k * phase_step)
             await asyncio.sleep(max(0.0, start + spec.seconds + 0.5 - time.monotonic()))
-            assert m.vp8 is not None
+            clip = m.rtp_video
+            assert clip is not None
             frames = len(video.sent_at)
             out: dict[str, Any] = {
                 "intended": video.count,
@@ -490,7 +500,7 @@ async def _generate(
                 "first_due": start + k * phase_step,
                 "late": video.late,
                 "rtp_intended": sum(
-                    m.vp8.packets_per_frame[i % len(m.vp8.frames)] for i in range(frames)
+                    clip.packets_per_frame[i % len(clip.frames)] for i in range(frames)
                 ),
                 "rtp_sent": await packets_sent(client.video_sender),
                 "audio_intended": audio.count if audio is not None else 0,
@@ -1027,7 +1037,7 @@ def summarize(
     ]
     return {
         "transport": args.transport,
-        "video": args.ws_video if args.transport == "ws" else "vp8",
+        "video": args.ws_video if args.transport == "ws" else args.rtc_video,
         "fps": fps,
         "sessions": n,
         "seconds": args.seconds,
@@ -1127,6 +1137,12 @@ def main() -> None:
         default="jpeg",
         help="WebSocket camera: JPEG pictures, or the client's own VP9 (VP91 messages)",
     )
+    parser.add_argument(
+        "--rtc-video",
+        choices=("vp8", "vp9"),
+        default="vp8",
+        help="WebRTC camera: VP8 (decoded, re-encoded to VP9 for the recording) or VP9 (kept)",
+    )
     parser.add_argument("--no-audio", action="store_true")
     parser.add_argument("--no-recording-check", action="store_true")
     parser.add_argument("--profile", action="store_true", help="py-spy the server's window")
@@ -1153,7 +1169,10 @@ def main() -> None:
             m.ws_video = m.jpegs
         m.pcm = None if args.no_audio else media.speech_pcm()
     else:
-        m.vp8 = media.face_vp8(args.fps, args.kbps)
+        if args.rtc_video == "vp9":
+            m.rtp_video = media.face_vp9_rtp(args.fps, args.kbps)
+        else:
+            m.rtp_video = media.face_vp8(args.fps, args.kbps)
         m.opus = [] if args.no_audio else media.speech_opus()
     load = os.getloadavg()
     print(f"# {time.strftime('%H:%M:%S', time.gmtime())} UTC, load average {load}", flush=True)

@@ -64,19 +64,20 @@ def face_jpegs(fps: float, quality: int = 85) -> list[bytes]:
 
 
 @dataclass(frozen=True, slots=True)
-class Vp8Clip:
+class RtpClip:
     fps: float
     kbps: int
-    frames: list[bytes]  # one VP8 frame each; frames[0] is the only keyframe
+    frames: list[bytes]  # one VP8 (or VP9) frame each; frames[0] is the only keyframe
     packets_per_frame: list[int]  # RTP packets aiortc cuts each frame into
+    codec: str = "VP8"
 
 
-def face_vp8(fps: float, kbps: int = 1000) -> Vp8Clip:
+def face_vp8(fps: float, kbps: int = 1000) -> RtpClip:
     """One loop of the moving, noisy face as VP8, encoded as aiortc's own encoder does
     (libvpx realtime, CBR at `kbps`), with the loop's first frame its only keyframe, so the
     loop replays without a decoder error."""
 
-    def make() -> Vp8Clip:
+    def make() -> RtpClip:
         import av
         from aiortc.codecs.vpx import Vp8Encoder
 
@@ -111,7 +112,7 @@ def face_vp8(fps: float, kbps: int = 1000) -> Vp8Clip:
         if len(out) != len(images):
             raise RuntimeError(f"{len(out)} VP8 packets for {len(images)} frames")
         packets = [len(Vp8Encoder._packetize(data, 0)) for data in out]
-        return Vp8Clip(fps, kbps, out, packets)
+        return RtpClip(fps, kbps, out, packets)
 
     return _cached(f"vp8-{fps:g}-{kbps}", make)
 
@@ -129,6 +130,23 @@ def face_vp9(fps: float, kbps: int = 1000) -> list[bytes]:
     return _cached(
         f"vp9-{fps:g}-{kbps}", lambda: encode_vp9(images, fps, keyframe_every=every, kbps=kbps)
     )
+
+
+def face_vp9_rtp(fps: float, kbps: int = 1000) -> RtpClip:
+    """The loop as the VP9 a browser's WebRTC encoder sends (libvpx realtime, one spatial
+    layer, a keyframe only at the start and when the receiver asks: the loop's first frame is
+    its only keyframe), with the RTP packets tests/support/vp9_rtp.py cuts each frame into."""
+    from tests.fixtures.clips import encode_vp9
+    from tests.support.vp9_rtp import packetize
+
+    images = _frames(fps)
+
+    def make() -> RtpClip:
+        frames = encode_vp9(images, fps, keyframe_every=len(images), kbps=kbps)
+        packets = [len(packetize(frame, 0)) for frame in frames]
+        return RtpClip(fps, kbps, frames, packets, codec="VP9")
+
+    return _cached(f"vp9-rtp-{fps:g}-{kbps}", make)
 
 
 def speech_pcm() -> np.ndarray:
