@@ -130,11 +130,13 @@ class LiveSession:
         self._undecoded_ready = asyncio.Event()
         self._video_kind: VideoKind | None = None  # fixed by the first frame accepted
         self._vp9_keyframe_seen = False
+        self._vp9_key_t = 0.0  # media time of the last VP9 keyframe taken
         self._vp9_wait_key = False  # a VP9 frame was lost before the recorder: wait for a key
         self._vp9_decoder: Vp9Decoder | None = None  # made by the decode loop
         self._vp9_decode_gap = False  # one was lost before its decode: wait for a key there
         # Asks the client for a keyframe (WebRTC: a PLI); set by a transport whose client does
-        # not send them on its own schedule. Called whenever VP9 frames wait for one.
+        # not send them on its own schedule. Called whenever VP9 frames wait for one, and when
+        # a recording segment's time passed without one.
         self.keyframe_wanted: Callable[[], None] | None = None
         hooks = services.hooks
         # conditions -> cues -> observers, the same chain an upload's scan drives
@@ -416,6 +418,12 @@ class LiveSession:
             return
         self._vp9_wait_key = False
         self._vp9_keyframe_seen = True
+        if header.keyframe:
+            self._vp9_key_t = t
+        elif t - self._vp9_key_t >= self.settings.recording.recording_segment_s:
+            # A WebRTC peer sends keyframes only when asked: ask once a segment, so the
+            # recording gets its segments and a seek point every `recording_segment_s`.
+            self._want_keyframe()
         if self.recorder is not None:
             self.recorder.push_video(
                 EncodedVideo(index, t, data, header.keyframe, header.width, header.height)

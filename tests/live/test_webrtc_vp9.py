@@ -118,3 +118,32 @@ async def test_a_lost_reference_asks_the_peer_for_a_keyframe(server: ThreadServe
     with av.open(io.BytesIO(answer.content)) as container:
         keyframes = [p.is_keyframe for p in container.demux(video=0) if p.size]
     assert keyframes[0] and sum(keyframes) >= 2, sum(keyframes)  # the first, and the asked-for
+
+
+async def test_a_peer_is_asked_for_a_keyframe_each_recording_segment(settings: Settings) -> None:
+    """A browser's WebRTC encoder sends a keyframe first and then only when asked: the server
+    asks once a `recording_segment_s`, so the recording has its segments and seek points."""
+    install_sender()
+    settings.recording.recording_segment_s = 1.0
+    with ThreadServer(settings) as server:
+        client = await RtcClient.create(server.http, language="en")
+        camera = FaceThenEmptyTrack()
+        try:
+            await client.connect(camera, vp9=True)
+            await client.wait_for(lambda e: e["type"] == "state" and e["state"] == "live")
+            await client.poll(lambda i: i["frames_received"] >= 150, timeout=60)  # 5 s at 30 fps
+            await client.end()
+            await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
+        finally:
+            await client.close()
+        async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+            answer = await http.get(
+                f"/api/sessions/{client.id}/recording.webm", headers=client.auth
+            )
+    with av.open(io.BytesIO(answer.content)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+    keys = [float(p.pts * p.time_base) for p in packets if p.is_keyframe]
+    seconds = float((packets[-1].pts - packets[0].pts) * packets[0].time_base)
+    assert seconds >= 4.5
+    # about one a second (a request takes a round trip); the peer alone would send one
+    assert len(keys) >= 3, (keys, seconds)
