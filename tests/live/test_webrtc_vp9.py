@@ -102,11 +102,12 @@ async def test_a_lost_reference_asks_the_peer_for_a_keyframe(server: ThreadServe
             await client.poll(
                 lambda i: i["frames_dropped"] > 0 and peer.keyframes_requested > 0, timeout=30
             )
-        before = len(client.of_type("metrics"))
+        # a frame that came after the stall (its number is past every frame read by then) is
+        # analysed: decodable only from the keyframe the PLI brought (a metrics event of a
+        # frame decoded before the stall would not show that)
+        read_by_then = peer.video_frames
         await client.wait_for(
-            lambda e: (
-                e["type"] == "metrics" and e["face"] and len(client.of_type("metrics")) > before
-            ),
+            lambda e: e["type"] == "metrics" and e["face"] and e["frame"] >= read_by_then,
             timeout=60,
         )
         await client.end()
