@@ -163,13 +163,19 @@ export class WebRTCTransport {
     } catch {
       transceiver = pc.addTransceiver(track, { streams: [this.stream] });
     }
-    const codecs = RTCRtpSender.getCapabilities?.("video")?.codecs ?? [];
     const isVp9 = (c) => /^video\/vp9$/i.test(c.mimeType) && !/profile-id=[1-9]/.test(c.sdpFmtpLine ?? "");
-    if (!codecs.some(isVp9) || !transceiver.setCodecPreferences) return;
-    try {
-      transceiver.setCodecPreferences([...codecs.filter(isVp9), ...codecs.filter((c) => !isVp9(c))]);
-    } catch {
-      // the browser's default order (VP8 first) still works
+    if (!transceiver.setCodecPreferences) return;
+    // The specification first took the receiver's capabilities here, later the sender's too:
+    // browsers differ, so the receiver's list is tried first, then the sender's.
+    for (const side of [globalThis.RTCRtpReceiver, globalThis.RTCRtpSender]) {
+      const codecs = side?.getCapabilities?.("video")?.codecs ?? [];
+      if (!codecs.some(isVp9)) continue;
+      try {
+        transceiver.setCodecPreferences([...codecs.filter(isVp9), ...codecs.filter((c) => !isVp9(c))]);
+        return;
+      } catch {
+        // this list is refused: the next, or the browser's default order (VP8 first)
+      }
     }
   }
 

@@ -43,7 +43,8 @@ class LossMarkingJitterBuffer(JitterBuffer):
             self._lost = True
         if frame is not None:
             frame.after_loss = self._lost  # type: ignore[attr-defined]
-            self._lost = False
+            if frame.data:  # an empty frame (padding, a dropped layer) goes nowhere: keep it
+                self._lost = False
         return pli_flag, frame
 
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -95,6 +95,15 @@ def install_loopback_fallback() -> None:
 
 
 # --- clocks -------------------------------------------------------------------------------
+def _media_ssrc(receiver: Any) -> int | None:
+    """The SSRC a keyframe request names: the source whose packets came last, leaving out
+    retransmission (RTX) streams and sources gone quiet (aiortc lists every SSRC it saw, RTX
+    ones too, in the order first seen)."""
+    rtx = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+    sources = [s for s in receiver.getSynchronizationSources() if s.source not in rtx]
+    return max(sources, key=lambda s: s.timestamp).source if sources else None
+
+
 class RtpClock:
     """Maps a track's RTP timestamps (32-bit, random start, wrapping) to session media time.
 
@@ -170,6 +179,7 @@ class RtcPeer:
         self.audio_frames = 0
         self.events_sent = 0
         self.keyframes_requested = 0
+        self._keyframe_wanted: Callable[[], None] | None = None
         self._tasks: dict[str, asyncio.Task[Any]] = {}
 
     @property
@@ -215,19 +225,26 @@ class RtcPeer:
         def keyframe_wanted() -> None:
             nonlocal last
             now = time.monotonic()
-            sources = receiver.getSynchronizationSources()
-            if now - last < KEYFRAME_REQUEST_GAP_S or not sources or self.close_reason:
+            ssrc = _media_ssrc(receiver)
+            if now - last < KEYFRAME_REQUEST_GAP_S or ssrc is None or self.close_reason:
                 return
             last = now
             self.keyframes_requested += 1
-            self.spawn("pli", send_pli(sources[0].source))
+            self.spawn("pli", send_pli(ssrc))
 
         self.session.keyframe_wanted = keyframe_wanted
+        self._keyframe_wanted = keyframe_wanted
+
+    def release_session(self) -> None:
+        """The session no longer reaches this (closed) peer: a reconnect's peer asks instead."""
+        if self.session.keyframe_wanted is self._keyframe_wanted:
+            self.session.keyframe_wanted = None
 
     async def read_video(self, track: MediaStreamTrack) -> None:
         session = self.session
         clock = RtpClock()
         self.want_keyframes_from(track)
+        first = True
         while True:
             try:
                 frame = await track.recv()
@@ -236,6 +253,9 @@ class RtcPeer:
             arrived_at = time.monotonic()
             self.video_frames += 1
             if isinstance(frame, RtpVp9Frame):  # VP9 negotiated: the peer's frame as it came
+                if first:  # a new stream (a reconnect's): nothing before it is its reference
+                    session.vp9_stream_starts()
+                    first = False
                 if session.accepting_media:
                     t = clock.media_time(frame.pts, frame.time_base, session.media_time(arrived_at))
                     session.submit_vp9(
@@ -432,6 +452,7 @@ class RtcPeers:
             # The session's reconnect grace period decides whether this ends it.
             peer.session.detach()
         peer.subscription.close()
+        peer.release_session()
         await peer.cancel_tasks(CLOSE_TIMEOUT_S)
         try:
             await asyncio.wait_for(peer.pc.close(), CLOSE_TIMEOUT_S)

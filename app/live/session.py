@@ -430,6 +430,11 @@ class LiveSession:
             )
         self._backlog(Vp9Chunk(data, header), t, arrived_at, index)
 
+    def vp9_stream_starts(self) -> None:
+        """A new VP9 stream joins (a WebRTC track, a reconnect's among them): its first frame
+        must be a keyframe, as the decoder and recording hold another stream's frames."""
+        self._vp9_wait_key = True
+
     def _vp9_lost(self) -> None:
         """A VP9 frame did not reach the recorder: the next ones wait for a keyframe."""
         self._vp9_wait_key = True

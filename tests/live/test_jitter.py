@@ -104,3 +104,31 @@ def test_the_first_frame_after_dropped_packets_is_marked() -> None:
         lost = [t for t, marked in flags if marked]
         assert len(lost) == 1 and lost[0] > 7000, (kind, flags)
         assert all(not marked for t, marked in flags if t > lost[0]), (kind, flags)
+
+
+def test_an_empty_frame_after_dropped_packets_passes_the_mark_on() -> None:
+    """A frame that carries nothing after depayloading (a higher VP9 spatial layer alone) goes
+    nowhere, so the first frame with data after the drop still says packets were lost."""
+    for kind in (MarkerJitterBuffer, LossMarkingJitterBuffer):
+        stream = [p for p in STREAM[:6] if p.sequence_number != 104]
+        stream += [
+            packet(109 + 3 * k + i, 19000 + 6000 * k, marker=i == 2)
+            for k in range(6)
+            for i in range(3)
+        ]
+        marked = [
+            f.timestamp
+            for _, f in feed(kind(capacity=16, is_video=True), stream)
+            if f is not None and after_loss(f)
+        ]
+        # the same stream with that first marked frame's packets empty
+        emptied = [
+            packet(p.sequence_number, p.timestamp, bool(p.marker), b"")
+            if p.timestamp == marked[0]
+            else p
+            for p in stream
+        ]
+        frames = [f for _, f in feed(kind(capacity=16, is_video=True), emptied) if f is not None]
+        with_data = [f for f in frames if f.data and f.timestamp > 7000]
+        assert with_data[0].timestamp == marked[0] + 6000, kind
+        assert after_loss(with_data[0]), kind

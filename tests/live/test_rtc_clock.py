@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import datetime
 from fractions import Fraction
 
-from app.live.rtc import RtpClock
+from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+from aiortc import clock as aiortc_clock
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+from app.live.rtc import RtpClock, _media_ssrc
 
 VIDEO = Fraction(1, 90_000)
 
@@ -30,3 +35,22 @@ def test_a_restarted_sender_is_mapped_afresh() -> None:
     clock.media_time(10_000, VIDEO, 1.0)
     # New random RTP start: the RTP time jumps by hours; the arrival clock decides.
     assert clock.media_time(3_000_000_000, VIDEO, 1.5) == 1.5
+
+
+def test_a_keyframe_request_names_the_media_source_not_its_retransmissions() -> None:
+    """aiortc lists every SSRC it saw, RTX ones too; a PLI must name the media stream the
+    packets come on now (a reconnect or a new encoder brings a new one)."""
+    transport = RTCDtlsTransport(
+        RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()]
+    )
+    receiver = RTCRtpReceiver("video", transport)
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    seen: dict[int, datetime.datetime] = receiver._RTCRtpReceiver__active_ssrc  # type: ignore[attr-defined]
+    assert _media_ssrc(receiver) is None
+    start = aiortc_clock.current_datetime() - datetime.timedelta(seconds=2)  # aiortc keeps 10 s
+    seen[111] = start  # the first media stream
+    seen[222] = start + datetime.timedelta(seconds=1)  # its retransmissions
+    rtx[222] = 111
+    assert _media_ssrc(receiver) == 111
+    seen[333] = start + datetime.timedelta(seconds=0.5)  # a new encoder's stream
+    assert _media_ssrc(receiver) == 333

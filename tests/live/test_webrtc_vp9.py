@@ -148,3 +148,38 @@ async def test_a_peer_is_asked_for_a_keyframe_each_recording_segment(settings: S
     assert seconds >= 4.5
     # about one a second (a request takes a round trip); the peer alone would send one
     assert len(keys) >= 3, (keys, seconds)
+
+
+async def test_a_reconnecting_peer_is_recorded_from_its_first_keyframe(
+    server: ThreadServer,
+) -> None:
+    """A page reload's new peer whose first frames are deltas (its keyframe lost on the way):
+    their references are in the new peer's stream, not in what the session holds, so they
+    are neither recorded nor decoded; the server asks for a keyframe and the recording goes
+    on from it, one unbroken chain."""
+    chunks = encode_vp9(moving_face_frames(50, FPS), FPS, keyframe_every=30)
+    first = await RtcClient.create(server.http, language="en")
+    second = RtcClient(
+        server.http, {"session_id": first.id, "token": first.token, "offer_url": first.offer_url}
+    )
+    try:
+        await first.connect(Vp9ClipTrack(chunks[:20], FPS), vp9=True)
+        await first.poll(lambda i: i["frames_received"] >= 20, timeout=60)
+        await second.connect(Vp9ClipTrack(chunks[25:], FPS), vp9=True)  # 25-29: deltas
+        # the new peer's late frames are analysed (received frames are numbered on: 20 + 20)
+        await second.wait_for(
+            lambda e: e["type"] == "metrics" and e["frame"] >= 40 and e["face"], timeout=60
+        )
+        peer = server.app.state.rtc_peers.peers[first.id]
+        await second.end()
+        await second.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
+    finally:
+        await first.close()
+        await second.close()
+    assert peer.keyframes_requested >= 1
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+        answer = await http.get(f"/api/sessions/{first.id}/recording.webm", headers=first.auth)
+    _codec, packets = recorded_packets(answer.content)
+    # up to the frame analysed last before `end` (frame 40 is chunk 45), nothing else between
+    assert len(packets) >= 20 + 16
+    assert packets == chunks[:20] + chunks[30 : 30 + len(packets) - 20]
