@@ -54,6 +54,12 @@ class AnalysisSettings(_Group):
     fps_min: float = 10.0
     max_side: int = 640  # frames are analysed at most this large (longest side)
     threads: int = 4  # executor threads shared by the sessions' analysers
+    # Live sessions' FaceMesh graphs (and the glue that reads them) run in this many worker
+    # processes instead of this one, so more cores count (one interpreter's GIL caps a
+    # process near ten sessions): about one per core beside the server. 0: in this process.
+    # See app/analysis/face_process.py.
+    face_processes: int = 0
+    face_timeout_s: float = 30.0  # a face worker that takes longer is replaced
 
 
 class PoseSettings(_Group):

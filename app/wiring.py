@@ -52,6 +52,20 @@ def pose_runner(settings: Settings) -> Any:
     return None
 
 
+def face_runner(settings: Settings) -> Any:
+    """Where this process's sessions run FaceMesh: worker processes (`face_processes`), or
+    None (in this process)."""
+    from app.analysis.face_process import FaceProcesses
+
+    processes = settings.analysis.face_processes
+    if processes <= 0:
+        return None
+    if multiprocessing.current_process().daemon:
+        log.info("face analysis runs in this process: a daemonic process cannot start workers")
+        return None
+    return FaceProcesses(settings, processes, settings.analysis.face_timeout_s)
+
+
 class AnalyzerService:
     """One pool of reused FrameAnalyzers per process (see `AnalyzerPool`), built on the first
     session: MediaPipe is imported then, not at start-up."""
@@ -60,6 +74,7 @@ class AnalyzerService:
         self.settings = settings
         self._pool: Any = None
         self._pose_graphs: Any = None
+        self._face_graphs: Any = None
         self._lock = threading.Lock()
 
     def make_analyzer(self, settings: Settings) -> PooledAnalyzer:
@@ -68,11 +83,12 @@ class AnalyzerService:
                 from app.analysis.pipeline import AnalyzerPool, FrameAnalyzer
 
                 self._pose_graphs = pose_runner(self.settings)
-                graphs = self._pose_graphs
+                self._face_graphs = face_runner(self.settings)
+                graphs, faces = self._pose_graphs, self._face_graphs
                 self._pool = AnalyzerPool(
                     self.settings,
                     self.settings.limits.analyzer_pool_size,
-                    make=lambda s: FrameAnalyzer(s, pose_graphs=graphs),
+                    make=lambda s: FrameAnalyzer(s, pose_graphs=graphs, face_graphs=faces),
                 )
             pool = self._pool
         return pool.acquire(settings)
@@ -87,6 +103,8 @@ class AnalyzerService:
             await asyncio.to_thread(self._pool.close)
         if self._pose_graphs is not None:
             await asyncio.to_thread(self._pose_graphs.close)
+        if self._face_graphs is not None:
+            await asyncio.to_thread(self._face_graphs.close)
 
 
 def _make_condition_state() -> Any:

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from app.analysis.face import FaceAnalyzer, GazeBaseline, GazeTracker
+from app.analysis.face_process import FaceProcesses, RemoteFaceAnalyzer
 from app.analysis.gesture import MotionTracker
 from app.analysis.pose import PoseAnalyzer, PoseRunner, PoseUnavailable
 from app.config import Settings
@@ -103,12 +104,20 @@ class FrameAnalyzer:
     """Per-session analyser. Not thread-safe by design: one `analyze` (or `analyze_face`) at a
     time, and at most one `run_pose` beside it (face and Pose are separate graphs)."""
 
-    def __init__(self, settings: Settings, pose_graphs: PoseRunner | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pose_graphs: PoseRunner | None = None,
+        face_graphs: FaceProcesses | None = None,
+    ) -> None:
         """`pose_graphs`: where Pose runs for all sessions (shared static-image graphs, here or
         in a worker process); without it the analyser builds a tracking Pose graph of its
-        own."""
+        own. `face_graphs`: worker processes where its FaceMesh graph lives; without them, in
+        this process."""
         self._settings = settings
-        self._face = FaceAnalyzer(settings)
+        self._face: FaceAnalyzer | RemoteFaceAnalyzer = (
+            FaceAnalyzer(settings) if face_graphs is None else face_graphs.lease(settings)
+        )
         self._pose = PoseAnalyzer(settings, graphs=pose_graphs)
         self._closed = False
         self._clear_session_state()

@@ -23,7 +23,7 @@ from app.frames import VideoFrame
 from app.priority import ThreadPriority
 from app.wiring import pose_runner
 from tests.fixtures.clips import Segment, labelled_clip, rgb_clip
-from tests.support.processes import pose_workers, wait_gone
+from tests.support.processes import spawned_workers, wait_gone
 
 
 def test_the_worker_finds_what_a_graph_here_finds() -> None:
@@ -68,7 +68,7 @@ def test_the_worker_and_its_graph_threads_run_idle() -> None:
     runner = PoseProcess(1, ThreadPriority(idle=True))
     try:
         assert runner.landmarks(np.zeros((240, 320, 3), np.uint8)) is None
-        (worker,) = pose_workers(os.getpid())
+        (worker,) = spawned_workers(os.getpid())
         policies = {t.id: os.sched_getscheduler(t.id) for t in worker.threads()}
     finally:
         runner.close()
@@ -82,13 +82,13 @@ def test_a_killed_worker_fails_its_run_and_the_next_run_gets_a_new_one() -> None
     runner = PoseProcess(1)
     try:
         assert runner.landmarks(frame) is not None
-        (first,) = pose_workers(os.getpid())
+        (first,) = spawned_workers(os.getpid())
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         with pytest.raises(PoseWorkerLost):
             runner.landmarks(frame)
         again = runner.landmarks(frame)
-        (second,) = pose_workers(os.getpid())
+        (second,) = spawned_workers(os.getpid())
     finally:
         runner.close()
     assert again is not None
@@ -101,7 +101,7 @@ def test_a_hung_worker_times_out_and_is_replaced() -> None:
     runner = PoseProcess(1, timeout_s=2.0)
     try:
         assert runner.landmarks(frame) is not None
-        (hung,) = pose_workers(os.getpid())
+        (hung,) = spawned_workers(os.getpid())
         hung.send_signal(signal.SIGSTOP)  # as good as stuck in native code
         started = time.monotonic()
         with pytest.raises(PoseWorkerLost, match="within 2 s"):
@@ -117,7 +117,7 @@ def test_a_hung_worker_times_out_and_is_replaced() -> None:
 def test_close_does_not_wait_for_a_hung_worker() -> None:
     runner = PoseProcess(1)
     assert runner.landmarks(np.zeros((48, 64, 3), np.uint8)) is None
-    (hung,) = pose_workers(os.getpid())
+    (hung,) = spawned_workers(os.getpid())
     hung.send_signal(signal.SIGSTOP)
     started = time.monotonic()
     runner.close()
@@ -134,14 +134,14 @@ def test_a_lost_run_costs_warm_up_and_inline_analysis_nothing() -> None:
     analyzer = FrameAnalyzer(Settings(), pose_graphs=runner)
     try:
         analyzer.warm_up()  # starts the worker, waits for nothing
-        (first,) = pose_workers(os.getpid())
+        (first,) = spawned_workers(os.getpid())
         first.send_signal(signal.SIGSTOP)
         analyzer.warm_up()  # returns although the worker cannot answer
         first.send_signal(signal.SIGKILL)
         wait_gone(first)
         lost = analyzer.analyze(VideoFrame(0, 0.0, image, time.monotonic()), pose_every=1)
         found = analyzer.analyze(VideoFrame(1, 0.2, image, time.monotonic()), pose_every=1)
-        (second,) = pose_workers(os.getpid())
+        (second,) = spawned_workers(os.getpid())
         second.send_signal(signal.SIGKILL)
         wait_gone(second)
         kept = analyzer.analyze(VideoFrame(2, 0.4, image, time.monotonic()), pose_every=1)
@@ -203,7 +203,7 @@ def test_a_worker_does_not_outlive_a_killed_server() -> None:
     ) as server:
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            (worker,) = pose_workers(server.pid)
+            (worker,) = spawned_workers(server.pid)
             server.send_signal(signal.SIGKILL)
             server.wait(10)
             started = time.monotonic()

@@ -12,7 +12,7 @@ from app.config import Settings
 from tests.fixtures.clips import Segment, labelled_clip
 from tests.live.test_ws_live import stream
 from tests.support.client import SessionClient
-from tests.support.processes import pose_workers, wait_gone
+from tests.support.processes import spawned_workers, wait_gone
 from tests.support.server import ThreadServer
 
 
@@ -38,7 +38,7 @@ async def test_killed_pose_worker_costs_a_run_not_the_session(settings: Settings
     # wants, which a busy CI machine may not leave it for a long while; this test is about
     # losing the worker, not about its priority.
     settings = settings.updated(pose_sched_idle=False, pose_nice=0)
-    before = {p.pid for p in pose_workers(os.getpid(), timeout=0)}
+    before = {p.pid for p in spawned_workers(os.getpid(), timeout=0)}
     with ThreadServer(settings) as server:
         client = await SessionClient.create(server.http, server.ws, language="en")
         await client.connect()
@@ -46,7 +46,7 @@ async def test_killed_pose_worker_costs_a_run_not_the_session(settings: Settings
             client,
             lambda e: e["type"] == "metrics" and e["posture"]["shoulder_tilt_deg"] is not None,
         )
-        (worker,) = [p for p in pose_workers(os.getpid()) if p.pid not in before]
+        (worker,) = [p for p in spawned_workers(os.getpid()) if p.pid not in before]
         killed_at = max(e["t"] for e in client.of_type("metrics"))
         worker.send_signal(signal.SIGKILL)
         wait_gone(worker)

@@ -1,4 +1,5 @@
-"""Finding a server's Pose worker processes (app/analysis/pose_process.py) from outside."""
+"""Finding a server's worker processes (Pose: app/analysis/pose_process.py; face:
+app/analysis/face_process.py) from outside."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import psutil
 
 
-def pose_workers(pid: int, timeout: float = 10.0) -> list[psutil.Process]:
+def spawned_workers(pid: int, timeout: float = 10.0) -> list[psutil.Process]:
     """The multiprocessing workers `pid` spawned (not its resource tracker). Waits up to
     `timeout` for at least one."""
     deadline = time.monotonic() + timeout

@@ -1,0 +1,188 @@
+"""Face analysis in worker processes: what a graph here finds, each session on its own graph
+(its tracked face stays its own), spread over the workers, and a worker that dies or hangs
+costs the call it had, not the session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from app.analysis.face import FaceAnalyzer
+from app.analysis.face_process import FaceProcesses, FaceWorkerLost
+from app.analysis.pipeline import FrameAnalyzer
+from app.config import Settings
+from app.frames import FaceObservation, VideoFrame
+from tests.fixtures.clips import moving_face_frames
+from tests.support.processes import spawned_workers, wait_gone
+
+
+def _rgb(frames: list[np.ndarray]) -> list[np.ndarray]:
+    return [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
+
+
+def _same(a: FaceObservation, b: FaceObservation) -> bool:
+    if a.found != b.found or a.gaze_direction != b.gaze_direction:
+        return False
+    if not a.found:
+        return True
+    assert a.landmarks is not None and b.landmarks is not None
+    return bool(np.allclose(a.landmarks, b.landmarks, atol=1e-6)) and a.bbox == b.bbox
+
+
+def test_a_worker_finds_what_a_graph_here_finds_frame_by_frame() -> None:
+    """The moving, noisy presenter (tracking mode: each frame's result depends on the ones
+    before), then an empty frame, then the presenter again."""
+    settings = Settings()
+    frames = _rgb(moving_face_frames(20, seed=3))
+    frames[12] = np.zeros_like(frames[12])
+    here, workers = FaceAnalyzer(settings), FaceProcesses(settings, 1)
+    there = workers.lease()
+    try:
+        expected = [here.analyze(f) for f in frames]
+        got = [there.analyze(f) for f in frames]
+    finally:
+        here.close()
+        there.close()
+        workers.close()
+    assert [e.found for e in expected] == [i != 12 for i in range(20)]
+    mismatches = [i for i, (e, g) in enumerate(zip(expected, got, strict=True)) if not _same(e, g)]
+    assert not mismatches, mismatches
+
+
+def test_sessions_spread_over_the_workers_and_keep_their_own_tracked_face() -> None:
+    """Two sessions analysed at once from two threads, on two workers; a third session's graph
+    goes where fewer are. Each session's results are those of a graph of its own."""
+    settings = Settings()
+    clips = [_rgb(moving_face_frames(12, seed=s)) for s in (1, 2, 3)]
+    clips[1] = [np.ascontiguousarray(f[:, ::-1]) for f in clips[1]]  # another presenter's pose
+    expected = []
+    for clip in clips:
+        graph = FaceAnalyzer(settings)
+        expected.append([graph.analyze(f) for f in clip])
+        graph.close()
+
+    workers = FaceProcesses(settings, 2)
+    leases = [workers.lease() for _ in range(2)]
+    assert workers.graphs_per_worker() == [1, 1]
+    got: list[list[FaceObservation]] = [[], [], []]
+
+    def run(k: int) -> None:
+        got[k] = [leases[k].analyze(f) for f in clips[k]]
+
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        leases[0].close()
+        assert workers.graphs_per_worker() == [0, 1]
+        leases.append(workers.lease())  # goes to the emptier worker
+        assert workers.graphs_per_worker() == [1, 1]
+        run(2)
+        assert workers.started == 2
+    finally:
+        for lease in leases:
+            lease.close()
+        workers.close()
+    for k in range(3):
+        assert all(o.found for o in got[k]), k
+        assert all(_same(e, g) for e, g in zip(expected[k], got[k], strict=True)), k
+
+
+def test_a_killed_worker_fails_the_call_it_had_and_is_replaced() -> None:
+    """Killed while a call waits on it (stopped first, as if stuck in native code, so the
+    request sits unread), that call fails with `FaceWorkerLost` at once (no timeout: the
+    session loses that frame) and the next goes to a new worker; a worker found dead between
+    calls is replaced without failing any. Either way the new graph finds the face afresh."""
+    settings = Settings()
+    frame = _rgb(moving_face_frames(1))[0]
+    workers = FaceProcesses(settings, 1)  # a 30 s timeout: not what ends the call
+    lease = workers.lease()
+    try:
+        assert lease.analyze(frame).found
+        (first,) = spawned_workers(os.getpid())
+        first.send_signal(signal.SIGSTOP)
+        answer: list[BaseException | FaceObservation] = []
+        call = threading.Thread(target=lambda: answer.append(_call(lease.analyze, frame)))
+        call.start()
+        busy = workers._workers[0]._lock  # held from the request to its answer
+        while not busy.locked():
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        call.join(120)
+        assert len(answer) == 1 and isinstance(answer[0], FaceWorkerLost), answer
+        assert lease.analyze(frame).found
+        (second,) = spawned_workers(os.getpid())
+        second.send_signal(signal.SIGKILL)
+        # dead, as the server finds it (a thread of it may outlive the zombie state psutil
+        # reads; meanwhile a request would still reach its socket, and fail)
+        workers._workers[0]._process.join(10)
+        again = lease.analyze(frame)
+        (third,) = spawned_workers(os.getpid())
+    finally:
+        lease.close()
+        workers.close()
+    assert again.found and workers.started == 3
+    assert len({first.pid, second.pid, third.pid}) == 3
+    wait_gone(third)  # closing ends the worker
+
+
+def _call(fn: object, *args: object) -> BaseException | FaceObservation:
+    try:
+        return fn(*args)  # type: ignore[operator,no-any-return]
+    except BaseException as exc:
+        return exc
+
+
+def test_a_hung_worker_times_out_and_is_replaced() -> None:
+    frame = _rgb(moving_face_frames(1))[0]
+    workers = FaceProcesses(Settings(), 1, timeout_s=2.0)
+    lease = workers.lease()
+    try:
+        assert lease.analyze(frame).found
+        (hung,) = spawned_workers(os.getpid())
+        hung.send_signal(signal.SIGSTOP)
+        with pytest.raises(FaceWorkerLost, match="no answer in 2 s"):
+            lease.analyze(frame)
+        wait_gone(hung)  # replaced: killed, though stopped
+        assert lease.analyze(frame).found
+    finally:
+        lease.close()
+        workers.close()
+
+
+def test_a_frame_analyser_with_its_face_in_a_worker_tracks_gaze_and_resets() -> None:
+    """The session's analyser (warm-up, frames, a reset between sessions) with FaceMesh in a
+    worker: the same observations as with it here."""
+    settings = Settings()
+    frames = moving_face_frames(8, seed=5)
+    workers = FaceProcesses(settings, 1)
+    here, there = FrameAnalyzer(settings), FrameAnalyzer(settings, face_graphs=workers)
+    try:
+        results = []
+        for analyzer in (here, there):
+            analyzer.warm_up()
+            runs = []
+            for _ in range(2):  # two sessions on the same (reset) analyser
+                runs.append(
+                    [
+                        analyzer.analyze(VideoFrame(i, i / 15, image=f, arrived_at=0.0)).face
+                        for i, f in enumerate(frames)
+                    ]
+                )
+                analyzer.reset()
+            results.append(runs)
+    finally:
+        here.close()
+        there.close()
+        workers.close()
+    for run_here, run_there in zip(results[0], results[1], strict=True):
+        assert all(o.found for o in run_there)
+        assert all(_same(a, b) for a, b in zip(run_here, run_there, strict=True))
