@@ -59,7 +59,7 @@ class AnalysisSettings(_Group):
     # process near ten sessions): about one per core beside the server. 0: in this process.
     # See app/analysis/face_process.py.
     face_processes: int = 0
-    face_timeout_s: float = 30.0  # a face worker that takes longer is replaced
+    face_timeout_s: float = Field(default=30.0, gt=0)  # a face worker taking longer is replaced
 
 
 class PoseSettings(_Group):

@@ -99,12 +99,17 @@ class AnalyzerService:
         return 0 if self._pool is None else int(self._pool.built)
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await asyncio.to_thread(self._pool.close)
-        if self._pose_graphs is not None:
-            await asyncio.to_thread(self._pose_graphs.close)
-        if self._face_graphs is not None:
-            await asyncio.to_thread(self._face_graphs.close)
+        # each step even if one before it failed: worker processes must not outlive this
+        try:
+            if self._pool is not None:
+                await asyncio.to_thread(self._pool.close)
+        finally:
+            try:
+                if self._pose_graphs is not None:
+                    await asyncio.to_thread(self._pose_graphs.close)
+            finally:
+                if self._face_graphs is not None:
+                    await asyncio.to_thread(self._face_graphs.close)
 
 
 def _make_condition_state() -> Any:

@@ -18,8 +18,11 @@ analysis executor before. A FaceMesh graph in tracking mode remembers the face i
 session's frames must all reach the same graph in time order: the analyser's key names it.
 
 A worker that dies (killed, out of memory, a native crash) or hangs past `timeout_s` fails
-the call it was serving with `FaceWorkerLost`, and every call waiting behind it fails or
-starts a new worker: its sessions lose a frame each and find the face again from scratch.
+the call it was serving with `FaceWorkerLost` (that session loses the frame) and is killed; the
+next call starts a new worker (its first answer may take `START_TIMEOUT_S`), where every
+session on it finds the face again from scratch. Calls queue on the worker's lock meanwhile:
+a worker starting up holds up its own sessions' frames (and the analysis threads they wait
+on).
 """
 
 from __future__ import annotations
@@ -133,20 +136,26 @@ class _Worker:
             name=f"face-{self._index}",
             daemon=True,
         )
-        process.start()
-        theirs.close()
+        try:
+            process.start()
+        except OSError as exc:  # out of processes or descriptors: this call fails, not the pool
+            ours.close()
+            raise FaceWorkerLost(f"face worker {self._index} cannot start: {exc}") from exc
+        finally:
+            theirs.close()
         self._process, self._conn, self._warm = process, ours, False
         self.started += 1
         log.info("face worker %d started (pid %d)", self._index, process.pid)
         return ours
 
-    def _stop(self) -> None:
+    def _stop(self, grace_s: float = 2.0) -> None:
+        """Ends the process: told by EOF, given `grace_s` to close its graphs, then killed."""
         process, conn = self._process, self._conn
         self._process = self._conn = None
         if conn is not None:
             conn.close()
         if process is not None:
-            process.join(timeout=2.0)
+            process.join(timeout=grace_s)
             if process.is_alive():
                 process.kill()
                 process.join(timeout=2.0)
@@ -197,7 +206,7 @@ class _Worker:
 
     def _lost(self, exc: BaseException) -> None:
         code = None if self._process is None else self._process.exitcode
-        self._stop()
+        self._stop(grace_s=0.0)  # dead or hung: no grace, the sessions behind it are waiting
         log.warning("face worker %d lost (%s, exit code %s)", self._index, exc, code)
 
     def close(self) -> None:
@@ -254,11 +263,15 @@ class RemoteFaceAnalyzer:
         self._owner = owner
         self._worker: _Worker | None = worker
         self._key = key
+        # close() waits for a call in flight, so "close" never overtakes it in the worker's
+        # queue (which would rebuild the graph for a key nobody holds)
+        self._lock = threading.Lock()
 
     def _call(self, op: str, rgb: np.ndarray | None = None) -> Any:
-        if self._worker is None:
-            raise RuntimeError("RemoteFaceAnalyzer is closed")
-        return self._worker.call(op, self._key, rgb)
+        with self._lock:
+            if self._worker is None:
+                raise RuntimeError("RemoteFaceAnalyzer is closed")
+            return self._worker.call(op, self._key, rgb)
 
     def analyze(self, rgb: np.ndarray) -> FaceObservation:
         result: FaceObservation = self._call("analyze", rgb)
@@ -268,10 +281,14 @@ class RemoteFaceAnalyzer:
         self._call("warm_up", rgb)
 
     def forget(self, blank_rgb: np.ndarray) -> None:
-        self._call("forget", blank_rgb)
+        # A lost worker took the graph with it: the next call builds a fresh one, which is all
+        # forgetting asks (and a session's end must not fail on it).
+        with contextlib.suppress(FaceWorkerLost):
+            self._call("forget", blank_rgb)
 
     def close(self) -> None:
-        worker, self._worker = self._worker, None
+        with self._lock:
+            worker, self._worker = self._worker, None
         if worker is None:
             return
         self._owner._release(worker)

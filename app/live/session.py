@@ -149,6 +149,7 @@ class LiveSession:
         self._analyzer: LiveAnalyzer | None = None  # built by `prewarm` in the executor
         self._analyzer_ready: asyncio.Future[LiveAnalyzer] | None = None
         self._pose_task: asyncio.Future[None] | None = None  # this session's Pose lane
+        self._face_call: asyncio.Future[Any] | None = None  # its analysis call in flight
         self._voice: VoiceStage | None = None
         self._audio_queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=64)
         self.audio_dropped = 0
@@ -696,16 +697,22 @@ class LiveSession:
         frame when it is due and the lane is free, its result carried by later frames."""
         loop = asyncio.get_running_loop()
         if not self.settings.pose.lane:
-            return await loop.run_in_executor(
+            call = loop.run_in_executor(
                 self.services.analysis_executor, analyzer.analyze, frame, pose_every
             )
+            self._face_call = call
+            # shielded: cancelling this task (the finaliser's drain timed out) must not mark
+            # the call done while its thread still runs (release_analyzer waits for it)
+            return await asyncio.shield(call)
         lane_free = self._pose_task is None or self._pose_task.done()
-        analysis, work = await loop.run_in_executor(
+        face = loop.run_in_executor(
             self.services.analysis_executor,
             functools.partial(analyzer.analyze_face, pose_lane_free=lane_free),
             frame,
             pose_every,
         )
+        self._face_call = face
+        analysis, work = await asyncio.shield(face)
         if work is not None:
             task = loop.run_in_executor(self.services.pose_executor, analyzer.run_pose, work)
             task.add_done_callback(self._pose_done)
@@ -722,7 +729,15 @@ class LiveSession:
 
     async def release_analyzer(self) -> None:
         """Close the analyser (also one that was prewarmed but never used), once its Pose
-        lane is idle."""
+        lane is idle and no face call of it runs (one in a face worker can take seconds)."""
+        face = self._face_call
+        if face is not None:
+            # as for Pose below: handed back under a running call, the analyser would take
+            # that call's writes into the next session's state
+            await asyncio.wait([face])
+            self._face_call = None
+            if not face.cancelled():
+                face.exception()  # (retrieved: its error was reported, or nobody waits)
         pose = self._pose_task
         if pose is not None:
             # Cleared only once done: if this wait is cancelled (the finaliser's drain timed

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import cv2
 import numpy as np
@@ -96,7 +95,9 @@ def test_sessions_spread_over_the_workers_and_keep_their_own_tracked_face() -> N
         assert all(_same(e, g) for e, g in zip(expected[k], got[k], strict=True)), k
 
 
-def test_a_killed_worker_fails_the_call_it_had_and_is_replaced() -> None:
+def test_a_killed_worker_fails_the_call_it_had_and_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Killed while a call waits on it (stopped first, as if stuck in native code, so the
     request sits unread), that call fails with `FaceWorkerLost` at once (no timeout: the
     session loses that frame) and the next goes to a new worker; a worker found dead between
@@ -110,11 +111,18 @@ def test_a_killed_worker_fails_the_call_it_had_and_is_replaced() -> None:
         (first,) = spawned_workers(os.getpid())
         first.send_signal(signal.SIGSTOP)
         answer: list[BaseException | FaceObservation] = []
+        sent = threading.Event()
+        worker = workers._workers[0]
+        send = worker._send
+
+        def send_and_tell(*args: object) -> None:
+            send(*args)  # type: ignore[arg-type]
+            sent.set()
+
+        monkeypatch.setattr(worker, "_send", send_and_tell)
         call = threading.Thread(target=lambda: answer.append(_call(lease.analyze, frame)))
         call.start()
-        busy = workers._workers[0]._lock  # held from the request to its answer
-        while not busy.locked():
-            time.sleep(0.01)
+        assert sent.wait(30)  # the request is in the stopped worker's socket, unread
         first.send_signal(signal.SIGKILL)
         call.join(120)
         assert len(answer) == 1 and isinstance(answer[0], FaceWorkerLost), answer
@@ -153,6 +161,24 @@ def test_a_hung_worker_times_out_and_is_replaced() -> None:
             lease.analyze(frame)
         wait_gone(hung)  # replaced: killed, though stopped
         assert lease.analyze(frame).found
+    finally:
+        lease.close()
+        workers.close()
+
+
+def test_forgetting_on_a_hung_worker_does_not_fail_the_session_s_end() -> None:
+    """A session's end resets its analyser (`forget`); a worker hung then costs the wait, not
+    an error (the graph goes with the killed worker), and the next session gets a new one."""
+    frame = _rgb(moving_face_frames(1))[0]
+    workers = FaceProcesses(Settings(), 1, timeout_s=2.0)
+    lease = workers.lease()
+    try:
+        assert lease.analyze(frame).found
+        (hung,) = spawned_workers(os.getpid())
+        hung.send_signal(signal.SIGSTOP)
+        lease.forget(np.zeros_like(frame))  # raises nothing
+        wait_gone(hung)
+        assert lease.analyze(frame).found and workers.started == 2
     finally:
         lease.close()
         workers.close()
