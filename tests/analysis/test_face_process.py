@@ -4,16 +4,19 @@ costs the call it had, not the session."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
 from app.analysis.face import FaceAnalyzer
-from app.analysis.face_process import FaceProcesses, FaceWorkerLost
+from app.analysis.face_process import FaceProcesses, FaceWorkerLost, RemoteFaceAnalyzer
 from app.analysis.pipeline import FrameAnalyzer
 from app.config import Settings
 from app.frames import FaceObservation, VideoFrame
@@ -149,7 +152,10 @@ def _call(fn: object, *args: object) -> BaseException | FaceObservation:
         return exc
 
 
-def test_a_hung_worker_times_out_and_is_replaced() -> None:
+@contextlib.contextmanager
+def _stopped_worker() -> Iterator[tuple[FaceProcesses, RemoteFaceAnalyzer, np.ndarray, Any]]:
+    """A lease on one worker (2 s timeout) that has found the face once, then SIGSTOPped (as if
+    hung in native code): the workers, the lease, the frame and the stopped process."""
     frame = _rgb(moving_face_frames(1))[0]
     workers = FaceProcesses(Settings(), 1, timeout_s=2.0)
     lease = workers.lease()
@@ -157,31 +163,27 @@ def test_a_hung_worker_times_out_and_is_replaced() -> None:
         assert lease.analyze(frame).found
         (hung,) = spawned_workers(os.getpid())
         hung.send_signal(signal.SIGSTOP)
+        yield workers, lease, frame, hung
+    finally:
+        lease.close()
+        workers.close()
+
+
+def test_a_hung_worker_times_out_and_is_replaced() -> None:
+    with _stopped_worker() as (_workers, lease, frame, hung):
         with pytest.raises(FaceWorkerLost, match="no answer in 2 s"):
             lease.analyze(frame)
         wait_gone(hung)  # replaced: killed, though stopped
         assert lease.analyze(frame).found
-    finally:
-        lease.close()
-        workers.close()
 
 
 def test_forgetting_on_a_hung_worker_does_not_fail_the_session_s_end() -> None:
     """A session's end resets its analyser (`forget`); a worker hung then costs the wait, not
     an error (the graph goes with the killed worker), and the next session gets a new one."""
-    frame = _rgb(moving_face_frames(1))[0]
-    workers = FaceProcesses(Settings(), 1, timeout_s=2.0)
-    lease = workers.lease()
-    try:
-        assert lease.analyze(frame).found
-        (hung,) = spawned_workers(os.getpid())
-        hung.send_signal(signal.SIGSTOP)
+    with _stopped_worker() as (workers, lease, frame, hung):
         lease.forget(np.zeros_like(frame))  # raises nothing
         wait_gone(hung)
         assert lease.analyze(frame).found and workers.started == 2
-    finally:
-        lease.close()
-        workers.close()
 
 
 def test_a_frame_analyser_with_its_face_in_a_worker_tracks_gaze_and_resets() -> None:
