@@ -310,7 +310,11 @@ class LimitSettings(_Group):
     # when a newer one waits behind it (counted in frames_dropped), and at most
     # `decode_backlog` are held. The wait is what an overloaded server's latency becomes:
     # client p95 0.6 / 0.9 / 1.3 s with 5 / 8 / 15 frames of backlog at N = 8 WebSocket
-    # sessions on one core (BENCHMARKS.md); a burst is all decoded. (Read from
+    # sessions on one core (BENCHMARKS.md); a burst is all decoded. The client's VP9 cannot
+    # skip a frame (each is a reference): one behind is decoded without its picture, unless a
+    # keyframe waits behind it (then it and the frames before the keyframe are skipped), and
+    # a session with no picture for `decode_max_wait_s` gets the next one all the same, so
+    # none starves at overload. (Read from
     # COACH_WS_DECODE_* too, the names before WebRTC frames used the backlog.)
     decode_max_wait_s: float = 0.5
     decode_backlog: int = 30

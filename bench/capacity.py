@@ -1007,6 +1007,7 @@ def summarize(
         (s["info"]["frames_analyzed"] - s["info_warm"]["frames_analyzed"]) / steady_s
         for s in sessions
     ]
+    dropped = [s["info"]["frames_dropped"] - s["info_warm"]["frames_dropped"] for s in sessions]
     received = sum(s["info"]["frames_received"] for s in sessions)
     problems: list[str] = []
     if sent < MIN_SENT_SHARE * intended:
@@ -1054,6 +1055,9 @@ def summarize(
         **rtp,
         "analysed_fps_min": round(min(analysed), 2) if analysed else None,
         "analysed_fps_median": round(statistics.median(analysed), 2) if analysed else None,
+        # per session, in the order of their analysed fps: how even the overload is
+        "analysed_fps_sessions": sorted(round(a, 2) for a in analysed),
+        "dropped_sessions": [d for _a, d in sorted(zip(analysed, dropped, strict=True))],
         "server_p50_ms": round(percentile(server_lat, 50), 1),
         "server_p95_ms": round(percentile(server_lat, 95), 1),
         "client_p50_ms": round(percentile(client_lat, 50), 1),

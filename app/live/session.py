@@ -128,6 +128,7 @@ class LiveSession:
             maxlen=max(1, self.settings.limits.decode_backlog)
         )
         self._undecoded_ready = asyncio.Event()
+        self._picture_at = 0.0  # monotonic time of the last frame decoded to a picture
         self._video_kind: VideoKind | None = None  # fixed by the first frame accepted
         self._vp9_keyframe_seen = False
         self._vp9_key_t = 0.0  # media time of the last VP9 keyframe taken
@@ -515,6 +516,25 @@ class LiveSession:
     def _newer_frame_waits(self) -> bool:
         return any(not isinstance(item, FrameRejected) for item, *_ in self._undecoded)
 
+    def _skip_to_waiting_keyframe(self) -> bool:
+        """A VP9 session behind whose backlog holds a keyframe: every frame before the newest
+        one is dropped undecoded (nothing from a keyframe on refers to them), so the session
+        catches up at once instead of decoding, without pictures, a backlog it never leaves.
+        True when frames were skipped (the caller drops the one it holds as well)."""
+        key = None
+        for position, (item, *_rest) in enumerate(self._undecoded):
+            if isinstance(item, Vp9Chunk) and item.header.keyframe:
+                key = position
+        if key is None:
+            return False
+        for _ in range(key):
+            item = self._undecoded.popleft()[0]
+            if isinstance(item, FrameRejected):
+                self._count_bad_frame()  # refused on arrival; its error goes unsent
+            else:
+                self._dropped_behind()
+        return True
+
     def _forget_backlog(self) -> None:
         """Frames still waiting when the decode loop is gone count as dropped (the one in the
         decoder at that moment, if any, is not counted)."""
@@ -541,13 +561,18 @@ class LiveSession:
             late = time.monotonic() - arrived_at > max_wait_s
             # late, and a newer frame waits: that one instead (at the end: all of them)
             behind = late and self.state == "live" and self._newer_frame_waits()
-            if behind and not isinstance(data, Vp9Chunk):
+            if behind and (not isinstance(data, Vp9Chunk) or self._skip_to_waiting_keyframe()):
                 self._dropped_behind()
                 continue
+            # A VP9 frame behind is decoded for the frames after it; its picture is kept only
+            # when this session has had none for `max_wait_s`, so a session whose backlog
+            # stays long under overload is still analysed (at least 1 / max_wait_s a second)
+            # rather than starved while others with short backlogs take every picture.
+            starved = time.monotonic() - self._picture_at >= max_wait_s
             started = time.perf_counter()
             try:
                 if isinstance(data, Vp9Chunk):
-                    vp9_image = await self._decode_vp9(data, picture=not behind)
+                    vp9_image = await self._decode_vp9(data, picture=not behind or starved)
                     if vp9_image is None:  # decoded for the frames after it, not analysed
                         self._dropped_behind()
                         continue
@@ -568,6 +593,7 @@ class LiveSession:
                 await self._reject(FrameRejected("bad_frame", "the frame could not be decoded"))
                 continue
             decode_ms = (time.perf_counter() - started) * 1000
+            self._picture_at = time.monotonic()
             # received while live: kept even when the end came during its decode
             self._take_frame(
                 image, t, arrived_at, decode_ms, index, recorded=isinstance(data, Vp9Chunk)

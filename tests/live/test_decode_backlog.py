@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import av
+import pytest
 
 from app.config import Settings
-from tests.fixtures.clips import Segment, encode_jpeg, labelled_clip
+from app.media.vp9 import VP9_MAGIC, Vp9Decoder
+from tests.fixtures.clips import Segment, encode_jpeg, encode_vp9, labelled_clip, moving_face_frames
+from tests.live.test_ws_vp9 import recorded_packets
 from tests.support.client import SessionClient
 from tests.support.metrics import scrape
 from tests.support.rtc_client import FaceThenEmptyTrack, RtcClient
@@ -271,3 +275,88 @@ async def test_a_webrtc_picture_over_the_size_limit_is_refused_with_bad_frame(
             assert not client.of_type("metrics")
         finally:
             await client.close()
+
+
+# --- the client's VP9: every frame is a reference, so "behind" cannot simply skip ---------------
+KEY_EVERY_20 = encode_vp9(moving_face_frames(30, 15.0), 15.0, keyframe_every=20)
+
+
+class DecodeLog:
+    """Which VP9 frames the server's decoders were given (by their index in `chunks`), and
+    how long each decode is held up (`delay_s`: a server too slow for its sessions)."""
+
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, chunks: list[bytes], delay_s: float = 0.0
+    ) -> None:
+        self.decoded: list[int] = []
+        index = {c: i for i, c in enumerate(chunks)}
+        original = Vp9Decoder.decode
+
+        def decode(decoder: Vp9Decoder, data: bytes, *, picture: bool) -> Any:
+            self.decoded.append(index[data])
+            time.sleep(delay_s)
+            return original(decoder, data, picture=picture)
+
+        monkeypatch.setattr(Vp9Decoder, "decode", decode)
+
+
+async def live_vp9_session(server: ThreadServer, first: bytes) -> SessionClient:
+    client = await SessionClient.create(server.http, server.ws, language="en")
+    await client.connect()
+    await client.send_frame(VP9_MAGIC + first)
+    await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == 0, timeout=60)
+    return client
+
+
+async def test_a_vp9_session_behind_skips_to_the_keyframe_that_waits(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames before a keyframe in the backlog are dropped undecoded when the session is
+    behind (nothing from the keyframe on refers to them): after the stall the decoder gets
+    the keyframe (20) and the frames after it, not 2-19 for nothing."""
+    log = DecodeLog(monkeypatch, KEY_EVERY_20)
+    with ThreadServer(tuned(settings, decode_backlog=30, decode_max_wait_s=0.0)) as server:
+        client = await live_vp9_session(server, KEY_EVERY_20[0])
+        async with decoding_stalled(server):
+            for chunk in KEY_EVERY_20[1:26]:
+                await client.send_frame(VP9_MAGIC + chunk)
+            await client.send_json({"type": "ping"})
+            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+        await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == 25, timeout=30)
+        # frame 1 may have gone to the (stalled) decoder before the rest came
+        assert [i for i in log.decoded if i != 1] == [0, *range(20, 26)], log.decoded
+        info = await received(client, 26)
+        assert info["frames_dropped"] == 26 - len(log.decoded)
+        analysed = {e["frame"] for e in client.of_type("metrics")}
+        assert 20 in analysed and analysed <= {0, 1, *range(20, 26)}, sorted(analysed)
+        assert not client.of_type("error")
+        await client.end()
+        await client.wait_completed()
+        _codec, packets = recorded_packets((await client.get("/recording.webm")).content)
+        assert packets == KEY_EVERY_20[:26]  # the recording has every frame all the same
+        await client.close()
+
+
+async def test_a_vp9_session_that_stays_behind_is_still_analysed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server too slow for the camera (each decode held 0.1 s, a frame every 1/15 s, one
+    keyframe): the backlog only grows, every frame from about the tenth on has waited longer
+    than `decode_max_wait_s` with a newer one behind it, and each is decoded for the next. A
+    picture is still kept whenever the session has had none for that long, so the session is
+    analysed while live instead of starved until its end."""
+    chunks = encode_vp9(moving_face_frames(60, 15.0), 15.0, keyframe_every=1000)
+    log = DecodeLog(monkeypatch, chunks, delay_s=0.1)
+    with ThreadServer(tuned(settings, decode_backlog=100, decode_max_wait_s=0.3)) as server:
+        client = await live_vp9_session(server, chunks[0])
+        await client.send_paced([VP9_MAGIC + c for c in chunks[1:]], 15.0)
+        # while live: before the fix none of 12-49 had a picture until the backlog drained
+        await client.wait_for(
+            lambda e: e["type"] == "metrics" and 12 <= e["frame"] < 50, timeout=30
+        )
+        await client.end()
+        done = await client.wait_completed()
+        assert done["frames_received"] == 60
+        assert sorted(log.decoded) == list(range(60))  # every one decoded: each a reference
+        assert done["frames_dropped"] >= 20  # most decoded for the next frame alone
+        await client.close()
