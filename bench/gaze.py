@@ -1,6 +1,7 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
-    .venv/bin/python -m bench.gaze [--split tune|heldout] [--per-photo | --no-per-photo]
+    .venv/bin/python -m bench.gaze [--split tune|heldout] [--round first-two|third]
+        [--per-photo | --no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
 tests/fixtures/gaze_photos.py and prints, per split, the confusion of `gaze_on_camera` against
@@ -33,6 +34,7 @@ from app.frames import FaceObservation
 from tests.fixtures.gaze_photos import (
     GAZE_PHOTOS,
     LABELS,
+    THIRD_ROUND,
     GazePhoto,
     MissingPhotoSource,
     fetch_commands,
@@ -262,9 +264,20 @@ def _print_stats(split: str, results: Sequence[Result]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "heldout"))
+    parser.add_argument(
+        "--round",
+        choices=("first-two", "third"),
+        help="only the first two rounds' faces, or only the third's (held out whole)",
+    )
     parser.add_argument("--no-per-photo", dest="per_photo", action="store_false")
     args = parser.parse_args(argv)
-    photos = [p for p in GAZE_PHOTOS if args.split is None or p.split == args.split]
+    third = set(THIRD_ROUND)
+    photos = [
+        p
+        for p in GAZE_PHOTOS
+        if (args.split is None or p.split == args.split)
+        and (args.round is None or (p in third) == (args.round == "third"))
+    ]
     results, skipped = run(photos)
     if skipped:
         print(f"skipped {len(skipped)} photos whose package is missing:")
