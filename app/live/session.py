@@ -516,21 +516,23 @@ class LiveSession:
     def _newer_frame_waits(self) -> bool:
         return any(not isinstance(item, FrameRejected) for item, *_ in self._undecoded)
 
-    def _skip_to_waiting_keyframe(self) -> bool:
+    async def _skip_to_waiting_keyframe(self) -> bool:
         """A VP9 session behind whose backlog holds a keyframe: every frame before the newest
         one is dropped undecoded (nothing from a keyframe on refers to them), so the session
         catches up at once instead of decoding, without pictures, a backlog it never leaves.
-        True when frames were skipped (the caller drops the one it holds as well)."""
+        Refused frames among them still answer their error. True when frames were skipped
+        (the caller drops the one it holds as well)."""
         key = None
         for position, (item, *_rest) in enumerate(self._undecoded):
             if isinstance(item, Vp9Chunk) and item.header.keyframe:
                 key = position
         if key is None:
             return False
-        for _ in range(key):
-            item = self._undecoded.popleft()[0]
+        # taken off at once: the backlog may change while an error is sent
+        skipped = [self._undecoded.popleft()[0] for _ in range(key)]
+        for item in skipped:
             if isinstance(item, FrameRejected):
-                self._count_bad_frame()  # refused on arrival; its error goes unsent
+                await self._reject(item)
             else:
                 self._dropped_behind()
         return True
@@ -561,14 +563,17 @@ class LiveSession:
             late = time.monotonic() - arrived_at > max_wait_s
             # late, and a newer frame waits: that one instead (at the end: all of them)
             behind = late and self.state == "live" and self._newer_frame_waits()
-            if behind and (not isinstance(data, Vp9Chunk) or self._skip_to_waiting_keyframe()):
+            if behind and (
+                not isinstance(data, Vp9Chunk) or await self._skip_to_waiting_keyframe()
+            ):
                 self._dropped_behind()
                 continue
             # A VP9 frame behind is decoded for the frames after it; its picture is kept only
             # when this session has had none for `max_wait_s`, so a session whose backlog
             # stays long under overload is still analysed (at least 1 / max_wait_s a second)
-            # rather than starved while others with short backlogs take every picture.
-            starved = time.monotonic() - self._picture_at >= max_wait_s
+            # rather than starved while others with short backlogs take every picture. (0:
+            # no wait allowed, only the newest frame's picture, as for pictures.)
+            starved = max_wait_s > 0 and time.monotonic() - self._picture_at >= max_wait_s
             started = time.perf_counter()
             try:
                 if isinstance(data, Vp9Chunk):
