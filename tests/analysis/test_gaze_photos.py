@@ -69,7 +69,7 @@ def test_looking_down_is_recognised_on_the_heldout_photos(
 ) -> None:
     """Every held-out looking-down face is off camera (so the cue fires), and the direction
     says `down` for 13 of the 15 (each round measured once, thresholds unchanged since the
-    first): all 9 of the third round (five people, reading phones, bowed heads, lowered eyes;
+    first): all 9 of the third round (four people reading phones, bowed heads, lowered eyes;
     held out whole), 4 of the first two rounds' 6. The misses: t1_monica (a 130 px face,
     head tilted) measures open lids (upper lid 0.23 eye widths, as a camera face) with the
     head turned 29 degrees, and reads `right`; ft3_31 (smiling, lids very low) reads
