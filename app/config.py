@@ -347,6 +347,10 @@ class RecordingSettings(_Group):
     vp9_max_keyframe_interval_s: float = 10.0  # seek granularity; segments also start on one
     recording_audio_queue: int = 50  # audio chunks (<= 1 s each) buffered before dropping
     recording_audio_bitrate: int = 32_000  # Opus, 48 kHz mono
+    # libopus' complexity (0-10; libopus' own default 10). 5 costs a third of the CPU (3.0 vs
+    # 9.0 ms a second of speech) at about the same segmental SNR (BENCHMARKS.md, Recording):
+    # with 16 sessions that is a tenth of a core.
+    recording_audio_complexity: int = Field(default=5, ge=0, le=10)
     # WebM clusters are closed (and written through to the file) at least this often, so a
     # killed server loses at most about this much of the segment being written.
     recording_cluster_ms: int = 500

@@ -202,6 +202,7 @@ class OpusEncoder:
         ctx.format = "s16"
         ctx.bit_rate = self.bit_rate
         ctx.time_base = AUDIO_TIME_BASE
+        ctx.options = {"compression_level": str(settings.recording.recording_audio_complexity)}
         ctx.open()
         self._ctx = ctx
         self._resampler: AudioResampler | None = None
