@@ -181,18 +181,20 @@ def _print_confusion(split: str, results: Sequence[Result]) -> None:
     tn = sum(not c and not p for c, p in zip(cam, pred, strict=True))
     print(f"camera:     precision {_ratio(tp, tp + fp)}  recall {_ratio(tp, tp + fn)}")
     print(f"not camera: precision {_ratio(tn, tn + fn)}  recall {_ratio(tn, tn + fp)}")
-    directed = [r for r in results if r.direction is not None and not r.photo.ambiguous]
-    if not directed:
+    if not any(r.direction is not None for r in results):
         print("direction: the analyser reports none yet")
         return
+    # unambiguous faces; one with no face found has no direction: a miss in its label's recall
+    directed = [r for r in results if not r.photo.ambiguous]
     seen = sorted({r.direction for r in directed if r.direction is not None})
-    print("direction (unambiguous faces): label -> " + ", ".join(seen))
+    print("direction (unambiguous faces): label -> " + ", ".join(seen) + ", no face")
     for label in LABELS:
         rows = [r for r in directed if r.photo.label == label]
         if rows:
             counts = " ".join(f"{sum(r.direction == d for r in rows):>4}" for d in seen)
+            missing = sum(r.direction is None for r in rows)
             hits = sum(r.direction == label for r in rows)
-            print(f"{label:<8} {counts}   recall {_ratio(hits, len(rows))}")
+            print(f"{label:<8} {counts} {missing:>4}   recall {_ratio(hits, len(rows))}")
     for label in LABELS:
         predicted = [r for r in directed if r.direction == label]
         if predicted:
