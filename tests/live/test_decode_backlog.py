@@ -308,6 +308,17 @@ async def live_vp9_session(server: ThreadServer, first: bytes) -> SessionClient:
     return client
 
 
+async def sent_while_stalled(
+    server: ThreadServer, client: SessionClient, messages: list[bytes]
+) -> None:
+    """`messages` sent with decoding stalled, then a ping answered: all are in the backlog."""
+    async with decoding_stalled(server):
+        for data in messages:
+            await client.send_frame(data)
+        await client.send_json({"type": "ping"})
+        await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+
+
 async def test_a_vp9_session_behind_skips_to_the_keyframe_that_waits(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,11 +328,7 @@ async def test_a_vp9_session_behind_skips_to_the_keyframe_that_waits(
     log = DecodeLog(monkeypatch, KEY_EVERY_20)
     with ThreadServer(tuned(settings, decode_backlog=30, decode_max_wait_s=0.0)) as server:
         client = await live_vp9_session(server, KEY_EVERY_20[0])
-        async with decoding_stalled(server):
-            for chunk in KEY_EVERY_20[1:26]:
-                await client.send_frame(VP9_MAGIC + chunk)
-            await client.send_json({"type": "ping"})
-            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+        await sent_while_stalled(server, client, [VP9_MAGIC + c for c in KEY_EVERY_20[1:26]])
         await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == 25, timeout=30)
         # frame 1 may have gone to the (stalled) decoder before the rest came
         assert [i for i in log.decoded if i != 1] == [0, *range(20, 26)], log.decoded
@@ -347,14 +354,9 @@ async def test_a_refused_frame_skipped_over_still_answers_its_error(
     log = DecodeLog(monkeypatch, KEY_EVERY_20)
     with ThreadServer(tuned(settings, decode_backlog=30, decode_max_wait_s=0.0)) as server:
         client = await live_vp9_session(server, KEY_EVERY_20[0])
-        async with decoding_stalled(server):
-            for chunk in KEY_EVERY_20[1:6]:
-                await client.send_frame(VP9_MAGIC + chunk)
-            await client.send_frame(FRAMES[1])  # frame 6: a JPEG
-            for chunk in KEY_EVERY_20[6:22]:  # frames 7-22
-                await client.send_frame(VP9_MAGIC + chunk)
-            await client.send_json({"type": "ping"})
-            await client.wait_for(lambda e: e["type"] == "pong", timeout=30)
+        vp9 = [VP9_MAGIC + c for c in KEY_EVERY_20]
+        # frames 1-5, a JPEG as frame 6, then VP9 frames 6-21 as frames 7-22
+        await sent_while_stalled(server, client, [*vp9[1:6], FRAMES[1], *vp9[6:22]])
         error = await client.wait_for(lambda e: e["type"] == "error", timeout=30)
         assert error["code"] == "bad_frame" and "VP9" in error["reason"], error
         await client.wait_for(lambda e: e["type"] == "metrics" and e["frame"] == 22, timeout=30)
