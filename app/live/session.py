@@ -77,9 +77,6 @@ Undecoded = bytes | FrameRejected | av.VideoFrame | Vp9Chunk
 # What a session's video arrives as: pictures (JPEG/PNG/WebP over the WebSocket, WebRTC's
 # decoded frames), recorded by our encoder; or the client's own VP9, recorded as it came.
 VideoKind = Literal["picture", "vp9"]
-# A VP9 session behind with no keyframe to skip to asks its peer for one (WebRTC: a PLI) at
-# most this often: each keyframe lets it skip its backlog, but costs the peer's bitrate.
-BEHIND_KEYFRAME_GAP_S = 1.0
 _KIND_NAMES: dict[VideoKind, str] = {
     "picture": "pictures (JPEG, PNG, WebP or WebRTC)",
     "vp9": "the client's VP9 (VP91 messages)",
@@ -132,7 +129,6 @@ class LiveSession:
         )
         self._undecoded_ready = asyncio.Event()
         self._picture_at = 0.0  # monotonic time of the last frame decoded to a picture
-        self._behind_key_at = -BEHIND_KEYFRAME_GAP_S  # last keyframe asked for while behind
         self._video_kind: VideoKind | None = None  # fixed by the first frame accepted
         self._vp9_keyframe_seen = False
         self._vp9_key_t = 0.0  # media time of the last VP9 keyframe taken
@@ -572,10 +568,6 @@ class LiveSession:
             ):
                 self._dropped_behind()
                 continue
-            if behind and time.monotonic() - self._behind_key_at >= BEHIND_KEYFRAME_GAP_S:
-                # a VP9 frame behind and no keyframe to skip to: one from the peer would do
-                self._behind_key_at = time.monotonic()
-                self._want_keyframe()
             # A VP9 frame behind is decoded for the frames after it; its picture is kept only
             # when this session has had none for `max_wait_s`, so a session whose backlog
             # stays long under overload is still analysed (at least 1 / max_wait_s a second)

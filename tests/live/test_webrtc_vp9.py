@@ -121,38 +121,6 @@ async def test_a_lost_reference_asks_the_peer_for_a_keyframe(server: ThreadServe
     assert keyframes[0] and sum(keyframes) >= 2, sum(keyframes)  # the first, and the asked-for
 
 
-async def test_a_peer_behind_is_asked_for_a_keyframe_to_skip_to(settings: Settings) -> None:
-    """Decoding stalls for a second, so every frame waiting has waited past
-    `decode_max_wait_s`, but none is lost (a backlog of 100) and no recording segment is due:
-    nothing else asks for a keyframe. Behind with no keyframe to skip to, the session asks the
-    peer for one; its encoder (a keyframe only when asked) sends it, and analysis carries on
-    from frames read after the stall."""
-    install_sender()
-    tuned = settings.updated(decode_backlog=100, decode_max_wait_s=0.2, recording_segment_s=600.0)
-    with ThreadServer(tuned) as server:
-        client = await RtcClient.create(server.http, language="en")
-        try:
-            await client.connect(FaceThenEmptyTrack(), vp9=True)
-            await client.wait_for(lambda e: e["type"] == "metrics", timeout=60)
-            peer = server.app.state.rtc_peers.peers[client.id]
-            assert peer.keyframes_requested == 0
-            async with decoding_stalled(server):
-                read = peer.video_frames
-                # a second at 30 fps read, all of it waiting in the backlog (room for 100)
-                await client.poll(lambda i: peer.video_frames >= read + 30, timeout=30)
-                assert peer.keyframes_requested == 0  # nothing lost: no reason to ask yet
-            await client.poll(lambda i: peer.keyframes_requested > 0, timeout=30)
-            read_by_then = peer.video_frames
-            await client.wait_for(
-                lambda e: e["type"] == "metrics" and e["frame"] >= read_by_then, timeout=60
-            )
-            await client.end()
-            await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
-        finally:
-            await client.close()
-    assert not client.of_type("error")
-
-
 async def test_a_peer_is_asked_for_a_keyframe_each_recording_segment(settings: Settings) -> None:
     """A browser's WebRTC encoder sends a keyframe first and then only when asked: the server
     asks once a `recording_segment_s`, so the recording has its segments and seek points."""
