@@ -207,6 +207,11 @@ class TranscriptionService:
                 self._models[language] = load_vosk_model(language)  # type: ignore[arg-type]
             return self._models[language]
 
+    def preload(self, language: str) -> bool:
+        """Load the language's embedded model now, as a session's first stretch would (blocking,
+        seconds); True when one is installed."""
+        return self._model(language) is not None
+
     def make_worker(self, session: SessionView) -> LiveTranscriber | None:
         return self.make_file_worker(session.id, session.language, session.emit)
 

@@ -319,10 +319,14 @@ def test_connect_stream_disconnect_cycles_leak_nothing() -> None:
     pools (aiortc's per-track decoder threads must all be gone), +4 file descriptors, +30 MiB
     RSS, and no peer, connection, track or session object left alive.
 
-    The warm-up covers the heap settling to its working size (the pooled analyser's buffers,
-    codec and SQLite caches); from then on RSS is flat: measured 494 / 515 MiB after every
-    session for 30 sessions, the two values alternating with the way a session ends, hence
-    medians of 6 samples at each end (tests/support/rtc_probe.py). Before the fixes RSS grew
+    The embedded recogniser's model (~550 MiB, once per process) is loaded before the warm-up,
+    and the warm-up covers the heap settling to its working size (the pooled analyser's
+    buffers, codec and SQLite caches); from then on RSS is flat: measured 910-920 / 933-940 MiB
+    after every session for 30 sessions, the two values alternating with the way a session
+    ends, hence medians of 6 samples at each end (tests/support/rtc_probe.py). When the model
+    loaded only during the measured cycles (whether a session of about a second sends the
+    recogniser a stretch depends on timing), RSS jumped by it and two full runs failed here.
+    Before the fixes RSS grew
     ~27 MiB per session for good and threads 25 -> 95: MediaPipe graphs built and freed per
     session, recorder encoders and aiortc peers freed only by the cyclic GC (BENCHMARKS.md,
     section Memory).
