@@ -4,6 +4,7 @@ and the job runner. The composition roots (`app.main`, `app.worker`) call it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import threading
@@ -100,16 +101,10 @@ class AnalyzerService:
 
     async def aclose(self) -> None:
         # each step even if one before it failed: worker processes must not outlive this
-        try:
-            if self._pool is not None:
-                await asyncio.to_thread(self._pool.close)
-        finally:
-            try:
-                if self._pose_graphs is not None:
-                    await asyncio.to_thread(self._pose_graphs.close)
-            finally:
-                if self._face_graphs is not None:
-                    await asyncio.to_thread(self._face_graphs.close)
+        async with contextlib.AsyncExitStack() as closing:  # (last pushed, first closed)
+            for closer in (self._face_graphs, self._pose_graphs, self._pool):
+                if closer is not None:
+                    closing.push_async_callback(asyncio.to_thread, closer.close)
 
 
 def _make_condition_state() -> Any:

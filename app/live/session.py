@@ -761,21 +761,15 @@ class LiveSession:
     async def release_analyzer(self) -> None:
         """Close the analyser (also one that was prewarmed but never used), once its Pose
         lane is idle and no face call of it runs (one in a face worker can take seconds)."""
-        face = self._face_call
-        if face is not None:
-            # as for Pose below: handed back under a running call, the analyser would take
-            # that call's writes into the next session's state
-            await asyncio.wait([face])
-            self._face_call = None
-            if not face.cancelled():
-                face.exception()  # (retrieved: its error was reported, or nobody waits)
-        pose = self._pose_task
-        if pose is not None:
-            # Cleared only once done: if this wait is cancelled (the finaliser's drain timed
-            # out), the next call waits again instead of handing the analyser back to the
-            # pool under a Pose run that would then write into the next session's state.
-            await asyncio.wait([pose])
-            self._pose_task = None
+        # Cleared only once done: if this wait is cancelled (the finaliser's drain timed out),
+        # the next call waits again instead of handing the analyser back to the pool under a
+        # face call or Pose run that would then write into the next session's state.
+        running = [f for f in (self._face_call, self._pose_task) if f is not None]
+        if running:
+            await asyncio.wait(running)
+        face, self._face_call, self._pose_task = self._face_call, None, None
+        if face is not None and not face.cancelled():
+            face.exception()  # (retrieved: its error was reported, or nobody waits)
         ready, self._analyzer_ready = self._analyzer_ready, None
         analyzer, self._analyzer = self._analyzer, None
         if analyzer is None and ready is not None:
