@@ -351,6 +351,10 @@ class RecordingSettings(_Group):
     # 9.0 ms a second of speech) at about the same segmental SNR (BENCHMARKS.md, Recording):
     # with 16 sessions that is a tenth of a core.
     recording_audio_complexity: int = Field(default=5, ge=0, le=10)
+    # A recorder thread that found its queue empty waits this long before the next item, then
+    # writes all that came meanwhile in one go: a few wake-ups a second instead of one per
+    # frame and audio chunk (~25 a second a session). 0: wake on every item.
+    recorder_batch_s: float = Field(default=0.2, ge=0, le=1.0)
     # WebM clusters are closed (and written through to the file) at least this often, so a
     # killed server loses at most about this much of the segment being written.
     recording_cluster_ms: int = 500

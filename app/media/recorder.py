@@ -652,6 +652,8 @@ class SessionRecorder:
         self._error: str | None = None
         self._thread: threading.Thread | None = None
         self._stop_lock = threading.Lock()
+        self._stopping = threading.Event()  # cuts the worker's batch wait short
+        self.batches = 0  # times the worker found its queue empty and waited for more
         self._result: RecordingResult | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -734,7 +736,7 @@ class SessionRecorder:
         failed = False
         try:
             while True:
-                item = self._queue.get()
+                item = self._next_item()
                 if isinstance(item, _Stop):
                     break
                 is_video = isinstance(item, VideoFrame | EncodedVideo)
@@ -790,6 +792,19 @@ class SessionRecorder:
             writer.release()
             self._cpu_s = time.thread_time() - cpu_start
 
+    def _next_item(self) -> _QueueItem:
+        """The next queued item; with the queue empty, first a pause of `recorder_batch_s`
+        (unless stopping) so that what arrives meanwhile is written in one go."""
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self.batches += 1
+        batch_s = self._settings.recording.recorder_batch_s
+        if batch_s > 0:
+            self._stopping.wait(batch_s)
+        return self._queue.get()
+
     def _disk_low(self) -> str | None:
         """A reason to stop when the recording's filesystem is below its reserve (checked at
         most once a second; a statvfs call)."""
@@ -832,6 +847,7 @@ class SessionRecorder:
                 thread = self._thread
                 if thread is not None:
                     self._queue.put(_STOP)
+                    self._stopping.set()
             if thread is not None:
                 thread.join()
             flushed = time.perf_counter()

@@ -357,6 +357,31 @@ async def test_frames_at_camera_rate_are_all_recorded(tmp_path: Path, settings: 
     assert result.duration_s == pytest.approx(2.0, rel=0.05)
 
 
+async def test_the_recorder_writes_in_batches_and_loses_nothing(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """With its queue empty the worker waits `recorder_batch_s` (here the most allowed, 1 s)
+    and then writes what came meanwhile in one go: frames at a camera's pace wake it at most
+    once per wait, not once a frame; frames pushed during a wait, the last ones while `stop()`
+    cuts it short, are all recorded, in order."""
+    batch_s = 1.0
+    recorder = SessionRecorder(tmp_path, settings.updated(recorder_batch_s=batch_s))
+    recorder.start()
+    frames = frames_at([i / 15 for i in range(45)])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for frame in frames:
+        await asyncio.sleep(max(0.0, started + frame.t - loop.time()))  # the camera's pace
+        assert recorder.push_video(frame)
+    elapsed = loop.time() - started
+    result = await recorder.stop()
+
+    assert result.frames_encoded == len(frames) and result.frames_dropped == 0
+    assert recorder.batches <= elapsed / batch_s + 2  # at most one wake-up per wait
+    assert result.path is not None
+    assert decoded_video_pts(result.path) == pytest.approx([f.t for f in frames], abs=0.002)
+
+
 async def test_audio_joining_late_is_kept_in_sync(tmp_path: Path, settings: Settings) -> None:
     """Audio that starts after the first segment opened (a WebRTC audio track arriving
     late) changes the tracks mid-session; the recording still has both, in place."""
