@@ -1,6 +1,6 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
-    .venv/bin/python -m bench.gaze [--split tune|heldout] [--round first-two|third]
+    .venv/bin/python -m bench.gaze [--split tune|heldout] [--round first-two|third|fourth]
         [--per-photo | --no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
@@ -32,6 +32,7 @@ from app.analysis.face import FaceAnalyzer
 from app.config import Settings
 from app.frames import FaceObservation
 from tests.fixtures.gaze_photos import (
+    FOURTH_ROUND,
     GAZE_PHOTOS,
     LABELS,
     THIRD_ROUND,
@@ -268,17 +269,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=("tune", "heldout"))
     parser.add_argument(
         "--round",
-        choices=("first-two", "third"),
-        help="only the first two rounds' faces, or only the third's (held out whole)",
+        choices=("first-two", "third", "fourth"),
+        help="only the first two rounds' faces, or only the third's or the fourth's (each held "
+        "out whole)",
     )
     parser.add_argument("--no-per-photo", dest="per_photo", action="store_false")
     args = parser.parse_args(argv)
-    third = set(THIRD_ROUND)
+    rounds = {"third": set(THIRD_ROUND), "fourth": set(FOURTH_ROUND)}
+    later = rounds["third"] | rounds["fourth"]
     photos = [
         p
         for p in GAZE_PHOTOS
         if (args.split is None or p.split == args.split)
-        and (args.round is None or (p in third) == (args.round == "third"))
+        and (
+            args.round is None
+            or (p not in later if args.round == "first-two" else p in rounds[args.round])
+        )
     ]
     results, skipped = run(photos)
     if skipped:

@@ -22,7 +22,7 @@ from app.analysis.pipeline import AnalyzerPool
 from app.config import Settings
 from app.frames import EyeMeasures, FaceObservation, VideoFrame
 from app.wiring import default_hooks, upload_stages
-from tests.fixtures.gaze_photos import THIRD_ROUND, GazePhoto, load_rgb, photos
+from tests.fixtures.gaze_photos import FOURTH_ROUND, THIRD_ROUND, GazePhoto, load_rgb, photos
 
 
 @pytest.fixture(scope="module")
@@ -60,29 +60,37 @@ def test_camera_vs_not_camera_on_the_heldout_photos(
     ]
     assert tp / (tp + fp) >= 0.9, wrong
     assert tp / (tp + fn) >= 0.9, wrong
-    # the split is what it was: 27 + 14 faces of the first two rounds, 10 + 26 of the third
-    assert sum(truth) == 37 and len(heldout) - sum(truth) == 40
+    # the split is what it was: 27 + 14 faces of the first two rounds, 10 + 26 of the third,
+    # 8 + 20 of the fourth
+    assert sum(truth) == 45 and len(heldout) - sum(truth) == 60
 
 
 def test_looking_down_is_recognised_on_the_heldout_photos(
     heldout: list[tuple[GazePhoto, FaceObservation]],
 ) -> None:
     """Every held-out looking-down face is off camera (so the cue fires), and the direction
-    says `down` for 13 of the 15 (each round measured once, thresholds unchanged since the
-    first): all 9 of the third round (four people reading phones, bowed heads, lowered eyes;
-    held out whole), 4 of the first two rounds' 6. The misses: t1_monica (a 130 px face,
-    head tilted) measures open lids (upper lid 0.23 eye widths, as a camera face) with the
-    head turned 29 degrees, and reads `right`; ft3_31 (smiling, lids very low) reads
-    `closed`, as a single frame of lowered lids can (live, a session's `closed` also needs
-    the lids kept low for `gaze_blink_s`)."""
+    says `down` for 16 of the 22 (each round measured once, thresholds unchanged since the
+    first): all 9 of the third round (four people reading phones, bowed heads, lowered eyes),
+    4 of the first two rounds' 6 and 3 of the fourth round's 7 (stock portraits). Issue 20's
+    bar, 0.9, is not met: this holds what is measured, so it cannot slip unnoticed.
+
+    The misses. Lowered lids with neither the irises high between them nor the head pitched
+    past the cone read `closed` on a single frame (live, `closed` also needs the lids kept
+    low for `gaze_blink_s`): ft3_31 (smiling, lids very low), nui_julie (eyes lowered, head
+    level), sui_office_dark (a 75 px face, head pitched 20 degrees). A head turned past the
+    yaw cone reads sideways before pitch is looked at: t1_monica (turned 29 degrees, lids
+    open as a camera face's), sui_ivancik (22 degrees, a laptop at his right) and alte_photo3
+    (40 degrees turned, 30 down: down and to one side)."""
     down = [(p, o) for p, o in heldout if p.label == "down" and not p.ambiguous]
-    assert len(down) == 15
+    assert len(down) == 22
     assert not any(o.gaze_on_camera for _, o in down)
     said = [(p.name, o.gaze_direction) for p, o in down]
-    assert sum(d == "down" for _, d in said) >= 13, said
+    assert sum(d == "down" for _, d in said) >= 16, said
     third = [(p, o) for p, o in down if p in THIRD_ROUND]
     assert len(third) == 9
     assert all(o.gaze_direction == "down" for _, o in third), said
+    fourth = [o.gaze_direction for p, o in down if p in FOURTH_ROUND]
+    assert len(fourth) == 7 and fourth.count("down") >= 3, said
 
 
 def test_on_camera_is_exactly_direction_camera(
