@@ -567,21 +567,34 @@ def thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
     return out
 
 
-def python_thread_names(pid: int) -> dict[int, str]:
-    """os tid -> Python thread name, from `py-spy dump` (empty where py-spy is missing)."""
+def python_thread_names(pid: int, attempts: int = 5) -> dict[int, str]:
+    """os tid -> Python thread name, from `py-spy dump` (empty where py-spy is missing).
+
+    `--nonblocking` reads the interpreter's memory while it runs, so a dump taken while a busy
+    server rewrites its thread states can fail (seen in some runs, every thread then counted as
+    a native one); it is tried again a few times, and a failure is said on stderr."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         return {}
-    try:
-        text = subprocess.run(
-            [spy, "dump", "--pid", str(pid), "--json", "--nonblocking"],
-            capture_output=True,
-            timeout=30,
-            check=True,
-        ).stdout
-        return {t["os_thread_id"]: t["thread_name"] for t in json.loads(text) if t["thread_name"]}
-    except (subprocess.SubprocessError, ValueError, KeyError):
-        return {}
+    error = ""
+    for _ in range(attempts):
+        try:
+            text = subprocess.run(
+                [spy, "dump", "--pid", str(pid), "--json", "--nonblocking"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            ).stdout
+            names = {t["os_thread_id"]: t["thread_name"] for t in json.loads(text)}
+            if names:
+                return {tid: name for tid, name in names.items() if name}
+        except subprocess.CalledProcessError as exc:
+            error = exc.stderr.decode(errors="replace").strip()[-200:]
+        except (subprocess.SubprocessError, ValueError, KeyError) as exc:
+            error = repr(exc)
+        time.sleep(0.2)
+    print(f"py-spy dump failed {attempts} times ({error}): threads unnamed", file=sys.stderr)
+    return {}
 
 
 def thread_role(name: str) -> str:
