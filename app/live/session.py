@@ -116,6 +116,8 @@ class LiveSession:
         self.frames_analyzed = 0
         self.frames_rate_limited = 0
         self.frames_behind = 0  # dropped before their decode (the backlog)
+        # droppable VP9 frames (an L1T2 stream's upper layer) left undecoded: not wanted
+        self.frames_undecoded = 0
         self._frames_in = 0  # frames numbered so far (`VideoFrame.index`)
         self.bad_frames = 0
         self._seq = seq
@@ -180,7 +182,12 @@ class LiveSession:
 
     @property
     def frames_dropped(self) -> int:
-        return self.mailbox.dropped + self.frames_rate_limited + self.frames_behind
+        return (
+            self.mailbox.dropped
+            + self.frames_rate_limited
+            + self.frames_behind
+            + self.frames_undecoded
+        )
 
     @property
     def video_kind(self) -> VideoKind | None:
@@ -505,9 +512,13 @@ class LiveSession:
         self._count_bad_frame()
         await self.emit_error(refusal.code, refusal.reason)
 
-    def _dropped_behind(self) -> None:
-        """A frame received and dropped before its decode."""
-        self.frames_behind += 1
+    def _dropped_behind(self, *, undecoded: bool = False) -> None:
+        """A frame received and dropped before its decode: behind, or (`undecoded`) a
+        droppable VP9 frame whose picture was not wanted."""
+        if undecoded:
+            self.frames_undecoded += 1
+        else:
+            self.frames_behind += 1
         self.frames_received += 1
         metrics = self.services.metrics
         metrics.frames_received.inc()
@@ -563,6 +574,17 @@ class LiveSession:
             late = time.monotonic() - arrived_at > max_wait_s
             # late, and a newer frame waits: that one instead (at the end: all of them)
             behind = late and self.state == "live" and self._newer_frame_waits()
+            starved = max_wait_s > 0 and time.monotonic() - self._picture_at >= max_wait_s
+            if (
+                isinstance(data, Vp9Chunk)
+                and data.header.droppable
+                and ((behind and not starved) or self.mailbox.depth)
+            ):
+                # No frame refers to it, and its picture is not wanted: behind, or a picture
+                # already waits for the analysis, busy with an earlier one (the next frame
+                # would most likely replace this one's before the analysis takes it).
+                self._dropped_behind(undecoded=True)
+                continue
             if behind and (
                 not isinstance(data, Vp9Chunk) or await self._skip_to_waiting_keyframe()
             ):
@@ -573,7 +595,6 @@ class LiveSession:
             # stays long under overload is still analysed (at least 1 / max_wait_s a second)
             # rather than starved while others with short backlogs take every picture. (0:
             # no wait allowed, only the newest frame's picture, as for pictures.)
-            starved = max_wait_s > 0 and time.monotonic() - self._picture_at >= max_wait_s
             started = time.perf_counter()
             try:
                 if isinstance(data, Vp9Chunk):

@@ -28,6 +28,12 @@ class Vp9Header:
     keyframe: bool
     width: int | None  # a keyframe's picture size; None for other frames
     height: int | None
+    # A shown, error-resilient inter frame that refreshes no reference slot: in a stream of
+    # error-resilient frames no later frame depends on it, so it need not be decoded when its
+    # picture is not wanted. An encoder sends such frames when asked for temporal layers
+    # (`scalabilityMode` "L1T2": every other frame) in error-resilient mode, as WebRTC's VP9
+    # encoder does for layered streams; never in a plain stream.
+    droppable: bool = False
 
 
 def read_vp9_header(data: bytes) -> Vp9Header:
@@ -45,7 +51,7 @@ def read_vp9_header(data: bytes) -> Vp9Header:
     show_existing = (first >> 3) & 1
     keyframe = not show_existing and not (first >> 2) & 1
     if not keyframe:
-        return Vp9Header(keyframe=False, width=None, height=None)
+        return Vp9Header(keyframe=False, width=None, height=None, droppable=_droppable(data))
     # profile 0 keyframe: marker..error_resilient in byte 0, sync code, then color_space (3
     # bits), color_range (1 bit, as color_space is never sRGB in profile 0), then the size
     if len(data) < 8 or data[1:4] != _SYNC_CODE:
@@ -56,6 +62,26 @@ def read_vp9_header(data: bytes) -> Vp9Header:
     width = ((bits >> 20) & 0xFFFF) + 1
     height = ((bits >> 4) & 0xFFFF) + 1
     return Vp9Header(keyframe=True, width=width, height=height)
+
+
+def _droppable(data: bytes) -> bool:
+    """Whether a profile 0 inter frame is shown, error resilient and refreshes no reference
+    slot (VP9 spec, uncompressed_header: in error-resilient mode refresh_frame_flags, 8 bits,
+    follow the first byte at once). Without error resilience a frame is never droppable: the
+    next frame reads its motion vectors and may inherit its probability context and loop
+    filter deltas (measured: skipping such frames breaks the decode of the next ones). A
+    superframe (several frames in one chunk) is never droppable here: its first frame is all
+    the header says."""
+    first = data[0]
+    shown, error_resilient = (first >> 1) & 1, first & 1
+    if (first >> 3) & 1 or not shown or not error_resilient or len(data) < 2:
+        return False
+    last = data[-1]
+    if last & 0xE0 == 0xC0:  # a superframe index ends the chunk
+        index_size = 2 + (((last >> 3) & 3) + 1) * ((last & 7) + 1)
+        if len(data) >= index_size and data[-index_size] == last:
+            return False
+    return data[1] == 0  # refresh_frame_flags
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,3 +84,38 @@ async def test_bad_vp9_is_refused_and_the_stream_resumes_at_a_keyframe(
     answer = await client.get("/recording.webm")
     _codec, packets = recorded_packets(answer.content)
     assert packets == chunks[:15] + chunks[20:]
+
+
+async def test_droppable_vp9_frames_go_undecoded_while_the_analysis_is_busy(
+    server: ThreadServer,
+) -> None:
+    """An error-resilient L1T2 stream (what WebRTC's VP9 encoder sends for `scalabilityMode`
+    "L1T2") at three times a camera's pace: while a picture already waits for the busy
+    analysis, upper-layer frames are not decoded at all, lower-layer ones always are; the
+    analysis still sees the face and the recording has every frame as sent."""
+    chunks = encode_vp9(
+        moving_face_frames(90, FPS),
+        FPS,
+        keyframe_every=30,
+        temporal_layers=2,
+        error_resilient=True,
+    )
+    droppable = sum(read_vp9_header(c).droppable for c in chunks)
+    assert droppable >= 40
+    client = await SessionClient.create(server.http, server.ws, language="en")
+    await client.connect()
+    await client.send_paced([VP9_MAGIC + c for c in chunks], 3 * FPS)
+    session = server.manager.sessions[client.id]  # its counters outlive the session's end
+    await client.send_json({"type": "end"})
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
+    await client.close()
+
+    undecoded, behind = session.frames_undecoded, session.frames_behind
+    assert 0 < undecoded <= droppable and behind == 0, (undecoded, behind)
+    assert not client.of_type("error")
+    metrics = client.of_type("metrics")
+    assert metrics and sum(m["face"] for m in metrics) >= 0.9 * len(metrics), metrics[:3]
+    info = (await client.get("")).json()
+    assert info["frames_received"] == len(chunks)
+    _codec, packets = recorded_packets((await client.get("/recording.webm")).content)
+    assert packets == chunks

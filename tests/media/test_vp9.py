@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
 from app.config import Settings
@@ -18,6 +21,35 @@ def test_keyframes_give_their_size_and_other_frames_none(size: tuple[int, int]) 
     assert [h.keyframe for h in headers] == [i % 5 == 0 for i in range(12)]
     assert {(h.width, h.height) for h in headers if h.keyframe} == {size}
     assert all(h.width is None for h in headers if not h.keyframe)
+
+
+def test_upper_temporal_layer_frames_are_droppable_and_nothing_refers_to_them() -> None:
+    """An error-resilient L1T2 stream (as WebRTC's VP9 encoder sends for `scalabilityMode`
+    "L1T2"): every other frame refreshes no reference slot. Decoding the stream without them
+    gives, for the other frames, exactly the pictures decoding all of it gives. Neither a plain
+    stream nor an L1T2 one without error resilience (its frames hand motion vectors and
+    probabilities on to the next) has any."""
+    images = moving_face_frames(24)
+    for layers, resilient in ((1, False), (1, True), (2, False)):
+        chunks = encode_vp9(
+            images, keyframe_every=10, temporal_layers=layers, error_resilient=resilient
+        )
+        assert not any(read_vp9_header(c).droppable for c in chunks), (layers, resilient)
+
+    chunks = encode_vp9(images, keyframe_every=10, temporal_layers=2, error_resilient=True)
+    headers = [read_vp9_header(c) for c in chunks]
+    droppable = [h.droppable for h in headers]
+    assert not any(d for d, h in zip(droppable, headers, strict=True) if h.keyframe)
+    assert 10 <= sum(droppable) <= 12
+    assert all(not (a and b) for a, b in itertools.pairwise(droppable))
+
+    every, kept = Vp9Decoder(Settings()), Vp9Decoder(Settings())
+    for chunk, header in zip(chunks, headers, strict=True):
+        whole = every.decode(chunk, picture=True)
+        if header.droppable:
+            continue
+        assert whole is not None
+        assert np.array_equal(kept.decode(chunk, picture=True), whole)
 
 
 @pytest.mark.parametrize(
