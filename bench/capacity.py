@@ -1052,6 +1052,7 @@ def summarize(
     return {
         "transport": args.transport,
         "video": args.ws_video if args.transport == "ws" else args.rtc_video,
+        "vp9_layers": args.vp9_layers,
         "fps": fps,
         "sessions": n,
         "seconds": args.seconds,
@@ -1155,6 +1156,13 @@ def main() -> None:
         help="WebSocket camera: JPEG pictures, or the client's own VP9 (VP91 messages)",
     )
     parser.add_argument(
+        "--vp9-layers",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="VP9 temporal layers (2: L1T2, error resilient: every other frame droppable)",
+    )
+    parser.add_argument(
         "--rtc-video",
         choices=("vp8", "vp9"),
         default="vp8",
@@ -1181,13 +1189,14 @@ def main() -> None:
     if args.transport == "ws":
         m.jpegs = media.face_jpegs(args.fps)
         if args.ws_video == "vp9":
-            m.ws_video = [VP9_MAGIC + chunk for chunk in media.face_vp9(args.fps, args.kbps)]
+            clip = media.face_vp9(args.fps, args.kbps, args.vp9_layers)
+            m.ws_video = [VP9_MAGIC + chunk for chunk in clip]
         else:
             m.ws_video = m.jpegs
         m.pcm = None if args.no_audio else media.speech_pcm()
     else:
         if args.rtc_video == "vp9":
-            m.rtp_video = media.face_vp9_rtp(args.fps, args.kbps)
+            m.rtp_video = media.face_vp9_rtp(args.fps, args.kbps, args.vp9_layers)
         else:
             m.rtp_video = media.face_vp8(args.fps, args.kbps)
         m.opus = [] if args.no_audio else media.speech_opus()

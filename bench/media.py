@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -117,10 +117,20 @@ def face_vp8(fps: float, kbps: int = 1000) -> RtpClip:
     return _cached(f"vp8-{fps:g}-{kbps}", make)
 
 
-def face_vp9(fps: float, kbps: int = 1000) -> list[bytes]:
+def _layered(layers: int) -> dict[str, Any]:
+    """encode_vp9's options for `layers` temporal layers (2: "L1T2", error resilient, as
+    WebRTC's VP9 encoder makes it: every other frame droppable)."""
+    return {"temporal_layers": layers, "error_resilient": layers > 1}
+
+
+def _layers_key(layers: int) -> str:
+    return "" if layers == 1 else f"-l1t{layers}"
+
+
+def face_vp9(fps: float, kbps: int = 1000, layers: int = 1) -> list[bytes]:
     """One loop of the moving, noisy face as the VP9 a browser's WebCodecs encoder sends the
     page's way (libvpx realtime, a keyframe every 2 s, as static/transport.js asks), so the
-    loop starts on a keyframe and replays without a decoder error."""
+    loop starts on a keyframe and replays without a decoder error. `layers`: temporal layers."""
     from tests.fixtures.clips import encode_vp9
 
     every = round(2 * fps)
@@ -128,25 +138,27 @@ def face_vp9(fps: float, kbps: int = 1000) -> list[bytes]:
     if len(images) % every:
         raise ValueError(f"a {len(images)}-frame loop does not end before a keyframe")
     return _cached(
-        f"vp9-{fps:g}-{kbps}", lambda: encode_vp9(images, fps, keyframe_every=every, kbps=kbps)
+        f"vp9-{fps:g}-{kbps}{_layers_key(layers)}",
+        lambda: encode_vp9(images, fps, keyframe_every=every, kbps=kbps, **_layered(layers)),
     )
 
 
-def face_vp9_rtp(fps: float, kbps: int = 1000) -> RtpClip:
+def face_vp9_rtp(fps: float, kbps: int = 1000, layers: int = 1) -> RtpClip:
     """The loop as the VP9 a browser's WebRTC encoder sends (libvpx realtime, one spatial
     layer, a keyframe only at the start and when the receiver asks: the loop's first frame is
-    its only keyframe), with the RTP packets tests/support/vp9_rtp.py cuts each frame into."""
+    its only keyframe), with the RTP packets tests/support/vp9_rtp.py cuts each frame into.
+    `layers`: temporal layers."""
     from tests.fixtures.clips import encode_vp9
     from tests.support.vp9_rtp import packetize
 
     images = _frames(fps)
 
     def make() -> RtpClip:
-        frames = encode_vp9(images, fps, keyframe_every=len(images), kbps=kbps)
+        frames = encode_vp9(images, fps, keyframe_every=len(images), kbps=kbps, **_layered(layers))
         packets = [len(packetize(frame, 0)) for frame in frames]
         return RtpClip(fps, kbps, frames, packets, codec="VP9")
 
-    return _cached(f"vp9-rtp-{fps:g}-{kbps}", make)
+    return _cached(f"vp9-rtp-{fps:g}-{kbps}{_layers_key(layers)}", make)
 
 
 def speech_pcm() -> np.ndarray:

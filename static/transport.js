@@ -18,6 +18,12 @@ const AUDIO_SEND_SAMPLES = 1600; // 100 ms at 16 kHz a message
 const VP9_MAGIC = new Uint8Array([0x56, 0x50, 0x39, 0x31]); // "VP91"
 const VP9_CODEC = "vp09.00.10.08"; // profile 0, level 1, 8-bit: what the server takes
 const VP9_KEYFRAME_EVERY_S = 2;
+// WebRTC's camera in two temporal layers: Chromium then sends every other frame as one no
+// later frame depends on (error resilient, refreshing no reference), which a busy server
+// leaves undecoded when it would not analyse its picture anyway (it still records it). Its
+// WebCodecs encoder does not (its upper layer refreshes a reference of its own), so the
+// VP91 path keeps one layer. Where the browser refuses two layers, one.
+const RTC_VP9_SCALABILITY = "L1T2";
 const VP9_MAX_QUEUE = 2; // frames waiting in the encoder; more and the next frame is skipped
 
 // Server error codes that mean the session itself is gone, not that WebRTC is unavailable.
@@ -150,19 +156,24 @@ export class WebRTCTransport {
   /**
    * The camera, offered as VP9 (profile 0) first where the browser can send it: the server
    * then records the browser's own frames instead of decoding and encoding them again. One
-   * spatial layer (L1T1): the server keeps only the base layer of SVC. VP8 and the rest stay
-   * in the offer for a server without VP9.
+   * spatial layer (the server keeps only the base layer of SVC), two temporal layers
+   * (RTC_VP9_SCALABILITY; one where refused). VP8 and the rest stay in the offer for a server
+   * without VP9.
    */
   addVideo(pc, track) {
     let transceiver;
-    try {
-      transceiver = pc.addTransceiver(track, {
-        streams: [this.stream],
-        sendEncodings: [{ scalabilityMode: "L1T1" }],
-      });
-    } catch {
-      transceiver = pc.addTransceiver(track, { streams: [this.stream] });
+    for (const scalabilityMode of [RTC_VP9_SCALABILITY, "L1T1"]) {
+      try {
+        transceiver = pc.addTransceiver(track, {
+          streams: [this.stream],
+          sendEncodings: [{ scalabilityMode }],
+        });
+        break;
+      } catch {
+        // not this mode: the next, then the browser's default
+      }
     }
+    transceiver ??= pc.addTransceiver(track, { streams: [this.stream] });
     const isVp9 = (c) => /^video\/vp9$/i.test(c.mimeType) && !/profile-id=[1-9]/.test(c.sdpFmtpLine ?? "");
     if (!transceiver.setCodecPreferences) return;
     // The specification first took the receiver's capabilities here, later the sender's too:

@@ -28,6 +28,7 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as connect_ws
 
 from app.config import Settings
+from app.media.vp9 import read_vp9_header
 from tests.support.server import ThreadServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -234,6 +235,11 @@ def test_rehearsal_in_a_real_browser(
                 # The fake microphone's beeps reached the server (WebRTC track or AUD1 PCM).
                 assert [a.codec_context.name for a in container.streams.audio] == ["opus"]
                 packets = [p for p in container.demux(video=0) if p.size]
+            droppable = sum(read_vp9_header(bytes(p)).droppable for p in packets)
+            if transport == "webrtc":
+                # The page asks WebRTC for two temporal layers: every other frame is one the
+                # server may leave undecoded while its analysis is busy.
+                assert 0.4 * len(packets) <= droppable <= 0.6 * len(packets), droppable
             if transport == "ws":
                 # What the page encoded, as it came: its keyframe every 2 s, where the server's
                 # own encoder would start one only with each 10 s segment.
