@@ -71,11 +71,19 @@ class RateCap:
     def admit(self, arrived_at: float) -> bool:
         """Whether the frame that arrived at `arrived_at` (seconds, frames in order) is under
         the cap; it uses a token if so."""
-        if self._last is not None:
-            elapsed = max(0.0, arrived_at - self._last)
-            self._tokens = min(self.DEPTH, self._tokens + elapsed * self.rate)
+        self._tokens = self._tokens_at(arrived_at)
         self._last = arrived_at
         if self._tokens < 1.0 - self._EPSILON:
             return False
         self._tokens -= 1.0
         return True
+
+    def would_admit(self, arrived_at: float) -> bool:
+        """What `admit` would answer for this frame were it asked next; changes nothing."""
+        return self._tokens_at(arrived_at) >= 1.0 - self._EPSILON
+
+    def _tokens_at(self, arrived_at: float) -> float:
+        if self._last is None:
+            return self._tokens
+        elapsed = max(0.0, arrived_at - self._last)
+        return min(self.DEPTH, self._tokens + elapsed * self.rate)

@@ -130,6 +130,9 @@ class LiveSession:
             maxlen=max(1, self.settings.limits.decode_backlog)
         )
         self._undecoded_ready = asyncio.Event()
+        self._analysis_waiting = False  # the analysis loop waits for a picture
+        self._rate_cap = RateCap(self.settings.analysis.fps)  # the analysis loop's
+        self._holding_droppable = False  # the decode loop holds one until the analysis frees
         self._picture_at = 0.0  # monotonic time of the last frame decoded to a picture
         self._video_kind: VideoKind | None = None  # fixed by the first frame accepted
         self._vp9_keyframe_seen = False
@@ -498,7 +501,7 @@ class LiveSession:
         if isinstance(item, FrameRejected):
             self._count_bad_frame()
         else:
-            if isinstance(item, Vp9Chunk):
+            if isinstance(item, Vp9Chunk) and not item.header.droppable:
                 self._vp9_decode_gap = True  # the frames after it lack their reference
                 self._want_keyframe()
             self._dropped_behind()
@@ -578,11 +581,8 @@ class LiveSession:
             if (
                 isinstance(data, Vp9Chunk)
                 and data.header.droppable
-                and ((behind and not starved) or self.mailbox.depth)
+                and await self._droppable_unwanted(arrived_at, behind=behind, starved=starved)
             ):
-                # No frame refers to it, and its picture is not wanted: behind, or a picture
-                # already waits for the analysis, busy with an earlier one (the next frame
-                # would most likely replace this one's before the analysis takes it).
                 self._dropped_behind(undecoded=True)
                 continue
             if behind and (
@@ -624,6 +624,26 @@ class LiveSession:
             self._take_frame(
                 image, t, arrived_at, decode_ms, index, recorded=isinstance(data, Vp9Chunk)
             )
+
+    async def _droppable_unwanted(self, arrived_at: float, *, behind: bool, starved: bool) -> bool:
+        """Whether a droppable VP9 frame (no later frame refers to it) goes undecoded: it is
+        behind (unless the session has been without a picture too long), the analysis' rate
+        cap would skip it, or the analysis is busy and would not take its picture: one
+        already waits for it, or the next frame comes before the analysis is free (waited
+        for here: the frame is decoded once the analysis waits for a picture first, the end
+        comes, or a refused frame follows)."""
+        if behind:
+            return not starved
+        if self.mailbox.depth or not self._rate_cap.would_admit(arrived_at):
+            return True
+        self._holding_droppable = True
+        try:
+            while not self._undecoded and not self._analysis_waiting and self.state == "live":
+                self._undecoded_ready.clear()
+                await self._undecoded_ready.wait()
+        finally:
+            self._holding_droppable = False
+        return self._newer_frame_waits()
 
     async def _decode_vp9(self, chunk: Vp9Chunk, *, picture: bool) -> np.ndarray | None:
         """Decode a VP9 frame on the decode executor (in order: one at a time per session);
@@ -695,10 +715,14 @@ class LiveSession:
 
     # --- analysis ------------------------------------------------------------------------
     async def _analysis_loop(self) -> None:
-        cap = RateCap(self.settings.analysis.fps)
+        cap = self._rate_cap
         try:
             while True:
+                self._analysis_waiting = True
+                if self._holding_droppable:
+                    self._undecoded_ready.set()  # the held frame's picture is wanted now
                 frame = await self.mailbox.get()
+                self._analysis_waiting = False
                 if frame is None:
                     break
                 cadence = self.services.cadence

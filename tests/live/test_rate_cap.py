@@ -10,7 +10,15 @@ from app.live.mailbox import RateCap
 
 
 def _admitted(cap: RateCap, arrivals: list[float]) -> list[bool]:
-    return [cap.admit(t) for t in arrivals]
+    """Each frame's answer; asking `would_admit` first (as the decode loop does for a frame it
+    may leave undecoded) gives the same answer and changes none."""
+    answers = []
+    for t in arrivals:
+        peek = [cap.would_admit(t) for _ in range(2)]
+        answer = cap.admit(t)
+        assert peek == [answer, answer], (t, peek, answer)
+        answers.append(answer)
+    return answers
 
 
 def test_a_source_at_the_cap_is_never_thinned_whatever_its_jitter() -> None:

@@ -89,10 +89,11 @@ async def test_bad_vp9_is_refused_and_the_stream_resumes_at_a_keyframe(
 async def test_droppable_vp9_frames_go_undecoded_while_the_analysis_is_busy(
     server: ThreadServer,
 ) -> None:
-    """An error-resilient L1T2 stream (what WebRTC's VP9 encoder sends for `scalabilityMode`
-    "L1T2") at three times a camera's pace: while a picture already waits for the busy
-    analysis, upper-layer frames are not decoded at all, lower-layer ones always are; the
-    analysis still sees the face and the recording has every frame as sent."""
+    """An error-resilient L1T2 stream (what Chromium's WebRTC VP9 encoder sends for
+    `scalabilityMode` "L1T2") at three times a camera's pace: upper-layer frames whose picture
+    the analysis would not take (over its rate cap, a picture already waiting, or the next
+    frame in before the analysis is free) are not decoded at all, lower-layer ones always
+    are; the analysis still sees the face and the recording has every frame as sent."""
     chunks = encode_vp9(
         moving_face_frames(90, FPS),
         FPS,
@@ -111,7 +112,9 @@ async def test_droppable_vp9_frames_go_undecoded_while_the_analysis_is_busy(
     await client.close()
 
     undecoded, behind = session.frames_undecoded, session.frames_behind
-    assert 0 < undecoded <= droppable and behind == 0, (undecoded, behind)
+    # At three times the analysis' 15 fps cap most upper-layer frames would be skipped
+    # after their decode; here they are before it (measured: 34-35 of 45).
+    assert droppable // 2 <= undecoded <= droppable and behind == 0, (undecoded, behind)
     assert not client.of_type("error")
     metrics = client.of_type("metrics")
     assert metrics and sum(m["face"] for m in metrics) >= 0.9 * len(metrics), metrics[:3]
