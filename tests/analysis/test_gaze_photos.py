@@ -61,8 +61,9 @@ def test_camera_vs_not_camera_on_the_heldout_photos(
     assert tp / (tp + fp) >= 0.9, wrong
     assert tp / (tp + fn) >= 0.9, wrong
     # the split is what it was: 27 + 14 faces of the first two rounds, 10 + 26 of the third,
-    # 8 + 20 of the fourth
-    assert sum(truth) == 45 and len(heldout) - sum(truth) == 60
+    # 8 + 20 of the fourth, 10 + 11 of the fifth (measured 2026-12-06: camera 0.91 / 0.95,
+    # not camera 0.96 / 0.93 over all five)
+    assert sum(truth) == 55 and len(heldout) - sum(truth) == 71
 
 
 def test_looking_down_is_recognised_on_the_heldout_photos(
