@@ -33,6 +33,10 @@ class LatestMailbox(Generic[T]):
     def depth(self) -> int:
         return 0 if self._item is None else 1
 
+    def peek(self) -> T | None:
+        """The unread item, left in place."""
+        return self._item
+
     async def get(self) -> T | None:
         """The newest item; None once closed and empty."""
         while self._item is None:

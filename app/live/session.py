@@ -628,14 +628,24 @@ class LiveSession:
     async def _droppable_unwanted(self, arrived_at: float, *, behind: bool, starved: bool) -> bool:
         """Whether a droppable VP9 frame (no later frame refers to it) goes undecoded: it is
         behind (unless the session has been without a picture too long), the analysis' rate
-        cap would skip it, or the analysis is busy and would not take its picture: one
-        already waits for it, or the next frame comes before the analysis is free (waited
-        for here: the frame is decoded once the analysis waits for a picture first, the end
-        comes, or a refused frame follows)."""
+        cap would skip it, or the analysis is busy and would not take its picture: one under
+        the cap already waits for it, or the next frame comes before the analysis is free
+        (waited for here: the frame is decoded once the analysis waits for a picture first,
+        the end comes, or a refused frame follows). Only error-resilient streams have such
+        frames; one that mixed in frames without error resilience after a skipped one would
+        have them decoded wrongly (no encoder known here does)."""
         if behind:
             return not starved
-        if self.mailbox.depth or not self._rate_cap.would_admit(arrived_at):
+        cadence = self.services.cadence
+        if cadence is not None and cadence.analysis_fps is not None:
+            self._rate_cap.rate = cadence.analysis_fps  # as the analysis loop will use it
+        if not self._rate_cap.would_admit(arrived_at):
             return True
+        waiting = self.mailbox.peek()
+        if waiting is not None:
+            # this one would replace it: worth its decode only when the waiting picture is
+            # over the cap (this later one is not); else the analysis takes the waiting one
+            return self._rate_cap.would_admit(waiting.arrived_at)
         self._holding_droppable = True
         try:
             while not self._undecoded and not self._analysis_waiting and self.state == "live":

@@ -112,8 +112,11 @@ async def test_droppable_vp9_frames_go_undecoded_while_the_analysis_is_busy(
     await client.close()
 
     undecoded, behind = session.frames_undecoded, session.frames_behind
-    # At three times the analysis' 15 fps cap most upper-layer frames would be skipped
-    # after their decode; here they are before it (measured: 34-35 of 45).
+    # At three times the analysis' 15 fps cap most frames would be skipped after their
+    # decode; the upper layer's are skipped before it (measured: 34-38 of 45). At twice the
+    # pace it depends on the cap's phase: skipping the base layer's frames (decoded anyway)
+    # leaves the upper layer's under it (10 of 45 in one run, 42 in another). 45 frames a
+    # second stay under `max_fps_in` (60) unless the server stalls for a third of a second.
     assert droppable // 2 <= undecoded <= droppable and behind == 0, (undecoded, behind)
     assert not client.of_type("error")
     metrics = client.of_type("metrics")
