@@ -636,16 +636,14 @@ class LiveSession:
         have them decoded wrongly (no encoder known here does)."""
         if behind:
             return not starved
-        cadence = self.services.cadence
-        if cadence is not None and cadence.analysis_fps is not None:
-            self._rate_cap.rate = cadence.analysis_fps  # as the analysis loop will use it
-        if not self._rate_cap.would_admit(arrived_at):
+        cap = self._cap_at_cadence()  # as the analysis loop will use it
+        if not cap.would_admit(arrived_at):
             return True
         waiting = self.mailbox.peek()
         if waiting is not None:
             # this one would replace it: worth its decode only when the waiting picture is
             # over the cap (this later one is not); else the analysis takes the waiting one
-            return self._rate_cap.would_admit(waiting.arrived_at)
+            return cap.would_admit(waiting.arrived_at)
         self._holding_droppable = True
         try:
             while not self._undecoded and not self._analysis_waiting and self.state == "live":
@@ -654,6 +652,13 @@ class LiveSession:
         finally:
             self._holding_droppable = False
         return self._newer_frame_waits()
+
+    def _cap_at_cadence(self) -> RateCap:
+        """The analysis' rate cap, at the rate the cadence sets now (lower under load)."""
+        cadence = self.services.cadence
+        if cadence is not None and cadence.analysis_fps is not None:
+            self._rate_cap.rate = cadence.analysis_fps
+        return self._rate_cap
 
     async def _decode_vp9(self, chunk: Vp9Chunk, *, picture: bool) -> np.ndarray | None:
         """Decode a VP9 frame on the decode executor (in order: one at a time per session);
@@ -736,8 +741,7 @@ class LiveSession:
                 if frame is None:
                     break
                 cadence = self.services.cadence
-                if cadence is not None and cadence.analysis_fps is not None:
-                    cap.rate = cadence.analysis_fps  # lower under load
+                self._cap_at_cadence()
                 if not cap.admit(frame.arrived_at):  # over `analysis_fps`: skipped, counted
                     self.mailbox.dropped += 1
                     self.services.metrics.frames_dropped.inc()
