@@ -46,6 +46,9 @@ class VideoFrame:
     image: np.ndarray  # BGR uint8, H x W x 3
     arrived_at: float  # time.monotonic() when the bytes arrived; latency is measured from here
     decode_ms: float = 0.0  # decode (JPEG) or conversion (WebRTC picture to BGR), queue included
+    # Decoded whether analysed or not, beside frames that need no decode (a reference frame of
+    # a layered VP9 stream): the analysis' rate cap takes it first (`RateCap`, `preferred`).
+    preferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)

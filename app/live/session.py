@@ -140,6 +140,7 @@ class LiveSession:
         self._vp9_wait_key = False  # a VP9 frame was lost before the recorder: wait for a key
         self._vp9_decoder: Vp9Decoder | None = None  # made by the decode loop
         self._vp9_decode_gap = False  # one was lost before its decode: wait for a key there
+        self._vp9_layered = False  # a droppable VP9 frame came: the others are `preferred`
         # Asks the client for a keyframe (WebRTC: a PLI); set by a transport whose client does
         # not send them on its own schedule. Called whenever VP9 frames wait for one, and when
         # a recording segment's time passed without one.
@@ -578,6 +579,8 @@ class LiveSession:
             # late, and a newer frame waits: that one instead (at the end: all of them)
             behind = late and self.state == "live" and self._newer_frame_waits()
             starved = max_wait_s > 0 and time.monotonic() - self._picture_at >= max_wait_s
+            if isinstance(data, Vp9Chunk) and data.header.droppable:
+                self._vp9_layered = True
             if (
                 isinstance(data, Vp9Chunk)
                 and data.header.droppable
@@ -620,9 +623,14 @@ class LiveSession:
                 continue
             decode_ms = (time.perf_counter() - started) * 1000
             self._picture_at = time.monotonic()
+            vp9 = isinstance(data, Vp9Chunk)
+            # a layered stream's reference frames are decoded anyway: the cap takes them first
+            preferred = (
+                isinstance(data, Vp9Chunk) and self._vp9_layered and not data.header.droppable
+            )
             # received while live: kept even when the end came during its decode
             self._take_frame(
-                image, t, arrived_at, decode_ms, index, recorded=isinstance(data, Vp9Chunk)
+                image, t, arrived_at, decode_ms, index, recorded=vp9, preferred=preferred
             )
 
     async def _droppable_unwanted(self, arrived_at: float, *, behind: bool, starved: bool) -> bool:
@@ -643,7 +651,7 @@ class LiveSession:
         if waiting is not None:
             # this one would replace it: worth its decode only when the waiting picture is
             # over the cap (this later one is not); else the analysis takes the waiting one
-            return cap.would_admit(waiting.arrived_at)
+            return cap.would_admit(waiting.arrived_at, preferred=waiting.preferred)
         self._holding_droppable = True
         try:
             while not self._undecoded and not self._analysis_waiting and self.state == "live":
@@ -696,13 +704,19 @@ class LiveSession:
         index: int | None = None,
         *,
         recorded: bool = False,
+        preferred: bool = False,
     ) -> None:
         """A decoded frame into the pipeline; to the recorder unless it has it (`recorded`:
         the client's VP9, pushed on arrival)."""
         if index is None:
             index = self._next_index()
         frame = VideoFrame(
-            index=index, t=t, image=image, arrived_at=arrived_at, decode_ms=decode_ms
+            index=index,
+            t=t,
+            image=image,
+            arrived_at=arrived_at,
+            decode_ms=decode_ms,
+            preferred=preferred,
         )
         self.frames_received += 1
         metrics = self.services.metrics
@@ -742,7 +756,8 @@ class LiveSession:
                     break
                 cadence = self.services.cadence
                 self._cap_at_cadence()
-                if not cap.admit(frame.arrived_at):  # over `analysis_fps`: skipped, counted
+                # over `analysis_fps`: skipped, counted
+                if not cap.admit(frame.arrived_at, preferred=frame.preferred):
                     self.mailbox.dropped += 1
                     self.services.metrics.frames_dropped.inc()
                     continue

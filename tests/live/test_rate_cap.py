@@ -9,13 +9,15 @@ import time
 from app.live.mailbox import RateCap
 
 
-def _admitted(cap: RateCap, arrivals: list[float]) -> list[bool]:
+def _admitted(
+    cap: RateCap, arrivals: list[float], preferred: list[bool] | None = None
+) -> list[bool]:
     """Each frame's answer; asking `would_admit` first (as the decode loop does for a frame it
     may leave undecoded) gives the same answer and changes none."""
     answers = []
-    for t in arrivals:
-        peek = [cap.would_admit(t) for _ in range(2)]
-        answer = cap.admit(t)
+    for t, p in zip(arrivals, preferred or [False] * len(arrivals), strict=True):
+        peek = [cap.would_admit(t, preferred=p) for _ in range(2)]
+        answer = cap.admit(t, preferred=p)
         assert peek == [answer, answer], (t, peek, answer)
         answers.append(answer)
     return answers
@@ -58,3 +60,33 @@ def test_a_frame_looked_at_late_does_not_make_the_next_one_early() -> None:
         time.sleep(max(0.0, arrived + rng.uniform(0.0, 0.1) - time.monotonic()))
         answers.append(cap.admit(arrived))
     assert all(answers)
+
+
+def test_over_the_cap_preferred_frames_go_first_whatever_the_phase() -> None:
+    """A layered VP9 stream at 15 fps: every other frame a reference (decoded anyway,
+    `preferred`), the others droppable (decoded only when admitted). Over the cap the
+    admitted frames are the references, from either phase of the cap, at the cap's rate; an
+    unpreferred run of the same stream may land on the droppable ones (both decoded then)."""
+    arrivals = [i / 15 for i in range(300)]  # 20 s
+    for rate in (12.5, 10.0, 7.5):
+        for phase in (0, 1):
+            preferred = [(i + phase) % 2 == 0 for i in range(300)]
+            admitted = _admitted(RateCap(rate), arrivals, preferred)
+            # at the cap's rate: its spare tokens and half a token early at most
+            assert rate * 20 <= sum(admitted) <= rate * 20 + 2.5, (rate, phase, sum(admitted))
+            references = sum(a for a, p in zip(admitted, preferred, strict=True) if p)
+            assert references >= min(150, rate * 20) - 1, (rate, phase, references)
+    # unpreferred, one of the phases admits the droppable frames at 7.5 fps: 300 decodes
+    by_phase = []
+    for phase in (0, 1):
+        references_at = [(i + phase) % 2 == 0 for i in range(300)]
+        admitted = _admitted(RateCap(7.5), arrivals)
+        by_phase.append(sum(a for a, p in zip(admitted, references_at, strict=True) if p))
+    assert min(by_phase) <= 2, by_phase
+
+
+def test_preferred_frames_alone_are_still_capped() -> None:
+    arrivals = [i / 30 for i in range(300)]  # 10 s at 30 fps, cap 15
+    admitted = _admitted(RateCap(15.0), arrivals, [True] * 300)
+    assert 150 <= sum(admitted) <= 153
+    assert not any(not a and not b for a, b in itertools.pairwise(admitted))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import av
+import pytest
 
 from app.media.vp9 import VP9_MAGIC, read_vp9_header
 from tests.fixtures.clips import encode_jpeg, encode_vp9, moving_face_frames
@@ -86,13 +87,14 @@ async def test_bad_vp9_is_refused_and_the_stream_resumes_at_a_keyframe(
     assert packets == chunks[:15] + chunks[20:]
 
 
+@pytest.mark.parametrize("pace", [2, 3])
 async def test_droppable_vp9_frames_go_undecoded_while_the_analysis_is_busy(
-    server: ThreadServer,
+    server: ThreadServer, pace: int
 ) -> None:
     """An error-resilient L1T2 stream (what Chromium's WebRTC VP9 encoder sends for
-    `scalabilityMode` "L1T2") at three times a camera's pace: upper-layer frames whose picture
-    the analysis would not take (over its rate cap, a picture already waiting, or the next
-    frame in before the analysis is free) are not decoded at all, lower-layer ones always
+    `scalabilityMode` "L1T2") at two and three times a camera's pace: upper-layer frames whose
+    picture the analysis would not take (over its rate cap, a picture already waiting, or the
+    next frame in before the analysis is free) are not decoded at all, lower-layer ones always
     are; the analysis still sees the face and the recording has every frame as sent."""
     chunks = encode_vp9(
         moving_face_frames(90, FPS),
@@ -105,19 +107,20 @@ async def test_droppable_vp9_frames_go_undecoded_while_the_analysis_is_busy(
     assert droppable >= 40
     client = await SessionClient.create(server.http, server.ws, language="en")
     await client.connect()
-    await client.send_paced([VP9_MAGIC + c for c in chunks], 3 * FPS)
+    await client.send_paced([VP9_MAGIC + c for c in chunks], pace * FPS)
     session = server.manager.sessions[client.id]  # its counters outlive the session's end
     await client.send_json({"type": "end"})
     await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
     await client.close()
 
     undecoded, behind = session.frames_undecoded, session.frames_behind
-    # At three times the analysis' 15 fps cap most frames would be skipped after their
-    # decode; the upper layer's are skipped before it (measured: 34-38 of 45). At twice the
-    # pace it depends on the cap's phase: skipping the base layer's frames (decoded anyway)
-    # leaves the upper layer's under it (10 of 45 in one run, 42 in another). 45 frames a
-    # second stay under `max_fps_in` (60) unless the server stalls for a third of a second.
-    assert droppable // 2 <= undecoded <= droppable and behind == 0, (undecoded, behind)
+    # Over the analysis' 15 fps cap most frames would be skipped after their decode; the
+    # upper layer's are skipped before it, as the cap takes the lower layer's (decoded
+    # anyway) first: 44 of 45 at either pace. Before it did (any frame under the cap), the
+    # cap's phase decided: 6-10 of 45 at twice the pace in some runs, 42 in another; 31-38 at
+    # three times. 45 frames a second stay under `max_fps_in` (60) unless the server stalls
+    # for a third of a second.
+    assert 0.8 * droppable <= undecoded <= droppable and behind == 0, (undecoded, behind)
     assert not client.of_type("error")
     metrics = client.of_type("metrics")
     assert metrics and sum(m["face"] for m in metrics) >= 0.9 * len(metrics), metrics[:3]
