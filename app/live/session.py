@@ -447,6 +447,7 @@ class LiveSession:
         """A new VP9 stream joins (a WebRTC track, a reconnect's among them): its first frame
         must be a keyframe, as the decoder and recording hold another stream's frames."""
         self._vp9_wait_key = True
+        self._vp9_layered = False  # until this stream shows a droppable frame
 
     def _vp9_lost(self) -> None:
         """A VP9 frame did not reach the recorder: the next ones wait for a keyframe."""
