@@ -4,6 +4,7 @@ made from real photos."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,9 @@ async def test_wrong_token_is_refused(server: ThreadServer) -> None:
 async def test_a_burst_never_queues_and_memory_stays_flat(tmp_path: Path) -> None:
     """300 frames as fast as the socket takes them: the analysis mailbox never holds more than
     one frame (the frames it cannot take are dropped, none waits in a queue), and the server's
-    memory does not grow with the number of frames."""
+    memory does not grow with the number of frames: over each of two bursts of 900 more, a
+    leak would grow it every time; a one-off allocation (measured: 36-44 MB in 3 of 13 runs,
+    in one burst only, likely a new malloc arena or recording segment) shows in one."""
     frames = labelled_clip(FPS, [Segment("frontal", 2.0), Segment("rotated", 2.0, roll_deg=15)])
     jpegs = [encode_jpeg(f.image) for f in frames]
     # The input rate limit is lifted so the whole burst reaches the mailbox.
@@ -236,6 +239,8 @@ async def test_a_burst_never_queues_and_memory_stays_flat(tmp_path: Path) -> Non
         rss_after_300 = proc.memory_info().rss
         await burst(900)
         rss_after_1200 = proc.memory_info().rss
+        await burst(900)
+        rss_after_2100 = proc.memory_info().rss
         async with asyncio.timeout(60):  # until the last frame is analysed or dropped
             while True:
                 info = (await client.get()).json()
@@ -246,7 +251,7 @@ async def test_a_burst_never_queues_and_memory_stays_flat(tmp_path: Path) -> Non
         await client.wait_for(lambda e: e["type"] == "report_ready", 120)
         await client.close()
 
-    assert info["frames_received"] == sent == 1209
+    assert info["frames_received"] == sent == 2113
     # Every frame was analysed or dropped, none left waiting, and frames were dropped: a
     # queue would have analysed them all, one after the other, each event later than the last.
     assert info["frames_analyzed"] + info["frames_dropped"] == info["frames_received"]
@@ -255,8 +260,11 @@ async def test_a_burst_never_queues_and_memory_stays_flat(tmp_path: Path) -> Non
     # the events follow the frames: each analysed frame newer than the one before
     analysed = [m["frame"] for m in client.of_type("metrics")]
     assert analysed == sorted(set(analysed))
-    growth_mb = (rss_after_1200 - rss_after_300) / 1e6
-    assert growth_mb < 40, f"RSS grew {growth_mb:.1f} MB over 900 more frames"
+    growth_mb = [
+        (b - a) / 1e6
+        for a, b in itertools.pairwise([rss_after_300, rss_after_1200, rss_after_2100])
+    ]
+    assert min(growth_mb) < 40, f"RSS grew {growth_mb} MB over each 900 more frames"
 
 
 async def test_the_server_closes_the_socket_cleanly_when_the_session_ends(
