@@ -580,12 +580,10 @@ class LiveSession:
             # late, and a newer frame waits: that one instead (at the end: all of them)
             behind = late and self.state == "live" and self._newer_frame_waits()
             starved = max_wait_s > 0 and time.monotonic() - self._picture_at >= max_wait_s
-            if isinstance(data, Vp9Chunk) and data.header.droppable:
-                self._vp9_layered = True
-            if (
-                isinstance(data, Vp9Chunk)
-                and data.header.droppable
-                and await self._droppable_unwanted(arrived_at, behind=behind, starved=starved)
+            droppable = isinstance(data, Vp9Chunk) and data.header.droppable
+            self._vp9_layered = self._vp9_layered or droppable
+            if droppable and await self._droppable_unwanted(
+                arrived_at, behind=behind, starved=starved
             ):
                 self._dropped_behind(undecoded=True)
                 continue
@@ -626,9 +624,7 @@ class LiveSession:
             self._picture_at = time.monotonic()
             vp9 = isinstance(data, Vp9Chunk)
             # a layered stream's reference frames are decoded anyway: the cap takes them first
-            preferred = (
-                isinstance(data, Vp9Chunk) and self._vp9_layered and not data.header.droppable
-            )
+            preferred = vp9 and self._vp9_layered and not droppable
             # received while live: kept even when the end came during its decode
             self._take_frame(
                 image, t, arrived_at, decode_ms, index, recorded=vp9, preferred=preferred

@@ -77,11 +77,8 @@ def test_over_the_cap_preferred_frames_go_first_whatever_the_phase() -> None:
             references = sum(a for a, p in zip(admitted, preferred, strict=True) if p)
             assert references >= min(150, rate * 20) - 1, (rate, phase, references)
     # unpreferred, one of the phases admits the droppable frames at 7.5 fps: 300 decodes
-    by_phase = []
-    for phase in (0, 1):
-        references_at = [(i + phase) % 2 == 0 for i in range(300)]
-        admitted = _admitted(RateCap(7.5), arrivals)
-        by_phase.append(sum(a for a, p in zip(admitted, references_at, strict=True) if p))
+    admitted = _admitted(RateCap(7.5), arrivals)
+    by_phase = [sum(admitted[phase::2]) for phase in (0, 1)]  # references at phase, phase + 2..
     assert min(by_phase) <= 2, by_phase
 
 
