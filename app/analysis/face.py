@@ -153,6 +153,18 @@ def _sideways(pose: HeadPose, iris_x: float, settings: Settings) -> GazeDirectio
     return None
 
 
+def _down_and_aside(yaw_deg: float, pitch_deg: float, settings: Settings) -> bool:
+    """A head pitched well down while turned looks at something below and to one side (a
+    laptop beside the notes): down, unless the turn is much the larger of the two, each
+    measured against its own cone."""
+    cues = settings.cues
+    if pitch_deg >= -cues.gaze_down_aside_min_pitch_deg:
+        return False
+    turn = abs(yaw_deg) / cues.eye_contact_max_yaw_deg
+    drop = -pitch_deg / cues.eye_contact_max_pitch_deg
+    return turn < cues.gaze_down_aside_max_turn * drop
+
+
 def _clamp(value: float, low: float, high: float) -> float:
     return min(high, max(low, value))
 
@@ -164,9 +176,12 @@ def gaze_direction(
 
     1. Lowered lids (upper lid under `gaze_low_upper_lid` eye widths above the corner line, or
        the lid gap under `gaze_low_openness` eye widths): `down` where the iris sits high
-       between the lids (`iris_y` <= -`gaze_down_iris_y`) or the head is pitched down past
-       the cone, else `closed` (a blink until `GazeTracker` has seen it last).
-    2. Head turned past the yaw cone, or irises off the lens sideways: `left`/`right`.
+       between the lids (`iris_y` <= -`gaze_down_iris_y`), the head is pitched down past the
+       cone or the gap between the lids is still open (only the upper lid is low), else
+       `closed` (a blink until `GazeTracker` has seen it last).
+    2. Head turned past the yaw cone, or irises off the lens sideways: `left`/`right`, but
+       `down` where the head is also pitched down past `gaze_down_aside_min_pitch_deg` and
+       the turn is under `gaze_down_aside_max_turn` times the drop (each over its cone).
     3. Head pitched past the cone: `down`/`up`; irises high under raised lids
        (`iris_y` >= `gaze_up_iris_y`): `up`.
     4. Otherwise `camera`.
@@ -193,10 +208,15 @@ def gaze_direction(
         or eyes.openness < cues.gaze_low_openness * open_scale
     )
     if lowered:
-        return "down" if iris_y <= -cues.gaze_down_iris_y or head_down else "closed"
+        if iris_y <= -cues.gaze_down_iris_y or head_down:
+            return "down"
+        # Shut eyes close the gap between the lids; an upper lid lowered over a gap still open
+        # is an eye looking down, dragging its lids with it.
+        shut = eyes.openness < cues.gaze_low_openness * open_scale
+        return "closed" if shut else "down"
     side = _sideways(pose, eyes.iris_x, settings)
     if side is not None:
-        return side
+        return "down" if _down_and_aside(pose.yaw_deg, pitch, settings) else side
     if head_down:
         return "down"
     if pitch > cues.eye_contact_max_pitch_deg or iris_y >= cues.gaze_up_iris_y:
