@@ -100,6 +100,36 @@ def test_looking_down_is_recognised_on_the_first_five_rounds(
     assert len(fourth) == 7 and fourth.count("down") >= 6, said
 
 
+@pytest.fixture(scope="module")
+def sixth(analyzer: FaceAnalyzer) -> list[tuple[GazePhoto, FaceObservation]]:
+    return [(p, analyzer.analyze(load_rgb(p))) for p in SIXTH_ROUND]
+
+
+def test_the_sixth_round_held_out_from_the_rules_of_2026_12_06(
+    sixth: list[tuple[GazePhoto, FaceObservation]],
+) -> None:
+    """The round found after the two rules of 2026-12-06 were set, measured once (BENCHMARKS.md,
+    Gaze): camera vs not camera 1.00 / 0.94 and 0.95 / 1.00 (sbp_profile, a smiling cut-out
+    portrait with the head turned 19 degrees, reads `right`). Of its three clear looking-down
+    faces FaceMesh finds one (mkr_clem, sunglasses, head bowed 30 degrees: `down`); a head
+    bowed under a cap's brim and a halftone print are not found at all, so `down` recall is
+    1/3, well under issue 20's 0.9. The turned-and-pitched rule cost one `right` here
+    (ocv_227943776, turned 13 and pitched 18 degrees, reads `down`) and turned one ambiguous
+    down-and-aside face from `right` to `down` (sh_card3)."""
+    assert len(sixth) == 36
+    truth = [p.label == "camera" for p, _ in sixth]
+    said = [o.gaze_on_camera is True for _, o in sixth]
+    tp = sum(t and s for t, s in zip(truth, said, strict=True))
+    fp = sum(s and not t for t, s in zip(truth, said, strict=True))
+    fn = sum(t and not s for t, s in zip(truth, said, strict=True))
+    assert sum(truth) == 17
+    assert tp / (tp + fp) >= 0.9 and tp / (tp + fn) >= 0.9, (tp, fp, fn)
+    down = [(p, o) for p, o in sixth if p.label == "down"]
+    assert len(down) == 6 and not any(o.gaze_on_camera for _, o in down)
+    found = [(p.name, o.gaze_direction) for p, o in down if o.found and not p.ambiguous]
+    assert found and all(d == "down" for _, d in found), found
+
+
 def test_on_camera_is_exactly_direction_camera(
     heldout: list[tuple[GazePhoto, FaceObservation]],
 ) -> None:
