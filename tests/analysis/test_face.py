@@ -11,6 +11,7 @@ import pytest
 from app.analysis import face as F
 from app.analysis.face import FaceAnalyzer, HeadPose, gaze_on_camera
 from app.config import Settings
+from app.frames import EyeMeasures
 from tests.fixtures.real_photos import REAL_PHOTO_CASES, RealPhotoCase
 
 
@@ -67,6 +68,29 @@ def test_gaze_rule_compensates_head_yaw_with_the_eyes() -> None:
     assert gaze_on_camera(HeadPose(20, 0, 0), (-0.1, 0.0), settings)
     # Same head, eyes still centred in the head: looking where the head points, past the lens.
     assert not gaze_on_camera(HeadPose(20, 0, 0), (0.1, 0.0), settings)
+
+
+def test_lowered_lids_read_closed_only_with_the_lid_gap_shut() -> None:
+    settings = Settings()
+    pose = HeadPose(0, -5, 0)  # head level: no pitch to call it down
+    # upper lid low (under 0.115 eye widths) over a gap still open: the eye looks down
+    assert F.gaze_direction(pose, EyeMeasures(0.0, 0.0, 0.08, 0.25), settings) == "down"
+    # the same lid over a gap all but shut (under 0.21): eyes shut
+    assert F.gaze_direction(pose, EyeMeasures(0.0, 0.0, 0.08, 0.1), settings) == "closed"
+    # irises high between the lids say down whatever the gap
+    assert F.gaze_direction(pose, EyeMeasures(0.0, -0.3, 0.08, 0.1), settings) == "down"
+
+
+def test_a_head_turned_and_pitched_down_reads_down_unless_the_turn_is_much_larger() -> None:
+    settings = Settings()
+    eyes = EyeMeasures(0.0, 0.0, 0.22, 0.37)  # open lids, irises centred in the head
+    assert F.gaze_direction(HeadPose(-22, -19, 0), eyes, settings) == "down"  # laptop aside
+    assert F.gaze_direction(HeadPose(-22, -10, 0), eyes, settings) == "right"  # barely lowered
+    assert F.gaze_direction(HeadPose(-48, -15, 0), eyes, settings) == "right"  # mostly turned
+    assert F.gaze_direction(HeadPose(40, -30, 0), eyes, settings) == "down"  # past both cones
+    # a look back at the lens from a turned, lowered head is still eye contact
+    back = EyeMeasures(0.3 * math.sin(math.radians(22)), 0.0, 0.22, 0.37)
+    assert F.gaze_direction(HeadPose(-22, -19, 0), back, settings) == "camera"
 
 
 @pytest.mark.parametrize("case", REAL_PHOTO_CASES, ids=lambda c: c.name)
