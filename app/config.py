@@ -117,12 +117,16 @@ class CueSettings(_Group):
     # down <= -0.19, camera >= -0.09), looking up >= gaze_up_iris_y (camera <= 0.07).
     gaze_down_iris_y: float = 0.14
     gaze_up_iris_y: float = 0.2
-    # Turned and pitched down together (a laptop to one side): `down` once the pitch is past
-    # this and the turn (over the yaw cone) is under max_turn times the drop (over the pitch
-    # cone). Set 2026-12-06 on rounds 1-5 of the photos, measured on the sixth (BENCHMARKS).
+    # Turned and pitched down together (a laptop to one side): `down` once the head is turned
+    # past min_yaw (no longer frontal, as calibration counts it) and pitched past min_pitch,
+    # and the turn (over the yaw cone) is under max_turn times the drop (over the pitch cone).
+    # Set 2026-12-06 on rounds 1-5 of the photos (min_yaw after a review; BENCHMARKS, Gaze).
+    gaze_down_aside_min_yaw_deg: float = 15.0
     gaze_down_aside_min_pitch_deg: float = 14.0
     gaze_down_aside_max_turn: float = 1.5
-    gaze_blink_s: float = 0.4  # lids down without looking down this long: `closed`, else a blink
+    # lids lowered with no other sign of a downward look (`closed`, or `down` from an upper lid
+    # low over an open gap) this long count; shorter is a blink
+    gaze_blink_s: float = 0.4
     # Personal baseline: the first seconds of a live session, from frames that already look
     # at the camera by the defaults (lowered lids count only with the head pitched 10-20 deg:
     # a camera below eye level). Uploads use the defaults (see GazeTracker).

@@ -17,8 +17,9 @@ Looking down at notes shows in the lids before the head: the upper lid falls tow
 between the eye corners and the lid gap narrows, while the iris rides high between the lids.
 `gaze_direction` reads those (with head pitch) into camera/down/up/left/right/closed; a
 session's `GazeTracker` adds the presenter's own baseline and lets blinks pass. Thresholds were
-set on the tune split of real photos that packages ship (tests/fixtures/gaze_photos.py;
-held-out numbers in BENCHMARKS.md).
+set on the tune split of real photos that packages ship (tests/fixtures/gaze_photos.py), and
+two rules of 2026-12-06 (a low upper lid over an open gap, a head turned and pitched down) on
+all faces of the first five rounds; held-out numbers in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -156,9 +157,12 @@ def _sideways(pose: HeadPose, iris_x: float, settings: Settings) -> GazeDirectio
 def _down_and_aside(yaw_deg: float, pitch_deg: float, settings: Settings) -> bool:
     """A head pitched well down while turned looks at something below and to one side (a
     laptop beside the notes): down, unless the turn is much the larger of the two, each
-    measured against its own cone."""
+    measured against its own cone. A frontal head is not turned: its eyes glancing sideways
+    stay a sideways look."""
     cues = settings.cues
     if pitch_deg >= -cues.gaze_down_aside_min_pitch_deg:
+        return False
+    if abs(yaw_deg) <= cues.gaze_down_aside_min_yaw_deg:
         return False
     turn = abs(yaw_deg) / cues.eye_contact_max_yaw_deg
     drop = -pitch_deg / cues.eye_contact_max_pitch_deg
@@ -172,16 +176,27 @@ def _clamp(value: float, low: float, high: float) -> float:
 def gaze_direction(
     pose: HeadPose, eyes: EyeMeasures, settings: Settings, baseline: GazeBaseline | None = None
 ) -> GazeDirection:
-    """Where one frame's eyes point. In order:
+    """Where one frame's eyes point (see `gaze_reading`)."""
+    return gaze_reading(pose, eyes, settings, baseline)[0]
+
+
+def gaze_reading(
+    pose: HeadPose, eyes: EyeMeasures, settings: Settings, baseline: GazeBaseline | None = None
+) -> tuple[GazeDirection, bool]:
+    """Where one frame's eyes point, and whether that rests on lowered lids alone (`closed`,
+    or `down` from an upper lid low over an open gap): a blink passes through both, so
+    `GazeTracker` holds such readings for `gaze_blink_s`. In order:
 
     1. Lowered lids (upper lid under `gaze_low_upper_lid` eye widths above the corner line, or
        the lid gap under `gaze_low_openness` eye widths): `down` where the iris sits high
        between the lids (`iris_y` <= -`gaze_down_iris_y`), the head is pitched down past the
        cone or the gap between the lids is still open (only the upper lid is low), else
-       `closed` (a blink until `GazeTracker` has seen it last).
+       `closed`. Neither of the last two is a change of gaze until `GazeTracker` has seen it
+       last (a blink lowers the upper lid before it closes the gap).
     2. Head turned past the yaw cone, or irises off the lens sideways: `left`/`right`, but
-       `down` where the head is also pitched down past `gaze_down_aside_min_pitch_deg` and
-       the turn is under `gaze_down_aside_max_turn` times the drop (each over its cone).
+       `down` where the head is turned past `gaze_down_aside_min_yaw_deg` (no longer
+       frontal) and pitched down past `gaze_down_aside_min_pitch_deg`, and the turn is under
+       `gaze_down_aside_max_turn` times the drop (each over its cone).
     3. Head pitched past the cone: `down`/`up`; irises high under raised lids
        (`iris_y` >= `gaze_up_iris_y`): `up`.
     4. Otherwise `camera`.
@@ -209,19 +224,19 @@ def gaze_direction(
     )
     if lowered:
         if iris_y <= -cues.gaze_down_iris_y or head_down:
-            return "down"
+            return "down", False
         # Shut eyes close the gap between the lids; an upper lid lowered over a gap still open
         # is an eye looking down, dragging its lids with it.
         shut = eyes.openness < cues.gaze_low_openness * open_scale
-        return "closed" if shut else "down"
+        return ("closed" if shut else "down"), True
     side = _sideways(pose, eyes.iris_x, settings)
     if side is not None:
-        return "down" if _down_and_aside(pose.yaw_deg, pitch, settings) else side
+        return ("down" if _down_and_aside(pose.yaw_deg, pitch, settings) else side), False
     if head_down:
-        return "down"
+        return "down", False
     if pitch > cues.eye_contact_max_pitch_deg or iris_y >= cues.gaze_up_iris_y:
-        return "up"
-    return "camera"
+        return "up", False
+    return "camera", False
 
 
 # A camera below eye level lowers the head and the lids together: lowered lids count as looking
@@ -270,8 +285,9 @@ class GazeTracker:
     eyes instead are left out, so such a start cannot become the baseline. An upload has no
     such step: it runs with `gaze_calibration_s` 0 (app/wiring.py), the defaults throughout.
 
-    Blinks: lowered lids without a downward look (`closed` on one frame) become `closed` only
-    after `gaze_blink_s`; before that the previous direction holds. Not thread-safe."""
+    Blinks: readings that rest on lowered lids alone (`closed`, and `down` from an upper lid
+    low over an open gap: a blink's first frames) count only once the lids have stayed
+    lowered for `gaze_blink_s`; before that the previous direction holds. Not thread-safe."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -288,9 +304,9 @@ class GazeTracker:
             return face
         pose = HeadPose(face.yaw_deg, face.pitch_deg, face.roll_deg or 0.0)
         self._calibrate(pose, face.eyes, t)
-        raw = gaze_direction(pose, face.eyes, self._settings, self.baseline)
+        raw, lids_only = gaze_reading(pose, face.eyes, self._settings, self.baseline)
         direction = raw
-        if raw == "closed":
+        if lids_only:
             if self._shut_since is None:
                 self._shut_since = t
             held = t - self._shut_since < self._settings.cues.gaze_blink_s

@@ -531,9 +531,9 @@ EYE_CONTACT_MESSAGES: dict[GazeDirection, dict[Language, str]] = {
         "ko": "오른쪽을 보고 있어요. 카메라(청중)를 바라보세요.",
         "en": "You are looking to your right. Look at the camera: that is your audience.",
     },
-    # Lids low with the head level read `closed`; on the held-out photos that reading was
-    # right for 2 of 6 faces, the other 3 of the 4 wrong ones looking down at something
-    # (BENCHMARKS.md, Gaze): the message fits both.
+    # Lids low over an all but shut gap, the head level, read `closed`; on the held-out photos
+    # of rounds 1-5 that reading is right for 2 of 6 faces, 2 of the 4 wrong ones looking down
+    # at something (BENCHMARKS.md, Gaze): the message fits both.
     "closed": {
         "ko": "눈을 감았거나 아래로 내리깔고 있어요. 눈을 들어 카메라를 바라보세요.",
         "en": "Your eyes look closed or lowered. Look up at the camera.",

@@ -77,6 +77,8 @@ def test_lowered_lids_read_closed_only_with_the_lid_gap_shut() -> None:
     assert F.gaze_direction(pose, EyeMeasures(0.0, 0.0, 0.08, 0.25), settings) == "down"
     # the same lid over a gap all but shut (under 0.21): eyes shut
     assert F.gaze_direction(pose, EyeMeasures(0.0, 0.0, 0.08, 0.1), settings) == "closed"
+    assert F.gaze_direction(pose, EyeMeasures(0.0, 0.0, 0.08, 0.205), settings) == "closed"
+    assert F.gaze_direction(pose, EyeMeasures(0.0, 0.0, 0.08, 0.215), settings) == "down"
     # irises high between the lids say down whatever the gap
     assert F.gaze_direction(pose, EyeMeasures(0.0, -0.3, 0.08, 0.1), settings) == "down"
 
@@ -88,6 +90,25 @@ def test_a_head_turned_and_pitched_down_reads_down_unless_the_turn_is_much_large
     assert F.gaze_direction(HeadPose(-22, -10, 0), eyes, settings) == "right"  # barely lowered
     assert F.gaze_direction(HeadPose(-48, -15, 0), eyes, settings) == "right"  # mostly turned
     assert F.gaze_direction(HeadPose(40, -30, 0), eyes, settings) == "down"  # past both cones
+    # the edges: pitch past 14 degrees, head past 15 (frontal up to there), turn / drop
+    # (each over its cone: 35 and 28 degrees) under 1.5
+    assert F.gaze_direction(HeadPose(-22, -14.5, 0), eyes, settings) == "down"
+    assert F.gaze_direction(HeadPose(-22, -13.5, 0), eyes, settings) == "right"
+    assert F.gaze_direction(HeadPose(-16, -20, 0), eyes, settings) == "down"
+    turn_limit = 1.5 * (20 / 28) * 35  # 37.5 degrees of yaw at a 20 degree drop
+    assert F.gaze_direction(HeadPose(turn_limit - 0.5, -20, 0), eyes, settings) == "down"
+    assert F.gaze_direction(HeadPose(turn_limit + 0.5, -20, 0), eyes, settings) == "left"
+
+
+def test_a_frontal_head_glancing_sideways_is_not_down() -> None:
+    """Irises off to one side in a frontal head pitched down within the cone: a sideways glance
+    (the turned-and-pitched rule needs the head itself turned past 15 degrees)."""
+    settings = Settings()
+    for yaw in (0.0, 5.0, -10.0, 14.5):
+        for iris_x, side in ((0.15, "left"), (-0.15, "right")):
+            off = iris_x - 0.3 * math.sin(math.radians(yaw))
+            eyes = EyeMeasures(off, 0.0, 0.22, 0.37)
+            assert F.gaze_direction(HeadPose(yaw, -16, 0), eyes, settings) == side, (yaw, side)
     # a look back at the lens from a turned, lowered head is still eye contact
     back = EyeMeasures(0.3 * math.sin(math.radians(22)), 0.0, 0.22, 0.37)
     assert F.gaze_direction(HeadPose(-22, -19, 0), back, settings) == "camera"
