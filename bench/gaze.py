@@ -1,7 +1,7 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
     .venv/bin/python -m bench.gaze [--split tune|heldout]
-        [--round first-two|third|fourth|fifth|first-five|sixth] [--no-per-photo]
+        [--round first-two|third|fourth|fifth|first-five|sixth|seventh] [--no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
 tests/fixtures/gaze_photos.py and prints, per split, the confusion of `gaze_on_camera` against
@@ -36,6 +36,7 @@ from tests.fixtures.gaze_photos import (
     FOURTH_ROUND,
     GAZE_PHOTOS,
     LABELS,
+    SEVENTH_ROUND,
     SIXTH_ROUND,
     THIRD_ROUND,
     GazePhoto,
@@ -271,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=("tune", "heldout"))
     parser.add_argument(
         "--round",
-        choices=("first-two", "third", "fourth", "fifth", "first-five", "sixth"),
+        choices=("first-two", "third", "fourth", "fifth", "first-five", "sixth", "seventh"),
         help="only the first two rounds' faces, or only a later round's (each held out whole), "
         "or the first five (the rules of 2026-12-06 were set on them)",
     )
@@ -282,9 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fourth": set(FOURTH_ROUND),
         "fifth": set(FIFTH_ROUND),
         "sixth": set(SIXTH_ROUND),
+        "seventh": set(SEVENTH_ROUND),
     }
     later = set().union(*rounds.values())
-    rounds["first-five"] = set(GAZE_PHOTOS) - rounds["sixth"]
+    rounds["first-five"] = set(GAZE_PHOTOS) - rounds["sixth"] - rounds["seventh"]
     photos = [
         p
         for p in GAZE_PHOTOS
