@@ -124,8 +124,8 @@ class CueSettings(_Group):
     gaze_down_aside_min_yaw_deg: float = 15.0
     gaze_down_aside_min_pitch_deg: float = 14.0
     gaze_down_aside_max_turn: float = 1.5
-    # lids lowered with no other sign of a downward look (`closed`, or `down` from an upper lid
-    # low over an open gap) this long count; shorter is a blink
+    # readings from lowered lids (`closed`, and `down` but with the head pitched past the cone)
+    # count once the lids have stayed lowered this long; shorter is a blink
     gaze_blink_s: float = 0.4
     # Personal baseline: the first seconds of a live session, from frames that already look
     # at the camera by the defaults (lowered lids count only with the head pitched 10-20 deg:

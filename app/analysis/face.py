@@ -183,16 +183,17 @@ def gaze_direction(
 def gaze_reading(
     pose: HeadPose, eyes: EyeMeasures, settings: Settings, baseline: GazeBaseline | None = None
 ) -> tuple[GazeDirection, bool]:
-    """Where one frame's eyes point, and whether that rests on lowered lids alone (`closed`,
-    or `down` from an upper lid low over an open gap): a blink passes through both, so
+    """Where one frame's eyes point, and whether that rests on lowered lids (every reading of
+    step 1 but a head pitched down past the cone): a blink passes through them all, so
     `GazeTracker` holds such readings for `gaze_blink_s`. In order:
 
     1. Lowered lids (upper lid under `gaze_low_upper_lid` eye widths above the corner line, or
        the lid gap under `gaze_low_openness` eye widths): `down` where the iris sits high
        between the lids (`iris_y` <= -`gaze_down_iris_y`), the head is pitched down past the
        cone or the gap between the lids is still open (only the upper lid is low), else
-       `closed`. Neither of the last two is a change of gaze until `GazeTracker` has seen it
-       last (a blink lowers the upper lid before it closes the gap).
+       `closed`. But for the pitched head none of these is a change of gaze until
+       `GazeTracker` has seen it last: a blink lowers the upper lid before it closes the gap,
+       and FaceMesh draws a shut eye's iris high, at the upper lid.
     2. Head turned past the yaw cone, or irises off the lens sideways: `left`/`right`, but
        `down` where the head is turned past `gaze_down_aside_min_yaw_deg` (no longer
        frontal) and pitched down past `gaze_down_aside_min_pitch_deg`, and the turn is under
@@ -223,8 +224,12 @@ def gaze_reading(
         or eyes.openness < cues.gaze_low_openness * open_scale
     )
     if lowered:
-        if iris_y <= -cues.gaze_down_iris_y or head_down:
+        if head_down:
             return "down", False
+        if iris_y <= -cues.gaze_down_iris_y:
+            # lowered lids over irises high between them: a look down, or a blink, whose shut
+            # lids FaceMesh draws with the irises at the upper lid
+            return "down", True
         # Shut eyes close the gap between the lids; an upper lid lowered over a gap still open
         # is an eye looking down, dragging its lids with it.
         shut = eyes.openness < cues.gaze_low_openness * open_scale
@@ -285,9 +290,10 @@ class GazeTracker:
     eyes instead are left out, so such a start cannot become the baseline. An upload has no
     such step: it runs with `gaze_calibration_s` 0 (app/wiring.py), the defaults throughout.
 
-    Blinks: readings that rest on lowered lids alone (`closed`, and `down` from an upper lid
-    low over an open gap: a blink's first frames) count only once the lids have stayed
-    lowered for `gaze_blink_s`; before that the previous direction holds. Not thread-safe."""
+    Blinks: readings that rest on lowered lids (`closed`, and `down` unless the head is
+    pitched down past the cone: a blink reads so on FaceMesh's landmarks) count only once the
+    lids have stayed lowered for `gaze_blink_s`; before that the previous direction holds.
+    Not thread-safe."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
