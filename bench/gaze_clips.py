@@ -1,0 +1,73 @@
+"""Gaze on real footage, frame by frame: the live path against stretches labelled by eye.
+
+    .venv/bin/python -m bench.gaze_clips [--calibration-s 0 3]
+
+Replays every clip of tests/fixtures/gaze_photos.py `GAZE_CLIPS` through `FaceAnalyzer` in
+tracking mode (as a live session runs it, one frame after another at the clip's own rate) and
+a session's `GazeTracker` (blink hold; calibration over the first seconds looking at the
+camera unless `--calibration-s 0`, as an upload runs), default `Settings` otherwise. Prints,
+per labelled stretch, how many of its frames read its label and what the others read; for a
+`down` stretch, how long after its first frame the first `down` came; for a `blink`, whether
+any of its frames left the direction before it. `unclear` stretches are shown, not scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from collections.abc import Sequence
+
+from tests.fixtures.gaze_photos import GAZE_CLIPS, GazeClip, replay_clip
+
+
+def report(clip: GazeClip, directions: list[str | None], fps: float) -> dict[str, list[int]]:
+    """Prints the clip's table; returns per scored label [frames read so, frames]."""
+    print(f"| {clip.name} stretch | label | frames | read as label | the others read | note |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    scored: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    for first, last, label, _note in clip.stretches:
+        said = directions[first : last + 1]
+        expected = "camera" if label == "blink" else label  # a blink keeps the look before it
+        hits = sum(d == expected for d in said)
+        others = collections.Counter("no face" if d is None else d for d in said if d != expected)
+        extra = ""
+        if label == "down":
+            first_down = next((i for i, d in enumerate(said) if d == "down"), None)
+            extra = (
+                "never"
+                if first_down is None
+                else f"first `down` {first_down / fps:.2f} s after its start"
+            )
+        elif label == "blink":
+            extra = "held" if hits == len(said) else "left the direction before it"
+        if label != "unclear":
+            scored[label][0] += hits
+            scored[label][1] += len(said)
+        other_text = ", ".join(f"{k} {v}" for k, v in others.most_common()) or "-"
+        share = "-" if label == "unclear" else f"{hits}/{len(said)}"
+        print(f"| {first}-{last} | {label} | {len(said)} | {share} | {other_text} | {extra} |")
+    return scored
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calibration-s", type=float, nargs="+", default=[0.0, 3.0])
+    args = parser.parse_args(argv)
+    for calibration_s in args.calibration_s:
+        print(f"\n## calibration {calibration_s:g} s\n")
+        total: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+        for clip in GAZE_CLIPS:
+            directions, fps = replay_clip(clip, calibration_s)
+            for label, (hits, frames) in report(clip, directions, fps).items():
+                total[label][0] += hits
+                total[label][1] += frames
+            print()
+        print(
+            "frames read as their label: "
+            + ", ".join(f"{k} {h}/{n}" for k, (h, n) in sorted(total.items()))
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

