@@ -94,6 +94,9 @@ class FaceObservation:
     roll_deg: float | None = None  # + = head tilted clockwise in the image
     gaze_on_camera: bool | None = None  # gaze_direction == "camera"
     gaze_direction: GazeDirection | None = None
+    # this frame's own reading (the session's baseline applied) before `GazeTracker` holds a
+    # blink: what the `eye_contact` cue reads, its own hysteresis outlasting any blink
+    gaze_frame_direction: GazeDirection | None = None
     iris_offset: tuple[float, float] | None = None  # mean iris offset in eye widths/heights
     eyes: EyeMeasures | None = None  # the measures gaze_direction is read from
     face_width_ratio: float | None = None  # face width / frame width (distance proxy)

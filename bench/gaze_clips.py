@@ -9,6 +9,8 @@ camera unless `--calibration-s 0`, as an upload runs), default `Settings` otherw
 per labelled stretch, how many of its frames read its label and what the others read; for a
 `down` stretch, how long after its first frame the first `down` came; for a `blink`, whether
 any of its frames left the direction before it. `unclear` stretches are shown, not scored.
+Then when the `eye_contact` cue turned on and off (its condition and hysteresis as a session
+runs them, `cue_hold_s`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import argparse
 import collections
 from collections.abc import Sequence
 
-from tests.fixtures.gaze_photos import GAZE_CLIPS, GazeClip, replay_clip
+from tests.fixtures.gaze_photos import GAZE_CLIPS, ClipReplay, GazeClip, replay_clip
 
 
-def report(clip: GazeClip, directions: list[str | None], fps: float) -> dict[str, list[int]]:
+def report(clip: GazeClip, replay: ClipReplay) -> dict[str, list[int]]:
     """Prints the clip's table; returns per scored label [frames read so, frames]."""
+    directions, fps = replay.directions, replay.fps
     print(f"| {clip.name} stretch | label | frames | read as label | the others read | note |")
     print("| --- | --- | --- | --- | --- | --- |")
     scored: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
@@ -46,6 +49,8 @@ def report(clip: GazeClip, directions: list[str | None], fps: float) -> dict[str
         other_text = ", ".join(f"{k} {v}" for k, v in others.most_common()) or "-"
         share = "-" if label == "unclear" else f"{hits}/{len(said)}"
         print(f"| {first}-{last} | {label} | {len(said)} | {share} | {other_text} | {extra} |")
+    cue = ", ".join(f"{state} at {t:.2f} s (frame {round(t * fps)})" for t, state in replay.cue)
+    print(f"\n`eye_contact` cue: {cue or 'never on'}")
     return scored
 
 
@@ -57,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n## calibration {calibration_s:g} s\n")
         total: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
         for clip in GAZE_CLIPS:
-            directions, fps = replay_clip(clip, calibration_s)
-            for label, (hits, frames) in report(clip, directions, fps).items():
+            replay = replay_clip(clip, calibration_s)
+            for label, (hits, frames) in report(clip, replay).items():
                 total[label][0] += hits
                 total[label][1] += frames
             print()

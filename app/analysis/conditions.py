@@ -33,7 +33,11 @@ def frame_conditions(
 
     out["face_lost"] = not face.found
     if face.found:
-        if face.gaze_on_camera is not None:
+        # this frame's own reading: the cue's hysteresis (cue_hold_s) outlasts a blink, so a
+        # blink hold on top would only delay it (see GazeTracker)
+        if face.gaze_frame_direction is not None:
+            out["eye_contact"] = face.gaze_frame_direction != "camera"
+        elif face.gaze_on_camera is not None:
             out["eye_contact"] = not face.gaze_on_camera
         if face.face_width_ratio is not None:
             out["too_close"] = face.face_width_ratio > settings.cues.too_close_face_ratio

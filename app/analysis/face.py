@@ -280,6 +280,13 @@ def calibration_sample(pose: HeadPose, eyes: EyeMeasures, settings: Settings) ->
     )
 
 
+# Lids up this long end a lowered stretch (a blink's hold counts from the stretch's start);
+# shorter is one frame's jitter inside it. Timestamps are media seconds at frame rates whose
+# steps (1/15, 0.2) do not add up exactly in binary: compare with a little slack.
+BLINK_GAP_S = 0.1
+_TIME_EPSILON_S = 1e-6
+
+
 class GazeTracker:
     """One session's gaze over time: a personal baseline and blinks.
 
@@ -300,31 +307,50 @@ class GazeTracker:
         self.baseline: GazeBaseline | None = None
         self._samples: list[tuple[float, float, float, float]] = []
         self._calibration_from: float | None = None
-        self._shut_since: float | None = None
+        self._shut_since: float | None = None  # the lowered stretch began (None: lids up)
+        self._open_since: float | None = None  # a lowered stretch's lids rose (not yet ended)
+        self._lost_since: float | None = None  # the face went missing
         self._last: GazeDirection | None = None
 
     def update(self, face: FaceObservation, t: float) -> FaceObservation:
-        """`face` with `gaze_direction` and `gaze_on_camera` for this moment of the session."""
+        """`face` with `gaze_direction` and `gaze_on_camera` for this moment of the session,
+        and `gaze_frame_direction`: this frame's own reading (with the baseline), before the
+        blink hold, which the cues read (their own hysteresis outlasts a blink)."""
+        blink_s = self._settings.cues.gaze_blink_s
         if not face.found or face.eyes is None or face.yaw_deg is None or face.pitch_deg is None:
-            self._shut_since = None
+            if self._lost_since is None:
+                self._lost_since = t
             return face
+        if self._lost_since is not None and t - self._lost_since > blink_s:
+            # gone longer than a blink: what came before says nothing about this frame
+            self._shut_since = self._open_since = self._last = None
+        self._lost_since = None
         pose = HeadPose(face.yaw_deg, face.pitch_deg, face.roll_deg or 0.0)
         self._calibrate(pose, face.eyes, t)
         raw, lids_only = gaze_reading(pose, face.eyes, self._settings, self.baseline)
         direction = raw
         if lids_only:
+            self._open_since = None
             if self._shut_since is None:
                 self._shut_since = t
-            held = t - self._shut_since < self._settings.cues.gaze_blink_s
+            held = t - self._shut_since < blink_s - _TIME_EPSILON_S
             if held and self._last is not None:
                 direction = self._last
-        else:
-            self._shut_since = None
+        elif self._shut_since is not None:
+            # one frame's open reading inside a long look down (a landmark's jitter) does not
+            # end it: only lids up for BLINK_GAP_S do
+            if self._open_since is None:
+                self._open_since = t
+            if t - self._open_since >= BLINK_GAP_S - _TIME_EPSILON_S:
+                self._shut_since = self._open_since = None
         self._last = direction
-        if direction == face.gaze_direction:
+        if direction == face.gaze_direction and raw == face.gaze_frame_direction:
             return face
         return dataclasses.replace(
-            face, gaze_direction=direction, gaze_on_camera=direction == "camera"
+            face,
+            gaze_direction=direction,
+            gaze_on_camera=direction == "camera",
+            gaze_frame_direction=raw,
         )
 
     def _calibrate(self, pose: HeadPose, eyes: EyeMeasures, t: float) -> None:
@@ -362,6 +388,7 @@ def face_observation_from_landmarks(
         roll_deg=pose.roll_deg,
         gaze_on_camera=direction == "camera",
         gaze_direction=direction,
+        gaze_frame_direction=direction,
         iris_offset=(eyes.iris_x, eyes.iris_y),
         eyes=eyes,
         face_width_ratio=float(xy[:, 0].max() - xy[:, 0].min()) / width,

@@ -38,7 +38,8 @@ def _with_gaze_direction(
     transitions: list[CueTransition], analysis: FrameAnalysis
 ) -> list[CueTransition]:
     """`eye_contact` turning on says where the presenter looks instead (its message does)."""
-    direction = analysis.face.gaze_direction
+    face = analysis.face
+    direction = face.gaze_frame_direction or face.gaze_direction  # what turned the cue on
     if direction is None or direction == "camera":
         return transitions
     return [
