@@ -133,6 +133,12 @@ class CueSettings(_Group):
     gaze_calibration_s: float = 3.0  # 0: no calibration, the defaults only
     gaze_calibration_max_yaw_deg: float = 15.0
     gaze_calibration_max_pitch_shift_deg: float = 20.0  # a baseline moves the pitch cone <= this
+    # With a baseline, the presenter's own look down: the upper lid under lid_ratio of its
+    # calibrated height and the head pitched down more than pitch_deg from its calibrated
+    # pitch, both at once (one person's lids and pitch vary far less than people's do, so
+    # the marks can sit closer to the look at the camera than the shared ones).
+    gaze_calibrated_down_lid_ratio: float = 0.75
+    gaze_calibrated_down_pitch_deg: float = 8.0
     head_tilt_max_deg: float = 12.0
     shoulder_tilt_max_deg: float = 8.0
     too_close_face_ratio: float = 0.45

@@ -169,6 +169,19 @@ def _down_and_aside(yaw_deg: float, pitch_deg: float, settings: Settings) -> boo
     return turn < cues.gaze_down_aside_max_turn * drop
 
 
+def _own_look_down(
+    eyes: EyeMeasures, pitch_from_baseline: float, baseline: GazeBaseline, settings: Settings
+) -> bool:
+    """The presenter's upper lid fallen well under its own calibrated height while their head
+    drops well under its calibrated pitch: a look down that the shared marks, set across many
+    faces, miss when both move only a little (a keyboard or notes just under the camera)."""
+    cues = settings.cues
+    return (
+        eyes.upper_lid < cues.gaze_calibrated_down_lid_ratio * baseline.upper_lid
+        and pitch_from_baseline < -cues.gaze_calibrated_down_pitch_deg
+    )
+
+
 def _clamp(value: float, low: float, high: float) -> float:
     return min(high, max(low, value))
 
@@ -204,7 +217,10 @@ def gaze_reading(
 
     A `baseline` scales the lid thresholds by the presenter's own lids over the typical ones
     and shifts the iris and pitch limits by their offset, each within bounds, so a camera
-    below eye level does not read as `down`.
+    below eye level does not read as `down`. It also adds a step 1b: the upper lid under
+    `gaze_calibrated_down_lid_ratio` of its calibrated height with the head pitched down
+    more than `gaze_calibrated_down_pitch_deg` from its calibrated pitch reads `down` (on
+    lowered lids, so a blink with a nod passes).
     """
     cues = settings.cues
     lid_scale, iris_shift, pitch_shift = 1.0, 0.0, 0.0
@@ -234,6 +250,8 @@ def gaze_reading(
         # is an eye looking down, dragging its lids with it.
         shut = eyes.openness < cues.gaze_low_openness * open_scale
         return ("closed" if shut else "down"), True
+    if baseline is not None and _own_look_down(eyes, pitch, baseline, settings):
+        return "down", True
     side = _sideways(pose, eyes.iris_x, settings)
     if side is not None:
         return ("down" if _down_and_aside(pose.yaw_deg, pitch, settings) else side), False

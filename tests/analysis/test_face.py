@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -112,6 +113,25 @@ def test_a_frontal_head_glancing_sideways_is_not_down() -> None:
     # a look back at the lens from a turned, lowered head is still eye contact
     back = EyeMeasures(0.3 * math.sin(math.radians(22)), 0.0, 0.22, 0.37)
     assert F.gaze_direction(HeadPose(-22, -19, 0), back, settings) == "camera"
+
+
+def test_a_calibrated_presenter_reads_down_when_lids_and_head_both_drop_from_their_own() -> None:
+    """A baseline of lids 0.18 eye widths, head pitched up 8 degrees (a webcam below the
+    face): the upper lid under 0.75 of its own height with the head more than 8 degrees under
+    its own pitch is a look down, though the shared marks (lid 0.115, the 28 degree cone)
+    call it `camera`. Either alone is not."""
+    settings = Settings()
+    baseline = F.GazeBaseline(upper_lid=0.18, openness=0.30, iris_y=-0.08, pitch_deg=8.0)
+    low_lid = EyeMeasures(0.0, -0.05, 0.74 * 0.18, 0.25)
+    assert F.gaze_direction(HeadPose(0, -1, 0), low_lid, settings) == "camera"  # no baseline
+    assert F.gaze_reading(HeadPose(0, -1, 0), low_lid, settings, baseline) == ("down", True)
+    # the edges: the lid at 0.76 of its own, the head 7 degrees under its own
+    lid_up = dataclasses.replace(low_lid, upper_lid=0.76 * 0.18)
+    assert F.gaze_direction(HeadPose(0, -1, 0), lid_up, settings, baseline) == "camera"
+    assert F.gaze_direction(HeadPose(0, 1, 0), low_lid, settings, baseline) == "camera"
+    # the baseline's own look at the camera stays `camera`
+    own = EyeMeasures(0.0, -0.08, 0.18, 0.30)
+    assert F.gaze_direction(HeadPose(0, 8, 0), own, settings, baseline) == "camera"
 
 
 @pytest.mark.parametrize("case", REAL_PHOTO_CASES, ids=lambda c: c.name)
