@@ -266,6 +266,10 @@ def gaze_reading(
 # at such a camera only with the head pitched down at least this much (and no further than a
 # baseline may shift the cone). Lids lowered with the head level are eyes half shut.
 CALIBRATION_LOW_CAMERA_MIN_PITCH_DEG = 10.0
+# ... and only with the upper lid at least this share of the way from the corner line up to
+# the lowered mark: eyes that look at a camera are open, and an upper lid down at the corner
+# line is a shut eye (a presenter gathering themselves, head bowed, before they start).
+CALIBRATION_LOW_CAMERA_MIN_LID_SHARE = 0.5
 
 
 def calibration_sample(pose: HeadPose, eyes: EyeMeasures, settings: Settings) -> bool:
@@ -273,8 +277,9 @@ def calibration_sample(pose: HeadPose, eyes: EyeMeasures, settings: Settings) ->
     without a baseline is `camera`, or only its lowered lids keep it from that while the head
     is pitched down toward a camera below eye level. Never a frame whose irises say down or
     up, whose gaze is sideways, whose head is turned past `gaze_calibration_max_yaw_deg` or
-    pitched past `gaze_calibration_max_pitch_shift_deg`, or whose lids are lowered with the
-    head level (half-shut eyes, a blink)."""
+    pitched past `gaze_calibration_max_pitch_shift_deg`, whose lids are lowered with the
+    head level (half-shut eyes, a blink) or whose upper lid is down near the corner line
+    (shut eyes, whatever the head does)."""
     cues = settings.cues
     if abs(pose.yaw_deg) > cues.gaze_calibration_max_yaw_deg:
         return False
@@ -286,7 +291,9 @@ def calibration_sample(pose: HeadPose, eyes: EyeMeasures, settings: Settings) ->
     if reading == "camera":
         return True
     # Lowered lids read `closed` (or `down`) whatever the rest says: look past them only with
-    # the head lowered as a camera below eye level lowers it.
+    # the head lowered as a camera below eye level lowers it, and the eyes still open.
+    if eyes.upper_lid < CALIBRATION_LOW_CAMERA_MIN_LID_SHARE * cues.gaze_low_upper_lid:
+        return False
     level = dataclasses.replace(
         eyes,
         upper_lid=max(eyes.upper_lid, cues.gaze_low_upper_lid),

