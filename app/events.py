@@ -68,6 +68,11 @@ class Gaze(_Model):
     )
     yaw_deg: float | None
     pitch_deg: float | None
+    calibrated: bool | None = Field(
+        default=None,
+        description="the session has learnt the presenter's own look at the camera (its first "
+        "seconds facing it); false until then, null where nothing tracks it",
+    )
 
 
 class Posture(_Model):

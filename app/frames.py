@@ -97,6 +97,9 @@ class FaceObservation:
     # this frame's own reading (the session's baseline applied) before `GazeTracker` holds a
     # blink: what the `eye_contact` cue reads, its own hysteresis outlasting any blink
     gaze_frame_direction: GazeDirection | None = None
+    # the session has learnt the presenter's own look at the camera (`GazeTracker`); None
+    # where no session tracks the gaze
+    gaze_calibrated: bool | None = None
     iris_offset: tuple[float, float] | None = None  # mean iris offset in eye widths/heights
     eyes: EyeMeasures | None = None  # the measures gaze_direction is read from
     face_width_ratio: float | None = None  # face width / frame width (distance proxy)

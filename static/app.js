@@ -258,7 +258,9 @@ function resetLive() {
   $("timer").textContent = "0:00";
   $("end-button").disabled = false;
   $("connecting").hidden = false;
-  $("calibrate").hidden = true;
+  clearTimeout(ui.calibrateTimer);
+  delete document.body.dataset.calibrated;
+  showCalibration("live.calibrate", false);
   chart.reset();
   renderIndicators();
 }
@@ -312,15 +314,37 @@ async function connectWebSocket(common) {
   mediaStarted();
 }
 
-// The server takes the first seconds with a frontal face as the presenter's own gaze baseline
-// (docs/protocol.md): ask them to look into the lens then.
-const CALIBRATE_MS = 3000;
+// The server takes the first seconds looking at the camera as the presenter's own gaze
+// baseline (docs/protocol.md): ask them to look into the lens until the metrics say it has
+// (`gaze.calibrated`). Frames that look away do not count, so it may take longer than 3 s; after
+// CALIBRATE_GIVE_UP_MS the prompt says the defaults are in use and goes.
+const CALIBRATE_GIVE_UP_MS = 20000;
+const CALIBRATE_SKIPPED_SHOWN_MS = 6000;
+
+function showCalibration(key, visible) {
+  const text = $("calibrate-text");
+  text.dataset.i18n = key;
+  text.textContent = t(key);
+  $("calibrate").hidden = !visible;
+}
+
+function calibrationLearnt() {
+  if (document.body.dataset.calibrated === "true") return;
+  document.body.dataset.calibrated = "true";
+  clearTimeout(ui.calibrateTimer);
+  showCalibration("live.calibrate", false);
+}
 
 function mediaStarted() {
   $("connecting").hidden = true;
-  $("calibrate").hidden = false;
+  document.body.dataset.calibrated = "false";
+  showCalibration("live.calibrate", true);
   clearTimeout(ui.calibrateTimer);
-  ui.calibrateTimer = setTimeout(() => { $("calibrate").hidden = true; }, CALIBRATE_MS);
+  ui.calibrateTimer = setTimeout(() => {
+    document.body.dataset.calibrated = "skipped";
+    showCalibration("live.calibrate.skipped", true);
+    ui.calibrateTimer = setTimeout(() => { $("calibrate").hidden = true; }, CALIBRATE_SKIPPED_SHOWN_MS);
+  }, CALIBRATE_GIVE_UP_MS);
   renderTransportBadge();
   ui.startedAt = performance.now();
   clearInterval(ui.timer);
@@ -453,6 +477,7 @@ function onMetrics(m) {
   if (typeof m.latency_ms === "number") $("latency").textContent = `${Math.round(m.latency_ms)} ms`;
   document.body.dataset.metrics = String(ui.framesSeen);
 
+  if (m.gaze?.calibrated === true) calibrationLearnt();
   const onCamera = m.face ? m.gaze?.on_camera : null;
   if (onCamera == null) {
     ui.eyeScore = null;

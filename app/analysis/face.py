@@ -339,13 +339,14 @@ class GazeTracker:
 
     def update(self, face: FaceObservation, t: float) -> FaceObservation:
         """`face` with `gaze_direction` and `gaze_on_camera` for this moment of the session,
-        and `gaze_frame_direction`: this frame's own reading (with the baseline), before the
-        blink hold, which the cues read (their own hysteresis outlasts a blink)."""
+        `gaze_frame_direction`: this frame's own reading (with the baseline), before the
+        blink hold, which the cues read (their own hysteresis outlasts a blink), and
+        `gaze_calibrated` (whether the baseline is learnt), with or without a face."""
         blink_s = self._settings.cues.gaze_blink_s
         if not face.found or face.eyes is None or face.yaw_deg is None or face.pitch_deg is None:
             if self._lost_since is None:
                 self._lost_since = t
-            return face
+            return dataclasses.replace(face, gaze_calibrated=self.baseline is not None)
         if self._lost_since is not None and t - self._lost_since > blink_s:
             # gone longer than a blink: what came before says nothing about this frame
             self._shut_since = self._open_since = self._last = None
@@ -369,13 +370,12 @@ class GazeTracker:
             if t - self._open_since >= BLINK_GAP_S - _TIME_EPSILON_S:
                 self._shut_since = self._open_since = None
         self._last = direction
-        if direction == face.gaze_direction and raw == face.gaze_frame_direction:
-            return face
         return dataclasses.replace(
             face,
             gaze_direction=direction,
             gaze_on_camera=direction == "camera",
             gaze_frame_direction=raw,
+            gaze_calibrated=self.baseline is not None,
         )
 
     def _calibrate(self, pose: HeadPose, eyes: EyeMeasures, t: float) -> None:

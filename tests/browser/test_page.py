@@ -198,6 +198,12 @@ def test_rehearsal_in_a_real_browser(
             expect(page.locator("#eye-indicator")).to_have_attribute(
                 "data-state", "on", timeout=30_000
             )
+            # The "look into the camera" prompt stays until the server says it has learnt the
+            # presenter's look at the camera (metrics.gaze.calibrated), then goes.
+            expect(page.locator("body")).to_have_attribute(
+                "data-calibrated", "true", timeout=30_000
+            )
+            expect(page.locator("#calibrate")).to_be_hidden()
 
             # The clip's empty segment: the face_lost cue shows as a badge and is announced.
             badge = page.locator('.cue-badge[data-cue="face_lost"]')

@@ -109,6 +109,16 @@ async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
 
     # the metrics say which way, and on_camera agrees with it
     metrics = client.of_type("metrics")
+    # ... and when the session has learnt the presenter's look at the camera: from the
+    # frontal seconds at its start (media time; one metrics interval of slack for the first
+    # analysed frame), before the first look down, and never forgotten
+    calibrated = [m["gaze"]["calibrated"] for m in metrics]
+    learnt = calibrated.index(True)
+    assert set(calibrated[:learnt]) == {False} and set(calibrated[learnt:]) == {True}
+    interval = 1.0 / settings.cues.metrics_hz
+    since_first = metrics[learnt]["t"] - metrics[0]["t"]
+    assert since_first >= settings.cues.gaze_calibration_s - interval, since_first
+    assert metrics[learnt]["t"] < t_start[down[0]], (metrics[learnt]["t"], t_start)
     assert all(m["gaze"]["on_camera"] is (m["gaze"]["direction"] == "camera") for m in metrics)
     settled = [
         (m, i)
