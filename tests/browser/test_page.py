@@ -425,3 +425,37 @@ def test_server_text_is_shown_as_text_never_html(
             save_screenshot(page, "page-live-critique.png")
         finally:
             browser.close()
+
+
+def test_no_look_into_the_camera_is_said_and_the_prompt_goes(
+    csp_server: ThreadServer, tmp_path: Path
+) -> None:
+    """The camera shows an empty room: the server never sees a look at the camera to learn
+    the presenter's baseline from, so after 20 s the "look into the camera" prompt says that
+    eye contact is read with the default settings (in the chosen language), and then goes."""
+    from tests.fixtures.clips import Segment, labelled_clip
+
+    clip = labelled_clip(fps=CLIP_FPS, segments=[Segment("empty", 4.0)])
+    camera = tmp_path / "empty-room.y4m"
+    write_y4m(camera, [frame.image for frame in clip], CLIP_FPS)
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(camera))
+        try:
+            page = browser.new_page()
+            page.goto(csp_server.http + "/?lang=ko&transport=ws")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            page.locator("#start-button").click()
+            expect(page.locator("body")).to_have_attribute("data-screen", "live")
+            expect(page.locator("body")).to_have_attribute(
+                "data-metrics", re.compile(r"^([5-9]|\d{2,})$"), timeout=30_000
+            )
+            expect(page.locator("body")).to_have_attribute("data-calibrated", "false")
+            expect(page.locator("#calibrate")).to_be_visible()
+            expect(page.locator("body")).to_have_attribute(
+                "data-calibrated", "skipped", timeout=40_000
+            )
+            prompt = page.locator("#calibrate-text")
+            expect(prompt).to_contain_text("기본 설정으로 시선을 판단합니다")
+            expect(page.locator("#calibrate")).to_be_hidden(timeout=15_000)
+        finally:
+            browser.close()
