@@ -9,6 +9,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,21 @@ def launch(playwright: Any, args: list[str]) -> Browser:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is needed: apt-get install -y chromium fonts-noto-cjk")
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+
+
+@contextmanager
+def ready_page(server: ThreadServer, camera: Path, query: str) -> Iterator[Page]:
+    """The page at `query` (say "?lang=ko") in a browser whose camera plays `camera`, once
+    its script is ready; the browser closes after."""
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(camera))
+        try:
+            page = browser.new_page()
+            page.goto(server.http + "/" + query)
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            yield page
+        finally:
+            browser.close()
 
 
 class StrictCsp:
@@ -289,18 +305,11 @@ def test_camera_refused_is_explained_in_korean(csp_server: ThreadServer) -> None
 
 
 def test_server_unreachable_is_explained(csp_server: ThreadServer, camera_clip: Path) -> None:
-    with sync_playwright() as pw:
-        browser = launch(pw, chromium_args(camera_clip))
-        try:
-            page = browser.new_page()
-            page.goto(csp_server.http + "/?lang=en")
-            expect(page.locator("body")).to_have_attribute("data-ready", "true")
-            page.route("**/api/sessions", lambda route: route.abort("connectionrefused"))
-            page.locator("#start-button").click()
-            expect(page.locator("#error-text")).to_contain_text("cannot be reached")
-            expect(page.locator("#start-button")).to_be_enabled()
-        finally:
-            browser.close()
+    with ready_page(csp_server, camera_clip, "?lang=en") as page:
+        page.route("**/api/sessions", lambda route: route.abort("connectionrefused"))
+        page.locator("#start-button").click()
+        expect(page.locator("#error-text")).to_contain_text("cannot be reached")
+        expect(page.locator("#start-button")).to_be_enabled()
 
 
 def test_expired_session_is_explained(csp_server: ThreadServer, camera_clip: Path) -> None:
@@ -323,18 +332,11 @@ def start_is_explained(
     """Start a rehearsal in Korean over the WebSocket with the session's creation going
     through `on_create` (a Playwright route handler): the page shows `explanation` and is back
     at the start."""
-    with sync_playwright() as pw:
-        browser = launch(pw, chromium_args(camera_clip))
-        try:
-            page = browser.new_page()
-            page.goto(server.http + "/?lang=ko&transport=ws")
-            expect(page.locator("body")).to_have_attribute("data-ready", "true")
-            page.route("**/api/sessions", on_create)
-            page.locator("#start-button").click()
-            expect(page.locator("#error-text")).to_contain_text(explanation)
-            expect(page.locator("body")).to_have_attribute("data-screen", "start")
-        finally:
-            browser.close()
+    with ready_page(server, camera_clip, "?lang=ko&transport=ws") as page:
+        page.route("**/api/sessions", on_create)
+        page.locator("#start-button").click()
+        expect(page.locator("#error-text")).to_contain_text(explanation)
+        expect(page.locator("body")).to_have_attribute("data-screen", "start")
 
 
 def test_a_first_frame_the_server_refuses_is_explained_not_retried(
@@ -438,24 +440,15 @@ def test_no_look_into_the_camera_is_said_and_the_prompt_goes(
     clip = labelled_clip(fps=CLIP_FPS, segments=[Segment("empty", 4.0)])
     camera = tmp_path / "empty-room.y4m"
     write_y4m(camera, [frame.image for frame in clip], CLIP_FPS)
-    with sync_playwright() as pw:
-        browser = launch(pw, chromium_args(camera))
-        try:
-            page = browser.new_page()
-            page.goto(csp_server.http + "/?lang=ko&transport=ws")
-            expect(page.locator("body")).to_have_attribute("data-ready", "true")
-            page.locator("#start-button").click()
-            expect(page.locator("body")).to_have_attribute("data-screen", "live")
-            expect(page.locator("body")).to_have_attribute(
-                "data-metrics", re.compile(r"^([5-9]|\d{2,})$"), timeout=30_000
-            )
-            expect(page.locator("body")).to_have_attribute("data-calibrated", "false")
-            expect(page.locator("#calibrate")).to_be_visible()
-            expect(page.locator("body")).to_have_attribute(
-                "data-calibrated", "skipped", timeout=40_000
-            )
-            prompt = page.locator("#calibrate-text")
-            expect(prompt).to_contain_text("기본 설정으로 시선을 판단합니다")
-            expect(page.locator("#calibrate")).to_be_hidden(timeout=15_000)
-        finally:
-            browser.close()
+    with ready_page(csp_server, camera, "?lang=ko&transport=ws") as page:
+        page.locator("#start-button").click()
+        expect(page.locator("body")).to_have_attribute("data-screen", "live")
+        expect(page.locator("body")).to_have_attribute(
+            "data-metrics", re.compile(r"^([5-9]|\d{2,})$"), timeout=30_000
+        )
+        expect(page.locator("body")).to_have_attribute("data-calibrated", "false")
+        expect(page.locator("#calibrate")).to_be_visible()
+        expect(page.locator("body")).to_have_attribute("data-calibrated", "skipped", timeout=40_000)
+        prompt = page.locator("#calibrate-text")
+        expect(prompt).to_contain_text("기본 설정으로 시선을 판단합니다")
+        expect(page.locator("#calibrate")).to_be_hidden(timeout=15_000)
