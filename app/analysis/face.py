@@ -197,7 +197,7 @@ def gaze_reading(
     pose: HeadPose, eyes: EyeMeasures, settings: Settings, baseline: GazeBaseline | None = None
 ) -> tuple[GazeDirection, bool]:
     """Where one frame's eyes point, and whether that rests on lowered lids (every reading of
-    step 1 but a head pitched down past the cone): a blink passes through them all, so
+    step 1 but a head pitched down past the cone, and step 4): a blink passes through them, so
     `GazeTracker` holds such readings for `gaze_blink_s`. In order:
 
     1. Lowered lids (upper lid under `gaze_low_upper_lid` eye widths above the corner line, or
@@ -211,16 +211,18 @@ def gaze_reading(
        `down` where the head is turned past `gaze_down_aside_min_yaw_deg` (no longer
        frontal) and pitched down past `gaze_down_aside_min_pitch_deg`, and the turn is under
        `gaze_down_aside_max_turn` times the drop (each over its cone).
-    3. Head pitched past the cone: `down`/`up`; irises high under raised lids
+    3. Head pitched down past the cone: `down`.
+    4. With a `baseline`: the upper lid under `gaze_calibrated_down_lid_ratio` of its
+       calibrated height with the head pitched down more than
+       `gaze_calibrated_down_pitch_deg` from its calibrated pitch: `down` (resting on the
+       lids, as step 1's readings: a blink with a nod passes).
+    5. Head pitched up past the cone, or irises high under raised lids
        (`iris_y` >= `gaze_up_iris_y`): `up`.
-    4. Otherwise `camera`.
+    6. Otherwise `camera`.
 
     A `baseline` scales the lid thresholds by the presenter's own lids over the typical ones
     and shifts the iris and pitch limits by their offset, each within bounds, so a camera
-    below eye level does not read as `down`. It also adds a step 1b: the upper lid under
-    `gaze_calibrated_down_lid_ratio` of its calibrated height with the head pitched down
-    more than `gaze_calibrated_down_pitch_deg` from its calibrated pitch reads `down` (on
-    lowered lids, so a blink with a nod passes).
+    below eye level does not read as `down`, and enables step 4.
     """
     cues = settings.cues
     lid_scale, iris_shift, pitch_shift = 1.0, 0.0, 0.0
@@ -250,13 +252,14 @@ def gaze_reading(
         # is an eye looking down, dragging its lids with it.
         shut = eyes.openness < cues.gaze_low_openness * open_scale
         return ("closed" if shut else "down"), True
-    if baseline is not None and _own_look_down(eyes, pitch, baseline, settings):
-        return "down", True
     side = _sideways(pose, eyes.iris_x, settings)
     if side is not None:
         return ("down" if _down_and_aside(pose.yaw_deg, pitch, settings) else side), False
     if head_down:
         return "down", False
+    if baseline is not None and _own_look_down(eyes, pitch, baseline, settings):
+        # on the lids, as step 1: a blink with a nod passes
+        return "down", True
     if pitch > cues.eye_contact_max_pitch_deg or iris_y >= cues.gaze_up_iris_y:
         return "up", False
     return "camera", False

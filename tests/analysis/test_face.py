@@ -132,6 +132,11 @@ def test_a_calibrated_presenter_reads_down_when_lids_and_head_both_drop_from_the
     # the baseline's own look at the camera stays `camera`
     own = EyeMeasures(0.0, -0.08, 0.18, 0.30)
     assert F.gaze_direction(HeadPose(0, 8, 0), own, settings, baseline) == "camera"
+    # the steps before it keep their readings: a head pitched past the cone from its own
+    # pitch is a look down at once, not one held like a blink; a head turned far to one
+    # side is a sideways look, the turn much the larger
+    assert F.gaze_reading(HeadPose(0, -21, 0), low_lid, settings, baseline) == ("down", False)
+    assert F.gaze_direction(HeadPose(60, -1, 0), low_lid, settings, baseline) == "left"
 
 
 @pytest.mark.parametrize("case", REAL_PHOTO_CASES, ids=lambda c: c.name)

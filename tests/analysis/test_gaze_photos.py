@@ -156,7 +156,7 @@ def test_the_seventh_round_of_people_looking_down(analyzer: FaceAnalyzer) -> Non
 
 
 def test_the_eighth_round_held_out_from_every_rule(analyzer: FaceAnalyzer) -> None:
-    """The round found after the calibrated rule of 34bcc9c (which photos cannot reach),
+    """The round found after the calibrated rule of 96217bc (which photos cannot reach),
     measured once (2026-12-06, BENCHMARKS.md, Gaze): of its 11 looking-down faces 9 read
     `down`, one `closed` (Sasha Obama's head bowed so far that little but hair shows) and one
     has no face found (got_bowed: a 60 px face half behind fur); none reads `camera`. Its two
