@@ -71,7 +71,7 @@ class Gaze(_Model):
     calibrated: bool | None = Field(
         default=None,
         description="the session has learnt the presenter's own look at the camera (its first "
-        "seconds facing it); false until then, null where nothing tracks it",
+        "seconds facing it); false until then, null where the session learns none",
     )
 
 

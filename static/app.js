@@ -314,10 +314,11 @@ async function connectWebSocket(common) {
   mediaStarted();
 }
 
-// The server takes the first seconds looking at the camera as the presenter's own gaze
-// baseline (docs/protocol.md): ask them to look into the lens until the metrics say it has
-// (`gaze.calibrated`). Frames that look away do not count, so it may take longer than 3 s; after
-// CALIBRATE_GIVE_UP_MS the prompt says the defaults are in use and goes.
+// The server takes 3 s from the presenter's first look at the camera as their own gaze baseline
+// (docs/protocol.md): ask them to look into the lens until the metrics say it has learnt it
+// (`gaze.calibrated`). If no look at the camera starts it within CALIBRATE_GIVE_UP_MS (the
+// server's COACH_GAZE_CALIBRATION_WITHIN_S, by default the same), the prompt says the defaults
+// are in use and goes.
 const CALIBRATE_GIVE_UP_MS = 20000;
 const CALIBRATE_SKIPPED_SHOWN_MS = 6000;
 
@@ -331,6 +332,14 @@ function showCalibration(key, visible) {
 function calibrationLearnt() {
   if (document.body.dataset.calibrated === "true") return;
   document.body.dataset.calibrated = "true";
+  clearTimeout(ui.calibrateTimer);
+  showCalibration("live.calibrate", false);
+}
+
+// The server learns no baseline in this session (COACH_GAZE_CALIBRATION_S=0): no prompt.
+function calibrationOff() {
+  if (document.body.dataset.calibrated === "off") return;
+  document.body.dataset.calibrated = "off";
   clearTimeout(ui.calibrateTimer);
   showCalibration("live.calibrate", false);
 }
@@ -404,6 +413,7 @@ function failLive(err) {
 /** Back to the start screen after a session that cannot go on. */
 function abandonLive() {
   clearInterval(ui.timer);
+  clearTimeout(ui.calibrateTimer);
   ui.transport?.close();
   ui.transport = null;
   stopCamera();
@@ -478,6 +488,7 @@ function onMetrics(m) {
   document.body.dataset.metrics = String(ui.framesSeen);
 
   if (m.gaze?.calibrated === true) calibrationLearnt();
+  else if (m.gaze?.calibrated === null) calibrationOff();
   const onCamera = m.face ? m.gaze?.on_camera : null;
   if (onCamera == null) {
     ui.eyeScore = null;
@@ -625,6 +636,7 @@ async function beginEnd(askServer = true) {
   $("end-button").textContent = t("live.ending");
   ui.transport?.stopMedia();
   clearInterval(ui.timer);
+  clearTimeout(ui.calibrateTimer);
   const duration = elapsed();
   if (askServer) {
     try {

@@ -48,7 +48,7 @@ def test_every_flat_name_is_read_from_its_environment_variable(
     loaded = Settings(_env_file=None)
     for flat, (group, name) in flat_names().items():
         assert getattr(getattr(loaded, group), name) == expected[flat], flat
-    assert len(expected) == 183  # 150 of the first release, none lost, + 10 asr_*, + 13 gaze_*,
+    assert len(expected) == 184  # 150 of the first release, none lost, + 10 asr_*, + 14 gaze_*,
     # + refuse_at_floor, floor_retry_after_s, rtc_frame_on_marker, decode_backlog/max_wait_s
     # rtc_vp9, face_processes, face_timeout_s, recording_audio_complexity, recorder_batch_s
     monkeypatch.setenv("COACH_VOICE_VAD_FRAME_MS", "25")

@@ -320,10 +320,14 @@ class GazeTracker:
 
     Calibration: the first `gaze_calibration_s` of media time, counted from the first frame
     that looks at the camera (`calibration_sample`), give the baseline: the median of each
-    measure over those frames. Until then the defaults apply. The page asks the presenter to
-    look at the camera for those seconds; frames where they read their notes or shut their
-    eyes instead are left out, so such a start cannot become the baseline. An upload has no
-    such step: it runs with `gaze_calibration_s` 0 (app/wiring.py), the defaults throughout.
+    measure over the frames within them that look at the camera (the window does not wait
+    for more). Until then the defaults apply; a first look at the camera that comes more than
+    `gaze_calibration_within_s` after the session's first frame starts none. The page asks
+    the presenter to look at the camera until the baseline is learnt (`calibrated`); frames
+    where they plainly read their notes or shut their eyes are left out, so such a start
+    cannot become the baseline, but notes just under the camera, read with the head bowed
+    10-20 degrees, pass for a camera below eye level. An upload has no such step: it runs
+    with `gaze_calibration_s` 0 (app/wiring.py), the defaults throughout.
 
     Blinks: readings that rest on lowered lids (`closed`, and `down` unless the head is
     pitched down past the cone: a blink reads so on FaceMesh's landmarks) count only once the
@@ -335,6 +339,7 @@ class GazeTracker:
         self.baseline: GazeBaseline | None = None
         self._samples: list[tuple[float, float, float, float]] = []
         self._calibration_from: float | None = None
+        self._first_t: float | None = None  # the session's first frame, with a face or not
         self._shut_since: float | None = None  # the lowered stretch began (None: lids up)
         self._open_since: float | None = None  # a lowered stretch's lids rose (not yet ended)
         self._lost_since: float | None = None  # the face went missing
@@ -346,10 +351,12 @@ class GazeTracker:
         blink hold, which the cues read (their own hysteresis outlasts a blink), and
         `gaze_calibrated` (whether the baseline is learnt), with or without a face."""
         blink_s = self._settings.cues.gaze_blink_s
+        if self._first_t is None:
+            self._first_t = t
         if not face.found or face.eyes is None or face.yaw_deg is None or face.pitch_deg is None:
             if self._lost_since is None:
                 self._lost_since = t
-            return dataclasses.replace(face, gaze_calibrated=self.baseline is not None)
+            return dataclasses.replace(face, gaze_calibrated=self.calibrated)
         if self._lost_since is not None and t - self._lost_since > blink_s:
             # gone longer than a blink: what came before says nothing about this frame
             self._shut_since = self._open_since = self._last = None
@@ -378,13 +385,24 @@ class GazeTracker:
             gaze_direction=direction,
             gaze_on_camera=direction == "camera",
             gaze_frame_direction=raw,
-            gaze_calibrated=self.baseline is not None,
+            gaze_calibrated=self.calibrated,
         )
+
+    @property
+    def calibrated(self) -> bool | None:
+        """Whether the baseline is learnt; None where the session learns none (calibration
+        off: `gaze_calibration_s` 0, as for an upload)."""
+        if self._settings.cues.gaze_calibration_s <= 0:
+            return None
+        return self.baseline is not None
 
     def _calibrate(self, pose: HeadPose, eyes: EyeMeasures, t: float) -> None:
         cues = self._settings.cues
         if self.baseline is not None or cues.gaze_calibration_s <= 0:
             return
+        if self._calibration_from is None and self._first_t is not None:
+            if t - self._first_t > cues.gaze_calibration_within_s:
+                return  # no look at the camera in time: the defaults for this session
         if not calibration_sample(pose, eyes, self._settings):
             return
         if self._calibration_from is None:

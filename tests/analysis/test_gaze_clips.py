@@ -61,16 +61,23 @@ def test_a_man_typing_under_his_webcam_reads_camera_and_right_where_he_looks_so(
 
 
 def test_a_calibrated_session_sees_the_typing_man_look_down_at_his_keyboard() -> None:
-    """With the first 3 s of his session as his baseline (lids 0.18 eye widths, head pitched
-    up 8.5 degrees at the webcam under his face), his look down drops his upper lid to ~0.62
-    of its own height and his head ~19 degrees under its own pitch: `gaze_calibrated_down_*`
-    read it `down` from 0.5 s into it (measured: 45 of its 58 frames, the first 0.40 s in),
-    and the cue turns on within 2 s of it (measured 1.69 s) and off within 2 s of his facing
-    the camera again after his turn to the right (measured 1.20 s). The rule was set with
-    this clip in view: it is development data for it, not held-out evidence."""
+    """Calibrated as a live session is, over 3 s from his first look at the camera: the frames
+    within them that pass for one are his first 0.8 s facing it and five more (two as he
+    turns back, three at the start of his look down, which pass for a camera below eye
+    level), so his baseline is his look at the camera (median lids 0.18 eye widths, head
+    pitched up 8.5 degrees at the webcam under his face). His look down drops his upper lid
+    to ~0.62 of its own height and his head ~19 degrees under its own pitch:
+    `gaze_calibrated_down_*` read it `down` from 0.5 s into it (measured: 45 of its 58
+    frames, the first 0.40 s in), and the cue turns on within 2 s of it (measured 1.69 s)
+    and off within 2 s of his facing the camera again after his turn to the right (measured
+    1.20 s). The rule was set with this clip in view: it is development data for it, not
+    held-out evidence."""
     clip = _clip("hello")
     replay = replay_clip(clip, 3.0)
     directions, fps = replay.directions, replay.fps
+    assert replay.baseline is not None
+    assert replay.baseline.upper_lid == pytest.approx(0.18, abs=0.01), replay.baseline
+    assert replay.baseline.pitch_deg == pytest.approx(8.5, abs=1.5), replay.baseline
     for first, last in _stretches(clip, "camera"):
         assert set(directions[first : last + 1]) == {"camera"}, (first, last)
     ((first, last),) = _stretches(clip, "down")

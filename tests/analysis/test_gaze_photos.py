@@ -18,7 +18,14 @@ import cv2
 import numpy as np
 import pytest
 
-from app.analysis.face import FaceAnalyzer, GazeBaseline, GazeTracker, HeadPose, gaze_direction
+from app.analysis.face import (
+    FaceAnalyzer,
+    GazeBaseline,
+    GazeTracker,
+    HeadPose,
+    calibration_sample,
+    gaze_direction,
+)
 from app.analysis.pipeline import AnalyzerPool
 from app.config import Settings
 from app.frames import EyeMeasures, FaceObservation, VideoFrame
@@ -410,6 +417,34 @@ def test_half_shut_eyes_with_the_head_level_are_no_baseline(analyzer: FaceAnalyz
     assert tracker.baseline is None
 
 
+def test_shut_eyes_are_no_look_at_a_camera_below_eye_level() -> None:
+    """The head bowed 12 degrees as toward a laptop camera: lowered lids count as a look at it
+    while the eyes are open (an upper lid 0.1 eye widths above the corners), never when the
+    lid is down at the corner line (shut eyes, a presenter gathering themselves)."""
+    settings = Settings()
+    pose = HeadPose(0.0, -12.0, 0.0)
+    assert calibration_sample(pose, _measures(0.1, 0.25, 0.0), settings)
+    assert not calibration_sample(pose, _measures(0.05, 0.25, 0.0), settings)
+    assert not calibration_sample(pose, _measures(0.006, 0.25, 0.0), settings)
+
+
+def test_a_first_look_at_the_camera_too_late_learns_no_baseline() -> None:
+    """The page gives up asking after 20 s (`gaze_calibration_within_s`): a first look at the
+    camera after that, mid-talk, starts no baseline (the metrics keep `calibrated` false);
+    one that starts before it finishes its window."""
+    settings = Settings()
+    within = settings.cues.gaze_calibration_within_s
+    calibration_s = settings.cues.gaze_calibration_s
+    camera, away = _measures(0.22, 0.37, -0.03), EyeMeasures(0.3, -0.03, 0.22, 0.37)
+    for start, learnt in ((within + 0.5, False), (within - 0.5, True)):
+        tracker = GazeTracker(settings)
+        for face, t in _frames(_synthetic(away), 0.0, start):
+            assert tracker.update(face, t).gaze_calibrated is False
+        for face, t in _frames(_synthetic(camera), start, calibration_s + 1.0):
+            said = tracker.update(face, t).gaze_calibrated
+        assert (tracker.baseline is not None, said) == (learnt, learnt), start
+
+
 def test_an_upload_learns_no_gaze_baseline(tmp_path: Path) -> None:
     """An upload has no "look at the camera" step: its analyser keeps the defaults, where a
     live session's (the same pooled analyser) learns the presenter's baseline."""
@@ -423,14 +458,14 @@ def test_an_upload_learns_no_gaze_baseline(tmp_path: Path) -> None:
     hooks = dataclasses.replace(default_hooks(settings), make_analyzer=pool.acquire)
     try:
         live = hooks.make_analyzer(settings)
-        for frame in frames:
-            live.analyze(frame)
+        said = [live.analyze(frame).face.gaze_calibrated for frame in frames]
         assert live.gaze_baseline is not None
+        assert said[0] is False and said[-1] is True  # what the metrics say
         live.close()
         upload = upload_stages(hooks).make_analyzer(settings)
-        for frame in frames:
-            upload.analyze(frame)
+        said = [upload.analyze(frame).face.gaze_calibrated for frame in frames]
         assert upload.gaze_baseline is None  # type: ignore[attr-defined]
+        assert set(said) == {None}  # an upload learns none: null, not "not yet"
         upload.close()
         assert pool.built == 1  # the same analyser both times
     finally:
