@@ -133,7 +133,7 @@ class CueSettings(_Group):
     gaze_calibration_s: float = 3.0  # 0: no calibration, the defaults only
     # a session whose first look at the camera has not come this long after its first frame
     # learns no baseline (the page says the defaults are in use then): none learnt mid-talk
-    gaze_calibration_within_s: float = 20.0
+    gaze_calibration_within_s: float = Field(default=20.0, gt=0)
     gaze_calibration_max_yaw_deg: float = 15.0
     gaze_calibration_max_pitch_shift_deg: float = 20.0  # a baseline moves the pitch cone <= this
     # With a baseline, the presenter's own look down: the upper lid under lid_ratio of its

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.frames import CueName, GazeDirection
+from app.frames import CueName, GazeCalibration, GazeDirection
 
 Severity = Literal["info", "warn"]
 
@@ -68,10 +68,11 @@ class Gaze(_Model):
     )
     yaw_deg: float | None
     pitch_deg: float | None
-    calibrated: bool | None = Field(
+    calibration: GazeCalibration | None = Field(
         default=None,
-        description="the session has learnt the presenter's own look at the camera (its first "
-        "seconds facing it); false until then, null where the session learns none",
+        description="the session's learning of the presenter's own look at the camera: "
+        "learning (until 3 s from their first look at it), learnt, skipped (no first look "
+        "within 20 s: the defaults for the session), off (the session learns none)",
     )
 
 

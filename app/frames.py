@@ -34,6 +34,10 @@ AUDIO_CUES: tuple[CueName, ...] = get_args(AudioCueName)
 Language = Literal["ko", "en"]
 # where the presenter looks (left/right: their own); `closed`: eyes shut longer than a blink
 GazeDirection = Literal["camera", "down", "up", "left", "right", "closed"]
+# A session's calibration (`GazeTracker`): looking for or learning the presenter's own look at
+# the camera; learnt; skipped (no first look in time: the defaults for the session); off (the
+# session learns none: uploads, COACH_GAZE_CALIBRATION_S=0)
+GazeCalibration = Literal["learning", "learnt", "skipped", "off"]
 SessionState = Literal["created", "live", "finalizing", "completed", "failed"]
 
 
@@ -97,9 +101,8 @@ class FaceObservation:
     # this frame's own reading (the session's baseline applied) before `GazeTracker` holds a
     # blink: what the `eye_contact` cue reads, its own hysteresis outlasting any blink
     gaze_frame_direction: GazeDirection | None = None
-    # the session has learnt the presenter's own look at the camera (`GazeTracker`); None
-    # where no session tracks the gaze
-    gaze_calibrated: bool | None = None
+    # the session's calibration state (`GazeTracker`); None where no session tracks the gaze
+    gaze_calibration: GazeCalibration | None = None
     iris_offset: tuple[float, float] | None = None  # mean iris offset in eye widths/heights
     eyes: EyeMeasures | None = None  # the measures gaze_direction is read from
     face_width_ratio: float | None = None  # face width / frame width (distance proxy)

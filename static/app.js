@@ -259,7 +259,8 @@ function resetLive() {
   $("end-button").disabled = false;
   $("connecting").hidden = false;
   clearTimeout(ui.calibrateTimer);
-  delete document.body.dataset.calibrated;
+  delete document.body.dataset.calibration;
+  ui.startedAt = 0;
   showCalibration("live.calibrate", false);
   chart.reset();
   renderIndicators();
@@ -314,12 +315,10 @@ async function connectWebSocket(common) {
   mediaStarted();
 }
 
-// The server takes 3 s from the presenter's first look at the camera as their own gaze baseline
-// (docs/protocol.md): ask them to look into the lens until the metrics say it has learnt it
-// (`gaze.calibrated`). If no look at the camera starts it within CALIBRATE_GIVE_UP_MS (the
-// server's COACH_GAZE_CALIBRATION_WITHIN_S, by default the same), the prompt says the defaults
-// are in use and goes.
-const CALIBRATE_GIVE_UP_MS = 20000;
+// The server learns the presenter's own look at the camera over 3 s from their first look at
+// it (docs/protocol.md); `metrics.gaze.calibration` says where that stands. The page asks for
+// a look into the lens until the first metrics and while it is `learning`, says so when it is
+// `skipped` (the defaults for the session), and shows nothing once `learnt` or `off`.
 const CALIBRATE_SKIPPED_SHOWN_MS = 6000;
 
 function showCalibration(key, visible) {
@@ -329,33 +328,29 @@ function showCalibration(key, visible) {
   $("calibrate").hidden = !visible;
 }
 
-function calibrationLearnt() {
-  if (document.body.dataset.calibrated === "true") return;
-  document.body.dataset.calibrated = "true";
+function onCalibration(state) {
+  if (state == null || state === document.body.dataset.calibration) return;
+  document.body.dataset.calibration = state;
   clearTimeout(ui.calibrateTimer);
-  showCalibration("live.calibrate", false);
-}
-
-// The server learns no baseline in this session (COACH_GAZE_CALIBRATION_S=0): no prompt.
-function calibrationOff() {
-  if (document.body.dataset.calibrated === "off") return;
-  document.body.dataset.calibrated = "off";
-  clearTimeout(ui.calibrateTimer);
-  showCalibration("live.calibrate", false);
+  if (state === "learning") {
+    showCalibration("live.calibrate", true);
+  } else if (state === "skipped") {
+    showCalibration("live.calibrate.skipped", true);
+    ui.calibrateTimer = setTimeout(() => { $("calibrate").hidden = true; }, CALIBRATE_SKIPPED_SHOWN_MS);
+  } else {
+    showCalibration("live.calibrate", false);
+  }
 }
 
 function mediaStarted() {
   $("connecting").hidden = true;
-  document.body.dataset.calibrated = "false";
-  showCalibration("live.calibrate", true);
-  clearTimeout(ui.calibrateTimer);
-  ui.calibrateTimer = setTimeout(() => {
-    document.body.dataset.calibrated = "skipped";
-    showCalibration("live.calibrate.skipped", true);
-    ui.calibrateTimer = setTimeout(() => { $("calibrate").hidden = true; }, CALIBRATE_SKIPPED_SHOWN_MS);
-  }, CALIBRATE_GIVE_UP_MS);
+  // Once per session: a fallback to the WebSocket mid-session comes here again, and neither
+  // the prompt nor the clock start over (the metrics drive the prompt).
+  if (!ui.startedAt) {
+    showCalibration("live.calibrate", true);
+    ui.startedAt = performance.now();
+  }
   renderTransportBadge();
-  ui.startedAt = performance.now();
   clearInterval(ui.timer);
   ui.timer = setInterval(tick, 250);
   tick();
@@ -487,8 +482,7 @@ function onMetrics(m) {
   if (typeof m.latency_ms === "number") $("latency").textContent = `${Math.round(m.latency_ms)} ms`;
   document.body.dataset.metrics = String(ui.framesSeen);
 
-  if (m.gaze?.calibrated === true) calibrationLearnt();
-  else if (m.gaze?.calibrated === null) calibrationOff();
+  onCalibration(m.gaze?.calibration);
   const onCamera = m.face ? m.gaze?.on_camera : null;
   if (onCamera == null) {
     ui.eyeScore = null;

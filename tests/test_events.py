@@ -83,7 +83,7 @@ def test_metrics_and_voice_keep_their_fields_order_and_nulls() -> None:
                 "direction": None,
                 "yaw_deg": 3.1,
                 "pitch_deg": -1.1,
-                "calibrated": None,  # no session's tracker has seen this observation
+                "calibration": None,  # no session's tracker has seen this observation
             },
             "posture": {"shoulder_tilt_deg": 2.0, "head_tilt_deg": 4.5, "lean": 1.012},
             "gesture": {"hands_visible": 2, "activity": None},

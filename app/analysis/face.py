@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from app.config import Settings
-from app.frames import EyeMeasures, FaceObservation, GazeDirection
+from app.frames import EyeMeasures, FaceObservation, GazeCalibration, GazeDirection
 
 # FaceMesh landmark indices (468-point topology, 478 with refine_landmarks).
 # "Right"/"left" are the presenter's own; facing the camera their right eye is on image left.
@@ -308,6 +308,10 @@ def calibration_sample(pose: HeadPose, eyes: EyeMeasures, settings: Settings) ->
     )
 
 
+# A calibration window with fewer frames that look at the camera than this is a glance, no
+# baseline: the window is dropped and the next look at the camera starts another.
+CALIBRATION_MIN_SAMPLES = 5
+
 # Lids up this long end a lowered stretch (a blink's hold counts from the stretch's start);
 # shorter is one frame's jitter inside it. Timestamps are media seconds at frame rates whose
 # steps (1/15, 0.2) do not add up exactly in binary: compare with a little slack.
@@ -320,9 +324,11 @@ class GazeTracker:
 
     Calibration: the first `gaze_calibration_s` of media time, counted from the first frame
     that looks at the camera (`calibration_sample`), give the baseline: the median of each
-    measure over the frames within them that look at the camera (the window does not wait
-    for more). Until then the defaults apply; a first look at the camera that comes more than
-    `gaze_calibration_within_s` after the session's first frame starts none. The page asks
+    measure over the frames within them that look at the camera, once a frame (with a face or
+    not) comes after them. A window with fewer than CALIBRATION_MIN_SAMPLES such frames is a
+    glance and is dropped. Until then the defaults apply; a window that would start more than
+    `gaze_calibration_within_s` after the session's first frame never does (`calibration`
+    turns `skipped`). The page asks
     the presenter to look at the camera until the baseline is learnt (`calibrated`); frames
     where they plainly read their notes or shut their eyes are left out, so such a start
     cannot become the baseline, but notes just under the camera, read with the head bowed
@@ -338,8 +344,9 @@ class GazeTracker:
         self._settings = settings
         self.baseline: GazeBaseline | None = None
         self._samples: list[tuple[float, float, float, float]] = []
-        self._calibration_from: float | None = None
+        self._calibration_from: float | None = None  # the window's first look at the camera
         self._first_t: float | None = None  # the session's first frame, with a face or not
+        self._skipped = False  # no first look at the camera in time
         self._shut_since: float | None = None  # the lowered stretch began (None: lids up)
         self._open_since: float | None = None  # a lowered stretch's lids rose (not yet ended)
         self._lost_since: float | None = None  # the face went missing
@@ -349,20 +356,21 @@ class GazeTracker:
         """`face` with `gaze_direction` and `gaze_on_camera` for this moment of the session,
         `gaze_frame_direction`: this frame's own reading (with the baseline), before the
         blink hold, which the cues read (their own hysteresis outlasts a blink), and
-        `gaze_calibrated` (whether the baseline is learnt), with or without a face."""
+        `gaze_calibration` (where the calibration stands), with or without a face."""
         blink_s = self._settings.cues.gaze_blink_s
         if self._first_t is None:
             self._first_t = t
         if not face.found or face.eyes is None or face.yaw_deg is None or face.pitch_deg is None:
             if self._lost_since is None:
                 self._lost_since = t
-            return dataclasses.replace(face, gaze_calibrated=self.calibrated)
+            self._calibrate(t, None)
+            return dataclasses.replace(face, gaze_calibration=self.calibration)
         if self._lost_since is not None and t - self._lost_since > blink_s:
             # gone longer than a blink: what came before says nothing about this frame
             self._shut_since = self._open_since = self._last = None
         self._lost_since = None
         pose = HeadPose(face.yaw_deg, face.pitch_deg, face.roll_deg or 0.0)
-        self._calibrate(pose, face.eyes, t)
+        self._calibrate(t, (pose, face.eyes))
         raw, lids_only = gaze_reading(pose, face.eyes, self._settings, self.baseline)
         direction = raw
         if lids_only:
@@ -385,33 +393,45 @@ class GazeTracker:
             gaze_direction=direction,
             gaze_on_camera=direction == "camera",
             gaze_frame_direction=raw,
-            gaze_calibrated=self.calibrated,
+            gaze_calibration=self.calibration,
         )
 
     @property
-    def calibrated(self) -> bool | None:
-        """Whether the baseline is learnt; None where the session learns none (calibration
-        off: `gaze_calibration_s` 0, as for an upload)."""
+    def calibration(self) -> GazeCalibration:
+        """Where the session's calibration stands (what `metrics.gaze.calibration` says)."""
         if self._settings.cues.gaze_calibration_s <= 0:
-            return None
-        return self.baseline is not None
+            return "off"
+        if self.baseline is not None:
+            return "learnt"
+        return "skipped" if self._skipped else "learning"
 
-    def _calibrate(self, pose: HeadPose, eyes: EyeMeasures, t: float) -> None:
+    def _calibrate(self, t: float, seen: tuple[HeadPose, EyeMeasures] | None) -> None:
+        """One frame (`seen`: its head pose and eyes; None: no face) for the calibration."""
         cues = self._settings.cues
-        if self.baseline is not None or cues.gaze_calibration_s <= 0:
+        if self.baseline is not None or self._skipped or cues.gaze_calibration_s <= 0:
             return
-        if self._calibration_from is None and self._first_t is not None:
-            if t - self._first_t > cues.gaze_calibration_within_s:
-                return  # no look at the camera in time: the defaults for this session
-        if not calibration_sample(pose, eyes, self._settings):
+        if self._calibration_from is not None:
+            if t - self._calibration_from < cues.gaze_calibration_s:
+                if seen is not None and calibration_sample(*seen, self._settings):
+                    pose, eyes = seen
+                    self._samples.append(
+                        (eyes.upper_lid, eyes.openness, eyes.iris_y, pose.pitch_deg)
+                    )
+                return
+            # the window is over, whatever this frame shows: it is not part of it
+            if len(self._samples) >= CALIBRATION_MIN_SAMPLES:
+                columns = np.median(np.array(self._samples), axis=0)
+                self.baseline = GazeBaseline(*(float(v) for v in columns))
+                self._samples = []
+                return
+            self._calibration_from, self._samples = None, []  # a glance: wait for a look
+        if self._first_t is not None and t - self._first_t > cues.gaze_calibration_within_s:
+            self._skipped = True  # no look at the camera in time: the defaults for the session
             return
-        if self._calibration_from is None:
+        if seen is not None and calibration_sample(*seen, self._settings):
+            pose, eyes = seen
             self._calibration_from = t
-        self._samples.append((eyes.upper_lid, eyes.openness, eyes.iris_y, pose.pitch_deg))
-        if t - self._calibration_from >= cues.gaze_calibration_s:
-            columns = np.median(np.array(self._samples), axis=0)
-            self.baseline = GazeBaseline(*(float(v) for v in columns))
-            self._samples = []
+            self._samples = [(eyes.upper_lid, eyes.openness, eyes.iris_y, pose.pitch_deg)]
 
 
 def face_observation_from_landmarks(

@@ -994,7 +994,7 @@ def metrics_event(a: FrameAnalysis) -> MetricsEvent:
             direction=a.face.gaze_direction if a.face.found else None,
             yaw_deg=_r(a.face.yaw_deg, 1),
             pitch_deg=_r(a.face.pitch_deg, 1),
-            calibrated=a.face.gaze_calibrated,
+            calibration=a.face.gaze_calibration,
         ),
         posture=Posture(
             shoulder_tilt_deg=_r(a.pose.shoulder_tilt_deg, 1),

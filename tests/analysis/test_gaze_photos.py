@@ -429,20 +429,39 @@ def test_shut_eyes_are_no_look_at_a_camera_below_eye_level() -> None:
 
 
 def test_a_first_look_at_the_camera_too_late_learns_no_baseline() -> None:
-    """The page gives up asking after 20 s (`gaze_calibration_within_s`): a first look at the
-    camera after that, mid-talk, starts no baseline (the metrics keep `calibrated` false);
-    one that starts before it finishes its window."""
+    """A first look at the camera more than `gaze_calibration_within_s` (20 s) after the
+    session's first frame starts no baseline (`skipped`: none is learnt mid-talk, after the
+    page has said the defaults are in use); one that starts before it completes its window."""
     settings = Settings()
     within = settings.cues.gaze_calibration_within_s
     calibration_s = settings.cues.gaze_calibration_s
     camera, away = _measures(0.22, 0.37, -0.03), EyeMeasures(0.3, -0.03, 0.22, 0.37)
-    for start, learnt in ((within + 0.5, False), (within - 0.5, True)):
+    for start, state in ((within + 0.5, "skipped"), (within - 0.5, "learnt")):
         tracker = GazeTracker(settings)
         for face, t in _frames(_synthetic(away), 0.0, start):
-            assert tracker.update(face, t).gaze_calibrated is False
+            said = tracker.update(face, t).gaze_calibration
+            assert said == ("learning" if t <= within else "skipped"), (t, said)
         for face, t in _frames(_synthetic(camera), start, calibration_s + 1.0):
-            said = tracker.update(face, t).gaze_calibrated
-        assert (tracker.baseline is not None, said) == (learnt, learnt), start
+            said = tracker.update(face, t).gaze_calibration
+        assert (tracker.baseline is not None, said) == (state == "learnt", state), start
+
+
+def test_a_glance_at_the_camera_is_no_baseline_and_its_window_ends_on_time() -> None:
+    """A glance (a few frames) at the camera, then a look away: its window ends 3 s after it,
+    on whatever frame comes (with a face or not), too thin to learn from; a later look, still
+    within 20 s of the start, learns the baseline from its own 3 s only."""
+    settings = Settings()
+    camera, away = _measures(0.22, 0.37, -0.03), EyeMeasures(0.3, -0.03, 0.22, 0.37)
+    tracker = GazeTracker(settings)
+    glance = [*_frames(_synthetic(camera), 1.0, 0.2), *_frames(_synthetic(away), 1.2, 3.0)]
+    for face, t in glance:
+        tracker.update(face, t)
+    tracker.update(FaceObservation(found=False), 4.5)  # after the window: it closes
+    assert tracker.baseline is None and tracker.calibration == "learning"
+    low = _measures(0.2, 0.33, -0.03)  # the later look, lids a little lower than the glance's
+    for face, t in _frames(_synthetic(low, pitch=-2.0), 6.0, 3.5):
+        tracker.update(face, t)
+    assert tracker.baseline == GazeBaseline(0.2, 0.33, -0.03, -2.0)
 
 
 def test_an_upload_learns_no_gaze_baseline(tmp_path: Path) -> None:
@@ -458,14 +477,14 @@ def test_an_upload_learns_no_gaze_baseline(tmp_path: Path) -> None:
     hooks = dataclasses.replace(default_hooks(settings), make_analyzer=pool.acquire)
     try:
         live = hooks.make_analyzer(settings)
-        said = [live.analyze(frame).face.gaze_calibrated for frame in frames]
+        said = [live.analyze(frame).face.gaze_calibration for frame in frames]
         assert live.gaze_baseline is not None
-        assert said[0] is False and said[-1] is True  # what the metrics say
+        assert (said[0], said[-1]) == ("learning", "learnt")  # what the metrics say
         live.close()
         upload = upload_stages(hooks).make_analyzer(settings)
-        said = [upload.analyze(frame).face.gaze_calibrated for frame in frames]
+        said = [upload.analyze(frame).face.gaze_calibration for frame in frames]
         assert upload.gaze_baseline is None  # type: ignore[attr-defined]
-        assert set(said) == {None}  # an upload learns none: null, not "not yet"
+        assert set(said) == {"off"}  # an upload learns none
         upload.close()
         assert pool.built == 1  # the same analyser both times
     finally:

@@ -215,9 +215,9 @@ def test_rehearsal_in_a_real_browser(
                 "data-state", "on", timeout=30_000
             )
             # The "look into the camera" prompt stays until the server says it has learnt the
-            # presenter's look at the camera (metrics.gaze.calibrated), then goes.
+            # presenter's look at the camera (metrics.gaze.calibration), then goes.
             expect(page.locator("body")).to_have_attribute(
-                "data-calibrated", "true", timeout=30_000
+                "data-calibration", "learnt", timeout=30_000
             )
             expect(page.locator("#calibrate")).to_be_hidden()
 
@@ -432,9 +432,10 @@ def test_server_text_is_shown_as_text_never_html(
 def test_no_look_into_the_camera_is_said_and_the_prompt_goes(
     csp_server: ThreadServer, tmp_path: Path
 ) -> None:
-    """The camera shows an empty room: the server never sees a look at the camera to learn
-    the presenter's baseline from, so after 20 s the "look into the camera" prompt says that
-    eye contact is read with the default settings (in the chosen language), and then goes."""
+    """The camera shows an empty room: the server sees no look at the camera within 20 s of
+    the session's first frame, and says it will learn no baseline (`skipped`); the "look into
+    the camera" prompt, shown until then, says that eye contact is read with the default
+    settings (in the chosen language), and then goes."""
     from tests.fixtures.clips import Segment, labelled_clip
 
     clip = labelled_clip(fps=CLIP_FPS, segments=[Segment("empty", 4.0)])
@@ -446,9 +447,25 @@ def test_no_look_into_the_camera_is_said_and_the_prompt_goes(
         expect(page.locator("body")).to_have_attribute(
             "data-metrics", re.compile(r"^([5-9]|\d{2,})$"), timeout=30_000
         )
-        expect(page.locator("body")).to_have_attribute("data-calibrated", "false")
+        expect(page.locator("body")).to_have_attribute("data-calibration", "learning")
         expect(page.locator("#calibrate")).to_be_visible()
-        expect(page.locator("body")).to_have_attribute("data-calibrated", "skipped", timeout=40_000)
+        expect(page.locator("body")).to_have_attribute(
+            "data-calibration", "skipped", timeout=40_000
+        )
         prompt = page.locator("#calibrate-text")
         expect(prompt).to_contain_text("기본 설정으로 시선을 판단합니다")
         expect(page.locator("#calibrate")).to_be_hidden(timeout=15_000)
+
+
+def test_a_server_that_learns_no_baseline_shows_no_prompt(
+    settings: Settings, camera_clip: Path
+) -> None:
+    """COACH_GAZE_CALIBRATION_S=0: the metrics say `off` from the first, and the page takes
+    down the prompt it showed when the media started."""
+    with (
+        ThreadServer(settings.updated(gaze_calibration_s=0.0)) as server,
+        ready_page(server, camera_clip, "?lang=en&transport=ws") as page,
+    ):
+        page.locator("#start-button").click()
+        expect(page.locator("body")).to_have_attribute("data-calibration", "off", timeout=30_000)
+        expect(page.locator("#calibrate")).to_be_hidden()

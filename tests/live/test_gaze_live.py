@@ -112,9 +112,9 @@ async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
     # ... and when the session has learnt the presenter's look at the camera: from the
     # frontal seconds at its start (media time; one metrics interval of slack for the first
     # analysed frame), before the first look down, and never forgotten
-    calibrated = [m["gaze"]["calibrated"] for m in metrics]
-    learnt = calibrated.index(True)
-    assert set(calibrated[:learnt]) == {False} and set(calibrated[learnt:]) == {True}
+    calibration = [m["gaze"]["calibration"] for m in metrics]
+    learnt = calibration.index("learnt")
+    assert set(calibration[:learnt]) == {"learning"} and set(calibration[learnt:]) == {"learnt"}
     interval = 1.0 / settings.cues.metrics_hz
     since_first = metrics[learnt]["t"] - metrics[0]["t"]
     assert since_first >= settings.cues.gaze_calibration_s - interval, since_first
