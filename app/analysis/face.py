@@ -329,7 +329,7 @@ class GazeTracker:
     glance and is dropped. Until then the defaults apply; a window that would start more than
     `gaze_calibration_within_s` after the session's first frame never does (`calibration`
     turns `skipped`). The page asks
-    the presenter to look at the camera until the baseline is learnt (`calibrated`); frames
+    the presenter to look at the camera until the baseline is learnt (`calibration`); frames
     where they plainly read their notes or shut their eyes are left out, so such a start
     cannot become the baseline, but notes just under the camera, read with the head bowed
     10-20 degrees, pass for a camera below eye level. An upload has no such step: it runs
