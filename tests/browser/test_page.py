@@ -430,18 +430,22 @@ def test_server_text_is_shown_as_text_never_html(
 
 
 def test_no_look_into_the_camera_is_said_and_the_prompt_goes(
-    csp_server: ThreadServer, tmp_path: Path
+    settings: Settings, tmp_path: Path
 ) -> None:
-    """The camera shows an empty room: the server sees no look at the camera within 20 s of
-    the session's first frame, and says it will learn no baseline (`skipped`); the "look into
-    the camera" prompt, shown until then, says that eye contact is read with the default
-    settings (in the chosen language), and then goes."""
+    """The camera shows an empty room: the server sees no look at the camera within
+    `gaze_calibration_within_s` (6 s here, 20 by default) of the session's first frame, and
+    says it will learn no baseline (`skipped`); the "look into the camera" prompt, shown until
+    then, says that eye contact is read with the default settings (in the chosen language),
+    and then goes."""
     from tests.fixtures.clips import Segment, labelled_clip
 
     clip = labelled_clip(fps=CLIP_FPS, segments=[Segment("empty", 4.0)])
     camera = tmp_path / "empty-room.y4m"
     write_y4m(camera, [frame.image for frame in clip], CLIP_FPS)
-    with ready_page(csp_server, camera, "?lang=ko&transport=ws") as page:
+    with (
+        ThreadServer(settings.updated(gaze_calibration_within_s=6.0)) as server,
+        ready_page(server, camera, "?lang=ko&transport=ws") as page,
+    ):
         page.locator("#start-button").click()
         expect(page.locator("body")).to_have_attribute("data-screen", "live")
         expect(page.locator("body")).to_have_attribute(
@@ -450,7 +454,7 @@ def test_no_look_into_the_camera_is_said_and_the_prompt_goes(
         expect(page.locator("body")).to_have_attribute("data-calibration", "learning")
         expect(page.locator("#calibrate")).to_be_visible()
         expect(page.locator("body")).to_have_attribute(
-            "data-calibration", "skipped", timeout=40_000
+            "data-calibration", "skipped", timeout=30_000
         )
         prompt = page.locator("#calibrate-text")
         expect(prompt).to_contain_text("기본 설정으로 시선을 판단합니다")
