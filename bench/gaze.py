@@ -34,6 +34,7 @@ from app.frames import FaceObservation
 from tests.fixtures.gaze_photos import (
     EIGHTH_ROUND,
     FIFTH_ROUND,
+    FOUND_AFTER_THE_RULES,
     FOURTH_ROUND,
     GAZE_PHOTOS,
     LABELS,
@@ -278,8 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eighth": set(EIGHTH_ROUND),
     }
     later = set().union(*rounds.values())
-    found_after = rounds["sixth"] | rounds["seventh"] | rounds["eighth"]
-    rounds["first-five"] = set(GAZE_PHOTOS) - found_after
+    rounds["first-five"] = set(GAZE_PHOTOS) - set(FOUND_AFTER_THE_RULES)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "heldout"))
     parser.add_argument(

@@ -328,12 +328,12 @@ class GazeTracker:
     not) comes after them. A window with fewer than CALIBRATION_MIN_SAMPLES such frames is a
     glance and is dropped. Until then the defaults apply; a window that would start more than
     `gaze_calibration_within_s` after the session's first frame never does (`calibration`
-    turns `skipped`). The page asks
-    the presenter to look at the camera until the baseline is learnt (`calibration`); frames
-    where they plainly read their notes or shut their eyes are left out, so such a start
-    cannot become the baseline, but notes just under the camera, read with the head bowed
-    10-20 degrees, pass for a camera below eye level. An upload has no such step: it runs
-    with `gaze_calibration_s` 0 (app/wiring.py), the defaults throughout.
+    turns `skipped`). The page asks the presenter to look at the camera until the baseline is
+    learnt (`calibration`); frames where they plainly read their notes or shut their eyes are
+    left out, so such a start cannot become the baseline, but notes just under the camera,
+    read with the head bowed 10-20 degrees, pass for a camera below eye level. An upload has
+    no such step: it runs with `gaze_calibration_s` 0 (app/wiring.py), the defaults
+    throughout.
 
     Blinks: readings that rest on lowered lids (`closed`, and `down` unless the head is
     pitched down past the cone: a blink reads so on FaceMesh's landmarks) count only once the
@@ -410,13 +410,14 @@ class GazeTracker:
         cues = self._settings.cues
         if self.baseline is not None or self._skipped or cues.gaze_calibration_s <= 0:
             return
+        sample = None  # this frame's measures, where it looks at the camera
+        if seen is not None and calibration_sample(*seen, self._settings):
+            pose, eyes = seen
+            sample = (eyes.upper_lid, eyes.openness, eyes.iris_y, pose.pitch_deg)
         if self._calibration_from is not None:
             if t - self._calibration_from < cues.gaze_calibration_s:
-                if seen is not None and calibration_sample(*seen, self._settings):
-                    pose, eyes = seen
-                    self._samples.append(
-                        (eyes.upper_lid, eyes.openness, eyes.iris_y, pose.pitch_deg)
-                    )
+                if sample is not None:
+                    self._samples.append(sample)
                 return
             # the window is over, whatever this frame shows: it is not part of it
             if len(self._samples) >= CALIBRATION_MIN_SAMPLES:
@@ -428,10 +429,8 @@ class GazeTracker:
         if self._first_t is not None and t - self._first_t > cues.gaze_calibration_within_s:
             self._skipped = True  # no look at the camera in time: the defaults for the session
             return
-        if seen is not None and calibration_sample(*seen, self._settings):
-            pose, eyes = seen
-            self._calibration_from = t
-            self._samples = [(eyes.upper_lid, eyes.openness, eyes.iris_y, pose.pitch_deg)]
+        if sample is not None:
+            self._calibration_from, self._samples = t, [sample]
 
 
 def face_observation_from_landmarks(

@@ -32,6 +32,7 @@ from app.frames import EyeMeasures, FaceObservation, VideoFrame
 from app.wiring import default_hooks, upload_stages
 from tests.fixtures.gaze_photos import (
     EIGHTH_ROUND,
+    FOUND_AFTER_THE_RULES,
     FOURTH_ROUND,
     SEVENTH_ROUND,
     SIXTH_ROUND,
@@ -52,8 +53,8 @@ def analyzer() -> Iterator[FaceAnalyzer]:
 @pytest.fixture(scope="module")
 def heldout(analyzer: FaceAnalyzer) -> list[tuple[GazePhoto, FaceObservation]]:
     """The held-out faces of the first five rounds."""
-    later = (*SIXTH_ROUND, *SEVENTH_ROUND, *EIGHTH_ROUND)
-    return [(p, analyzer.analyze(load_rgb(p))) for p in photos("heldout") if p not in later]
+    first_five = [p for p in photos("heldout") if p not in FOUND_AFTER_THE_RULES]
+    return [(p, analyzer.analyze(load_rgb(p))) for p in first_five]
 
 
 def _observe(analyzer: FaceAnalyzer, name: str) -> FaceObservation:
