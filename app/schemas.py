@@ -191,6 +191,9 @@ class TakeFigures(BaseModel):
     fillers_per_min: float | None
     words_per_min: float | None
     cues_on: int | None = Field(description="cues (other than `time`) that turned on")
+    looking_down_share: float | None = Field(
+        default=None, description="0-1, the share of time looking down (additive to v1.1)"
+    )
 
 
 class Take(BaseModel):
@@ -227,6 +230,7 @@ class FigureDelta(BaseModel):
     fillers_per_min: float | None
     words_per_min: float | None
     cues_on: float | None
+    looking_down_share: float | None = None
 
 
 class TakeDelta(BaseModel):

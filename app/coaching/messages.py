@@ -259,11 +259,11 @@ CRITIQUE_TEXTS: dict[str, CritiqueText] = {
     },
     "eye_contact_mid": {
         "en": (
-            "You looked into the camera {pct}% of the time.",
+            "You looked into the camera {pct}% of the time{where}.",
             "Aim for most of the time on the lens, especially when you make a key point.",
         ),
         "ko": (
-            "카메라를 바라본 시간은 {pct}%였습니다.",
+            "카메라를 바라본 시간은 {pct}%였습니다{where}.",
             "특히 핵심을 말할 때는 렌즈를 바라보는 시간을 더 늘려 보세요.",
         ),
     },
@@ -466,8 +466,25 @@ CRITIQUE_TEXTS: dict[str, CritiqueText] = {
 CRITIQUE_WHERE: dict[str, dict[Language, str]] = {
     "down": {"en": ", mostly looking down", "ko": " (주로 아래를 봄)"},
     "side": {"en": ", often looking to the side", "ko": " (자주 옆을 봄)"},
+    "up": {"en": ", often looking up", "ko": " (자주 위를 봄)"},
+    "closed": {"en": ", often with your eyes closed", "ko": " (자주 눈을 감음)"},
     "": {"en": "", "ko": ""},
 }
+
+# A session summary says how long the presenter looked down from this share of the time on.
+LOOKING_DOWN_SHARE = 0.2
+
+
+def looking_down_sentence(share: float | None, language: Language) -> str | None:
+    """The summaries' sentence on looking down (`share`: of the time, 0-1), or None under
+    `LOOKING_DOWN_SHARE`."""
+    if share is None or share < LOOKING_DOWN_SHARE:
+        return None
+    pct = round(100 * share)
+    if language == "ko":
+        return f"{pct}%의 시간 동안 아래를 봤어요. 메모를 보고 있었나요?"
+    return f"You looked down {pct}% of the time: at your notes?"
+
 
 SCORE_LABELS: dict[Language, dict[str, str]] = {
     "en": {

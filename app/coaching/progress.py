@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 ScoreName = Literal["eye_contact", "posture", "gestures", "voice", "overall"]
-FigureName = Literal["eye_contact_share", "fillers_per_min", "words_per_min", "cues_on"]
+FigureName = Literal[
+    "eye_contact_share", "fillers_per_min", "words_per_min", "cues_on", "looking_down_share"
+]
 SCORE_NAMES: tuple[ScoreName, ...] = get_args(ScoreName)
 FIGURE_NAMES: tuple[FigureName, ...] = get_args(FigureName)
 # Cues of the session's clock, not of the delivery: not counted in `cues_on`.
@@ -27,7 +29,8 @@ def take_scores(report: Mapping[str, Any] | None) -> dict[str, Number | None] | 
 def take_figures(report: Mapping[str, Any] | None) -> dict[str, Number | None]:
     """`eye_contact_share` (0-1: the mean of the timeline's seconds), `fillers_per_min` and
     `words_per_min` (from the transcript, over the take's duration), `cues_on` (cues other than
-    `time` that turned on); each None where the report does not measure it."""
+    `time` that turned on), `looking_down_share` (0-1: the report's `gaze_shares`); each None
+    where the report does not measure it."""
     figures: dict[str, Number | None] = dict.fromkeys(FIGURE_NAMES)
     if report is None:
         return figures
@@ -38,6 +41,9 @@ def take_figures(report: Mapping[str, Any] | None) -> dict[str, Number | None]:
     ]
     if eye:
         figures["eye_contact_share"] = round(sum(eye) / len(eye) / 100, 3)
+    shares = report.get("gaze_shares")
+    if isinstance(shares, Mapping):
+        figures["looking_down_share"] = _number(shares.get("down"))
     figures["cues_on"] = sum(
         1
         for cue in report.get("cues") or ()

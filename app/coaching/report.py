@@ -27,13 +27,14 @@ from markupsafe import Markup
 from app.coaching.content import rules_content
 from app.coaching.keyframes import Candidate, render_keyframe
 from app.coaching.keyframes import ReportKeyframe as Keyframe
-from app.coaching.messages import cue_message
+from app.coaching.messages import cue_message, looking_down_sentence
 from app.coaching.scoring import (
     Scores,
     TimelineRow,
     build_timeline,
     compute_scores,
     cue_periods,
+    gaze_shares,
 )
 from app.config import Settings
 from app.frames import Language
@@ -107,6 +108,14 @@ LABELS: dict[Language, dict[str, str]] = {
         "when": "When",
         "no_video": "Your browser cannot play this recording.",
         "generated": "Generated",
+        "gaze_shares": "Where your eyes were",
+        "gaze_camera": "on the camera",
+        "gaze_down": "down",
+        "gaze_up": "up",
+        "gaze_left": "to your left",
+        "gaze_right": "to your right",
+        "gaze_closed": "eyes closed",
+        "gaze_no_face": "face out of view",
     },
     "ko": {
         "report": "리허설 리포트",
@@ -159,6 +168,14 @@ LABELS: dict[Language, dict[str, str]] = {
         "when": "시점",
         "no_video": "이 브라우저에서는 녹화 영상을 재생할 수 없어요.",
         "generated": "생성 시각",
+        "gaze_shares": "시선이 머문 곳",
+        "gaze_camera": "카메라",
+        "gaze_down": "아래",
+        "gaze_up": "위",
+        "gaze_left": "왼쪽",
+        "gaze_right": "오른쪽",
+        "gaze_closed": "눈 감음",
+        "gaze_no_face": "얼굴이 화면 밖",
     },
 }
 
@@ -230,6 +247,7 @@ class Findings:
     cue_summary: list[CueSummary]  # most time first
     cue_periods: list[tuple[str, float, float]]
     transcript: dict[str, Any] | None = None  # transcript.json: text, words, fillers, note
+    gaze_shares: dict[str, float] | None = None  # where the eyes were (`scoring.gaze_shares`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +327,7 @@ def assess(inp: ReportInput, settings: Settings) -> Findings:
         cue_summary=summary,
         cue_periods=periods,
         transcript=dict(transcript) if transcript is not None else None,
+        gaze_shares=gaze_shares(metrics, settings),
     )
 
 
@@ -356,6 +375,9 @@ def rules_summary(findings: Findings) -> str:
         parts.append(f"Your strongest area was {labels[best_key].lower()} ({best}/100).")
         if worst_key != best_key and worst < 80:
             parts.append(f"{labels[worst_key]} needs the most work ({worst}/100).")
+    looked_down = looking_down_sentence((findings.gaze_shares or {}).get("down"), lang)
+    if looked_down:
+        parts.append(looked_down)
     if findings.cue_summary:
         top = findings.cue_summary[0]
         if lang == "ko":
@@ -388,7 +410,7 @@ def report_json(
     generated_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The contract's report JSON (plus additive fields: summary_source, recovered, cue_summary,
-    generated_at)."""
+    generated_at, gaze_shares)."""
     return {
         "session_id": findings.session_id,
         "title": findings.title,
@@ -420,6 +442,7 @@ def report_json(
             for c in findings.cue_summary
         ],
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
+        "gaze_shares": findings.gaze_shares,
         **speech_report(findings),
     }
 
@@ -667,6 +690,12 @@ def render_html(report: Mapping[str, Any], findings: Findings) -> str:
         severity = "warn" if cue.get("severity") == "warn" else "info"
         markers.append({"t": t, "label": _cue_text(name, findings.language), "severity": severity})
     markers.sort(key=lambda m: m["t"])
+    shares = report.get("gaze_shares") or {}
+    gaze = [
+        {"label": labels[f"gaze_{place}"], "pct": round(100 * share)}
+        for place, share in shares.items()
+        if round(100 * share) > 0
+    ]
     return (
         _environment()
         .get_template("report.html")
@@ -678,6 +707,7 @@ def render_html(report: Mapping[str, Any], findings: Findings) -> str:
             title=findings.title or labels["untitled"],
             duration=format_duration(findings.duration_s, findings.language),
             cards=cards,
+            gaze=gaze,
             charts=charts_for(findings),
             markers=markers,
             cue_times=cue_times,

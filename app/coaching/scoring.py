@@ -24,6 +24,11 @@ of that second, so the chart and the score always agree:
   of every voice cue (`too_quiet`, `too_fast`, `long_pause`, `monotone`), so it uses exactly the
   thresholds the live cues use. `None` without voice measurements (no microphone).
 * **Overall** - the plain mean of the scores that exist; `None` when none does.
+
+Beside the scores, **where the eyes were** (`gaze_shares`): the share of samples looking at the
+camera, down, up, to the presenter's left or right, with the eyes closed (`gaze.direction`), or
+with no face found, over the samples the eye-contact score counts; so the `camera` share is that
+score. `None` for an event log without gaze directions (older than v1.1).
 """
 
 from __future__ import annotations
@@ -31,13 +36,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from app.config import Settings
 from app.frames import AUDIO_CUES
 
 VOICE_CUES: tuple[str, ...] = AUDIO_CUES
 Event = Mapping[str, Any]
+# Where the eyes can be (`gaze_shares`): a gaze direction, or no face in view.
+GazePlace = Literal["camera", "down", "up", "left", "right", "closed", "no_face"]
+GAZE_PLACES: tuple[GazePlace, ...] = get_args(GazePlace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,16 @@ class Sample:
     posture: float | None
     activity: float | None  # None: not measured in this sample
     body_measured: bool  # pose or hands measured: gestures can be judged
+    gaze: GazePlace | None = None  # None: the face was found, its direction not told
+
+
+def gaze_place(face_found: bool | None, direction: Any) -> GazePlace | None:
+    """Where one sample's eyes were: `no_face`, the gaze direction, or None (not told)."""
+    if face_found is False:
+        return "no_face"
+    if face_found is True and direction in GAZE_PLACES and direction != "no_face":
+        return direction  # type: ignore[no-any-return]
+    return None
 
 
 def sample_from_metrics(event: Event, settings: Settings) -> Sample:
@@ -139,6 +157,7 @@ def sample_from_metrics(event: Event, settings: Settings) -> Sample:
         body_measured=activity is not None
         or shoulder is not None
         or (isinstance(hands, int) and hands > 0),
+        gaze=gaze_place(face if isinstance(face, bool) else None, _get(event, "gaze", "direction")),
     )
 
 
@@ -234,6 +253,19 @@ def compute_scores(
     present = [s for s in (eye, posture, gestures, voice_) if s is not None]
     overall = round(sum(present) / len(present)) if present else None
     return Scores(eye, posture, gestures, voice_, overall)
+
+
+def gaze_shares(metrics: Sequence[Event], settings: Settings) -> dict[str, float] | None:
+    """Where the eyes were (the module docstring): each of `GAZE_PLACES` as a share (0-1, three
+    decimals) of the samples whose eye contact is known; None where no sample tells a direction."""
+    samples = [sample_from_metrics(e, settings) for e in metrics]
+    counted = [s for s in samples if s.eye_contact is not None]
+    if not any(s.gaze not in (None, "no_face") for s in counted):
+        return None
+    return {
+        place: round(sum(s.gaze == place for s in counted) / len(counted), 3)
+        for place in GAZE_PLACES
+    }
 
 
 # --- timeline ---------------------------------------------------------------------------------

@@ -11,13 +11,27 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from app.frames import AudioAnalysis, FrameAnalysis
+from app.frames import AudioAnalysis, FrameAnalysis, GazeDirection
+
+# Each metric of where the eyes were instead of the camera, and the directions it counts
+# (`metrics.gaze.direction`; left and right are one: "to the side").
+GAZE_AWAY: dict[str, tuple[GazeDirection, ...]] = {
+    "gaze_down_ratio": ("down",),
+    "gaze_side_ratio": ("left", "right"),
+    "gaze_up_ratio": ("up",),
+    "gaze_closed_ratio": ("closed",),
+}
 
 # The keys of `WindowMetrics.metrics()`, in order.
 METRIC_KEYS: tuple[str, ...] = (
     "frames",
     "face_found_ratio",
     "eye_contact_ratio",
+    # where the eyes were instead, as shares of the same frames (`GAZE_AWAY`)
+    "gaze_down_ratio",
+    "gaze_side_ratio",
+    "gaze_up_ratio",
+    "gaze_closed_ratio",
     "mean_abs_yaw_deg",
     "mean_pitch_deg",
     "mean_abs_head_tilt_deg",
@@ -66,6 +80,8 @@ class WindowMetrics:
         self.face_found = 0
         self.gaze_known = 0
         self.gaze_on = 0
+        self.gaze_directed = 0  # frames whose gaze_direction is known
+        self.gaze_away = dict.fromkeys(GAZE_AWAY, 0)
         self.hands_visible = 0
         self.yaw = _Mean()
         self.pitch = _Mean()
@@ -97,6 +113,10 @@ class WindowMetrics:
             if face.gaze_on_camera is not None:
                 self.gaze_known += 1
                 self.gaze_on += int(face.gaze_on_camera)
+            if face.gaze_direction is not None:
+                self.gaze_directed += 1
+                for key, directions in GAZE_AWAY.items():
+                    self.gaze_away[key] += int(face.gaze_direction in directions)
             self.yaw.add(None if face.yaw_deg is None else abs(face.yaw_deg))
             self.pitch.add(face.pitch_deg)
             self.face_width.add(face.face_width_ratio)
@@ -130,6 +150,7 @@ class WindowMetrics:
             "frames": float(self.frames),
             "face_found_ratio": _ratio(self.face_found, self.frames),
             "eye_contact_ratio": _ratio(self.gaze_on, self.gaze_known),
+            **{key: _ratio(n, self.gaze_directed) for key, n in self.gaze_away.items()},
             "mean_abs_yaw_deg": self.yaw.value(),
             "mean_pitch_deg": self.pitch.value(),
             "mean_abs_head_tilt_deg": self.head_tilt.value(),

@@ -105,7 +105,11 @@ async def critic_summary(
             # CritiqueScheduler.summarize: the VLM's summary within its deadline, else its rules
             # summary (which also draws on the critiques). Our own bound on top, in case.
             text, source = await asyncio.wait_for(
-                critic.summarize(duration_s=findings.duration_s, scores=findings.scores.as_dict()),
+                critic.summarize(
+                    duration_s=findings.duration_s,
+                    scores=findings.scores.as_dict(),
+                    gaze_shares=findings.gaze_shares,
+                ),
                 timeout=settings.vlm.timeout_s + 5,
             )
             if isinstance(text, str) and text.strip():

@@ -103,7 +103,11 @@ class SessionCritic(FrameObserver, Protocol):
     async def aclose(self, final: bool = True) -> None: ...
 
     async def summarize(
-        self, *, duration_s: float, scores: Mapping[str, float | None]
+        self,
+        *,
+        duration_s: float,
+        scores: Mapping[str, float | None],
+        gaze_shares: Mapping[str, float] | None = None,
     ) -> tuple[str, Literal["vlm", "rules"]]: ...
 
 

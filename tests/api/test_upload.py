@@ -142,8 +142,13 @@ async def test_upload_analyses_a_labelled_clip(
         assert len(report["timeline"]) >= 9
         assert any(c["cue"] == "head_tilt" and c["state"] == "on" for c in report["cues"])
         assert report["keyframes"] and report["critiques"]
+        # where the eyes were: every sample somewhere, the camera's share the eye-contact score
+        shares = report["gaze_shares"]
+        assert abs(sum(shares.values()) - 1.0) < 0.01, shares
+        assert abs(100 * shares["camera"] - report["scores"]["eye_contact"]) <= 0.6, shares
         page = await http.get(done["report_html_url"])
         assert page.status_code == 200 and page.text.lstrip().lower().startswith("<!doctype html")
+        assert "시선이 머문 곳" in page.text
 
 
 async def test_older_front_end_field_and_both_path_forms(

@@ -143,7 +143,7 @@ def test_two_takes_of_a_pitch_compared_and_the_report_plays(
             expect(overall).to_have_count(2)
             expect(overall.nth(0)).to_have_attribute("data-take", "1")
             expect(overall.nth(1)).to_have_attribute("data-take", "2")
-            expect(pitch.locator(".progress-metric")).to_have_count(9)
+            expect(pitch.locator(".progress-metric")).to_have_count(10)
             expect(pitch.locator(".takes-table tbody tr")).to_have_count(2)
 
             # Compare take 1 with take 2: the change is the server's b - a.
@@ -163,7 +163,13 @@ def test_two_takes_of_a_pitch_compared_and_the_report_plays(
             ).json()["delta"]
             overall_change = comparison.locator('.delta[data-key="overall"]')
             expect(overall_change).to_contain_text(signed(delta["scores"]["overall"]))
-            expect(comparison.locator(".compare-table tbody tr")).to_have_count(9)
+            expect(comparison.locator(".compare-table tbody tr")).to_have_count(10)
+            # ... and the time looking down, the server's figure in points
+            down = delta["figures"]["looking_down_share"]
+            assert down is not None, delta
+            expect(comparison.locator('.delta[data-key="looking_down_share"]')).to_contain_text(
+                signed(100 * down)
+            )
             videos = comparison.locator("video.compare-video")
             expect(videos).to_have_count(2)
             for i, sid in enumerate((a, b)):
@@ -185,6 +191,7 @@ def test_two_takes_of_a_pitch_compared_and_the_report_plays(
             expect(page.locator("video#recording")).to_have_attribute(
                 "src", re.compile(r"/recording\.webm\?token=")
             )
+            expect(page.locator(".gaze-shares")).to_contain_text("Where your eyes were:")
             marker = page.locator("button.marker").first
             t = float(marker.get_attribute("data-t") or "nan")
             seeked = click_and_await_seek(page, "#recording", marker)

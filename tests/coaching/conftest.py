@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from app.frames import FaceObservation, FrameAnalysis, GestureObservation, PoseObservation
+from app.frames import (
+    FaceObservation,
+    FrameAnalysis,
+    GazeDirection,
+    GestureObservation,
+    PoseObservation,
+)
 
 from .fake_vlm import FakeVlmServer, running_fake_vlm
 
@@ -44,6 +50,7 @@ def build_analysis(
     hands: int = 2,
     sway: float = 0.02,
     face_width: float = 0.2,
+    direction: GazeDirection | None = None,
 ) -> FrameAnalysis:
     return FrameAnalysis(
         index=index,
@@ -57,6 +64,7 @@ def build_analysis(
             pitch_deg=pitch if face else None,
             roll_deg=head_tilt if face else None,
             gaze_on_camera=gaze_on if face else None,
+            gaze_direction=direction if face else None,
             face_width_ratio=face_width if face else None,
         ),
         pose=PoseObservation(

@@ -81,6 +81,47 @@ def test_problems_come_first_with_their_numbers_and_one_strength() -> None:
     assert "11°" in by_category["posture"]["observation"]
 
 
+def test_the_gaze_directions_say_where_the_eyes_were_instead() -> None:
+    # eyes on the notes with the head almost level: the mean pitch alone would not tell
+    down = dict(
+        GOOD,
+        eye_contact_ratio=0.4,
+        gaze_down_ratio=0.45,
+        gaze_side_ratio=0.1,
+        gaze_up_ratio=0.0,
+        gaze_closed_ratio=0.05,
+        mean_pitch_deg=-6.0,
+    )
+    (gaze,) = (i for i in critique(window(down)) if i["category"] == "gaze")
+    assert gaze["severity"] == "warn" and "40%" in gaze["observation"]
+    assert "mostly looking down" in gaze["observation"]
+    # the eyes shut for most of the time away, in Korean; a middling share says where too
+    closed = dict(down, eye_contact_ratio=0.6, gaze_down_ratio=0.1, gaze_closed_ratio=0.3)
+    (gaze,) = (i for i in critique(window(closed, language="ko")) if i["category"] == "gaze")
+    assert gaze["severity"] == "info" and "(자주 눈을 감음)" in gaze["observation"]
+    # no direction holds half the time away: none is named, whatever the head's mean pitch
+    mixed = dict(
+        down, gaze_down_ratio=0.2, gaze_side_ratio=0.2, gaze_closed_ratio=0.2, mean_pitch_deg=-22.0
+    )
+    (gaze,) = (i for i in critique(window(mixed)) if i["category"] == "gaze")
+    assert gaze["observation"] == "You looked into the camera 40% of the time."
+
+
+def test_the_session_summary_says_how_long_the_eyes_were_down() -> None:
+    def summary(metrics: dict[str, float | None], language: Language) -> str:
+        scores = {"eye_contact": 55.0, "posture": 80.0, "overall": 70.0}
+        return RulesCritic(SETTINGS).summarize_now(
+            SessionSummaryInput("s", language, 90.0, scores, {}, [], metrics=metrics)
+        )
+
+    assert "You looked down 35% of the time: at your notes?" in summary(
+        dict(GOOD, gaze_down_ratio=0.35), "en"
+    )
+    assert "35%의 시간 동안 아래를 봤어요" in summary(dict(GOOD, gaze_down_ratio=0.35), "ko")
+    assert "looked down" not in summary(dict(GOOD, gaze_down_ratio=0.1), "en")
+    assert "looked down" not in summary(GOOD, "en")
+
+
 def test_is_deterministic_and_speaks_both_languages() -> None:
     metrics = dict(GOOD, mean_gesture_activity=0.05, max_sway=0.3)
     english = critique(window(metrics, language="en"))

@@ -131,3 +131,26 @@ async def test_windows_aggregate_video_and_audio(
     scheduler.observe(make_analysis(40, 4.0), face_image)
     await scheduler.aclose(final=True)
     assert events == []
+
+
+async def test_windows_count_where_the_eyes_were(
+    face_image: np.ndarray, make_analysis: Callable[..., FrameAnalysis]
+) -> None:
+    async def emit(event: CritiqueEvent) -> None:
+        return None
+
+    scheduler = rules_scheduler(make_settings(), emit)
+    # 40 frames: 10 on the camera, 20 down, 4 to each side, 2 shut; then 10 with no face
+    looks = ["camera"] * 10 + ["down"] * 20 + ["left", "right"] * 4 + ["closed"] * 2
+    for index, direction in enumerate(looks):
+        analysis = make_analysis(
+            index, index / 10, gaze_on=direction == "camera", direction=direction
+        )
+        scheduler.observe(analysis, face_image)
+    for index in range(40, 50):
+        scheduler.observe(make_analysis(index, index / 10, face=False), face_image)
+    window = scheduler._cut_window(final=False)
+    assert window is not None
+    m = window.metrics
+    assert (m["eye_contact_ratio"], m["gaze_down_ratio"], m["gaze_side_ratio"]) == (0.25, 0.5, 0.2)
+    assert (m["gaze_up_ratio"], m["gaze_closed_ratio"]) == (0.0, 0.05)

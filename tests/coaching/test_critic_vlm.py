@@ -435,13 +435,17 @@ async def test_summary_sends_keyframes_and_falls_back_to_rules(
         "voice": None,
         "overall": 60.0,
     }
-    text, source = await scheduler.summarize(duration_s=2.0, scores=scores)
+    shares = {"camera": 0.2, "down": 0.6, "left": 0.1, "no_face": 0.1}
+    text, source = await scheduler.summarize(duration_s=2.0, scores=scores, gaze_shares=shares)
     await scheduler._critic.aclose()
     summary_request = vlm_server.requests[-1].body
     assert "response_format" not in summary_request
     assert 1 <= len(image_parts(summary_request)) <= settings.vlm.max_images
+    assert json.dumps(shares) in texts(summary_request)  # the model sees them too
     assert source == "rules" and "60" in text
     assert bool(HANGUL.search(text)) == (language == "ko")
+    # the rules summary gives the report's share of the time looking down, not its own count
+    assert ("60%의 시간 동안 아래를" if language == "ko" else "You looked down 60%") in text
 
 
 async def test_no_endpoint_means_rules_only_and_no_network(

@@ -29,8 +29,17 @@ def test_figures_without_a_transcript_measure_no_speech() -> None:
         "fillers_per_min": None,
         "words_per_min": None,
         "cues_on": 2,  # `time` is the clock, not the delivery
+        "looking_down_share": None,  # a report from before gaze directions
     }
     assert take_scores(report())["gestures"] is None  # type: ignore[index]
+
+
+def test_the_share_of_time_looking_down_comes_from_the_reports_gaze_shares() -> None:
+    shares = {"camera": 0.6, "down": 0.3, "up": 0.0, "left": 0.05, "right": 0.0}
+    earlier = take_figures(report(gaze_shares={**shares, "closed": 0.0, "no_face": 0.05}))
+    later = take_figures(report(gaze_shares={**shares, "down": 0.125, "camera": 0.775}))
+    assert (earlier["looking_down_share"], later["looking_down_share"]) == (0.3, 0.125)
+    assert delta(earlier, later, FIGURE_NAMES)["looking_down_share"] == -0.175
 
 
 def test_figures_with_a_transcript() -> None:

@@ -48,13 +48,18 @@ def metrics(
     sway: float | None = 0.02,
     hands: int = 2,
     activity: float | None = 0.5,
+    direction: str | None = None,
 ) -> dict[str, Any]:
+    gaze: dict[str, Any] = {"on_camera": on_camera if face else None, "yaw_deg": 0.0}
+    gaze["pitch_deg"] = 0.0
+    if direction is not None:  # v1.1 (None: an event log from before gaze directions)
+        gaze["direction"] = direction if face else None
     return {
         "type": "metrics",
         "t": round(t, 3),
         "frame": int(t * 15),
         "face": face,
-        "gaze": {"on_camera": on_camera if face else None, "yaw_deg": 0.0, "pitch_deg": 0.0},
+        "gaze": gaze,
         "posture": {"shoulder_tilt_deg": shoulder, "head_tilt_deg": head, "lean": 1.0},
         "gesture": {"hands_visible": hands, "activity": activity},
         "sway": sway,
@@ -134,6 +139,50 @@ def test_eye_contact_score_is_the_share_of_time_looking(settings: Settings) -> N
     unknown = [metrics(t, on_camera=None if t >= 10 else True) for t in at_5hz(20)]
     assert compute_scores(unknown, [], [], settings).eye_contact == 100
     assert compute_scores([], [], [], settings).eye_contact is None
+
+
+def test_where_the_eyes_were_adds_up_with_the_eye_contact_score(settings: Settings) -> None:
+    # 20 s: the camera for 10, down at the notes for 6, to their left 2, face gone 2
+    def looking(t: float) -> dict[str, Any]:
+        if t < 10:
+            return metrics(t, direction="camera")
+        if t < 16:
+            return metrics(t, on_camera=False, direction="down")
+        if t < 18:
+            return metrics(t, on_camera=False, direction="left")
+        return metrics(t, face=False, direction="camera")
+
+    events = [looking(t) for t in at_5hz(20)]
+    inp = ReportInput(session_id="s" * 24, title="", language="en", duration_s=20.0, events=events)
+    built = build_report(inp, settings)
+    shares = built.data["gaze_shares"]
+    assert shares == {
+        "camera": 0.5,
+        "down": 0.3,
+        "up": 0.0,
+        "left": 0.1,
+        "right": 0.0,
+        "closed": 0.0,
+        "no_face": 0.1,
+    }
+    assert round(100 * shares["camera"]) == built.data["scores"]["eye_contact"]
+    assert "You looked down 30% of the time: at your notes?" in built.data["summary"]
+    assert "Where your eyes were:" in built.html and "down 30%" in built.html
+    assert "to your left 10%" in built.html and "up 0%" not in built.html
+    korean = build_report(replace(inp, language="ko"), settings)
+    assert "30%의 시간 동안 아래를 봤어요" in korean.data["summary"]
+    assert "시선이 머문 곳" in korean.html and "아래 30%" in korean.html
+
+    # under a fifth of the time down, the summary says nothing of it; a log from before
+    # directions has no shares (not a made-up "camera" share)
+    brief = [
+        metrics(t, on_camera=t >= 3, direction="camera" if t >= 3 else "down") for t in at_5hz(20)
+    ]
+    brief_report = build_report(replace(inp, events=brief), settings).data
+    assert brief_report["gaze_shares"]["down"] == 0.15
+    assert "looked down" not in brief_report["summary"]
+    older = build_report(replace(inp, events=[metrics(t) for t in at_5hz(20)]), settings)
+    assert older.data["gaze_shares"] is None and "Where your eyes were" not in older.html
 
 
 def test_posture_score_falls_linearly_past_the_thresholds(settings: Settings) -> None:

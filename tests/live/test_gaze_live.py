@@ -88,7 +88,10 @@ async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
     starts = [lead + i for i in starts]
     await client.send_json({"type": "end"})
     await client.wait_for(lambda e: e["type"] == "report_ready", timeout=60)
+    answer = await client.get("/report")
     await client.close()
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
 
     # segment starts in the session's media time (the time the server stamps on events)
     offset = server_time_offset(client, sent)
@@ -131,3 +134,16 @@ async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
     assert len(agree) >= 40 and sum(agree) / len(agree) >= 0.9, [
         (round(m["t"], 2), i, m["gaze"]["direction"]) for m, i in settled
     ]
+
+    # The report says where the eyes were, as the metrics streamed said it, and its summary
+    # (the rules critic's, the embedded default) how long they were down.
+    looked = [m for m in metrics if m["face"] is False or m["gaze"]["on_camera"] is not None]
+    shares = report["gaze_shares"]
+    for place in ("camera", "down", "left", "right", "up", "closed"):
+        streamed = sum(m["face"] and m["gaze"]["direction"] == place for m in looked)
+        assert shares[place] == round(streamed / len(looked), 3), (place, shares)
+    assert shares["no_face"] == round(sum(m["face"] is False for m in looked) / len(looked), 3)
+    assert 0.25 <= shares["down"] <= 0.45, shares  # 8 s of the 21 s streamed
+    assert f"You looked down {round(100 * shares['down'])}% of the time" in report["summary"], (
+        report["summary"]
+    )

@@ -85,6 +85,8 @@ class SessionSummaryInput:
     critiques: list[dict[str, Any]]  # critique events of the session, oldest first
     keyframes: list[Keyframe] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)  # whole-session aggregates
+    # the report's where the eyes were (`scoring.gaze_shares`); None: not given, or not told
+    gaze_shares: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

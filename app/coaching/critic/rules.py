@@ -15,7 +15,9 @@ from app.coaching.messages import (
     CRITIQUE_WHERE,
     CUE_CATEGORY,
     SCORE_LABELS,
+    looking_down_sentence,
 )
+from app.coaching.window_metrics import GAZE_AWAY
 from app.config import Settings
 from app.frames import CueName, Keyframe, Language
 
@@ -93,6 +95,33 @@ def _pct(ratio: float) -> int:
     return round(100 * ratio)
 
 
+# A direction names where the eyes were instead of the camera when it holds at least this share
+# of the time off the camera (so "mostly looking down" is said of at least half of it).
+WHERE_MIN_SHARE_OF_AWAY = 0.5
+# `CRITIQUE_WHERE`'s key for each window metric of `GAZE_AWAY`
+WHERE_OF_METRIC = {
+    "gaze_down_ratio": "down",
+    "gaze_side_ratio": "side",
+    "gaze_up_ratio": "up",
+    "gaze_closed_ratio": "closed",
+}
+
+
+def _where_instead(m: dict[str, float | None], eye_contact: float) -> str | None:
+    """Where the eyes mostly were instead of the camera, from the window's gaze directions:
+    the direction that holds most of the time away, if at least `WHERE_MIN_SHARE_OF_AWAY` of
+    it; "" when none does; None when the window has no directions."""
+    shares = {key: m.get(key) for key in GAZE_AWAY}
+    known = {key: v for key, v in shares.items() if v is not None}
+    if not known:
+        return None
+    away = 1.0 - eye_contact
+    key, share = max(known.items(), key=lambda kv: kv[1])
+    if away <= 0 or share < WHERE_MIN_SHARE_OF_AWAY * away:
+        return ""
+    return WHERE_OF_METRIC[key]
+
+
 class RulesCritic:
     """Deterministic critic; `max_items` bounds the notes of one window."""
 
@@ -138,15 +167,17 @@ class RulesCritic:
         if face_found is not None and face_found < 0.6:
             add("gaze", "warn", "face_missing", pct=_pct(face_found))
         elif eye_contact is not None:
-            if eye_contact < 0.5:
+            where = _where_instead(m, eye_contact)
+            if where is None:  # no gaze directions (an older window): the head's mean pose
                 where = ""
                 if pitch is not None and pitch < LOOKING_DOWN_PITCH_DEG:
                     where = "down"
                 elif yaw is not None and yaw > s.cues.eye_contact_max_yaw_deg:
                     where = "side"
+            if eye_contact < 0.5:
                 add("gaze", "warn", "eye_contact_low", pct=_pct(eye_contact), where=where)
             elif eye_contact < 0.75:
-                add("gaze", "info", "eye_contact_mid", pct=_pct(eye_contact))
+                add("gaze", "info", "eye_contact_mid", pct=_pct(eye_contact), where=where)
             else:
                 add("gaze", "info", "eye_contact_good", pct=_pct(eye_contact))
 
@@ -217,6 +248,8 @@ class RulesCritic:
                 if ratio is None:
                     continue
                 fields["pct"] = _pct(ratio)
+            if text == "eye_contact_mid" and eye_contact is not None:
+                fields["where"] = _where_instead(m, eye_contact) or ""
             if text in ("head_tilted", "shoulders_uneven"):
                 angle = head if text == "head_tilted" else shoulder
                 if angle is None:
@@ -312,6 +345,16 @@ def rules_summary(summary: SessionSummaryInput) -> str:
                     f"가장 개선할 여지가 큰 부분은 {labels[worst]}"
                     f"({round(measured[worst] or 0)}점)입니다."
                 )
+    # the report's share where it is given (the summary and the report agree), else the
+    # session's frames'
+    down = (
+        summary.gaze_shares.get("down")
+        if summary.gaze_shares is not None
+        else summary.metrics.get("gaze_down_ratio")
+    )
+    looked_down = looking_down_sentence(down, lang)
+    if looked_down:
+        sentences.append(looked_down)
     frequent = sorted(
         ((n, c) for c, n in summary.cue_counts.items() if n > 0 and c in CUE_ADVICE[lang]),
         key=lambda nc: (-nc[0], nc[1]),

@@ -417,10 +417,15 @@ class CritiqueScheduler:
         return dict(self._cue_counts)
 
     async def summarize(
-        self, *, duration_s: float, scores: Mapping[str, float | None]
+        self,
+        *,
+        duration_s: float,
+        scores: Mapping[str, float | None],
+        gaze_shares: Mapping[str, float] | None = None,
     ) -> tuple[str, Literal["vlm", "rules"]]:
         """The report's summary: the VLM's within the deadline, else the rules'. Call after
-        `aclose()` so the last window's critique is included."""
+        `aclose()` so the last window's critique is included. `gaze_shares`: the report's
+        (where the eyes were), so the summary gives the report's figures."""
         images_left = max(0, self._settings.vlm.max_images_per_session - self.stats.images_sent)
         summary = SessionSummaryInput(
             session_id=self.session_id,
@@ -431,6 +436,7 @@ class CritiqueScheduler:
             critiques=self.critiques,
             keyframes=self._session_keyframes[: min(self._k, images_left)],
             metrics=self._session.metrics(),
+            gaze_shares=dict(gaze_shares) if gaze_shares is not None else None,
         )
         if self._critic.name == "rules":
             return self._fallback.summarize_now(summary), "rules"
