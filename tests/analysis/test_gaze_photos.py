@@ -465,9 +465,10 @@ def test_a_glance_at_the_camera_is_no_baseline_and_its_window_ends_on_time() -> 
     assert tracker.baseline == GazeBaseline(0.2, 0.33, -0.03, -2.0)
 
 
-def test_an_upload_learns_no_gaze_baseline(tmp_path: Path) -> None:
-    """An upload has no "look at the camera" step: its analyser keeps the defaults, where a
-    live session's (the same pooled analyser) learns the presenter's baseline."""
+def test_an_upload_learns_its_own_gaze_baseline(tmp_path: Path) -> None:
+    """An upload learns the presenter's baseline as a live session does, afresh: the pooled
+    analyser that served a live session before it starts the upload with no baseline and
+    learns the upload's own (tests/upload/test_gaze_calibration.py: on real footage)."""
     settings = Settings(data_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
     calibration_s = settings.cues.gaze_calibration_s
     frames = [
@@ -483,9 +484,10 @@ def test_an_upload_learns_no_gaze_baseline(tmp_path: Path) -> None:
         assert (said[0], said[-1]) == ("learning", "learnt")  # what the metrics say
         live.close()
         upload = upload_stages(hooks).make_analyzer(settings)
-        said = [upload.analyze(frame).face.gaze_calibration for frame in frames]
         assert upload.gaze_baseline is None  # type: ignore[attr-defined]
-        assert set(said) == {"off"}  # an upload learns none
+        said = [upload.analyze(frame).face.gaze_calibration for frame in frames]
+        assert (said[0], said[-1]) == ("learning", "learnt")  # not the live one's, its own
+        assert upload.gaze_baseline is not None  # type: ignore[attr-defined]
         upload.close()
         assert pool.built == 1  # the same analyser both times
     finally:
