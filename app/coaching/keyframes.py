@@ -94,6 +94,16 @@ class ReportKeyframe:
         }
 
 
+# A frame looking away is captioned with where it looks (`gaze_direction`) where that is known.
+EYE_AWAY_REASONS: dict[str, KeyframeReason] = {
+    "down": "eye_down",
+    "up": "eye_up",
+    "left": "eye_side",
+    "right": "eye_side",
+    "closed": "eye_closed",
+}
+
+
 # --- rating one frame --------------------------------------------------------------------------
 def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, Rating]:
     """How good this frame is for each category it can be judged on (pure, microseconds)."""
@@ -110,7 +120,8 @@ def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, R
         if face.gaze_on_camera:
             out["eye_contact"] = Rating(True, 1.0 - 0.5 * min(1.0, angle), "eye_good")
         else:
-            out["eye_contact"] = Rating(False, 0.2 * (1.0 - min(1.0, angle / 3)), "eye_away")
+            reason = EYE_AWAY_REASONS.get(face.gaze_direction or "", "eye_away")
+            out["eye_contact"] = Rating(False, 0.2 * (1.0 - min(1.0, angle / 3)), reason)
 
     pose = a.pose
     head_tilt = face.roll_deg if face.roll_deg is not None else pose.head_tilt_deg

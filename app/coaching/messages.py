@@ -510,6 +510,10 @@ FRAME_LABELS: dict[Language, dict[str, str]] = {
 KeyframeReason = Literal[
     "eye_good",
     "eye_away",
+    "eye_down",
+    "eye_up",
+    "eye_side",
+    "eye_closed",
     "face_lost",
     "posture_good",
     "posture_tilted",
@@ -521,6 +525,10 @@ KeyframeReason = Literal[
 KEYFRAME_CAPTIONS: dict[KeyframeReason, dict[Language, str]] = {
     "eye_good": {"ko": "청중을 바라보는 좋은 시선", "en": "Good eye contact"},
     "eye_away": {"ko": "시선이 청중을 벗어남", "en": "Looking away from the audience"},
+    "eye_down": {"ko": "시선이 아래로 향함 (메모를 보는 중?)", "en": "Looking down (at notes?)"},
+    "eye_up": {"ko": "시선이 위로 향함", "en": "Looking up, away from the audience"},
+    "eye_side": {"ko": "시선이 옆으로 향함", "en": "Looking to the side"},
+    "eye_closed": {"ko": "눈을 감음", "en": "Eyes closed"},
     "face_lost": {"ko": "얼굴이 화면 밖에 있음", "en": "Face out of view"},
     "posture_good": {"ko": "바르고 곧은 자세", "en": "Upright, level posture"},
     "posture_tilted": {"ko": "기울어진 자세", "en": "Tilted or swaying posture"},

@@ -30,7 +30,13 @@ from app.coaching.messages import KeyframeReason
 from app.coaching.report import ReportInput, assess, build_report, rules_summary
 from app.coaching.scoring import build_timeline, compute_scores
 from app.config import Settings
-from app.frames import FaceObservation, FrameAnalysis, GestureObservation, PoseObservation
+from app.frames import (
+    FaceObservation,
+    FrameAnalysis,
+    GazeDirection,
+    GestureObservation,
+    PoseObservation,
+)
 from app.live.report import keyframe_picker_for, write_session_report
 from app.security import REPORT_CSP, REPORT_SCRIPT, REPORT_SCRIPT_HASHES
 from tests.support.contract import REPORT_FIELDS
@@ -90,6 +96,7 @@ def frame(
     shoulder: float = 0.0,
     activity: float | None = 0.5,
     hands: int = 2,
+    direction: GazeDirection | None = None,
 ) -> FrameAnalysis:
     angles = np.linspace(0, 2 * np.pi, 60, endpoint=False)
     face_pts = np.stack([320 + 60 * np.cos(angles), 180 + 80 * np.sin(angles)], axis=1)
@@ -106,6 +113,7 @@ def frame(
             pitch_deg=0.0 if found else None,
             roll_deg=0.0 if found else None,
             gaze_on_camera=on_camera if found else None,
+            gaze_direction=direction if found else None,
             landmarks=face_pts if found else None,
         ),
         pose=PoseObservation(
@@ -308,7 +316,7 @@ async def test_picker_keeps_best_and_worst_and_copies_only_on_replacement(
     found = {(c.category, c.kind): c for c in picker.candidates()}
     assert found[("eye_contact", "best")].t == 1.0
     assert found[("eye_contact", "worst")].t == 3.0
-    assert found[("eye_contact", "worst")].reason == "eye_away"
+    assert found[("eye_contact", "worst")].reason == "eye_away"  # no direction: a v1 frame
     assert found[("posture", "worst")].t == 5.0
     assert picker.replacements <= 12
     best = found[("eye_contact", "best")]
@@ -326,6 +334,22 @@ async def test_picker_keeps_best_and_worst_and_copies_only_on_replacement(
     assert loaded[("eye_contact", "worst")].t == 3.0
     assert loaded[("eye_contact", "best")].face_landmarks is not None
     assert loaded[("eye_contact", "best")].image.shape == best.image.shape
+
+
+async def test_the_worst_eye_contact_moment_says_where_the_eyes_were(
+    settings: Settings, tmp_path: Path
+) -> None:
+    picker = KeyframePicker(settings, tmp_path / "keyframes", persist_every_s=3600)
+    picker.observe(frame(0.0, on_camera=True, direction="camera"), image_for(0.0))
+    # eyes on the notes with the head nearly level, then a glance aside with the head turned
+    picker.observe(frame(1.0, on_camera=False, yaw=4.0, direction="down"), image_for(1.0))
+    worst = {(c.category, c.kind): c for c in picker.candidates()}[("eye_contact", "worst")]
+    assert worst.reason == "eye_down"
+    assert kf.caption_text(worst, "en") == "Looking down (at notes?) · 0:01"
+    assert kf.caption_text(worst, "ko").startswith("시선이 아래로 향함")
+    picker.observe(frame(2.0, on_camera=False, yaw=40.0, direction="left"), image_for(2.0))
+    worst = {(c.category, c.kind): c for c in picker.candidates()}[("eye_contact", "worst")]
+    assert (worst.t, worst.reason) == (2.0, "eye_side")  # furthest from the lens, as before
 
 
 async def test_picker_persists_at_most_every_interval(settings: Settings, tmp_path: Path) -> None:
