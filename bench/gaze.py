@@ -1,7 +1,8 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
     .venv/bin/python -m bench.gaze [--split tune|heldout]
-        [--round first-two|third|fourth|fifth|first-five|sixth|seventh|eighth] [--no-per-photo]
+        [--round first-two|third|fourth|fifth|first-five|sixth|seventh|eighth|ninth]
+        [--no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
 tests/fixtures/gaze_photos.py and prints, per split, the confusion of `gaze_on_camera` against
@@ -38,6 +39,7 @@ from tests.fixtures.gaze_photos import (
     FOURTH_ROUND,
     GAZE_PHOTOS,
     LABELS,
+    NINTH_ROUND,
     SEVENTH_ROUND,
     SIXTH_ROUND,
     THIRD_ROUND,
@@ -277,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sixth": set(SIXTH_ROUND),
         "seventh": set(SEVENTH_ROUND),
         "eighth": set(EIGHTH_ROUND),
+        "ninth": set(NINTH_ROUND),
     }
     later = set().union(*rounds.values())
     rounds["first-five"] = set(GAZE_PHOTOS) - set(FOUND_AFTER_THE_RULES)
