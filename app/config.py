@@ -127,9 +127,9 @@ class CueSettings(_Group):
     # readings from lowered lids (`closed`, and `down` but with the head pitched past the cone)
     # count once the lids have stayed lowered this long; shorter is a blink
     gaze_blink_s: float = 0.4
-    # Personal baseline: the first seconds of a session (live or uploaded) from its first look
-    # at the camera, from frames that already look at it by the defaults (lowered lids count
-    # only with the head pitched 10-20 deg: a camera below eye level; see GazeTracker).
+    # Personal baseline: the first seconds of a live session, from frames that already look
+    # at the camera by the defaults (lowered lids count only with the head pitched 10-20 deg:
+    # a camera below eye level). Uploads use the defaults (see GazeTracker).
     gaze_calibration_s: float = 3.0  # 0: no calibration, the defaults only
     # a session whose first look at the camera has not come this long after its first frame
     # learns no baseline (the page says the defaults are in use then): none learnt mid-talk

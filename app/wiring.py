@@ -126,14 +126,17 @@ def make_upload_critic(settings: Settings) -> Any:
     return build_critic(settings)
 
 
+def _without_gaze_calibration(settings: Settings) -> Settings:
+    cues = settings.cues.model_copy(update={"gaze_calibration_s": 0.0})
+    return settings.model_copy(update={"cues": cues})
+
+
 def upload_stages(hooks: Hooks) -> AnalysisStages:
     """The live loop's analysis stages, for the upload flow's single pass. The analyser learns
-    the presenter's gaze baseline as a live session does, from the first seconds in which they
-    look into the lens (a recorded pitch opens with a greeting to its audience; one that has
-    no such look in its first `gaze_calibration_within_s` keeps the defaults), but with no
-    prompt to ask for that look (see `GazeTracker`)."""
+    no gaze baseline: an upload has no "look at the camera" step, so its first seconds say
+    nothing about how the presenter looks at the camera (see `GazeTracker`)."""
     return AnalysisStages(
-        make_analyzer=hooks.make_analyzer,
+        make_analyzer=lambda settings: hooks.make_analyzer(_without_gaze_calibration(settings)),
         frame_conditions=hooks.frame_conditions,
         make_condition_state=hooks.make_condition_state,
         # no directory: nothing to persist, a crashed upload is analysed again from its file

@@ -13,8 +13,9 @@ Then when the `eye_contact` cue turned on and off (its condition and hysteresis 
 runs them, `cue_hold_s`).
 
 `--upload`: instead, each clip written out as an MP4 and analysed by the upload flow's own scan
-(`scan_video` with `upload_stages`, `upload.sample_fps` frames a second): the stretches count
-the analysed frames only.
+(`scan_video` with `upload_stages`, `upload.sample_fps` frames a second, no calibration: an
+upload learns none): the stretches count the analysed frames only; `--calibration-s` is not
+used.
 """
 
 from __future__ import annotations
@@ -71,14 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calibration-s", type=float, nargs="+", default=[0.0, 3.0])
     parser.add_argument("--upload", action="store_true", help="the upload flow's scan")
     args = parser.parse_args(argv)
-    for calibration_s in args.calibration_s:
-        path = "upload" if args.upload else "live"
-        print(f"\n## {path}, calibration {calibration_s:g} s\n")
+    for calibration_s in [0.0] if args.upload else args.calibration_s:
+        path = (
+            "upload (no calibration)" if args.upload else f"live, calibration {calibration_s:g} s"
+        )
+        print(f"\n## {path}\n")
         total: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
         for clip in GAZE_CLIPS:
             if args.upload:
                 with tempfile.TemporaryDirectory() as folder:
-                    scan = scan_clip_as_upload(clip, calibration_s, Path(folder))
+                    scan = scan_clip_as_upload(clip, Path(folder))
                 learnt = "never" if scan.learnt_at is None else f"at {scan.learnt_at:.2f} s"
                 print(f"baseline learnt {learnt}\n")
                 table = report(clip, scan.directions, scan.fps, scan.cue)

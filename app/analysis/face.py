@@ -331,10 +331,9 @@ class GazeTracker:
     turns `skipped`). The page asks the presenter to look at the camera until the baseline is
     learnt (`calibration`); frames where they plainly read their notes or shut their eyes are
     left out, so such a start cannot become the baseline, but notes just under the camera,
-    read with the head bowed 10-20 degrees, pass for a camera below eye level. An upload is
-    calibrated the same way with no prompt (app/wiring.py): from its first look into the
-    lens, which a recorded pitch opens with; one that opens on notes read just under the
-    camera may learn those.
+    read with the head bowed 10-20 degrees, pass for a camera below eye level. An upload has
+    no such step: it runs with `gaze_calibration_s` 0 (app/wiring.py), the defaults
+    throughout.
 
     Blinks: readings that rest on lowered lids (`closed`, and `down` unless the head is
     pitched down past the cone: a blink reads so on FaceMesh's landmarks) count only once the

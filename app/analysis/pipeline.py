@@ -231,7 +231,7 @@ class FrameAnalyzer:
 
     def track_gaze(self, settings: Settings) -> None:
         """Follow this session's gaze under its own `settings` from a fresh tracker (its
-        calibration); the graphs keep the analyser's."""
+        calibration: an upload's has none, app/wiring.py); the graphs keep the analyser's."""
         self._gaze = GazeTracker(settings)
 
     def warm_up(self) -> None:
@@ -293,7 +293,7 @@ class AnalyzerPool:
     def acquire(self, settings: Settings | None = None) -> PooledAnalyzer:
         """An idle analyser (already reset) or a new one, so this can stand in for
         `Hooks.make_analyzer`. The graphs keep the pool's settings; the session's `settings`
-        say how its gaze is tracked (a fresh tracker, its own calibration)."""
+        say how its gaze is tracked (an upload's calibrate nothing)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("AnalyzerPool is closed")

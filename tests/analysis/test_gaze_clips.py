@@ -43,8 +43,8 @@ def test_a_presenter_talking_to_the_camera_who_looks_down_and_blinks(calibration
 
 
 def test_a_man_typing_under_his_webcam_reads_camera_and_right_where_he_looks_so() -> None:
-    """The webcam inset of forensics-samples' screen recording, by the defaults alone (no
-    calibration): turned to his right reads `right` (79 of 84 frames), facing the camera reads
+    """The webcam inset of forensics-samples' screen recording, by the defaults alone (an
+    upload): turned to his right reads `right` (79 of 84 frames), facing the camera reads
     `camera` (75 of 75). His look down at the keyboard (head pitched ~10 degrees, lids a few
     hundredths of an eye width from the shared lowered marks) reads `camera` or `closed` (3
     of 58 `down`): a miss BENCHMARKS.md states, not asserted, so that mending it fails
