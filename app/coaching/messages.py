@@ -475,12 +475,17 @@ CRITIQUE_WHERE: dict[str, dict[Language, str]] = {
 LOOKING_DOWN_SHARE = 0.2
 
 
-def looking_down_sentence(share: float | None, language: Language) -> str | None:
+def looking_down_sentence(
+    share: float | None, language: Language, *, formal: bool = False
+) -> str | None:
     """The summaries' sentence on looking down (`share`: of the time, 0-1), or None under
-    `LOOKING_DOWN_SHARE`."""
+    `LOOKING_DOWN_SHARE`. `formal`: Korean in the critic's register (합쇼체), not the report's
+    (해요체)."""
     if share is None or share < LOOKING_DOWN_SHARE:
         return None
     pct = round(100 * share)
+    if language == "ko" and formal:
+        return f"전체 시간의 {pct}% 동안 아래를 보았습니다. 메모를 보고 계셨나요?"
     if language == "ko":
         return f"{pct}%의 시간 동안 아래를 봤어요. 메모를 보고 있었나요?"
     return f"You looked down {pct}% of the time: at your notes?"

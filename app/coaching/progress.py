@@ -29,8 +29,9 @@ def take_scores(report: Mapping[str, Any] | None) -> dict[str, Number | None] | 
 def take_figures(report: Mapping[str, Any] | None) -> dict[str, Number | None]:
     """`eye_contact_share` (0-1: the mean of the timeline's seconds), `fillers_per_min` and
     `words_per_min` (from the transcript, over the take's duration), `cues_on` (cues other than
-    `time` that turned on), `looking_down_share` (0-1: the report's `gaze_shares`); each None
-    where the report does not measure it."""
+    `time` that turned on), `looking_down_share` (0-1: the report's `gaze_shares`, a share of
+    its samples, not of the timeline's seconds as `eye_contact_share`: the two need not add up
+    with the other places exactly); each None where the report does not measure it."""
     figures: dict[str, Number | None] = dict.fromkeys(FIGURE_NAMES)
     if report is None:
         return figures

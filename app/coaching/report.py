@@ -442,7 +442,11 @@ def report_json(
             for c in findings.cue_summary
         ],
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
-        "gaze_shares": findings.gaze_shares,
+        "gaze_shares": (
+            None
+            if findings.gaze_shares is None
+            else {place: round(share, 3) for place, share in findings.gaze_shares.items()}
+        ),
         **speech_report(findings),
     }
 
@@ -690,7 +694,7 @@ def render_html(report: Mapping[str, Any], findings: Findings) -> str:
         severity = "warn" if cue.get("severity") == "warn" else "info"
         markers.append({"t": t, "label": _cue_text(name, findings.language), "severity": severity})
     markers.sort(key=lambda m: m["t"])
-    shares = report.get("gaze_shares") or {}
+    shares = findings.gaze_shares or {}  # unrounded: the camera's is the eye-contact score
     gaze = [
         {"label": labels[f"gaze_{place}"], "pct": round(100 * share)}
         for place, share in shares.items()

@@ -256,16 +256,17 @@ def compute_scores(
 
 
 def gaze_shares(metrics: Sequence[Event], settings: Settings) -> dict[str, float] | None:
-    """Where the eyes were (the module docstring): each of `GAZE_PLACES` as a share (0-1, three
-    decimals) of the samples whose eye contact is known; None where no sample tells a direction."""
+    """Where the eyes were (the module docstring): each of `GAZE_PLACES` as a share (0-1,
+    unrounded: `round(100 * share)` of `camera` is the eye-contact score) of the samples whose
+    eye contact is known. None without such samples, or where faces were found but no sample
+    tells a direction (a log from before v1.1); a session that never showed a face is all
+    `no_face`."""
     samples = [sample_from_metrics(e, settings) for e in metrics]
     counted = [s for s in samples if s.eye_contact is not None]
-    if not any(s.gaze not in (None, "no_face") for s in counted):
+    directed = any(s.gaze not in (None, "no_face") for s in counted)
+    if not counted or (not directed and any(s.gaze is None for s in counted)):
         return None
-    return {
-        place: round(sum(s.gaze == place for s in counted) / len(counted), 3)
-        for place in GAZE_PLACES
-    }
+    return {place: sum(s.gaze == place for s in counted) / len(counted) for place in GAZE_PLACES}
 
 
 # --- timeline ---------------------------------------------------------------------------------

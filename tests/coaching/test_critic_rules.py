@@ -117,7 +117,9 @@ def test_the_session_summary_says_how_long_the_eyes_were_down() -> None:
     assert "You looked down 35% of the time: at your notes?" in summary(
         dict(GOOD, gaze_down_ratio=0.35), "en"
     )
-    assert "35%의 시간 동안 아래를 봤어요" in summary(dict(GOOD, gaze_down_ratio=0.35), "ko")
+    # in the critic's register (합쇼체), as the rest of its summary
+    korean = summary(dict(GOOD, gaze_down_ratio=0.35), "ko")
+    assert "전체 시간의 35% 동안 아래를 보았습니다. 메모를 보고 계셨나요?" in korean
     assert "looked down" not in summary(dict(GOOD, gaze_down_ratio=0.1), "en")
     assert "looked down" not in summary(GOOD, "en")
 

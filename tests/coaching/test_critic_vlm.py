@@ -441,11 +441,12 @@ async def test_summary_sends_keyframes_and_falls_back_to_rules(
     summary_request = vlm_server.requests[-1].body
     assert "response_format" not in summary_request
     assert 1 <= len(image_parts(summary_request)) <= settings.vlm.max_images
-    assert json.dumps(shares) in texts(summary_request)  # the model sees them too
+    # the model sees them too, in percent as the scores beside them
+    assert '{"camera": 20, "down": 60, "left": 10, "no_face": 10}' in texts(summary_request)
     assert source == "rules" and "60" in text
     assert bool(HANGUL.search(text)) == (language == "ko")
     # the rules summary gives the report's share of the time looking down, not its own count
-    assert ("60%의 시간 동안 아래를" if language == "ko" else "You looked down 60%") in text
+    assert ("60% 동안 아래를 보았습니다" if language == "ko" else "You looked down 60%") in text
 
 
 async def test_no_endpoint_means_rules_only_and_no_network(

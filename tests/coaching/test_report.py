@@ -191,6 +191,23 @@ def test_where_the_eyes_were_adds_up_with_the_eye_contact_score(settings: Settin
     assert "looked down" not in brief_report["summary"]
     older = build_report(replace(inp, events=[metrics(t) for t in at_5hz(20)]), settings)
     assert older.data["gaze_shares"] is None and "Where your eyes were" not in older.html
+    # a rehearsal that never showed a face: all out of view, not "not measured"
+    unseen = [metrics(t, face=False, direction="camera") for t in at_5hz(4)]
+    shares = build_report(replace(inp, events=unseen), settings).data["gaze_shares"]
+    assert shares["no_face"] == 1.0 and shares["camera"] == 0.0
+
+
+def test_the_camera_share_on_the_page_is_the_eye_contact_score(settings: Settings) -> None:
+    # 47 of 101 samples on the camera: 46.53 %, which a share rounded to 0.465 first would
+    # show as 46 beside a score of 47
+    events = [
+        metrics(i / 5, on_camera=i < 47, direction="camera" if i < 47 else "down")
+        for i in range(101)
+    ]
+    inp = ReportInput(session_id="s" * 24, title="", language="en", duration_s=21.0, events=events)
+    built = build_report(inp, settings)
+    assert built.data["scores"]["eye_contact"] == 47
+    assert "on the camera 47%" in built.html and "down 53%" in built.html
 
 
 def test_posture_score_falls_linearly_past_the_thresholds(settings: Settings) -> None:

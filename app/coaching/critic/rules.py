@@ -352,7 +352,7 @@ def rules_summary(summary: SessionSummaryInput) -> str:
         if summary.gaze_shares is not None
         else summary.metrics.get("gaze_down_ratio")
     )
-    looked_down = looking_down_sentence(down, lang)
+    looked_down = looking_down_sentence(down, lang, formal=True)
     if looked_down:
         sentences.append(looked_down)
     frequent = sorted(

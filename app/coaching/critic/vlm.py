@@ -126,7 +126,11 @@ def build_summary_messages(
     user = prompt.user.substitute(
         duration=f"{summary.duration_s:.0f}",
         scores=json.dumps({k: _fmt(v) for k, v in summary.scores.items()}),
-        gaze=json.dumps(summary.gaze_shares) if summary.gaze_shares else none,
+        gaze=(  # percentages, as the scores beside them
+            json.dumps({k: round(100 * v) for k, v in summary.gaze_shares.items()})
+            if summary.gaze_shares
+            else none
+        ),
         cue_counts=json.dumps(summary.cue_counts) if summary.cue_counts else none,
         notes="\n".join(notes[-24:]) if notes else none,
         frames=describe_frames(summary.keyframes[: len(image_urls)], summary.language),
