@@ -103,3 +103,33 @@ def test_shut_eyes_with_the_head_bowed_are_no_baseline() -> None:
     baseline = replay_clip(clip, 3.0).baseline
     assert baseline is not None
     assert baseline.upper_lid >= Settings().cues.gaze_low_upper_lid, baseline
+
+
+def test_held_out_footage_with_and_without_calibration() -> None:
+    """The ninth round's clips, labelled stretch by stretch before any replay and replayed
+    once (2026-12-06 16:48 UTC; bench/gaze_clips.py): footage no rule was set on. Every frame
+    of every camera stretch reads `camera` with calibration (vitallens1 268/268, vitallens2,
+    humbleself 401/401); without it the laughing man's narrowed eyes read `closed` on 27 of
+    his 271 grinning frames, which his own baseline removes. Blinks are held (vitallens2:
+    24/24). Looks down: vitallens1's three (0.8, 0.3 and 0.4 s) read `down` on 23 of their 45
+    frames without calibration and 27 with it (the third, 0.4 s, only with it: 4 of 11);
+    none lasts the cue's 1.5 s, and the cue never turns on. vitallens2's last 0.5 s (lids to a
+    slit: down or all but shut) reads `camera` on 11 of 14 either way."""
+    by_name = {c.name: c for c in GAZE_CLIPS}
+    for calibration_s, camera_floor in ((0.0, 0.9), (3.0, 1.0)):
+        down_hits = 0
+        for name in ("vitallens1", "vitallens2", "humbleself"):
+            clip = by_name[name]
+            replay = replay_clip(clip, calibration_s)
+            directions = replay.directions
+            camera = [d for a, b in _stretches(clip, "camera") for d in directions[a : b + 1]]
+            assert camera.count("camera") >= camera_floor * len(camera), (name, calibration_s)
+            for first, last in _stretches(clip, "blink"):
+                before = directions[first - 1]
+                if before == "camera":  # a blink keeps the look before it
+                    assert set(directions[first : last + 1]) == {"camera"}, (name, first)
+            if name == "vitallens1":
+                down = [d for a, b in _stretches(clip, "down") for d in directions[a : b + 1]]
+                down_hits = down.count("down")
+            assert replay.cue == [], (name, calibration_s, replay.cue)
+        assert down_hits >= (27 if calibration_s else 23), (calibration_s, down_hits)
