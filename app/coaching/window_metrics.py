@@ -13,14 +13,20 @@ from collections.abc import Iterable
 
 from app.frames import AudioAnalysis, FrameAnalysis, GazeDirection
 
-# Each metric of where the eyes were instead of the camera, and the directions it counts
-# (`metrics.gaze.direction`; left and right are one: "to the side").
+# Where the eyes were instead of the camera, as a critique names it (`CRITIQUE_WHERE`), and the
+# directions each place counts (`metrics.gaze.direction`; left and right are one: "to the side").
 GAZE_AWAY: dict[str, tuple[GazeDirection, ...]] = {
-    "gaze_down_ratio": ("down",),
-    "gaze_side_ratio": ("left", "right"),
-    "gaze_up_ratio": ("up",),
-    "gaze_closed_ratio": ("closed",),
+    "down": ("down",),
+    "side": ("left", "right"),
+    "up": ("up",),
+    "closed": ("closed",),
 }
+
+
+def gaze_away_key(where: str) -> str:
+    """The window metric of a place of `GAZE_AWAY`: its share of the frames with a direction."""
+    return f"gaze_{where}_ratio"
+
 
 # The keys of `WindowMetrics.metrics()`, in order.
 METRIC_KEYS: tuple[str, ...] = (
@@ -28,10 +34,7 @@ METRIC_KEYS: tuple[str, ...] = (
     "face_found_ratio",
     "eye_contact_ratio",
     # where the eyes were instead, as shares of the same frames (`GAZE_AWAY`)
-    "gaze_down_ratio",
-    "gaze_side_ratio",
-    "gaze_up_ratio",
-    "gaze_closed_ratio",
+    *(gaze_away_key(where) for where in GAZE_AWAY),
     "mean_abs_yaw_deg",
     "mean_pitch_deg",
     "mean_abs_head_tilt_deg",
@@ -115,8 +118,8 @@ class WindowMetrics:
                 self.gaze_on += int(face.gaze_on_camera)
             if face.gaze_direction is not None:
                 self.gaze_directed += 1
-                for key, directions in GAZE_AWAY.items():
-                    self.gaze_away[key] += int(face.gaze_direction in directions)
+                for where, directions in GAZE_AWAY.items():
+                    self.gaze_away[where] += int(face.gaze_direction in directions)
             self.yaw.add(None if face.yaw_deg is None else abs(face.yaw_deg))
             self.pitch.add(face.pitch_deg)
             self.face_width.add(face.face_width_ratio)
@@ -150,7 +153,7 @@ class WindowMetrics:
             "frames": float(self.frames),
             "face_found_ratio": _ratio(self.face_found, self.frames),
             "eye_contact_ratio": _ratio(self.gaze_on, self.gaze_known),
-            **{key: _ratio(n, self.gaze_directed) for key, n in self.gaze_away.items()},
+            **{gaze_away_key(w): _ratio(n, self.gaze_directed) for w, n in self.gaze_away.items()},
             "mean_abs_yaw_deg": self.yaw.value(),
             "mean_pitch_deg": self.pitch.value(),
             "mean_abs_head_tilt_deg": self.head_tilt.value(),

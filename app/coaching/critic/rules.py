@@ -17,7 +17,7 @@ from app.coaching.messages import (
     SCORE_LABELS,
     looking_down_sentence,
 )
-from app.coaching.window_metrics import GAZE_AWAY
+from app.coaching.window_metrics import GAZE_AWAY, gaze_away_key
 from app.config import Settings
 from app.frames import CueName, Keyframe, Language
 
@@ -98,28 +98,21 @@ def _pct(ratio: float) -> int:
 # A direction names where the eyes were instead of the camera when it holds at least this share
 # of the time off the camera (so "mostly looking down" is said of at least half of it).
 WHERE_MIN_SHARE_OF_AWAY = 0.5
-# `CRITIQUE_WHERE`'s key for each window metric of `GAZE_AWAY`
-WHERE_OF_METRIC = {
-    "gaze_down_ratio": "down",
-    "gaze_side_ratio": "side",
-    "gaze_up_ratio": "up",
-    "gaze_closed_ratio": "closed",
-}
 
 
 def _where_instead(m: dict[str, float | None], eye_contact: float) -> str | None:
     """Where the eyes mostly were instead of the camera, from the window's gaze directions:
     the direction that holds most of the time away, if at least `WHERE_MIN_SHARE_OF_AWAY` of
     it; "" when none does; None when the window has no directions."""
-    shares = {key: m.get(key) for key in GAZE_AWAY}
-    known = {key: v for key, v in shares.items() if v is not None}
+    shares = {where: m.get(gaze_away_key(where)) for where in GAZE_AWAY}
+    known = {where: v for where, v in shares.items() if v is not None}
     if not known:
         return None
     away = 1.0 - eye_contact
-    key, share = max(known.items(), key=lambda kv: kv[1])
+    where, share = max(known.items(), key=lambda kv: kv[1])
     if away <= 0 or share < WHERE_MIN_SHARE_OF_AWAY * away:
         return ""
-    return WHERE_OF_METRIC[key]
+    return where
 
 
 class RulesCritic:
@@ -162,12 +155,14 @@ class RulesCritic:
 
         face_found = m.get("face_found_ratio")
         eye_contact = m.get("eye_contact_ratio")
+        # where the eyes were instead of the camera (None: no directions, or no eye contact)
+        instead = None if eye_contact is None else _where_instead(m, eye_contact)
         pitch = m.get("mean_pitch_deg")
         yaw = m.get("mean_abs_yaw_deg")
         if face_found is not None and face_found < 0.6:
             add("gaze", "warn", "face_missing", pct=_pct(face_found))
         elif eye_contact is not None:
-            where = _where_instead(m, eye_contact)
+            where = instead
             if where is None:  # no gaze directions (an older window): the head's mean pose
                 where = ""
                 if pitch is not None and pitch < LOOKING_DOWN_PITCH_DEG:
@@ -248,8 +243,8 @@ class RulesCritic:
                 if ratio is None:
                     continue
                 fields["pct"] = _pct(ratio)
-            if text == "eye_contact_mid" and eye_contact is not None:
-                fields["where"] = _where_instead(m, eye_contact) or ""
+            if text == "eye_contact_mid":
+                fields["where"] = instead or ""
             if text in ("head_tilted", "shoulders_uneven"):
                 angle = head if text == "head_tilted" else shoulder
                 if angle is None:
