@@ -112,6 +112,10 @@ class CueEvent(EventBase):
     direction: GazeDirection | None = _optional(
         "eye_contact on: where the presenter looks instead (as metrics.gaze.direction)"
     )
+    in_view: bool | None = _optional(
+        "face_lost on: true when the presenter's head and shoulders are still in the frame "
+        "(the face is hidden: head bowed or turned away), false when they are not"
+    )
 
 
 class CritiqueEventItem(_Model):

@@ -119,6 +119,9 @@ class PoseObservation:
     shoulder_center: tuple[float, float] | None = None  # normalised 0..1
     wrists: tuple[tuple[float, float] | None, tuple[float, float] | None] = (None, None)
     landmarks: np.ndarray | None = None  # N x 2 pixel coordinates, for drawing
+    # head and shoulders seen inside the frame: the presenter is in view, so a face that
+    # FaceMesh cannot find is hidden (head bowed or turned away), not out of the picture
+    in_view: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,7 @@ class CueTransition:
     t: float
     severity: Literal["info", "warn"]
     direction: GazeDirection | None = None  # eye_contact on: where the presenter looks instead
+    in_view: bool | None = None  # face_lost on: Pose still sees head and shoulders in frame
 
 
 class Analyzer(Protocol):

@@ -98,6 +98,8 @@ def pose_observation_from_landmarks(
     head_tilt = None
     if seen(LEFT_EAR) and seen(RIGHT_EAR):
         head_tilt = head_tilt_from_ears_deg(xy(LEFT_EAR), xy(RIGHT_EAR))
+    nose_x, nose_y = xy(NOSE)
+    head_in_frame = seen(NOSE) and 0 <= nose_x < width and 0 <= nose_y < height
     return PoseObservation(
         found=True,
         shoulder_tilt_deg=tilt,
@@ -106,6 +108,7 @@ def pose_observation_from_landmarks(
         shoulder_center=center,
         wrists=(normalised(LEFT_WRIST), normalised(RIGHT_WRIST)),
         landmarks=points.astype(np.float32),
+        in_view=center is not None and head_in_frame,
     )
 
 

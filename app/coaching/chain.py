@@ -34,20 +34,23 @@ class ChainStep:
     active: list[CueName]  # cues on after this frame
 
 
-def _with_gaze_direction(
+def _with_whereabouts(
     transitions: list[CueTransition], analysis: FrameAnalysis
 ) -> list[CueTransition]:
-    """`eye_contact` turning on says where the presenter looks instead (its message does)."""
-    face = analysis.face
+    """`eye_contact` turning on says where the presenter looks instead, and `face_lost` turning
+    on whether Pose still sees them in the frame (their messages do)."""
+    face, pose = analysis.face, analysis.pose
     direction = face.gaze_frame_direction or face.gaze_direction  # what turned the cue on
-    if direction is None or direction == "camera":
-        return transitions
-    return [
-        dataclasses.replace(tr, direction=direction)
-        if tr.cue == "eye_contact" and tr.state == "on"
-        else tr
-        for tr in transitions
-    ]
+    if direction == "camera":
+        direction = None
+    out = []
+    for tr in transitions:
+        if tr.state == "on" and tr.cue == "eye_contact" and direction is not None:
+            tr = dataclasses.replace(tr, direction=direction)
+        elif tr.state == "on" and tr.cue == "face_lost":
+            tr = dataclasses.replace(tr, in_view=pose.found and pose.in_view)
+        out.append(tr)
+    return out
 
 
 class StageChain:
@@ -75,7 +78,7 @@ class StageChain:
         conditions = self._conditions(analysis, self._settings, self._state)
         transitions = self.cues.update(analysis.t, conditions)
         if transitions:
-            transitions = _with_gaze_direction(transitions, analysis)
+            transitions = _with_whereabouts(transitions, analysis)
         analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
         for observer in self.observers:
             observer.observe(analysis, image)

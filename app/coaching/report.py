@@ -692,7 +692,12 @@ def render_html(report: Mapping[str, Any], findings: Findings) -> str:
         name, t = str(cue.get("cue")), round(float(cue["t"]), 2)
         cue_times.setdefault(name, []).append(t)
         severity = "warn" if cue.get("severity") == "warn" else "info"
-        markers.append({"t": t, "label": _cue_text(name, findings.language), "severity": severity})
+        # the cue's own message where the log has it: it says which way the eyes went, or
+        # that the face was hidden in the frame rather than out of it
+        label = cue.get("message")
+        if not isinstance(label, str) or not label:
+            label = _cue_text(name, findings.language)
+        markers.append({"t": t, "label": label, "severity": severity})
     markers.sort(key=lambda m: m["t"])
     shares = findings.gaze_shares or {}  # unrounded: the camera's is the eye-contact score
     gaze = [

@@ -147,3 +147,43 @@ async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
     assert f"You looked down {round(100 * shares['down'])}% of the time" in report["summary"], (
         report["summary"]
     )
+
+
+async def test_a_face_turned_away_in_the_frame_is_hidden_not_out_of_view(
+    server: ThreadServer, settings: Settings
+) -> None:
+    """FaceMesh loses a face turned to a laptop at the presenter's side (a real photo, moving
+    and noisy as above) while Pose still sees her head and shoulders: `face_lost` asks her to
+    face the camera, not to step back into a frame she never left."""
+    segments = (("astronaut", 3.0), ("tp_sofa_laptop", 4.0), ("astronaut", 4.0))
+    jpegs: list[bytes] = []
+    starts: list[int] = []
+    for number, (name, seconds) in enumerate(segments):
+        starts.append(len(jpegs))
+        count = round(seconds * FPS)
+        jpegs += [encode_jpeg(f) for f in moving_photo_frames(name, count, len(jpegs), number)]
+    client = await SessionClient.create(server.http, server.ws, language="en")
+    await client.connect()
+    sent = await client.send_paced(jpegs, FPS)
+    await client.send_json({"type": "end"})
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=60)
+    page = await client.get("/report.html")
+    await client.close()
+    assert page.status_code == 200, page.text
+
+    offset = server_time_offset(client, sent)
+    t_hidden, t_back = sent[starts[1]] + offset, sent[starts[2]] + offset
+    hold = settings.cues.cue_hold_s
+    periods = cue_periods(client.events, "face_lost")
+    assert len(periods) == 1, periods
+    on, off = periods[0]
+    assert t_hidden + hold - 0.1 <= on <= t_hidden + hold + 1.0, (on, t_hidden)
+    assert off is not None and t_back + hold - 0.1 <= off <= t_back + hold + 1.0, (off, t_back)
+    (cue_on,) = [e for e in client.of_type("cue") if e["cue"] == "face_lost" and e["state"] == "on"]
+    assert cue_on["in_view"] is True
+    assert cue_on["message"] == "Your face is hidden - head down or turned away? Face the camera."
+    # the report's timeline marks the moment with the same words
+    assert f"· {cue_on['message']}</button>" in page.text
+    # (the other cues: her shoulders are tilted on the sofa; the session's end closes them)
+    face_cues = [e for e in client.events if e["type"] == "cue" and e["cue"] == "face_lost"]
+    assert_no_flicker(face_cues, hold)

@@ -152,6 +152,10 @@ async def test_face_lost_cue_turns_on_and_off_without_flicker(
     assert off is not None and t_back + hold - 0.1 <= off <= t_back + hold + 1.0, (off, t_back)
     cue_on = next(e for e in client.of_type("cue") if e["cue"] == "face_lost")
     assert cue_on["severity"] in ("info", "warn") and "얼굴" in cue_on["message"]
+    # nobody in the frame: Pose sees no head and shoulders either, so the message asks the
+    # presenter back into it (not the one for a face hidden in view, test_gaze_live.py)
+    assert cue_on["in_view"] is False
+    assert cue_on["message"] == "얼굴이 보이지 않아요. 화면 안으로 들어와 주세요."
     assert_no_flicker(client.events, hold)
 
 

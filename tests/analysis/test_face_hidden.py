@@ -1,0 +1,98 @@
+"""A face FaceMesh cannot find while the presenter is still in the frame (issue 20: steep
+bows and heads turned to a screen lose the face): Pose's head and shoulders tell it from an
+empty frame, so `face_lost` can say "head down or turned away?" instead of "step back into
+the frame".
+
+Real photos, each fitted into a 640x480 frame moving and with sensor noise as a webcam's
+(tests/live/test_gaze_live.py `moving_photo_frames`), through the live analysers: tracking
+FaceMesh and the static-image Pose graphs the live sessions share.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from app.analysis.face import FaceAnalyzer
+from app.analysis.pose import (
+    LEFT_SHOULDER,
+    NOSE,
+    RIGHT_SHOULDER,
+    LeanBaseline,
+    PoseAnalyzer,
+    PoseGraphs,
+    pose_observation_from_landmarks,
+)
+from app.config import Settings
+from app.media.images import downscale
+from tests.live.test_gaze_live import moving_photo_frames
+
+FRAMES = 20
+
+
+def _observe(frames: list[np.ndarray], settings: Settings) -> tuple[int, int]:
+    """(frames with a face found, frames where Pose sees head and shoulders in view)."""
+    face, pose = FaceAnalyzer(settings), PoseAnalyzer(settings, static_images=True)
+    faces = in_view = 0
+    try:
+        for i, frame in enumerate(frames):
+            rgb = downscale(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), settings.analysis.max_side)
+            faces += face.analyze(rgb).found
+            in_view += pose.analyze(rgb, i / 15).in_view
+    finally:
+        face.close()
+        pose.close()
+    return faces, in_view
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tp_sofa_laptop",  # on a sofa, head turned to the laptop at her side and lowered
+        "kpa_pool",  # a profile, facing image left
+    ],
+)
+def test_a_face_turned_away_is_lost_but_the_presenter_is_in_view(
+    name: str, settings: Settings
+) -> None:
+    faces, in_view = _observe(moving_photo_frames(name, FRAMES, 0, seed=3), settings)
+    assert faces == 0
+    assert in_view >= 0.9 * FRAMES, in_view
+
+
+def test_an_empty_room_and_a_head_above_the_frame_are_out_of_view(settings: Settings) -> None:
+    # the astronaut, looking into the lens with her shoulders in the frame: in view ...
+    frontal = moving_photo_frames("astronaut", FRAMES, 0, seed=4)
+    faces, in_view = _observe(frontal, settings)
+    assert faces == FRAMES and in_view == FRAMES
+    # ... moved up until her head leaves the frame and only the shoulders stay: out of view,
+    # the presenter has to come back into the frame (Pose finds nobody: its detector starts
+    # from the head) ...
+    shift = np.float32([[1, 0, 0], [0, 1, -230]])
+    above = [
+        cv2.warpAffine(f, shift, (f.shape[1], f.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+        for f in frontal
+    ]
+    assert _observe(above, settings) == (0, 0)
+    # ... and where Pose still places the body with the nose above the top edge, neither
+    rgb = cv2.cvtColor(frontal[0], cv2.COLOR_BGR2RGB)
+    graphs = PoseGraphs(1)
+    try:
+        found = graphs.landmarks(rgb)
+    finally:
+        graphs.close()
+    assert found is not None
+    height, width = rgb.shape[:2]
+    points = found.points * (width, height)
+    nose_y, shoulders_y = points[NOSE, 1], points[[LEFT_SHOULDER, RIGHT_SHOULDER], 1].min()
+    raised = points - (0, (nose_y + shoulders_y) / 2)  # nose above the frame, shoulders in it
+    args = (found.visibility, width, height, 0.0, LeanBaseline(1.0))
+    assert pose_observation_from_landmarks(points, *args).in_view
+    out = pose_observation_from_landmarks(raised, *args)
+    assert out.shoulder_center is not None and not out.in_view
+    # ... and the room without her: a wall's texture with sensor noise
+    rng = np.random.default_rng(5)
+    wall = cv2.GaussianBlur(rng.integers(90, 170, (480, 640, 3), dtype=np.uint8), (0, 0), 9)
+    empty = [np.clip(wall + rng.normal(0, 2.5, wall.shape), 0, 255).astype(np.uint8)] * 3
+    assert _observe(empty, settings) == (0, 0)
