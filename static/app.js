@@ -88,7 +88,7 @@ function renderDynamic() {
   renderEndState();
   if (ui.screen === "end") renderScores();
   for (const [cue, badge] of ui.activeCues) {
-    badge.querySelector(".cue-name").textContent = t(`cue.${cue}`);
+    badge.querySelector(".cue-name").textContent = t(badge.dataset.titleKey || `cue.${cue}`);
   }
   $("start-button").textContent = t(ui.session && ui.screen === "start" ? "start.starting" : "start.button");
   $("end-button").textContent = t(ui.ending ? "live.ending" : "live.end");
@@ -526,6 +526,12 @@ function renderIndicators() {
   );
 }
 
+/** A cue badge's title: `face_lost` while the server still sees the presenter in the frame
+ * (`in_view`) is a face hidden (bowed over notes, turned away), not one out of view. */
+function cueTitleKey(cue) {
+  return cue.cue === "face_lost" && cue.in_view === true ? "cue.face_hidden" : `cue.${cue.cue}`;
+}
+
 function onCue(cue) {
   const name = String(cue.cue);
   const list = $("cue-badges");
@@ -537,7 +543,8 @@ function onCue(cue) {
     badge.dataset.severity = cue.severity === "warn" ? "warn" : "info";
     const title = document.createElement("span");
     title.className = "cue-name";
-    title.textContent = t(`cue.${name}`);
+    badge.dataset.titleKey = cueTitleKey(cue);
+    title.textContent = t(badge.dataset.titleKey);
     const message = document.createElement("span");
     message.className = "cue-message";
     message.textContent = String(cue.message ?? "");
@@ -546,7 +553,7 @@ function onCue(cue) {
     ui.activeCues.set(name, badge);
     // Next frame, so the transition from the initial style runs: the badge fades in.
     requestAnimationFrame(() => badge.classList.add("shown"));
-    $("cue-announcer").textContent = String(cue.message || t(`cue.${name}`));
+    $("cue-announcer").textContent = String(cue.message || t(badge.dataset.titleKey));
   } else {
     const badge = ui.activeCues.get(name);
     if (!badge) return;

@@ -61,15 +61,21 @@ def write_y4m(path: Path, frames: list[Any], fps: int) -> None:
 @pytest.fixture(scope="module")
 def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fixtures.clips import Segment, labelled_clip
+    from tests.live.test_gaze_live import moving_photo_frames
 
     # Face, then an empty room long enough for `face_lost` (held 1.5 s) to turn on, then the
+    # face again; then a real photo of a woman whose face is turned away to a laptop at her
+    # side (FaceMesh finds no face, Pose sees her in the frame: `face_lost`, in view), and the
     # face again. Chromium loops the file.
     clip = labelled_clip(
         fps=CLIP_FPS,
         segments=[Segment("frontal", 5.0), Segment("empty", 5.0), Segment("frontal", 4.0)],
     )
+    images = [frame.image for frame in clip]
+    back = images[-4 * CLIP_FPS :]
+    images += moving_photo_frames("tp_sofa_laptop", 5 * CLIP_FPS, len(images), seed=7) + back
     path = tmp_path_factory.mktemp("camera") / "presenter.y4m"
-    write_y4m(path, [frame.image for frame in clip], CLIP_FPS)
+    write_y4m(path, images, CLIP_FPS)
     return path
 
 
@@ -234,6 +240,15 @@ def test_rehearsal_in_a_real_browser(
                 "data-state", "on", timeout=30_000
             )
             save_screenshot(page, f"page-live-face-{transport}.png")
+
+            # The face turned away in the frame: the badge says hidden, not out of view.
+            hidden = page.locator('.cue-badge[data-cue="face_lost"]')
+            expect(hidden).to_be_visible(timeout=40_000)
+            expect(hidden.locator(".cue-name")).to_have_text("Face hidden")
+            expect(hidden.locator(".cue-message")).to_have_text(
+                "Your face is hidden - head down or turned away? Face the camera."
+            )
+            expect(hidden).to_have_count(0, timeout=30_000)
 
             page.locator("#end-button").focus()
             page.keyboard.press("Enter")
