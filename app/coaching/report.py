@@ -303,7 +303,7 @@ def assess(inp: ReportInput, settings: Settings) -> Findings:
         totals[cue] = (count + 1, seconds + max(0.0, end - start))
     summary = sorted(
         (
-            CueSummary(cue, count, round(seconds, 1), _cue_text(cue, language))
+            CueSummary(cue, count, round(seconds, 1), _cue_summary_text(cue, cues, language))
             for cue, (count, seconds) in totals.items()
         ),
         key=lambda c: (-c.seconds, -c.count, c.cue),
@@ -329,6 +329,15 @@ def assess(inp: ReportInput, settings: Settings) -> Findings:
         transcript=dict(transcript) if transcript is not None else None,
         gaze_shares=gaze_shares(metrics, settings),
     )
+
+
+def _cue_summary_text(cue: str, events: list[dict[str, Any]], language: Language) -> str:
+    """What a cue's row of the report says: the message every time it turned on gave where
+    they all agree (every `eye_contact` a look down, every `face_lost` a face hidden in the
+    frame), the cue's plain message otherwise."""
+    said = {e.get("message") for e in events if e.get("cue") == cue and e.get("state") == "on"}
+    only = said.pop() if len(said) == 1 else None
+    return only if isinstance(only, str) and only else _cue_text(cue, language)
 
 
 def _cue_text(cue: str, language: Language) -> str:

@@ -109,6 +109,9 @@ async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
     assert all(
         e["message"] == "You are looking down - at your notes? Look up at the camera." for e in ons
     )
+    # the report's summary of the cues says so too: every time it came on, the eyes were down
+    (row,) = [c for c in report["cue_summary"] if c["cue"] == "eye_contact"]
+    assert row["count"] == len(down) and row["message"] == ons[0]["message"]
 
     # the metrics say which way, and on_camera agrees with it
     metrics = client.of_type("metrics")
@@ -168,8 +171,10 @@ async def test_a_face_turned_away_in_the_frame_is_hidden_not_out_of_view(
     await client.send_json({"type": "end"})
     await client.wait_for(lambda e: e["type"] == "report_ready", timeout=60)
     page = await client.get("/report.html")
+    answer = await client.get("/report")
     await client.close()
     assert page.status_code == 200, page.text
+    assert answer.status_code == 200, answer.text
 
     offset = server_time_offset(client, sent)
     t_hidden, t_back = sent[starts[1]] + offset, sent[starts[2]] + offset
@@ -182,8 +187,11 @@ async def test_a_face_turned_away_in_the_frame_is_hidden_not_out_of_view(
     (cue_on,) = [e for e in client.of_type("cue") if e["cue"] == "face_lost" and e["state"] == "on"]
     assert cue_on["in_view"] is True
     assert cue_on["message"] == "Your face is hidden - head down or turned away? Face the camera."
-    # the report's timeline marks the moment with the same words
+    # the report's timeline marks the moment with the same words, and so does its row of the
+    # cues' summary
     assert f"· {cue_on['message']}</button>" in page.text
+    (row,) = [c for c in answer.json()["cue_summary"] if c["cue"] == "face_lost"]
+    assert row["message"] == cue_on["message"] and row["count"] == 1
     # (the other cues: her shoulders are tilted on the sofa; the session's end closes them)
     face_cues = [e for e in client.events if e["type"] == "cue" and e["cue"] == "face_lost"]
     assert_no_flicker(face_cues, hold)
