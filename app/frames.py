@@ -119,8 +119,9 @@ class PoseObservation:
     shoulder_center: tuple[float, float] | None = None  # normalised 0..1
     wrists: tuple[tuple[float, float] | None, tuple[float, float] | None] = (None, None)
     landmarks: np.ndarray | None = None  # N x 2 pixel coordinates, for drawing
-    # head and shoulders seen inside the frame: the presenter is in view, so a face that
-    # FaceMesh cannot find is hidden (head bowed or turned away), not out of the picture
+    # head and shoulders well inside the frame, near enough (app/analysis/pose.py): the
+    # presenter is in view, so a face FaceMesh cannot find is hidden (head bowed or turned
+    # away), not out of the picture
     in_view: bool = False
 
 
