@@ -112,9 +112,10 @@ class CueEvent(EventBase):
     direction: GazeDirection | None = _optional(
         "eye_contact on: where the presenter looks instead (as metrics.gaze.direction)"
     )
-    in_view: bool | None = _optional(
-        "face_lost on: true when the presenter's head and shoulders are still in the frame "
-        "(the face is hidden: head bowed or turned away), false when they are not"
+    hidden: bool | None = _optional(
+        "face_lost on: true when the face is hidden in the frame (head bowed or turned away: "
+        "Pose still sees the presenter's head and shoulders, or the face vanished from the "
+        "middle of the frame rather than past its edge), false when the presenter left it"
     )
 
 

@@ -203,7 +203,9 @@ class CueTransition:
     t: float
     severity: Literal["info", "warn"]
     direction: GazeDirection | None = None  # eye_contact on: where the presenter looks instead
-    in_view: bool | None = None  # face_lost on: Pose still sees head and shoulders in frame
+    # face_lost on: the face is hidden in the frame (Pose sees the presenter in view, or the
+    # face vanished from the middle of the frame, not past an edge), not out of it
+    hidden: bool | None = None
 
 
 class Analyzer(Protocol):

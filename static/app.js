@@ -526,10 +526,10 @@ function renderIndicators() {
   );
 }
 
-/** A cue badge's title: `face_lost` while the server still sees the presenter in the frame
- * (`in_view`) is a face hidden (bowed over notes, turned away), not one out of view. */
+/** A cue badge's title: `face_lost` while the server thinks the presenter is in the frame
+ * with the face `hidden` there (bowed over notes, turned away) is not one out of view. */
 function cueTitleKey(cue) {
-  return cue.cue === "face_lost" && cue.in_view === true ? "cue.face_hidden" : `cue.${cue.cue}`;
+  return cue.cue === "face_lost" && cue.hidden === true ? "cue.face_hidden" : `cue.${cue.cue}`;
 }
 
 function onCue(cue) {

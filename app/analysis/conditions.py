@@ -13,10 +13,36 @@ from app.frames import VIDEO_CUES, CueName, FrameAnalysis
 
 @dataclass(slots=True)
 class ConditionState:
-    """The little memory `gesture_none` needs: when the hands last moved. One per session,
-    owned by the caller and updated by `frame_conditions`."""
+    """The little memory the conditions need: when the hands last moved (`gesture_none`), and
+    where the face was last seen (`face_lost`). One per session, owned by the caller and
+    updated by `frame_conditions`."""
 
     still_since: float | None = None  # media time the hands became (or were first seen) still
+    # the last face found sat well inside the frame (`face_in_middle`): one lost from there
+    # was hidden (a head bowed or turned), not carried past the frame's edge
+    face_last_in_middle: bool = False
+
+
+# A face at least this share of the frame's width inside both sides, and this share of its
+# height below the top, is in the middle of it. A presenter leaving the frame takes the face
+# past an edge: on the test clips' presenters sliding out sideways in 1.5 s (fast: a brisk
+# walk), the last face FaceMesh finds is 0-106 px from the side of a 640 px frame when the
+# analysis keeps 3 to 15 of the clip's 15 frames a second (tracking loses a fast face before
+# the edge when frames are dropped); a presenter facing the camera, centred, 238-247 px, and a
+# third of the way across, ~160. The bottom edge does not count: a presenter near the camera
+# has the chin near it, and nobody leaves through it but by ducking under the camera.
+FACE_MIDDLE_MIN_SIDE = 0.2
+FACE_MIDDLE_MIN_TOP = 0.05
+
+
+def face_in_middle(bbox: tuple[int, int, int, int], width: int, height: int) -> bool:
+    """Whether a face box (x, y, w, h in pixels) lies well inside a `width` x `height` frame's
+    sides and top."""
+    x, y, w, _ = bbox
+    return (
+        min(x, width - (x + w)) >= FACE_MIDDLE_MIN_SIDE * width
+        and y >= FACE_MIDDLE_MIN_TOP * height
+    )
 
 
 # The stage as the live loop and the upload take it (`frame_conditions` below; tests may swap it).
@@ -32,6 +58,8 @@ def frame_conditions(
     out: dict[CueName, bool | None] = dict.fromkeys(VIDEO_CUES)
 
     out["face_lost"] = not face.found
+    if face.found and face.bbox is not None:
+        state.face_last_in_middle = face_in_middle(face.bbox, a.width, a.height)
     if face.found:
         # this frame's own reading: the cue's hysteresis (cue_hold_s) outlasts a blink, so a
         # blink hold on top would only delay it (see GazeTracker)

@@ -35,10 +35,13 @@ class ChainStep:
 
 
 def _with_whereabouts(
-    transitions: list[CueTransition], analysis: FrameAnalysis
+    transitions: list[CueTransition], analysis: FrameAnalysis, state: ConditionState
 ) -> list[CueTransition]:
     """`eye_contact` turning on says where the presenter looks instead, and `face_lost` turning
-    on whether Pose still sees them in the frame (their messages do)."""
+    on whether the face is hidden in the frame rather than out of it (their messages do):
+    hidden where Pose still sees the presenter's head and shoulders well inside the frame, or
+    where the face was last seen in the middle of the frame (it did not go past an edge: a head
+    bowed steeply, whose body Pose's head-first detector loses too, or turned away)."""
     face, pose = analysis.face, analysis.pose
     direction = face.gaze_frame_direction or face.gaze_direction  # what turned the cue on
     if direction == "camera":
@@ -48,7 +51,8 @@ def _with_whereabouts(
         if tr.state == "on" and tr.cue == "eye_contact" and direction is not None:
             tr = dataclasses.replace(tr, direction=direction)
         elif tr.state == "on" and tr.cue == "face_lost":
-            tr = dataclasses.replace(tr, in_view=pose.found and pose.in_view)
+            hidden = (pose.found and pose.in_view) or state.face_last_in_middle
+            tr = dataclasses.replace(tr, hidden=hidden)
         out.append(tr)
     return out
 
@@ -78,7 +82,7 @@ class StageChain:
         conditions = self._conditions(analysis, self._settings, self._state)
         transitions = self.cues.update(analysis.t, conditions)
         if transitions:
-            transitions = _with_whereabouts(transitions, analysis)
+            transitions = _with_whereabouts(transitions, analysis, self._state)
         analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
         for observer in self.observers:
             observer.observe(analysis, image)

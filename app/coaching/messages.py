@@ -571,9 +571,9 @@ EYE_CONTACT_MESSAGES: dict[GazeDirection, dict[Language, str]] = {
 }
 
 
-# `face_lost` turning on while Pose still sees the presenter's head and shoulders in the frame:
-# FaceMesh lost a face bowed over notes or turned to a screen at the side (on real photos of
-# both, tests/analysis/test_face_hidden.py), so "step back into the frame" would be wrong.
+# `face_lost` turning on with the face hidden in the frame (`CueTransition.hidden`): FaceMesh
+# lost a face bowed over notes or turned to a screen at the side (real photos of both,
+# tests/analysis/test_face_hidden.py), so "step back into the frame" would be wrong.
 FACE_HIDDEN_MESSAGE: dict[Language, str] = {
     "ko": "얼굴이 보이지 않아요. 고개를 숙이거나 돌리고 있나요? 카메라를 바라보세요.",
     "en": "Your face is hidden - head down or turned away? Face the camera.",
@@ -584,11 +584,11 @@ def cue_message(
     cue: CueName,
     language: Language,
     direction: GazeDirection | None = None,
-    in_view: bool | None = None,
+    hidden: bool | None = None,
 ) -> str:
     """A cue's message; `eye_contact` says which way the presenter looks where it is known,
-    `face_lost` whether they are still in the frame."""
-    if cue == "face_lost" and in_view:
+    `face_lost` whether the face is hidden in the frame rather than out of it."""
+    if cue == "face_lost" and hidden:
         return FACE_HIDDEN_MESSAGE[language]
     table = EYE_CONTACT_MESSAGES.get(direction) if cue == "eye_contact" and direction else None
     return (table or CUE_MESSAGES[cue])[language]

@@ -977,9 +977,9 @@ def cue_event(tr: CueTransition, language: Language) -> CueEvent:
         cue=tr.cue,
         state=tr.state,
         severity=tr.severity,
-        message=cue_message(tr.cue, language, tr.direction, tr.in_view),
+        message=cue_message(tr.cue, language, tr.direction, tr.hidden),
         direction=tr.direction,
-        in_view=tr.in_view,
+        hidden=tr.hidden,
     )
 
 

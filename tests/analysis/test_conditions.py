@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from app.analysis.conditions import ConditionState, frame_conditions
+import numpy as np
+
+from app.analysis.conditions import ConditionState, face_in_middle, frame_conditions
+from app.coaching.chain import StageChain
 from app.config import Settings
 from app.frames import (
     VIDEO_CUES,
@@ -97,3 +100,42 @@ def test_gesture_none_only_after_the_hands_stay_still_long_enough() -> None:
 def test_excess_gesture_and_sway() -> None:
     c = frame_conditions(_analysis(activity=5.0, sway=0.3), SETTINGS, ConditionState())
     assert c["gesture_excess"] is True and c["sway"] is True
+
+
+def _face_lost_on(frames: list[tuple[FaceObservation, PoseObservation]]) -> list[bool | None]:
+    """`hidden` of each `face_lost` turning on, over frames 0.1 s apart through the chain."""
+    chain = StageChain(SETTINGS, frame_conditions, ConditionState)
+    image = np.zeros((480, 640, 3), np.uint8)
+    out = []
+    for i, (face, pose) in enumerate(frames):
+        step = chain.step(_analysis(t=i / 10, face=face, pose=pose), image)
+        out += [tr.hidden for tr in step.transitions if tr.cue == "face_lost" and tr.state == "on"]
+    return out
+
+
+def test_a_face_lost_in_the_middle_of_the_frame_or_with_the_body_in_view_is_hidden() -> None:
+    """`face_lost` turning on says hidden (head bowed or turned away) where the face was last
+    seen in the middle of the frame or Pose still sees the presenter in view; out of view
+    where it was last seen at an edge and Pose sees nobody, or never seen at all."""
+    middle = FaceObservation(found=True, bbox=(280, 150, 80, 100), face_width_ratio=0.125)
+    at_edge = FaceObservation(found=True, bbox=(540, 150, 80, 100), face_width_ratio=0.125)
+    gone, nobody = FaceObservation(found=False), PoseObservation(found=False)
+    in_view = PoseObservation(found=True, shoulder_tilt_deg=0.0, in_view=True)
+    lost = 30  # 3 s, past the cue's hold
+    assert SETTINGS.cues.cue_hold_s < 3
+    assert _face_lost_on([(middle, nobody)] * 10 + [(gone, nobody)] * lost) == [True]
+    assert _face_lost_on([(at_edge, nobody)] * 10 + [(gone, nobody)] * lost) == [False]
+    assert _face_lost_on([(at_edge, nobody)] * 10 + [(gone, in_view)] * lost) == [True]
+    assert _face_lost_on([(gone, nobody)] * lost) == [False]
+    # the last face seen counts: in the middle, then carried to the edge, then gone
+    frames = [(middle, nobody)] * 10 + [(at_edge, nobody)] * 3 + [(gone, nobody)] * lost
+    assert _face_lost_on(frames) == [False]
+
+
+def test_face_in_middle_leaves_out_the_bottom_edge() -> None:
+    assert face_in_middle((280, 150, 80, 100), 640, 480)
+    assert face_in_middle((140, 150, 80, 100), 640, 480)  # a third of the way across
+    assert not face_in_middle((100, 150, 80, 100), 640, 480)  # near the left side
+    assert not face_in_middle((440, 150, 80, 100), 640, 480)  # near the right side
+    assert not face_in_middle((280, 15, 80, 100), 640, 480)  # near the top
+    assert face_in_middle((280, 380, 80, 100), 640, 480)  # chin at the bottom: near the camera

@@ -4,7 +4,7 @@ empty frame, so `face_lost` can say "head down or turned away?" instead of "step
 the frame".
 
 Real photos, each fitted into a 640x480 frame moving and with sensor noise as a webcam's
-(tests/live/test_gaze_live.py `moving_photo_frames`), and the test clips' presenters sliding
+(tests/fixtures/gaze_photos.py `moving_photo_frames`), and the test clips' presenters sliding
 out of the frame and standing far back, with sensor noise, through the live analysers:
 tracking FaceMesh and the static-image Pose graphs the live sessions share. The bounds of
 `in_view` (app/analysis/pose.py) were chosen on these inputs: they are development data, not
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from app.analysis.conditions import ConditionState, frame_conditions
 from app.analysis.face import FaceAnalyzer
 from app.analysis.pose import (
     LEFT_SHOULDER,
@@ -27,12 +28,15 @@ from app.analysis.pose import (
     PoseGraphs,
     pose_observation_from_landmarks,
 )
+from app.coaching.chain import StageChain
 from app.config import Settings
+from app.frames import FrameAnalysis, GestureObservation
 from app.media.images import downscale
 from tests.fixtures.clips import Segment, SourceName, labelled_clip
-from tests.live.test_gaze_live import moving_photo_frames
+from tests.fixtures.gaze_photos import moving_photo_frames
 
 FRAMES = 20
+NO_HANDS = GestureObservation(0, None)
 
 
 def _observe(frames: list[np.ndarray], settings: Settings) -> tuple[int, int]:
@@ -133,3 +137,60 @@ def test_a_presenter_leaving_the_frame_or_too_far_is_out_of_view(
     lost = [in_view for face, in_view in found if not face]
     assert len(lost) >= 20 and not any(lost), lost
     assert all(in_view for face, in_view in found[:15])  # the frontal second: in view
+
+
+def _face_lost_said(
+    frames: list[np.ndarray], settings: Settings, fps: float = 15.0
+) -> list[bool | None]:
+    """`hidden` of each `face_lost` turning on, the frames (`fps` of them a second) through
+    the live analysers, the live conditions and the cue hold (`StageChain`), as a session
+    takes them."""
+    face, pose = FaceAnalyzer(settings), PoseAnalyzer(settings, static_images=True)
+    chain = StageChain(settings, frame_conditions, ConditionState)
+    said = []
+    try:
+        for i, frame in enumerate(frames):
+            rgb = downscale(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), settings.analysis.max_side)
+            t = i / fps
+            height, width = rgb.shape[:2]
+            a = FrameAnalysis(
+                i, t, t, width, height, face.analyze(rgb), pose.analyze(rgb, t), NO_HANDS
+            )
+            step = chain.step(a, rgb)
+            said += [
+                tr.hidden for tr in step.transitions if tr.cue == "face_lost" and tr.state == "on"
+            ]
+    finally:
+        face.close()
+        pose.close()
+    return said
+
+
+@pytest.mark.parametrize("every", [1, 3, 5])
+def test_walking_out_is_out_of_view_and_bowing_is_hidden_whatever_the_analysis_keeps(
+    every: int, settings: Settings
+) -> None:
+    """A session analyses the frames it can afford: at 15, 5 and 3 of the 15 frames a second,
+    a presenter walking briskly out of the frame (1.5 s to cross it; FaceMesh's tracking may
+    lose the fast face before the edge) is out of view, and one bowing steeply under a cap's
+    brim (mkr_studio1, a real photo; Pose finds nobody there either) in the middle of the
+    frame is hidden."""
+    rng = np.random.default_rng(8)
+    for source in ("astronaut", "grace_hopper"):
+        clip = labelled_clip(
+            15,
+            [
+                Segment("frontal", 1.0, source=source),
+                Segment("out_of_frame", 1.5, source=source),
+                Segment("empty", 3.0, source=source),
+            ],
+        )
+        frames = [
+            np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
+            for f in clip[::every]
+        ]
+        assert _face_lost_said(frames, settings, 15 / every) == [False], (source, every)
+    bow = moving_photo_frames("astronaut", 30, 0, seed=1) + moving_photo_frames(
+        "mkr_studio1", 45, 30, seed=2
+    )
+    assert _face_lost_said(bow[::every], settings, 15 / every) == [True], every

@@ -61,15 +61,21 @@ def write_y4m(path: Path, frames: list[Any], fps: int) -> None:
 @pytest.fixture(scope="module")
 def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.fixtures.clips import Segment, labelled_clip
-    from tests.live.test_gaze_live import moving_photo_frames
+    from tests.fixtures.gaze_photos import moving_photo_frames
 
-    # Face, then an empty room long enough for `face_lost` (held 1.5 s) to turn on, then the
-    # face again; then a real photo of a woman whose face is turned away to a laptop at her
-    # side (FaceMesh finds no face, Pose sees her in the frame: `face_lost`, in view), and the
-    # face again. Chromium loops the file.
+    # Face, then the presenter walks out of the frame sideways and leaves an empty room long
+    # enough for `face_lost` (held 1.5 s) to turn on, then the face again; then a real photo
+    # of a woman whose face is turned away to a laptop at her side (FaceMesh finds no face in
+    # the middle of the frame, Pose sees her: `face_lost`, hidden), and the face again.
+    # Chromium loops the file.
     clip = labelled_clip(
         fps=CLIP_FPS,
-        segments=[Segment("frontal", 5.0), Segment("empty", 5.0), Segment("frontal", 4.0)],
+        segments=[
+            Segment("frontal", 5.0),
+            Segment("out_of_frame", 2.0),
+            Segment("empty", 3.5),
+            Segment("frontal", 4.0),
+        ],
     )
     images = [frame.image for frame in clip]
     back = images[-4 * CLIP_FPS :]

@@ -130,8 +130,16 @@ async def test_face_lost_cue_turns_on_and_off_without_flicker(
     server: ThreadServer, settings: Settings
 ) -> None:
     hold = settings.cues.cue_hold_s
+    # The presenter walks out of the frame sideways (the face lost as it crosses the edge),
+    # leaves an empty room, and comes back.
     frames = labelled_clip(
-        FPS, [Segment("frontal", 3.0), Segment("empty", 4.0), Segment("frontal", 4.0)]
+        FPS,
+        [
+            Segment("frontal", 3.0),
+            Segment("out_of_frame", 2.0),
+            Segment("empty", 3.0),
+            Segment("frontal", 4.0),
+        ],
     )
     client = await SessionClient.create(server.http, server.ws, language="ko")
     await client.connect()
@@ -141,20 +149,23 @@ async def test_face_lost_cue_turns_on_and_off_without_flicker(
     await client.close()
 
     offset = server_time_offset(client, sent)
+    first_out = next(f.index for f in frames if f.label == "out_of_frame")
     first_empty = next(f.index for f in frames if f.label == "empty")
     first_back = next(f.index for f in frames if f.label == "frontal" and f.index > first_empty)
-    t_gone, t_back = sent[first_empty] + offset, sent[first_back] + offset
+    t_out, t_gone = sent[first_out] + offset, sent[first_empty] + offset
+    t_back = sent[first_back] + offset
 
     periods = cue_periods(client.events, "face_lost")
     assert len(periods) == 1, periods
     on, off = periods[0]
-    assert t_gone + hold - 0.1 <= on <= t_gone + hold + 1.0, (on, t_gone)
+    # held from the moment the face crossed the edge, somewhere on the way out
+    assert t_out + hold - 0.1 <= on <= t_gone + hold + 1.0, (on, t_out, t_gone)
     assert off is not None and t_back + hold - 0.1 <= off <= t_back + hold + 1.0, (off, t_back)
     cue_on = next(e for e in client.of_type("cue") if e["cue"] == "face_lost")
     assert cue_on["severity"] in ("info", "warn") and "얼굴" in cue_on["message"]
-    # nobody in the frame: Pose sees no head and shoulders either, so the message asks the
-    # presenter back into it (not the one for a face hidden in view, test_gaze_live.py)
-    assert cue_on["in_view"] is False
+    # the face went past the frame's edge and Pose sees nobody in view: the message asks the
+    # presenter back into the frame (not the one for a face hidden in it, test_gaze_live.py)
+    assert cue_on["hidden"] is False
     assert cue_on["message"] == "얼굴이 보이지 않아요. 화면 안으로 들어와 주세요."
     assert_no_flicker(client.events, hold)
 

@@ -1,0 +1,163 @@
+"""A face hidden in the frame or out of it: what `face_lost` tells the presenter (issue 20).
+
+    .venv/bin/python -m bench.face_hidden [--frames 10]
+
+When FaceMesh finds no face, the `face_lost` cue asks the presenter back into the frame, or,
+where the face is hidden in it (`CueTransition.hidden`: Pose still sees their head and
+shoulders well inside the frame, `PoseObservation.in_view`, or the face was last seen in the
+middle of the frame, not at its edge), asks whether their head is down or turned away. This
+runs the live analysers (tracking FaceMesh, the static-image Pose graphs live sessions share)
+over:
+
+- every labelled photo of tests/fixtures/gaze_photos.py whose source is here, `--frames`
+  frames each, fitted into a 640x480 frame, swaying and rolling, with sensor noise
+  (`moving_photo_frames`): per label, the photos whose face FaceMesh loses on at least half
+  the frames, and of those the ones Pose sees in view on at least half of them; then each of
+  those photos after the astronaut facing the camera, as a session sees a presenter bow or
+  turn away, and what `face_lost` said;
+- the test clips' presenters (astronaut, Grace Hopper; tests/fixtures/clips.py) sliding out of
+  the frame sideways, standing far back, and an empty room, with sensor noise: of the frames
+  whose face is lost, how many read in view (each one would ask "head down?" of someone who
+  is not in the frame), and what `face_lost` said when it turned on (through the live
+  conditions and cue hold, `StageChain`).
+
+A photo's face is never found when FaceMesh loses it on every frame, so the photos measure
+Pose's `in_view` alone; the clips measure both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+
+import cv2
+import numpy as np
+
+from app.analysis.conditions import ConditionState, frame_conditions
+from app.analysis.face import FaceAnalyzer
+from app.analysis.pose import PoseAnalyzer
+from app.coaching.chain import StageChain
+from app.config import Settings
+from app.frames import FrameAnalysis, GestureObservation
+from app.media.images import downscale
+from tests.fixtures.clips import Segment, labelled_clip
+from tests.fixtures.gaze_photos import (
+    GAZE_PHOTOS,
+    LABELS,
+    MissingPhotoSource,
+    moving_photo_frames,
+)
+
+
+def observe(
+    frames: list[np.ndarray], settings: Settings
+) -> tuple[list[tuple[bool, bool]], list[bool | None]]:
+    """(face found, in view) per frame, through a fresh session's analysers, and `hidden` of
+    each `face_lost` turning on (the live conditions and cue hold, frames 1/15 s apart)."""
+    face, pose = FaceAnalyzer(settings), PoseAnalyzer(settings, static_images=True)
+    chain = StageChain(settings, frame_conditions, ConditionState)
+    seen, said = [], []
+    try:
+        for i, frame in enumerate(frames):
+            rgb = downscale(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), settings.analysis.max_side)
+            t = i / 15
+            a = FrameAnalysis(
+                i,
+                t,
+                t,
+                rgb.shape[1],
+                rgb.shape[0],
+                face.analyze(rgb),
+                pose.analyze(rgb, t),
+                GestureObservation(0, None),
+            )
+            seen.append((a.face.found, a.pose.in_view))
+            step = chain.step(a, rgb)
+            said += [
+                tr.hidden for tr in step.transitions if tr.cue == "face_lost" and tr.state == "on"
+            ]
+    finally:
+        face.close()
+        pose.close()
+    return seen, said
+
+
+def photos_table(settings: Settings, frames: int) -> None:
+    lost: dict[str, list[str]] = collections.defaultdict(list)
+    in_view: dict[str, list[str]] = collections.defaultdict(list)
+    counted: collections.Counter[str] = collections.Counter()
+    skipped = 0
+    for number, photo in enumerate(GAZE_PHOTOS):
+        try:
+            images = moving_photo_frames(photo.name, frames, 0, seed=number)
+        except MissingPhotoSource:
+            skipped += 1
+            continue
+        counted[photo.label] += 1
+        seen, _ = observe(images, settings)
+        gone = [view for face, view in seen if not face]
+        if len(gone) * 2 >= frames:
+            lost[photo.label].append(photo.name)
+            if sum(gone) * 2 >= len(gone):
+                in_view[photo.label].append(photo.name)
+    print(f"## Labelled photos, {frames} moving, noisy frames each ({skipped} not here)\n")
+    print("| label | photos | face lost (>= half the frames) | of those, in view | in view |")
+    print("| --- | --- | --- | --- | --- |")
+    for label in LABELS:
+        if counted[label]:
+            names = ", ".join(in_view[label]) or "-"
+            print(
+                f"| {label} | {counted[label]} | {len(lost[label])} | "
+                f"{len(in_view[label])} | {names} |"
+            )
+    print(
+        "\nlost, not in view: "
+        + ", ".join(n for label in LABELS for n in lost[label] if n not in in_view[label])
+    )
+    print("\nThe photos whose face is lost, each after 2 s of the astronaut facing the camera")
+    print("(moving, noisy), 3 s of it: what `face_lost` said when it turned on\n")
+    print("| photo | label | `face_lost` on: hidden |")
+    print("| --- | --- | --- |")
+    for label in LABELS:
+        for name in lost[label]:
+            switch = moving_photo_frames("astronaut", 30, 0, seed=1)
+            switch += moving_photo_frames(name, 45, 30, seed=2)
+            _, said = observe(switch, settings)
+            print(f"| {name} | {label} | {said} |")
+
+
+def clips_table(settings: Settings) -> None:
+    print("\n## Leaving the frame (test clips, sensor noise sigma 2.5)\n")
+    print("| presenter | frames | face lost | lost and read in view | `face_lost` on: hidden |")
+    print("| --- | --- | --- | --- | --- |")
+    rng = np.random.default_rng(0)
+    for source in ("astronaut", "grace_hopper"):
+        clip = labelled_clip(
+            15,
+            [
+                Segment("frontal", 1.0, source=source),
+                Segment("out_of_frame", 4.0, source=source),
+                Segment("frontal", 2.0, scale=0.6, source=source),
+                Segment("empty", 1.0, source=source),
+            ],
+        )
+        frames = [
+            np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
+            for f in clip
+        ]
+        seen, said = observe(frames, settings)
+        gone = [view for face, view in seen if not face]
+        print(f"| {source} | {len(seen)} | {len(gone)} | {sum(gone)} | {said} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=10)
+    args = parser.parse_args()
+    settings = Settings()
+    photos_table(settings, args.frames)
+    clips_table(settings)
+
+
+if __name__ == "__main__":
+    main()
