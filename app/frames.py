@@ -117,6 +117,7 @@ class PoseObservation:
     head_tilt_deg: float | None = None  # from the ears; + = clockwise in the image
     lean: float | None = None  # shoulder width relative to calibration; >1 leaning in
     shoulder_center: tuple[float, float] | None = None  # normalised 0..1
+    shoulder_width: float | None = None  # share of the frame's width (both shoulders seen)
     wrists: tuple[tuple[float, float] | None, tuple[float, float] | None] = (None, None)
     landmarks: np.ndarray | None = None  # N x 2 pixel coordinates, for drawing
     # head and shoulders well inside the frame, near enough (app/analysis/pose.py): the

@@ -40,7 +40,7 @@ from app.coaching.chain import StageChain
 from app.config import Settings
 from app.frames import FrameAnalysis, GestureObservation
 from app.media.images import downscale
-from tests.fixtures.clips import Segment, labelled_clip
+from tests.fixtures.clips import Segment, SourceName, labelled_clip
 from tests.fixtures.gaze_photos import (
     GAZE_PHOTOS,
     LABELS,
@@ -48,19 +48,21 @@ from tests.fixtures.gaze_photos import (
     moving_photo_frames,
 )
 
+PRESENTERS: tuple[SourceName, ...] = ("astronaut", "grace_hopper")
+
 
 def observe(
-    frames: list[np.ndarray], settings: Settings
+    frames: list[np.ndarray], settings: Settings, fps: float = 15.0
 ) -> tuple[list[tuple[bool, bool]], list[bool | None]]:
     """(face found, in view) per frame, through a fresh session's analysers, and `hidden` of
-    each `face_lost` turning on (the live conditions and cue hold, frames 1/15 s apart)."""
+    each `face_lost` turning on (the live conditions and cue hold, frames 1/`fps` s apart)."""
     face, pose = FaceAnalyzer(settings), PoseAnalyzer(settings, static_images=True)
     chain = StageChain(settings, frame_conditions, ConditionState)
     seen, said = [], []
     try:
         for i, frame in enumerate(frames):
             rgb = downscale(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), settings.analysis.max_side)
-            t = i / 15
+            t = i / fps
             a = FrameAnalysis(
                 i,
                 t,
@@ -128,17 +130,37 @@ def photos_table(settings: Settings, frames: int) -> None:
 
 def clips_table(settings: Settings) -> None:
     print("\n## Leaving the frame (test clips, sensor noise sigma 2.5)\n")
-    print("| presenter | frames | face lost | lost and read in view | `face_lost` on: hidden |")
-    print("| --- | --- | --- | --- | --- |")
+    print("1 s facing the camera, 1.5 s walking out sideways, 3 s of empty room; the analysis")
+    print("keeping every frame, every 3rd or every 5th (15, 5, 3 frames a second)\n")
+    print("| presenter | analysed | frames | face lost | lost, in view | `face_lost` on: hidden |")
+    print("| --- | --- | --- | --- | --- | --- |")
     rng = np.random.default_rng(0)
-    for source in ("astronaut", "grace_hopper"):
+    for source in PRESENTERS:
         clip = labelled_clip(
             15,
             [
                 Segment("frontal", 1.0, source=source),
-                Segment("out_of_frame", 4.0, source=source),
-                Segment("frontal", 2.0, scale=0.6, source=source),
-                Segment("empty", 1.0, source=source),
+                Segment("out_of_frame", 1.5, source=source),
+                Segment("empty", 3.0, source=source),
+            ],
+        )
+        frames = [
+            np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
+            for f in clip
+        ]
+        for every in (1, 3, 5):
+            seen, said = observe(frames[::every], settings, 15 / every)
+            gone = [view for face, view in seen if not face]
+            print(f"| {source} | 1 in {every} | {len(seen)} | {len(gone)} | {sum(gone)} | {said} |")
+    print("\nStanding far back (FaceMesh finds no face), 3 s after 1 s facing the camera:\n")
+    print("| presenter | scale | face lost | lost and read in view | `face_lost` on: hidden |")
+    print("| --- | --- | --- | --- | --- |")
+    for source, scale in zip(PRESENTERS, (0.6, 0.35), strict=True):
+        clip = labelled_clip(
+            15,
+            [
+                Segment("frontal", 1.0, source=source),
+                Segment("frontal", 3.0, scale=scale, source=source),
             ],
         )
         frames = [
@@ -147,7 +169,7 @@ def clips_table(settings: Settings) -> None:
         ]
         seen, said = observe(frames, settings)
         gone = [view for face, view in seen if not face]
-        print(f"| {source} | {len(seen)} | {len(gone)} | {sum(gone)} | {said} |")
+        print(f"| {source} | {scale} | {len(gone)} | {sum(gone)} | {said} |")
 
 
 def main() -> None:

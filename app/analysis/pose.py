@@ -99,7 +99,7 @@ def pose_observation_from_landmarks(
     def normalised(i: int) -> tuple[float, float] | None:
         return (float(points[i, 0]) / width, float(points[i, 1]) / height) if seen(i) else None
 
-    tilt = lean = center = None
+    tilt = lean = center = shoulder_width = None
     in_view = False
     if seen(LEFT_SHOULDER) and seen(RIGHT_SHOULDER):
         left, right = xy(LEFT_SHOULDER), xy(RIGHT_SHOULDER)
@@ -126,6 +126,7 @@ def pose_observation_from_landmarks(
         head_tilt_deg=head_tilt,
         lean=lean,
         shoulder_center=center,
+        shoulder_width=shoulder_width,
         wrists=(normalised(LEFT_WRIST), normalised(RIGHT_WRIST)),
         landmarks=points.astype(np.float32),
         in_view=bool(in_view),

@@ -116,17 +116,21 @@ def _face_lost_on(frames: list[tuple[FaceObservation, PoseObservation]]) -> list
 def test_a_face_lost_in_the_middle_of_the_frame_or_with_the_body_in_view_is_hidden() -> None:
     """`face_lost` turning on says hidden (head bowed or turned away) where the face was last
     seen in the middle of the frame or Pose still sees the presenter in view; out of view
-    where it was last seen at an edge and Pose sees nobody, or never seen at all."""
+    where it was last seen at an edge and Pose sees nobody, where Pose sees a presenter too far
+    back, or where it was never seen at all."""
     middle = FaceObservation(found=True, bbox=(280, 150, 80, 100), face_width_ratio=0.125)
     at_edge = FaceObservation(found=True, bbox=(540, 150, 80, 100), face_width_ratio=0.125)
     gone, nobody = FaceObservation(found=False), PoseObservation(found=False)
-    in_view = PoseObservation(found=True, shoulder_tilt_deg=0.0, in_view=True)
+    in_view = PoseObservation(found=True, shoulder_tilt_deg=0.0, shoulder_width=0.3, in_view=True)
+    far = PoseObservation(found=True, shoulder_tilt_deg=0.0, shoulder_width=0.1)
     lost = 30  # 3 s, past the cue's hold
     assert SETTINGS.cues.cue_hold_s < 3
     assert _face_lost_on([(middle, nobody)] * 10 + [(gone, nobody)] * lost) == [True]
     assert _face_lost_on([(at_edge, nobody)] * 10 + [(gone, nobody)] * lost) == [False]
     assert _face_lost_on([(at_edge, nobody)] * 10 + [(gone, in_view)] * lost) == [True]
     assert _face_lost_on([(gone, nobody)] * lost) == [False]
+    # shoulders too close together for a presenter hiding the face: one standing far back
+    assert _face_lost_on([(middle, nobody)] * 10 + [(gone, far)] * lost) == [False]
     # the last face seen counts: in the middle, then carried to the edge, then gone
     frames = [(middle, nobody)] * 10 + [(at_edge, nobody)] * 3 + [(gone, nobody)] * lost
     assert _face_lost_on(frames) == [False]

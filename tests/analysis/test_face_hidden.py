@@ -194,3 +194,26 @@ def test_walking_out_is_out_of_view_and_bowing_is_hidden_whatever_the_analysis_k
         "mkr_studio1", 45, 30, seed=2
     )
     assert _face_lost_said(bow[::every], settings, 15 / every) == [True], every
+
+
+def test_a_presenter_stepping_far_back_is_not_hidden(settings: Settings) -> None:
+    """Facing the camera, then standing far back (scaled to 0.6 and 0.35: faces FaceMesh does
+    not find, though they were last seen in the middle of the frame): Pose's shoulders, about a
+    tenth of the frame apart, say the presenter stepped back, so `face_lost` does not ask about
+    a bowed or turned head. (Farther back still, Pose loses the presenter too, and the face
+    that vanished from the middle of the frame reads hidden: Grace Hopper at 0.3, on some
+    noise.)"""
+    rng = np.random.default_rng(9)
+    for source, scale in (("astronaut", 0.6), ("grace_hopper", 0.35)):
+        clip = labelled_clip(
+            15,
+            [
+                Segment("frontal", 1.0, source=source),
+                Segment("frontal", 3.0, scale=scale, source=source),
+            ],
+        )
+        frames = [
+            np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
+            for f in clip
+        ]
+        assert _face_lost_said(frames, settings) == [False], source
