@@ -115,7 +115,9 @@ class CueEvent(EventBase):
     hidden: bool | None = _optional(
         "face_lost on: true when the face is hidden in the frame (head bowed or turned away: "
         "Pose still sees the presenter's head and shoulders, or the face vanished from the "
-        "middle of the frame rather than past its edge), false when the presenter left it"
+        "middle of the frame rather than past its edge), false otherwise (it went past an "
+        "edge, was never seen, or Pose sees a presenter standing far back); absent on off "
+        "events and for other cues. Fixed when the cue turns on: no event updates it"
     )
 
 

@@ -10,7 +10,7 @@ import {
   getSession,
 } from "./api.js";
 import { LiveChart } from "./chart.js";
-import { applyLanguage, initialLanguage, language, t } from "./i18n.js";
+import { applyLanguage, cueTitleKey, initialLanguage, language, t } from "./i18n.js";
 import { takeNextTake } from "./next-take.js";
 import { WebRTCTransport, WebSocketTransport } from "./transport.js";
 
@@ -524,12 +524,6 @@ function renderIndicators() {
   $("posture-value").textContent = t(
     { on: "live.posture.ok", off: "live.posture.off", unknown: "live.posture.unknown" }[ui.posture],
   );
-}
-
-/** A cue badge's title: `face_lost` while the server thinks the presenter is in the frame
- * with the face `hidden` there (bowed over notes, turned away) is not one out of view. */
-function cueTitleKey(cue) {
-  return cue.cue === "face_lost" && cue.hidden === true ? "cue.face_hidden" : `cue.${cue.cue}`;
 }
 
 function onCue(cue) {

@@ -187,6 +187,12 @@ export const STRINGS = {
 
 export const LANGUAGES = ["ko", "en"];
 
+/** The string key naming a `cue` event: `face_lost` with the face `hidden` in the frame
+ * (bowed over notes, turned away) is not one out of view. */
+export function cueTitleKey(cue) {
+  return cue.cue === "face_lost" && cue.hidden === true ? "cue.face_hidden" : `cue.${cue.cue}`;
+}
+
 let current = "en";
 
 export function language() {

@@ -12,7 +12,7 @@ import {
   getPitch,
   getReport,
 } from "./api.js";
-import { language, STRINGS, t } from "./i18n.js";
+import { cueTitleKey, language, STRINGS, t } from "./i18n.js";
 import { setNextTake } from "./next-take.js";
 
 Object.assign(STRINGS.en, {
@@ -718,7 +718,7 @@ function renderTakeColumn(pitch, take, report) {
   const duration = Math.max(1, report?.duration_s ?? take.duration_s ?? 1);
   const moments = (report?.cues ?? [])
     .filter((c) => c.state === "on" && typeof c.t === "number")
-    .map((c) => ({ t: c.t, label: STRINGS.en[`cue.${c.cue}`] ? t(`cue.${c.cue}`) : String(c.cue), severity: c.severity }));
+    .map((c) => ({ t: c.t, label: STRINGS.en[cueTitleKey(c)] ? t(cueTitleKey(c)) : String(c.cue), severity: c.severity }));
   // The strip: the take's length with its moments; a click anywhere plays from there.
   const W = 600, H = 28;
   const strip = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "take-strip", "aria-hidden": "true", preserveAspectRatio: "none" });

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from app.analysis.pose import IN_VIEW_MIN_SHOULDER_WIDTH
 from app.config import Settings
 from app.frames import VIDEO_CUES, CueName, FrameAnalysis
 
@@ -21,12 +22,54 @@ class ConditionState:
     # the last face found sat well inside the frame (`face_in_middle`): one lost from there
     # was hidden (a head bowed or turned), not carried past the frame's edge
     face_last_in_middle: bool = False
+    face_lost_at: float | None = None  # media time of the first frame without a face, if lost
+    # the Pose results since then (each counted once, none from a frame before the loss)
+    poses_since_loss: int = 0
+    poses_in_view: int = 0  # ... that saw the presenter in view
+    poses_far: int = 0  # ... that saw shoulders too close together: a presenter far back
+    last_pose_t: float | None = None
+
+    def face_hidden(self) -> bool:
+        """Whether the face lost now is hidden in the frame (head bowed or turned away) rather
+        than out of it: Pose saw the presenter in view on at least half of its results since
+        the loss; else not where most of them saw a presenter standing far back; else where
+        the face was last seen in the middle of the frame. A vote, not the latest result: Pose
+        flickers (on a steep bow under a cap's brim it sees the presenter in view on a few
+        frames, and on a walk out of the frame on one or two), and its latest result may be
+        older than the loss."""
+        seen = self.poses_since_loss
+        if seen and 2 * self.poses_in_view >= seen:
+            return True
+        if seen and 2 * self.poses_far > seen:
+            return False
+        return self.face_last_in_middle
+
+    def observe_face(self, a: FrameAnalysis) -> None:
+        """One frame: where its face is, or, with none, what Pose saw since the face was lost."""
+        face, pose = a.face, a.pose
+        if face.found:
+            self.face_lost_at = None
+            if face.bbox is not None:
+                self.face_last_in_middle = face_in_middle(face.bbox, a.width, a.height)
+            return
+        if self.face_lost_at is None:
+            self.face_lost_at = a.t
+            self.poses_since_loss = self.poses_in_view = self.poses_far = 0
+        pose_t = a.t if a.pose_t is None else a.pose_t
+        if pose_t < self.face_lost_at or pose_t == self.last_pose_t:
+            return
+        self.last_pose_t = pose_t
+        self.poses_since_loss += 1
+        self.poses_in_view += pose.in_view
+        width = pose.shoulder_width
+        self.poses_far += width is not None and width < IN_VIEW_MIN_SHOULDER_WIDTH
 
 
 # A face at least this share of the frame's width inside both sides, and this share of its
 # height below the top, is in the middle of it. A presenter leaving the frame takes the face
 # past an edge: on the test clips' presenters sliding out sideways in 1.5 s (fast: a brisk
-# walk), the last face FaceMesh finds is 0-106 px from the side of a 640 px frame when the
+# walk; measured once by hand, 2026-12-06, bench/face_hidden.py gives the outcome, not these
+# distances), the last face FaceMesh finds is 0-106 px from the side of a 640 px frame when the
 # analysis keeps 3 to 15 of the clip's 15 frames a second (tracking loses a fast face before
 # the edge when frames are dropped); a presenter facing the camera, centred, 238-247 px, and a
 # third of the way across, ~160. The bottom edge does not count: a presenter near the camera
@@ -58,8 +101,7 @@ def frame_conditions(
     out: dict[CueName, bool | None] = dict.fromkeys(VIDEO_CUES)
 
     out["face_lost"] = not face.found
-    if face.found and face.bbox is not None:
-        state.face_last_in_middle = face_in_middle(face.bbox, a.width, a.height)
+    state.observe_face(a)
     if face.found:
         # this frame's own reading: the cue's hysteresis (cue_hold_s) outlasts a blink, so a
         # blink hold on top would only delay it (see GazeTracker)

@@ -37,8 +37,9 @@ MIN_VISIBILITY = 0.5
 # flag's stripes, or a presenter too far away for FaceMesh), and the head's points (nose, eyes,
 # ears) at least this many shoulder widths inside every edge (a face half out of the frame
 # is out of view, not hidden). Chosen on the photos of tests/analysis/test_face_hidden.py and
-# the clips' sliding-out segments: in view, shoulders 0.21-0.63 of the width and the head
-# 0.40+ shoulder widths in; imagined ones 0.06-0.08; half out, under 0.01.
+# the clips' sliding-out segments, measured once by hand (2026-12-06; bench/face_hidden.py
+# gives the outcome, not these distances): in view, shoulders 0.21-0.63 of the width and the
+# head 0.40+ shoulder widths in; imagined ones 0.06-0.08; half out, under 0.01.
 IN_VIEW_MIN_SHOULDER_WIDTH = 0.15
 IN_VIEW_MIN_HEAD_MARGIN = 0.25
 HEAD_POINTS = (NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.analysis.pose import IN_VIEW_MIN_SHOULDER_WIDTH
 from app.coaching.cues import CueEngine
 from app.config import Settings
 from app.frames import CueName, CueTransition, FrameAnalysis, FrameObserver
@@ -42,10 +41,10 @@ def _with_whereabouts(
     on whether the face is hidden in the frame rather than out of it (their messages do):
     hidden where Pose still sees the presenter's head and shoulders well inside the frame, or
     where the face was last seen in the middle of the frame (it did not go past an edge: a head
-    bowed steeply, whose body Pose's head-first detector loses too, or turned away), unless
-    Pose sees shoulders too close together for that: a presenter standing too far back for
-    FaceMesh, not hiding the face."""
-    face, pose = analysis.face, analysis.pose
+    bowed steeply, whose body Pose's head-first detector mostly loses too, or turned away),
+    unless Pose sees shoulders too close together for that: a presenter standing too far back
+    for FaceMesh, not hiding the face (`ConditionState.face_hidden`)."""
+    face = analysis.face
     direction = face.gaze_frame_direction or face.gaze_direction  # what turned the cue on
     if direction == "camera":
         direction = None
@@ -54,11 +53,7 @@ def _with_whereabouts(
         if tr.state == "on" and tr.cue == "eye_contact" and direction is not None:
             tr = dataclasses.replace(tr, direction=direction)
         elif tr.state == "on" and tr.cue == "face_lost":
-            far = (
-                pose.shoulder_width is not None and pose.shoulder_width < IN_VIEW_MIN_SHOULDER_WIDTH
-            )
-            hidden = pose.in_view or (state.face_last_in_middle and not far)
-            tr = dataclasses.replace(tr, hidden=hidden)
+            tr = dataclasses.replace(tr, hidden=state.face_hidden())
         out.append(tr)
     return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from app.analysis.conditions import ConditionState, face_in_middle, frame_conditions
@@ -102,13 +104,19 @@ def test_excess_gesture_and_sway() -> None:
     assert c["gesture_excess"] is True and c["sway"] is True
 
 
-def _face_lost_on(frames: list[tuple[FaceObservation, PoseObservation]]) -> list[bool | None]:
-    """`hidden` of each `face_lost` turning on, over frames 0.1 s apart through the chain."""
+def _face_lost_on(
+    frames: list[tuple[FaceObservation, PoseObservation]], pose_lag_s: float = 0.0
+) -> list[bool | None]:
+    """`hidden` of each `face_lost` turning on, over frames 0.1 s apart through the chain,
+    each frame's Pose result from `pose_lag_s` before it."""
     chain = StageChain(SETTINGS, frame_conditions, ConditionState)
     image = np.zeros((480, 640, 3), np.uint8)
     out = []
     for i, (face, pose) in enumerate(frames):
-        step = chain.step(_analysis(t=i / 10, face=face, pose=pose), image)
+        a = dataclasses.replace(
+            _analysis(t=i / 10, face=face, pose=pose), pose_t=i / 10 - pose_lag_s
+        )
+        step = chain.step(a, image)
         out += [tr.hidden for tr in step.transitions if tr.cue == "face_lost" and tr.state == "on"]
     return out
 
@@ -131,6 +139,14 @@ def test_a_face_lost_in_the_middle_of_the_frame_or_with_the_body_in_view_is_hidd
     assert _face_lost_on([(gone, nobody)] * lost) == [False]
     # shoulders too close together for a presenter hiding the face: one standing far back
     assert _face_lost_on([(middle, nobody)] * 10 + [(gone, far)] * lost) == [False]
+    # Pose flickers: seeing the presenter in view on one of its results in three is not enough
+    flicker = [(gone, in_view), (gone, nobody), (gone, nobody)] * (lost // 3)
+    assert _face_lost_on([(at_edge, nobody)] * 10 + flicker) == [False]
+    # ... and a Pose result from before the face was lost does not count (a Pose lane that
+    # has published nothing newer, a hung worker): here every one is 4 s old
+    frames = [(at_edge, in_view)] * 10 + [(gone, in_view)] * lost
+    assert _face_lost_on(frames, pose_lag_s=0.0) == [True]
+    assert _face_lost_on(frames, pose_lag_s=4.0) == [False]
     # the last face seen counts: in the middle, then carried to the edge, then gone
     frames = [(middle, nobody)] * 10 + [(at_edge, nobody)] * 3 + [(gone, nobody)] * lost
     assert _face_lost_on(frames) == [False]

@@ -173,8 +173,8 @@ def test_walking_out_is_out_of_view_and_bowing_is_hidden_whatever_the_analysis_k
     """A session analyses the frames it can afford: at 15, 5 and 3 of the 15 frames a second,
     a presenter walking briskly out of the frame (1.5 s to cross it; FaceMesh's tracking may
     lose the fast face before the edge) is out of view, and one bowing steeply under a cap's
-    brim (mkr_studio1, a real photo; Pose finds nobody there either) in the middle of the
-    frame is hidden."""
+    brim (mkr_studio1, a real photo; Pose sees her in view on only a few frames) in the
+    middle of the frame is hidden."""
     rng = np.random.default_rng(8)
     for source in ("astronaut", "grace_hopper"):
         clip = labelled_clip(

@@ -680,3 +680,29 @@ def test_summary_names_the_strongest_and_weakest_area(settings: Settings) -> Non
         text = rules_summary(findings)
         assert strongest in text and weakest in text
         assert findings.cue_summary[0].cue == "posture" and findings.cue_summary[0].seconds == 48.0
+
+
+def test_a_cue_row_says_what_its_cues_said_only_where_they_agree(settings: Settings) -> None:
+    """The cue summary row and the timeline markers take each cue's logged message (a face
+    hidden in the frame, a look down) where every time it turned on said the same; a cue that
+    said different things, or nothing (an old log), gets its plain message."""
+    hidden = "얼굴이 보이지 않아요. 고개를 숙이거나 돌리고 있나요? 카메라를 바라보세요."
+    down = "아래를 보고 있어요. 메모를 읽고 있나요? 카메라를 바라보세요."
+    events: list[dict[str, Any]] = [metrics(t) for t in at_5hz(60)]
+    for start, name, message in (
+        (5.0, "face_lost", hidden),
+        (20.0, "face_lost", hidden),
+        (10.0, "eye_contact", down),
+        (30.0, "eye_contact", "카메라(청중)를 바라보세요."),
+        (40.0, "posture", None),
+    ):
+        on = {**cue(start, name, "on"), "message": message}
+        events += [on, cue(start + 3.0, name, "off")]
+    inp = ReportInput(session_id="s" * 24, title="t", language="ko", duration_s=60.0, events=events)
+    built = build_report(inp, settings)
+    rows = {row["cue"]: row["message"] for row in built.data["cue_summary"]}
+    assert rows["face_lost"] == hidden
+    assert rows["eye_contact"] == "카메라(청중)를 바라보세요."  # the plain one: they disagree
+    assert rows["posture"] == "어깨가 기울어졌어요. 바르게 서 보세요."  # none logged: the plain one
+    html = built.html
+    assert html.count(f"· {hidden}</button>") == 2 and html.count(f"· {down}</button>") == 1

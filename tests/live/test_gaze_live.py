@@ -123,7 +123,7 @@ async def test_a_face_bowed_or_turned_away_in_the_frame_is_hidden_not_out_of_vie
     """FaceMesh loses a face turned to a laptop at the presenter's side, and a head bowed
     steeply under a cap's brim (real photos, moving and noisy as above), in the middle of the
     frame: `face_lost` asks them to face the camera, not to step back into a frame they never
-    left. Pose still sees the first presenter's head and shoulders; the second it loses too
+    left. Pose still sees the first presenter's head and shoulders; the second it mostly loses
     (its detector starts from the head): what says "hidden" there is where the face was last
     seen, in the middle of the frame, not at its edge."""
     segments = (
