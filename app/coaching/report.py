@@ -565,7 +565,10 @@ def make_chart(
     periods: Sequence[tuple[str, float, float]],
     duration: float,
     language: Language,
+    said: Mapping[tuple[str, float], str] | None = None,
 ) -> Chart:
+    """One chart; `said`: what each cue said when it turned on, by (cue, time), for the
+    shading of its period (the cue's plain message where missing)."""
     left, top, right, bottom = PLOT
     span_t = max(duration, 1.0)
     y0, y1 = y_range
@@ -594,7 +597,7 @@ def make_chart(
         (
             x_of(start),
             max(1.0, round(x_of(end) - x_of(start), 1)),
-            _cue_text(cue, language),
+            (said or {}).get((cue, start)) or _cue_text(cue, language),
             round(start, 2),
         )
         for cue, start, end in periods
@@ -645,6 +648,11 @@ def charts_for(findings: Findings) -> list[Chart]:
     if any(p is not None for p in pace):
         # Pace and pauses: syllables a second, with the long-pause cue periods shaded.
         specs.append(("speech_rate", labels["syllables_unit"], pace, (0.0, math.ceil(top_pace))))
+    said = {
+        (str(c.get("cue")), float(c["t"])): str(c["message"])
+        for c in findings.cues
+        if c.get("state") == "on" and isinstance(c.get("t"), int | float) and c.get("message")
+    }
     return [
         make_chart(
             key,
@@ -655,6 +663,7 @@ def charts_for(findings: Findings) -> list[Chart]:
             findings.cue_periods,
             findings.duration_s,
             findings.language,
+            said,
         )
         for key, unit, values, y_range in specs
     ]

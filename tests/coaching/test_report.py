@@ -683,9 +683,10 @@ def test_summary_names_the_strongest_and_weakest_area(settings: Settings) -> Non
 
 
 def test_a_cue_row_says_what_its_cues_said_only_where_they_agree(settings: Settings) -> None:
-    """The cue summary row and the timeline markers take each cue's logged message (a face
-    hidden in the frame, a look down) where every time it turned on said the same; a cue that
-    said different things, or nothing (an old log), gets its plain message."""
+    """The cue summary row takes the cue's logged message (a face hidden in the frame, a look
+    down) where every time it turned on said the same; a cue that said different things, or
+    nothing (an old log), gets its plain message. The timeline markers and the charts' shading
+    take each one's own."""
     hidden = "얼굴이 보이지 않아요. 고개를 숙이거나 돌리고 있나요? 카메라를 바라보세요."
     down = "아래를 보고 있어요. 메모를 읽고 있나요? 카메라를 바라보세요."
     events: list[dict[str, Any]] = [metrics(t) for t in at_5hz(60)]
@@ -706,3 +707,5 @@ def test_a_cue_row_says_what_its_cues_said_only_where_they_agree(settings: Setti
     assert rows["posture"] == "어깨가 기울어졌어요. 바르게 서 보세요."  # none logged: the plain one
     html = built.html
     assert html.count(f"· {hidden}</button>") == 2 and html.count(f"· {down}</button>") == 1
+    # ... and the eye-contact chart shades each period with what its cue said
+    assert html.count(f"<title>{hidden}</title>") == 2 and html.count(f"<title>{down}</title>") == 1
