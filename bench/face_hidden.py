@@ -30,17 +30,16 @@ from __future__ import annotations
 import argparse
 import collections
 
-import cv2
 import numpy as np
 
-from app.analysis.conditions import ConditionState, frame_conditions
-from app.analysis.face import FaceAnalyzer
-from app.analysis.pose import PoseAnalyzer
-from app.coaching.chain import StageChain
 from app.config import Settings
-from app.frames import FrameAnalysis, GestureObservation
-from app.media.images import downscale
-from tests.fixtures.clips import Segment, SourceName, labelled_clip
+from tests.fixtures.clips import (
+    Segment,
+    SourceName,
+    labelled_clip,
+    noisy_frames,
+    replay_face_lost,
+)
 from tests.fixtures.gaze_photos import (
     GAZE_PHOTOS,
     LABELS,
@@ -54,34 +53,10 @@ PRESENTERS: tuple[SourceName, ...] = ("astronaut", "grace_hopper")
 def observe(
     frames: list[np.ndarray], settings: Settings, fps: float = 15.0
 ) -> tuple[list[tuple[bool, bool]], list[bool | None]]:
-    """(face found, in view) per frame, through a fresh session's analysers, and `hidden` of
-    each `face_lost` turning on (the live conditions and cue hold, frames 1/`fps` s apart)."""
-    face, pose = FaceAnalyzer(settings), PoseAnalyzer(settings, static_images=True)
-    chain = StageChain(settings, frame_conditions, ConditionState)
-    seen, said = [], []
-    try:
-        for i, frame in enumerate(frames):
-            rgb = downscale(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), settings.analysis.max_side)
-            t = i / fps
-            a = FrameAnalysis(
-                i,
-                t,
-                t,
-                rgb.shape[1],
-                rgb.shape[0],
-                face.analyze(rgb),
-                pose.analyze(rgb, t),
-                GestureObservation(0, None),
-            )
-            seen.append((a.face.found, a.pose.in_view))
-            step = chain.step(a, rgb)
-            said += [
-                tr.hidden for tr in step.transitions if tr.cue == "face_lost" and tr.state == "on"
-            ]
-    finally:
-        face.close()
-        pose.close()
-    return seen, said
+    """(face found, in view) per frame and `hidden` of each `face_lost` turning on
+    (tests/fixtures/clips.py `replay_face_lost`; `settings` must be the defaults)."""
+    assert settings == Settings()
+    return replay_face_lost(frames, fps)
 
 
 def photos_table(settings: Settings, frames: int) -> None:
@@ -134,7 +109,7 @@ def clips_table(settings: Settings) -> None:
     print("keeping every frame, every 3rd or every 5th (15, 5, 3 frames a second)\n")
     print("| presenter | analysed | frames | face lost | lost, in view | `face_lost` on: hidden |")
     print("| --- | --- | --- | --- | --- | --- |")
-    rng = np.random.default_rng(0)
+    seed = 0
     for source in PRESENTERS:
         clip = labelled_clip(
             15,
@@ -144,10 +119,8 @@ def clips_table(settings: Settings) -> None:
                 Segment("empty", 3.0, source=source),
             ],
         )
-        frames = [
-            np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
-            for f in clip
-        ]
+        frames = noisy_frames(clip, seed)
+        seed += 1
         for every in (1, 3, 5):
             seen, said = observe(frames[::every], settings, 15 / every)
             gone = [view for face, view in seen if not face]
@@ -163,10 +136,8 @@ def clips_table(settings: Settings) -> None:
                 Segment("frontal", 3.0, scale=scale, source=source),
             ],
         )
-        frames = [
-            np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
-            for f in clip
-        ]
+        frames = noisy_frames(clip, seed)
+        seed += 1
         seen, said = observe(frames, settings)
         gone = [view for face, view in seen if not face]
         print(f"| {source} | {scale} | {len(gone)} | {sum(gone)} | {said} |")

@@ -17,46 +17,31 @@ import cv2
 import numpy as np
 import pytest
 
-from app.analysis.conditions import ConditionState, frame_conditions
-from app.analysis.face import FaceAnalyzer
 from app.analysis.pose import (
     LEFT_SHOULDER,
     NOSE,
     RIGHT_SHOULDER,
     LeanBaseline,
-    PoseAnalyzer,
     PoseGraphs,
     pose_observation_from_landmarks,
 )
-from app.coaching.chain import StageChain
 from app.config import Settings
-from app.frames import FrameAnalysis, GestureObservation
-from app.media.images import downscale
-from tests.fixtures.clips import Segment, SourceName, labelled_clip
+from tests.fixtures.clips import (
+    Segment,
+    SourceName,
+    labelled_clip,
+    noisy_frames,
+    replay_face_lost,
+)
 from tests.fixtures.gaze_photos import moving_photo_frames
 
 FRAMES = 20
-NO_HANDS = GestureObservation(0, None)
 
 
-def _observe(frames: list[np.ndarray], settings: Settings) -> tuple[int, int]:
+def _observe(frames: list[np.ndarray]) -> tuple[int, int]:
     """(frames with a face found, frames where Pose sees head and shoulders in view)."""
-    found = _per_frame(frames, settings)
-    return sum(face for face, _ in found), sum(in_view for _, in_view in found)
-
-
-def _per_frame(frames: list[np.ndarray], settings: Settings) -> list[tuple[bool, bool]]:
-    """(face found, in view) for each frame."""
-    face, pose = FaceAnalyzer(settings), PoseAnalyzer(settings, static_images=True)
-    out = []
-    try:
-        for i, frame in enumerate(frames):
-            rgb = downscale(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), settings.analysis.max_side)
-            out.append((face.analyze(rgb).found, pose.analyze(rgb, i / 15).in_view))
-    finally:
-        face.close()
-        pose.close()
-    return out
+    seen, _ = replay_face_lost(frames)
+    return sum(face for face, _ in seen), sum(in_view for _, in_view in seen)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +54,7 @@ def _per_frame(frames: list[np.ndarray], settings: Settings) -> list[tuple[bool,
 def test_a_face_turned_away_is_lost_but_the_presenter_is_in_view(
     name: str, settings: Settings
 ) -> None:
-    faces, in_view = _observe(moving_photo_frames(name, FRAMES, 0, seed=3), settings)
+    faces, in_view = _observe(moving_photo_frames(name, FRAMES, 0, seed=3))
     assert faces == 0
     assert in_view >= 0.9 * FRAMES, in_view
 
@@ -77,7 +62,7 @@ def test_a_face_turned_away_is_lost_but_the_presenter_is_in_view(
 def test_an_empty_room_and_a_head_above_the_frame_are_out_of_view(settings: Settings) -> None:
     # the astronaut, looking into the lens with her shoulders in the frame: in view ...
     frontal = moving_photo_frames("astronaut", FRAMES, 0, seed=4)
-    faces, in_view = _observe(frontal, settings)
+    faces, in_view = _observe(frontal)
     assert faces == FRAMES and in_view == FRAMES
     # ... moved up until her head leaves the frame and only the shoulders stay: out of view,
     # the presenter has to come back into the frame (Pose finds nobody: its detector starts
@@ -87,7 +72,7 @@ def test_an_empty_room_and_a_head_above_the_frame_are_out_of_view(settings: Sett
         cv2.warpAffine(f, shift, (f.shape[1], f.shape[0]), borderMode=cv2.BORDER_REPLICATE)
         for f in frontal
     ]
-    assert _observe(above, settings) == (0, 0)
+    assert _observe(above) == (0, 0)
     # ... and where Pose still places the body with the nose above the top edge, neither
     rgb = cv2.cvtColor(frontal[0], cv2.COLOR_BGR2RGB)
     graphs = PoseGraphs(1)
@@ -108,7 +93,7 @@ def test_an_empty_room_and_a_head_above_the_frame_are_out_of_view(settings: Sett
     rng = np.random.default_rng(5)
     wall = cv2.GaussianBlur(rng.integers(90, 170, (480, 640, 3), dtype=np.uint8), (0, 0), 9)
     empty = [np.clip(wall + rng.normal(0, 2.5, wall.shape), 0, 255).astype(np.uint8)] * 3
-    assert _observe(empty, settings) == (0, 0)
+    assert _observe(empty) == (0, 0)
 
 
 @pytest.mark.parametrize("source", ["astronaut", "grace_hopper"])
@@ -128,42 +113,10 @@ def test_a_presenter_leaving_the_frame_or_too_far_is_out_of_view(
             Segment("empty", 1.0, source=source),
         ],
     )
-    rng = np.random.default_rng(6)
-    frames = [
-        np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
-        for f in clip
-    ]
-    found = _per_frame(frames, settings)
+    found, _ = replay_face_lost(noisy_frames(clip, seed=6))
     lost = [in_view for face, in_view in found if not face]
     assert len(lost) >= 20 and not any(lost), lost
     assert all(in_view for face, in_view in found[:15])  # the frontal second: in view
-
-
-def _face_lost_said(
-    frames: list[np.ndarray], settings: Settings, fps: float = 15.0
-) -> list[bool | None]:
-    """`hidden` of each `face_lost` turning on, the frames (`fps` of them a second) through
-    the live analysers, the live conditions and the cue hold (`StageChain`), as a session
-    takes them."""
-    face, pose = FaceAnalyzer(settings), PoseAnalyzer(settings, static_images=True)
-    chain = StageChain(settings, frame_conditions, ConditionState)
-    said = []
-    try:
-        for i, frame in enumerate(frames):
-            rgb = downscale(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), settings.analysis.max_side)
-            t = i / fps
-            height, width = rgb.shape[:2]
-            a = FrameAnalysis(
-                i, t, t, width, height, face.analyze(rgb), pose.analyze(rgb, t), NO_HANDS
-            )
-            step = chain.step(a, rgb)
-            said += [
-                tr.hidden for tr in step.transitions if tr.cue == "face_lost" and tr.state == "on"
-            ]
-    finally:
-        face.close()
-        pose.close()
-    return said
 
 
 @pytest.mark.parametrize("every", [1, 3, 5])
@@ -175,8 +128,7 @@ def test_walking_out_is_out_of_view_and_bowing_is_hidden_whatever_the_analysis_k
     lose the fast face before the edge) is out of view, and one bowing steeply under a cap's
     brim (mkr_studio1, a real photo; Pose sees her in view on only a few frames) in the
     middle of the frame is hidden."""
-    rng = np.random.default_rng(8)
-    for source in ("astronaut", "grace_hopper"):
+    for seed, source in enumerate(("astronaut", "grace_hopper"), start=8):
         clip = labelled_clip(
             15,
             [
@@ -185,15 +137,14 @@ def test_walking_out_is_out_of_view_and_bowing_is_hidden_whatever_the_analysis_k
                 Segment("empty", 3.0, source=source),
             ],
         )
-        frames = [
-            np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
-            for f in clip[::every]
-        ]
-        assert _face_lost_said(frames, settings, 15 / every) == [False], (source, every)
+        frames = noisy_frames(clip[::every], seed)
+        _, said = replay_face_lost(frames, 15 / every)
+        assert said == [False], (source, every)
     bow = moving_photo_frames("astronaut", 30, 0, seed=1) + moving_photo_frames(
         "mkr_studio1", 45, 30, seed=2
     )
-    assert _face_lost_said(bow[::every], settings, 15 / every) == [True], every
+    _, said = replay_face_lost(bow[::every], 15 / every)
+    assert said == [True], every
 
 
 def test_a_presenter_stepping_far_back_is_not_hidden(settings: Settings) -> None:
@@ -203,8 +154,7 @@ def test_a_presenter_stepping_far_back_is_not_hidden(settings: Settings) -> None
     a bowed or turned head. (Farther back still, Pose loses the presenter too, and the face
     that vanished from the middle of the frame reads hidden: Grace Hopper at 0.3, on some
     noise.)"""
-    rng = np.random.default_rng(9)
-    for source, scale in (("astronaut", 0.6), ("grace_hopper", 0.35)):
+    for seed, (source, scale) in enumerate((("astronaut", 0.6), ("grace_hopper", 0.35)), 9):
         clip = labelled_clip(
             15,
             [
@@ -212,8 +162,5 @@ def test_a_presenter_stepping_far_back_is_not_hidden(settings: Settings) -> None
                 Segment("frontal", 3.0, scale=scale, source=source),
             ],
         )
-        frames = [
-            np.clip(f.image + rng.normal(0.0, 2.5, f.image.shape), 0, 255).astype(np.uint8)
-            for f in clip
-        ]
-        assert _face_lost_said(frames, settings) == [False], source
+        _, said = replay_face_lost(noisy_frames(clip, seed))
+        assert said == [False], source

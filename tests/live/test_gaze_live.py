@@ -29,15 +29,22 @@ SEGMENTS = (
 )
 
 
-async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
-    server: ThreadServer, settings: Settings
-) -> None:
+def segment_jpegs(segments: tuple[tuple[str, float], ...]) -> tuple[list[bytes], list[int]]:
+    """JPEG frames of each (photo, seconds) segment in turn, moving and noisy, and the index of
+    each segment's first frame."""
     jpegs: list[bytes] = []
-    starts: list[int] = []  # first frame of each segment
-    for number, (name, seconds) in enumerate(SEGMENTS):
+    starts: list[int] = []
+    for number, (name, seconds) in enumerate(segments):
         starts.append(len(jpegs))
         count = round(seconds * FPS)
         jpegs += [encode_jpeg(f) for f in moving_photo_frames(name, count, len(jpegs), number)]
+    return jpegs, starts
+
+
+async def test_looking_down_at_notes_turns_eye_contact_on_and_off(
+    server: ThreadServer, settings: Settings
+) -> None:
+    jpegs, starts = segment_jpegs(SEGMENTS)
     client = await SessionClient.create(server.http, server.ws, language="en")
     await client.connect()
     # Frontal frames until the analysis keeps up (a session's first frames may wait for its
@@ -133,12 +140,7 @@ async def test_a_face_bowed_or_turned_away_in_the_frame_is_hidden_not_out_of_vie
         ("mkr_studio1", 4.0),
         ("astronaut", 4.0),
     )
-    jpegs: list[bytes] = []
-    starts: list[int] = []
-    for number, (name, seconds) in enumerate(segments):
-        starts.append(len(jpegs))
-        count = round(seconds * FPS)
-        jpegs += [encode_jpeg(f) for f in moving_photo_frames(name, count, len(jpegs), number)]
+    jpegs, starts = segment_jpegs(segments)
     client = await SessionClient.create(server.http, server.ws, language="en")
     await client.connect()
     sent = await client.send_paced(jpegs, FPS)
