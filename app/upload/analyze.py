@@ -57,6 +57,9 @@ class Moment:
     cues: tuple[CueName, ...]  # cues flagged at this frame, most severe first
     score: float
     reason: Literal["cue_on", "worst"]
+    # the on-transition of each cue on at this frame: what it said (where the eyes went, a
+    # face hidden in the frame), for the card's text as the live cue's message says it
+    ons: Mapping[CueName, CueTransition] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class MomentPicker:
     pool: int = 40
     _heap: list[tuple[float, int, Moment]] = field(default_factory=list)
     _episode_best: dict[CueName, Moment] = field(default_factory=dict)
+    _ons: dict[CueName, CueTransition] = field(default_factory=dict)  # cues on now
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def _push(self, moment: Moment) -> None:
@@ -140,12 +144,17 @@ class MomentPicker:
         score = moment_score(flagged)
         turned_on = [tr.cue for tr in transitions if tr.state == "on"]
         for tr in transitions:
-            if tr.state == "off" and tr.cue in self._episode_best:
-                self._push(self._episode_best.pop(tr.cue))
+            if tr.state == "off":
+                self._ons.pop(tr.cue, None)
+                if tr.cue in self._episode_best:
+                    self._push(self._episode_best.pop(tr.cue))
+            else:
+                self._ons[tr.cue] = tr
+        ons = dict(self._ons)
         if turned_on:
             cues = tuple(dict.fromkeys((*turned_on, *flagged_cues)))
             self._push(
-                Moment(t, frame_index, image, analysis, cues, score + _CUE_ON_BONUS, "cue_on")
+                Moment(t, frame_index, image, analysis, cues, score + _CUE_ON_BONUS, "cue_on", ons)
             )
         for cue in active:
             if cue not in flagged_cues:
@@ -153,7 +162,7 @@ class MomentPicker:
             best = self._episode_best.get(cue)
             if best is None or score > best.score:
                 self._episode_best[cue] = Moment(
-                    t, frame_index, image, analysis, flagged_cues, score, "worst"
+                    t, frame_index, image, analysis, flagged_cues, score, "worst", ons
                 )
 
     def pick(self) -> list[Moment]:
@@ -168,17 +177,20 @@ class MomentPicker:
                 # A near duplicate: keep the stronger card, but mention every cue either saw.
                 merged = tuple(dict.fromkeys((*near.cues, *moment.cues)))
                 if merged != near.cues:
-                    chosen[chosen.index(near)] = _with_cues(near, merged)
+                    ons = {**moment.ons, **near.ons}
+                    chosen[chosen.index(near)] = _with_cues(near, merged, ons)
                 continue
             if len(chosen) < self.max_moments:
                 chosen.append(moment)
         return sorted(chosen, key=lambda m: m.t)
 
 
-def _with_cues(moment: Moment, cues: tuple[CueName, ...]) -> Moment:
+def _with_cues(
+    moment: Moment, cues: tuple[CueName, ...], ons: Mapping[CueName, CueTransition]
+) -> Moment:
     from dataclasses import replace
 
-    return replace(moment, cues=cues)
+    return replace(moment, cues=cues, ons=ons)
 
 
 def scan_video(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
 import cv2
@@ -24,7 +24,7 @@ from app.coaching.messages import (
 from app.coaching.window_metrics import window_metrics
 from app.config import Settings
 from app.events import CritiqueEvent
-from app.frames import CueName, FrameAnalysis, Keyframe, Language
+from app.frames import CueName, CueTransition, FrameAnalysis, Keyframe, Language
 from app.media.images import downscale, jpeg_base64
 from app.upload.analyze import Moment
 
@@ -55,8 +55,22 @@ def format_timestamp(t: float) -> str:
     return f"{whole // 60}m {whole % 60}s"
 
 
-def table_text(cues: Sequence[CueName], language: Language) -> dict[FeedbackKey, FeedbackText]:
-    """Feedback for a moment from the message table alone (no critic)."""
+def said(cue: CueName, language: Language, ons: Mapping[CueName, CueTransition]) -> str:
+    """A cue's message as its live cue said it when it turned on (where the eyes went, a face
+    hidden in the frame), the plain one where that is not known."""
+    tr = ons.get(cue)
+    if tr is None:
+        return cue_message(cue, language)
+    return cue_message(cue, language, tr.direction, tr.hidden)
+
+
+def table_text(
+    cues: Sequence[CueName],
+    language: Language,
+    ons: Mapping[CueName, CueTransition] | None = None,
+) -> dict[FeedbackKey, FeedbackText]:
+    """Feedback for a moment from the message table alone (no critic); `ons`: the moment's
+    cues' on-transitions (`Moment.ons`)."""
     improvement, recommendation = NEUTRAL_FEEDBACK[language]
     out: dict[FeedbackKey, FeedbackText] = {
         key: {"improvement": improvement, "recommendations": recommendation}
@@ -67,7 +81,8 @@ def table_text(cues: Sequence[CueName], language: Language) -> dict[FeedbackKey,
         key = CUE_FEEDBACK_KEY.get(cue)
         if key is None:
             continue
-        improvement, recommendation = cue_message(cue, language), CUE_RECOMMENDATIONS[cue][language]
+        improvement = said(cue, language, ons or {})
+        recommendation = CUE_RECOMMENDATIONS[cue][language]
         if key in filled:
             out[key]["improvement"] += " " + improvement
             out[key]["recommendations"] += " " + recommendation
@@ -100,7 +115,7 @@ async def critique_moments(
     moment); batches run `vlm_concurrency` at a time under `vlm_timeout_s`. A batch whose
     critic call fails falls back to the message table, so a flaky VLM never fails an upload.
     """
-    texts = [table_text(m.cues, language) for m in moments]
+    texts = [table_text(m.cues, language, m.ons) for m in moments]
     if critic is None or not moments:
         return texts, []
     from app.coaching.critic import CritiqueWindow  # the critic is optional
@@ -133,7 +148,7 @@ async def critique_moments(
                     "cue": cue,
                     "state": "on",
                     "severity": CUE_SEVERITY[cue],
-                    "message": cue_message(cue, language),
+                    "message": said(cue, language, m.ons),
                 }
                 for m in batch
                 for cue in m.cues

@@ -3,8 +3,11 @@ de-duplicated and capped."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from app.analysis.conditions import ConditionState, frame_conditions
 from app.coaching.chain import StageChain
 from app.config import Settings
 from app.frames import (
@@ -90,3 +93,38 @@ def test_helpers() -> None:
     assert "고개" in text["posture_body"]["improvement"]
     assert "어깨" in text["posture_body"]["improvement"]
     assert text["movement"]["improvement"] and text["gaze_processing"]["recommendations"]
+
+
+def test_a_cards_text_says_what_its_live_cue_said() -> None:
+    """An upload's feedback cards word a cue as the live cue turned on (the chain's own
+    conditions, as the upload runs them): a face lost in the middle of the frame is hidden
+    (head bowed or turned), a look down says down; a face carried past the frame's edge keeps
+    the plain 'step back into the frame'."""
+    settings = Settings(_env_file=None, cue_hold_s=1.5)
+    chain = StageChain(settings, frame_conditions, ConditionState)
+    picker = MomentPicker(max_moments=10, min_gap_s=3.0)
+    image = np.zeros((480, 640, 3), np.uint8)
+    middle = FaceObservation(
+        True, bbox=(280, 150, 80, 100), gaze_on_camera=True, gaze_frame_direction="camera"
+    )
+    down = dataclasses.replace(middle, gaze_on_camera=False, gaze_frame_direction="down")
+    at_edge = dataclasses.replace(middle, bbox=(560, 150, 80, 100))
+    gone = FaceObservation(False)
+    spans = [(middle, 4.0), (down, 4.0), (middle, 4.0), (gone, 4.0), (middle, 4.0)]
+    spans += [(at_edge, 2.0), (gone, 4.0)]
+    t = 0.0
+    for face, seconds in spans:
+        for _ in range(round(seconds * 5)):
+            frame = dataclasses.replace(analysis(t), width=640, height=480, face=face)
+            picker.observe(frame, image, frame.index, chain.step(frame, image))
+            t = round(t + 0.2, 3)
+    moments = picker.pick()
+    said = [
+        (m.cues[0], table_text(m.cues, "ko", m.ons)["gaze_processing"]["improvement"])
+        for m in moments
+    ]
+    assert said == [
+        ("eye_contact", "아래를 보고 있어요. 메모를 읽고 있나요? 카메라를 바라보세요."),
+        ("face_lost", "얼굴이 보이지 않아요. 고개를 숙이거나 돌리고 있나요? 카메라를 바라보세요."),
+        ("face_lost", "얼굴이 보이지 않아요. 화면 안으로 들어와 주세요."),
+    ], said
