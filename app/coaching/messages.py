@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from app.frames import CueName, GazeDirection, Language
+from app.frames import CueName, CueTransition, GazeDirection, Language
 
 # --- categories ------------------------------------------------------------------------------
 
@@ -592,6 +592,12 @@ def cue_message(
         return FACE_HIDDEN_MESSAGE[language]
     table = EYE_CONTACT_MESSAGES.get(direction) if cue == "eye_contact" and direction else None
     return (table or CUE_MESSAGES[cue])[language]
+
+
+def transition_message(tr: CueTransition, language: Language) -> str:
+    """The message of a cue turning on or off, with what it says of where the eyes went or of
+    a face hidden in the frame."""
+    return cue_message(tr.cue, language, tr.direction, tr.hidden)
 
 
 def time_cue_message(over: bool, language: Language) -> str:

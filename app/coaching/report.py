@@ -335,9 +335,17 @@ def _cue_summary_text(cue: str, events: list[dict[str, Any]], language: Language
     """What a cue's row of the report says: the message every time it turned on gave where
     they all agree (every `eye_contact` a look down, every `face_lost` a face hidden in the
     frame), the cue's plain message otherwise."""
-    said = {e.get("message") for e in events if e.get("cue") == cue and e.get("state") == "on"}
-    only = said.pop() if len(said) == 1 else None
-    return only if isinstance(only, str) and only else _cue_text(cue, language)
+    said = {_said(e, language) for e in events if e.get("cue") == cue and e.get("state") == "on"}
+    return said.pop() if len(said) == 1 else _cue_text(cue, language)
+
+
+def _said(event: Mapping[str, Any], language: Language) -> str:
+    """What a logged cue event said (which way the eyes went, a face hidden in the frame): its
+    message, or the cue's plain one where the log has none."""
+    message = event.get("message")
+    if isinstance(message, str) and message:
+        return message
+    return _cue_text(str(event.get("cue")), language)
 
 
 def _cue_text(cue: str, language: Language) -> str:
@@ -649,9 +657,9 @@ def charts_for(findings: Findings) -> list[Chart]:
         # Pace and pauses: syllables a second, with the long-pause cue periods shaded.
         specs.append(("speech_rate", labels["syllables_unit"], pace, (0.0, math.ceil(top_pace))))
     said = {
-        (str(c.get("cue")), float(c["t"])): str(c["message"])
+        (str(c.get("cue")), float(c["t"])): _said(c, findings.language)
         for c in findings.cues
-        if c.get("state") == "on" and isinstance(c.get("t"), int | float) and c.get("message")
+        if c.get("state") == "on" and isinstance(c.get("t"), int | float)
     }
     return [
         make_chart(
@@ -710,12 +718,7 @@ def render_html(report: Mapping[str, Any], findings: Findings) -> str:
         name, t = str(cue.get("cue")), round(float(cue["t"]), 2)
         cue_times.setdefault(name, []).append(t)
         severity = "warn" if cue.get("severity") == "warn" else "info"
-        # the cue's own message where the log has it: it says which way the eyes went, or
-        # that the face was hidden in the frame rather than out of it
-        label = cue.get("message")
-        if not isinstance(label, str) or not label:
-            label = _cue_text(name, findings.language)
-        markers.append({"t": t, "label": label, "severity": severity})
+        markers.append({"t": t, "label": _said(cue, findings.language), "severity": severity})
     markers.sort(key=lambda m: m["t"])
     shares = findings.gaze_shares or {}  # unrounded: the camera's is the eye-contact score
     gaze = [

@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from app.coaching.chain import StageChain
-from app.coaching.messages import cue_message, error_message, time_cue_message
+from app.coaching.messages import error_message, time_cue_message, transition_message
 from app.config import Settings
 from app.events import (
     CueEvent,
@@ -977,7 +977,7 @@ def cue_event(tr: CueTransition, language: Language) -> CueEvent:
         cue=tr.cue,
         state=tr.state,
         severity=tr.severity,
-        message=cue_message(tr.cue, language, tr.direction, tr.hidden),
+        message=transition_message(tr, language),
         direction=tr.direction,
         hidden=tr.hidden,
     )

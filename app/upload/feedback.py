@@ -20,6 +20,7 @@ from app.coaching.messages import (
     NEUTRAL_FEEDBACK,
     FeedbackKey,
     cue_message,
+    transition_message,
 )
 from app.coaching.window_metrics import window_metrics
 from app.config import Settings
@@ -59,9 +60,7 @@ def said(cue: CueName, language: Language, ons: Mapping[CueName, CueTransition])
     """A cue's message as its live cue said it when it turned on (where the eyes went, a face
     hidden in the frame), the plain one where that is not known."""
     tr = ons.get(cue)
-    if tr is None:
-        return cue_message(cue, language)
-    return cue_message(cue, language, tr.direction, tr.hidden)
+    return cue_message(cue, language) if tr is None else transition_message(tr, language)
 
 
 def table_text(
