@@ -87,8 +87,8 @@ function renderDynamic() {
   renderError();
   renderEndState();
   if (ui.screen === "end") renderScores();
-  for (const [cue, badge] of ui.activeCues) {
-    badge.querySelector(".cue-name").textContent = t(badge.dataset.titleKey || `cue.${cue}`);
+  for (const badge of ui.activeCues.values()) {
+    badge.querySelector(".cue-name").textContent = t(badge.dataset.titleKey);
   }
   $("start-button").textContent = t(ui.session && ui.screen === "start" ? "start.starting" : "start.button");
   $("end-button").textContent = t(ui.ending ? "live.ending" : "live.end");
