@@ -108,6 +108,9 @@ class FaceObservation:
     face_width_ratio: float | None = None  # face width / frame width (distance proxy)
     bbox: tuple[int, int, int, int] | None = None  # x, y, w, h in pixels
     landmarks: np.ndarray | None = None  # N x 2 pixel coordinates, for drawing
+    # with no face found: the share of the frame's middle (0.2-0.8 of its width) a person
+    # covers (app/analysis/person.py): a face hidden in the frame, or nobody there
+    person_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,9 @@ class FrameAnalysis:
     sway: float | None = None  # std of shoulder centre x over the sway window, in shoulder widths
     timings_ms: dict[str, float] = field(default_factory=dict)
     pose_t: float | None = None  # media time of the frame `pose`/`gesture`/`sway` come from
+    # with no face found: hidden in the frame (head bowed or turned away) or out of it, as
+    # `face_lost` would say now; the stage chain fills it in for its observers (the keyframes)
+    face_hidden: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

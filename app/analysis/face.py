@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from app.analysis.person import PersonSegmenter
 from app.config import Settings
 from app.frames import EyeMeasures, FaceObservation, GazeCalibration, GazeDirection
 
@@ -471,12 +472,24 @@ def landmarks_to_pixels(landmarks: Any, width: int, height: int) -> np.ndarray:
 
 
 class FaceAnalyzer:
-    """One FaceMesh graph. Not thread-safe: one call at a time, frames in time order."""
+    """One FaceMesh graph. Not thread-safe: one call at a time, frames in time order.
 
-    def __init__(self, settings: Settings, *, static_images: bool = False) -> None:
+    A frame without a face is also asked whether a person covers the middle of it
+    (`FaceObservation.person_share`, app/analysis/person.py), by `segmenter` where given (a
+    face worker's graphs share one; the caller closes it), else by one of its own."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        static_images: bool = False,
+        segmenter: PersonSegmenter | None = None,
+    ) -> None:
         import mediapipe as mp  # heavy import, kept out of module import time
 
         self._settings = settings
+        self._own_segmenter = segmenter is None
+        self._segmenter = PersonSegmenter() if segmenter is None else segmenter
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=static_images,
             max_num_faces=1,
@@ -490,13 +503,13 @@ class FaceAnalyzer:
         height, width = rgb.shape[:2]
         result = self._mesh.process(rgb)
         faces = result.multi_face_landmarks
-        if not faces:
-            return FaceObservation(found=False)
-        points = landmarks_to_pixels(faces[0], width, height)
-        try:
-            return face_observation_from_landmarks(points, width, height, self._settings)
-        except ValueError:  # collapsed landmarks on a degenerate detection: treat as lost
-            return FaceObservation(found=False)
+        if faces:
+            points = landmarks_to_pixels(faces[0], width, height)
+            try:
+                return face_observation_from_landmarks(points, width, height, self._settings)
+            except ValueError:  # collapsed landmarks on a degenerate detection: treat as lost
+                pass
+        return FaceObservation(found=False, person_share=self._segmenter.middle_share(rgb))
 
     def warm_up(self, rgb: np.ndarray) -> None:
         self._mesh.process(rgb)
@@ -510,3 +523,5 @@ class FaceAnalyzer:
 
     def close(self) -> None:
         self._mesh.close()
+        if self._own_segmenter:
+            self._segmenter.close()

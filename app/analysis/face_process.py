@@ -66,6 +66,7 @@ def _serve(conn: Connection, settings: Settings, parent: int, buffer: str) -> No
     """The worker's loop: (op, key, shape), where `shape` names the frame waiting in the
     shared `buffer`; answers ("ok", value) or ("error", text)."""
     from app.analysis.face import FaceAnalyzer
+    from app.analysis.person import PersonSegmenter
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server shuts its workers down itself
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch").start()
@@ -73,6 +74,7 @@ def _serve(conn: Connection, settings: Settings, parent: int, buffer: str) -> No
     # resource tracker the two share (a no-op), which unlinks it only if the server dies.
     shared = SharedMemory(buffer)
     graphs: dict[int, FaceAnalyzer] = {}
+    segmenter = PersonSegmenter()  # one for all the graphs: this loop calls one at a time
     while True:
         try:
             op, key, shape = conn.recv()
@@ -91,7 +93,7 @@ def _serve(conn: Connection, settings: Settings, parent: int, buffer: str) -> No
             else:
                 graph = graphs.get(key)
                 if graph is None:
-                    graph = graphs[key] = FaceAnalyzer(settings)
+                    graph = graphs[key] = FaceAnalyzer(settings, segmenter=segmenter)
                 if op == "analyze":
                     value = graph.analyze(rgb)  # type: ignore[arg-type]
                 elif op == "warm_up":
@@ -106,6 +108,7 @@ def _serve(conn: Connection, settings: Settings, parent: int, buffer: str) -> No
         rgb = None  # (no view of the buffer outlives its call)
     for graph in graphs.values():
         graph.close()
+    segmenter.close()
     shared.close()
 
 

@@ -85,6 +85,8 @@ class StageChain:
         if transitions:
             transitions = _with_whereabouts(transitions, analysis, self._state)
         analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
+        if not analysis.face.found and self.observers:
+            analysis = dataclasses.replace(analysis, face_hidden=self._state.face_hidden())
         for observer in self.observers:
             observer.observe(analysis, image)
         return ChainStep(conditions, transitions, self.cues.active())

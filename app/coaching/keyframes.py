@@ -111,8 +111,9 @@ def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, R
     face = a.face
     if not face.found:
         # Less instructive than a visible face looking away, so it only wins "worst" when no
-        # such frame exists (looking away ranks in [0, 0.2], a lost face at 0.25).
-        out["eye_contact"] = Rating(False, 0.25, "face_lost")
+        # such frame exists (looking away ranks in [0, 0.2], a lost face at 0.25). Captioned
+        # as `face_lost` would say it: hidden in the frame, or out of it (`face_hidden`).
+        out["eye_contact"] = Rating(False, 0.25, "face_hidden" if a.face_hidden else "face_lost")
     elif face.gaze_on_camera is not None:
         yaw = (face.yaw_deg or 0.0) / settings.cues.eye_contact_max_yaw_deg
         pitch = (face.pitch_deg or 0.0) / settings.cues.eye_contact_max_pitch_deg

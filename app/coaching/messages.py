@@ -520,6 +520,7 @@ KeyframeReason = Literal[
     "eye_side",
     "eye_closed",
     "face_lost",
+    "face_hidden",
     "posture_good",
     "posture_tilted",
     "gesture_good",
@@ -535,6 +536,10 @@ KEYFRAME_CAPTIONS: dict[KeyframeReason, dict[Language, str]] = {
     "eye_side": {"ko": "시선이 옆으로 향함", "en": "Looking to the side"},
     "eye_closed": {"ko": "눈을 감음", "en": "Eyes closed"},
     "face_lost": {"ko": "얼굴이 화면 밖에 있음", "en": "Face out of view"},
+    "face_hidden": {
+        "ko": "얼굴이 가려짐 (고개를 숙이거나 돌림)",
+        "en": "Face hidden (head down or turned away)",
+    },
     "posture_good": {"ko": "바르고 곧은 자세", "en": "Upright, level posture"},
     "posture_tilted": {"ko": "기울어진 자세", "en": "Tilted or swaying posture"},
     "gesture_good": {"ko": "자연스러운 손동작", "en": "Natural, purposeful gesture"},

@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
+from app.analysis.conditions import PERSON_MIN_MIDDLE_SHARE
+from app.analysis.face import FaceAnalyzer
 from app.analysis.pose import (
     LEFT_SHOULDER,
     NOSE,
@@ -151,10 +153,11 @@ def test_a_presenter_stepping_far_back_is_not_hidden(settings: Settings) -> None
     """Facing the camera, then standing far back (scaled to 0.6 and 0.35: faces FaceMesh does
     not find, though they were last seen in the middle of the frame): Pose's shoulders, about a
     tenth of the frame apart, say the presenter stepped back, so `face_lost` does not ask about
-    a bowed or turned head. (Farther back still, Pose loses the presenter too, and the face
-    that vanished from the middle of the frame reads hidden: Grace Hopper at 0.3, on some
-    noise.)"""
-    for seed, (source, scale) in enumerate((("astronaut", 0.6), ("grace_hopper", 0.35)), 9):
+    a bowed or turned head. Farther back still (Grace Hopper at 0.3), Pose loses the presenter
+    too on some noise, and the person segmentation sees too little of her in the middle of
+    the frame (app/analysis/person.py)."""
+    cases = (("astronaut", 0.6), ("grace_hopper", 0.35), ("grace_hopper", 0.3))
+    for seed, (source, scale) in enumerate(cases, 9):
         clip = labelled_clip(
             15,
             [
@@ -164,3 +167,35 @@ def test_a_presenter_stepping_far_back_is_not_hidden(settings: Settings) -> None
         )
         _, said = replay_face_lost(noisy_frames(clip, seed))
         assert said == [False], source
+
+
+def test_nobody_in_the_middle_of_the_frame_is_out_of_view_however_the_face_went(
+    settings: Settings,
+) -> None:
+    """A face last seen in the middle of the frame that vanishes with nobody left there - a
+    cut to the empty room, a covered camera (a dark frame with sensor noise) - is out of view:
+    where FaceMesh finds no face, the person segmentation (app/analysis/person.py) sees nobody
+    in the middle of the frame. A bowed head and a head turned to a laptop leave a person
+    there (the real photos): hidden."""
+    rng = np.random.default_rng(13)
+    dark = [
+        np.clip(rng.normal(6.0, 2.5, (480, 640, 3)), 0, 255).astype(np.uint8) for _ in range(45)
+    ]
+    for seed, source in enumerate(("astronaut", "grace_hopper"), start=14):
+        facing = labelled_clip(15, [Segment("frontal", 1.0, source=source)])
+        empty = labelled_clip(15, [Segment("empty", 3.0, source=source)])
+        for gone in (noisy_frames(empty, seed), dark):
+            _, said = replay_face_lost(noisy_frames(facing, seed) + gone)
+            assert said == [False], source
+    analyzer = FaceAnalyzer(settings)
+    try:
+        for name in ("tp_sofa_laptop", "mkr_studio1"):
+            for frame in moving_photo_frames(name, 5, 0, seed=15):
+                seen = analyzer.analyze(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                assert not seen.found and seen.person_share is not None, name
+                assert seen.person_share >= PERSON_MIN_MIDDLE_SHARE, (name, seen.person_share)
+        for frame in dark[:3]:
+            seen = analyzer.analyze(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            assert seen.person_share is not None and seen.person_share < PERSON_MIN_MIDDLE_SHARE
+    finally:
+        analyzer.close()

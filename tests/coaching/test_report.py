@@ -428,6 +428,30 @@ def test_caption_falls_back_to_ascii_without_a_cjk_font() -> None:
     assert image.size == (480, 270) and drawn
     assert kf._ascii_caption(_candidate("face_lost")) == "Face out of view - 1:15"
     assert kf.caption_text(_candidate("face_lost"), "ko") == "얼굴이 화면 밖에 있음 · 1:15"
+    assert kf._ascii_caption(_candidate("face_hidden")) == (
+        "Face hidden (head down or turned away) - 1:15"
+    )
+
+
+def test_a_lost_face_is_captioned_as_face_lost_would_say_it(settings: Settings) -> None:
+    """A frame with no face rates the eye contact with the stage chain's word on it: hidden in
+    the frame (head bowed or turned away), out of it, or, with no chain, out of view."""
+    lost = FrameAnalysis(
+        0,
+        1.0,
+        1.0,
+        640,
+        480,
+        FaceObservation(False),
+        PoseObservation(False),
+        GestureObservation(0, None),
+    )
+    reasons = [
+        kf.rate_frame(replace(lost, face_hidden=hidden), settings)["eye_contact"]
+        for hidden in (True, False, None)
+    ]
+    assert [r.reason for r in reasons] == ["face_hidden", "face_lost", "face_lost"]
+    assert {(r.good, r.quality) for r in reasons} == {(False, 0.25)}
 
 
 # --- the report --------------------------------------------------------------------------------

@@ -169,6 +169,14 @@ async def test_a_face_bowed_or_turned_away_in_the_frame_is_hidden_not_out_of_vie
     assert page.text.count(f"· {hidden}</button>") == 2
     (row,) = [c for c in answer.json()["cue_summary"] if c["cue"] == "face_lost"]
     assert row["message"] == hidden and row["count"] == 2
+    # no face found looks away, so the worst eye-contact keyframe is a lost face: captioned
+    # hidden, as the cue said
+    (worst,) = [
+        k
+        for k in answer.json()["keyframes"]
+        if (k["category"], k["kind"]) == ("eye_contact", "worst")
+    ]
+    assert worst["caption"].startswith("Face hidden (head down or turned away)"), worst["caption"]
     # (the other cues: her shoulders are tilted on the sofa; the session's end closes them)
     face_cues = [e for e in client.events if e["type"] == "cue" and e["cue"] == "face_lost"]
     assert_no_flicker(face_cues, hold)
