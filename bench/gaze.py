@@ -1,7 +1,8 @@
 """Gaze on real photos: the live face analyser against faces labelled by eye (issue 20).
 
     .venv/bin/python -m bench.gaze [--split tune|heldout]
-        [--round first-two|third|fourth|fifth|first-five|sixth|seventh|eighth|ninth|tenth]
+        [--round first-two|third|fourth|fifth|first-five|sixth|seventh|eighth|ninth|tenth|
+         eleventh]
         [--no-per-photo]
 
 Runs `FaceAnalyzer` (static-image mode, default `Settings`) on every photo of
@@ -34,6 +35,7 @@ from app.config import Settings
 from app.frames import FaceObservation
 from tests.fixtures.gaze_photos import (
     EIGHTH_ROUND,
+    ELEVENTH_ROUND,
     FIFTH_ROUND,
     FOUND_AFTER_THE_RULES,
     FOURTH_ROUND,
@@ -282,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eighth": set(EIGHTH_ROUND),
         "ninth": set(NINTH_ROUND),
         "tenth": set(TENTH_ROUND),
+        "eleventh": set(ELEVENTH_ROUND),
     }
     later = set().union(*rounds.values())
     rounds["first-five"] = set(GAZE_PHOTOS) - set(FOUND_AFTER_THE_RULES)
