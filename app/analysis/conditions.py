@@ -104,9 +104,11 @@ def face_in_middle(bbox: tuple[int, int, int, int], width: int, height: int) -> 
 
 
 # A person covering at least this share of the frame's middle is there (app/analysis/person.py):
-# the face-lost photos of bench/face_hidden.py cover 0.5-0.99 of it, a presenter so far back
-# that FaceMesh and Pose miss them (the test clips' presenters at 0.35 and 0.3 of their size)
-# 0-0.1, an empty room 0. Chosen on those same inputs, 2026-12-06.
+# the face-lost photos of bench/face_hidden.py cover 0.5-0.99 of it, presenters walking out
+# 0.1-0.3 as the face goes (the last face's place rules those out first), presenters so far
+# back that FaceMesh misses them (the test clips' at 0.35 and 0.3 of their size; Pose's
+# shoulders rule those out first) 0-0.1, an empty room or a dark frame 0. Chosen on those same
+# inputs, 2026-12-06.
 PERSON_MIN_MIDDLE_SHARE = 0.15
 
 

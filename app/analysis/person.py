@@ -44,6 +44,8 @@ class PersonSegmenter:
         mask = self._graph.process(rgb).segmentation_mask
         width = mask.shape[1]
         middle = mask[:, int(MIDDLE_FROM * width) : int(MIDDLE_TO * width)]
+        if middle.size == 0:  # a frame a pixel or two wide has no middle to stand in
+            return 0.0
         return float(np.count_nonzero(middle > PERSON_CONFIDENCE)) / middle.size
 
     def close(self) -> None:

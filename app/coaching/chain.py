@@ -42,8 +42,9 @@ def _with_whereabouts(
     hidden where Pose still sees the presenter's head and shoulders well inside the frame, or
     where the face was last seen in the middle of the frame (it did not go past an edge: a head
     bowed steeply, whose body Pose's head-first detector mostly loses too, or turned away),
-    unless Pose sees shoulders too close together for that: a presenter standing too far back
-    for FaceMesh, not hiding the face (`ConditionState.face_hidden`)."""
+    unless Pose sees shoulders too close together for that (a presenter standing too far back
+    for FaceMesh, not hiding the face) or the person segmentation sees nobody in the middle of
+    the frame (an empty room, a covered camera) (`ConditionState.face_hidden`)."""
     face = analysis.face
     direction = face.gaze_frame_direction or face.gaze_direction  # what turned the cue on
     if direction == "camera":
@@ -74,6 +75,8 @@ class StageChain:
         self._state: ConditionState | None = None  # built with the first frame
         self.cues = CueEngine(settings.cues.cue_hold_s)
         self.observers: list[FrameObserver] = list(observers)
+        # while `face_lost` is on: whether it said the face is hidden (`CueTransition.hidden`)
+        self._lost_hidden: bool | None = None
 
     def step(self, analysis: FrameAnalysis, image: np.ndarray) -> ChainStep:
         """One analysed frame through the chain; its cost lands in `timings_ms["cues"]`."""
@@ -84,9 +87,13 @@ class StageChain:
         transitions = self.cues.update(analysis.t, conditions)
         if transitions:
             transitions = _with_whereabouts(transitions, analysis, self._state)
+            for tr in transitions:
+                if tr.cue == "face_lost":
+                    self._lost_hidden = bool(tr.hidden) if tr.state == "on" else None
         analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
-        if not analysis.face.found and self.observers:
-            analysis = dataclasses.replace(analysis, face_hidden=self._state.face_hidden())
+        if not analysis.face.found and self._lost_hidden is not None and self.observers:
+            # what the cue said, decided over the frames of its hold, not one frame's reading
+            analysis = dataclasses.replace(analysis, face_hidden=self._lost_hidden)
         for observer in self.observers:
             observer.observe(analysis, image)
         return ChainStep(conditions, transitions, self.cues.active())

@@ -111,9 +111,12 @@ def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, R
     face = a.face
     if not face.found:
         # Less instructive than a visible face looking away, so it only wins "worst" when no
-        # such frame exists (looking away ranks in [0, 0.2], a lost face at 0.25). Captioned
-        # as `face_lost` would say it: hidden in the frame, or out of it (`face_hidden`).
-        out["eye_contact"] = Rating(False, 0.25, "face_hidden" if a.face_hidden else "face_lost")
+        # such frame exists (looking away ranks in [0, 0.2], a lost face at 0.25). Rated only
+        # while the `face_lost` cue is on (a loss shorter than its hold is no moment), and
+        # captioned as the cue said it: hidden in the frame, or out of it (`face_hidden`).
+        if a.face_hidden is not None:
+            reason: KeyframeReason = "face_hidden" if a.face_hidden else "face_lost"
+            out["eye_contact"] = Rating(False, 0.25, reason)
     elif face.gaze_on_camera is not None:
         yaw = (face.yaw_deg or 0.0) / settings.cues.eye_contact_max_yaw_deg
         pitch = (face.pitch_deg or 0.0) / settings.cues.eye_contact_max_pitch_deg
@@ -121,8 +124,8 @@ def rate_frame(a: FrameAnalysis, settings: Settings) -> dict[KeyframeCategory, R
         if face.gaze_on_camera:
             out["eye_contact"] = Rating(True, 1.0 - 0.5 * min(1.0, angle), "eye_good")
         else:
-            reason = EYE_AWAY_REASONS.get(face.gaze_direction or "", "eye_away")
-            out["eye_contact"] = Rating(False, 0.2 * (1.0 - min(1.0, angle / 3)), reason)
+            away = EYE_AWAY_REASONS.get(face.gaze_direction or "", "eye_away")
+            out["eye_contact"] = Rating(False, 0.2 * (1.0 - min(1.0, angle / 3)), away)
 
     pose = a.pose
     head_tilt = face.roll_deg if face.roll_deg is not None else pose.head_tilt_deg

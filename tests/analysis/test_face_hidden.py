@@ -1,7 +1,7 @@
 """A face FaceMesh cannot find while the presenter is still in the frame (issue 20: steep
-bows and heads turned to a screen lose the face): Pose's head and shoulders tell it from an
-empty frame, so `face_lost` can say "head down or turned away?" instead of "step back into
-the frame".
+bows and heads turned to a screen lose the face): Pose's head and shoulders, where the face
+was last seen, and a person segmentation of the frame's middle tell it from an empty frame, so
+`face_lost` can say "head down or turned away?" instead of "step back into the frame".
 
 Real photos, each fitted into a 640x480 frame moving and with sensor noise as a webcam's
 (tests/fixtures/gaze_photos.py `moving_photo_frames`), and the test clips' presenters sliding
@@ -19,6 +19,7 @@ import pytest
 
 from app.analysis.conditions import PERSON_MIN_MIDDLE_SHARE
 from app.analysis.face import FaceAnalyzer
+from app.analysis.person import PersonSegmenter
 from app.analysis.pose import (
     LEFT_SHOULDER,
     NOSE,
@@ -27,6 +28,7 @@ from app.analysis.pose import (
     PoseGraphs,
     pose_observation_from_landmarks,
 )
+from app.coaching.keyframes import KeyframePicker
 from app.config import Settings
 from tests.fixtures.clips import (
     Segment,
@@ -140,22 +142,35 @@ def test_walking_out_is_out_of_view_and_bowing_is_hidden_whatever_the_analysis_k
             ],
         )
         frames = noisy_frames(clip[::every], seed)
-        _, said = replay_face_lost(frames, 15 / every)
+        picker = KeyframePicker(settings)
+        _, said = replay_face_lost(frames, 15 / every, [picker])
         assert said == [False], (source, every)
+        # (a face half out of the frame reading sideways may rank worse than the lost one)
+        assert _worst_eye_contact(picker) in ("face_lost", "eye_side"), (source, every)
     bow = moving_photo_frames("astronaut", 30, 0, seed=1) + moving_photo_frames(
         "mkr_studio1", 45, 30, seed=2
     )
-    _, said = replay_face_lost(bow[::every], 15 / every)
+    picker = KeyframePicker(settings)
+    _, said = replay_face_lost(bow[::every], 15 / every, [picker])
     assert said == [True], every
+    assert _worst_eye_contact(picker) == "face_hidden", every
+
+
+def _worst_eye_contact(picker: KeyframePicker) -> str:
+    """The report's worst eye-contact moment's reason: a lost face's is what the `face_lost`
+    cue said (on the first frame lost, Pose may still see a presenter walking out in view: a
+    frame's own reading would caption that moment "hidden")."""
+    (worst,) = [c for c in picker.candidates() if (c.category, c.kind) == ("eye_contact", "worst")]
+    return worst.reason
 
 
 def test_a_presenter_stepping_far_back_is_not_hidden(settings: Settings) -> None:
     """Facing the camera, then standing far back (scaled to 0.6 and 0.35: faces FaceMesh does
     not find, though they were last seen in the middle of the frame): Pose's shoulders, about a
     tenth of the frame apart, say the presenter stepped back, so `face_lost` does not ask about
-    a bowed or turned head. Farther back still (Grace Hopper at 0.3), Pose loses the presenter
-    too on some noise, and the person segmentation sees too little of her in the middle of
-    the frame (app/analysis/person.py)."""
+    a bowed or turned head; so too farther back (Grace Hopper at 0.3: the person segmentation
+    sees too little of her in the middle of the frame as well, app/analysis/person.py, but
+    Pose's shoulders decide it first on these frames)."""
     cases = (("astronaut", 0.6), ("grace_hopper", 0.35), ("grace_hopper", 0.3))
     for seed, (source, scale) in enumerate(cases, 9):
         clip = labelled_clip(
@@ -199,3 +214,14 @@ def test_nobody_in_the_middle_of_the_frame_is_out_of_view_however_the_face_went(
             assert seen.person_share is not None and seen.person_share < PERSON_MIN_MIDDLE_SHARE
     finally:
         analyzer.close()
+
+
+def test_a_frame_too_narrow_to_have_a_middle_has_nobody_in_it() -> None:
+    """A frame a pixel wide (a client may send one: only upper size limits are checked) has
+    no middle for anybody to stand in: 0, not an error that fails the frame's analysis."""
+    segmenter = PersonSegmenter()
+    try:
+        for shape in ((480, 1, 3), (1, 1, 3), (2, 2, 3)):
+            assert segmenter.middle_share(np.zeros(shape, np.uint8)) == 0.0, shape
+    finally:
+        segmenter.close()

@@ -433,9 +433,10 @@ def test_caption_falls_back_to_ascii_without_a_cjk_font() -> None:
     )
 
 
-def test_a_lost_face_is_captioned_as_face_lost_would_say_it(settings: Settings) -> None:
-    """A frame with no face rates the eye contact with the stage chain's word on it: hidden in
-    the frame (head bowed or turned away), out of it, or, with no chain, out of view."""
+def test_a_lost_face_is_captioned_as_face_lost_said_it(settings: Settings) -> None:
+    """A frame with no face rates the eye contact with the word the stage chain puts on it
+    while `face_lost` is on: hidden in the frame (head bowed or turned away), or out of it;
+    before the cue turns on (no word), a loss is no moment."""
     lost = FrameAnalysis(
         0,
         1.0,
@@ -448,10 +449,11 @@ def test_a_lost_face_is_captioned_as_face_lost_would_say_it(settings: Settings) 
     )
     reasons = [
         kf.rate_frame(replace(lost, face_hidden=hidden), settings)["eye_contact"]
-        for hidden in (True, False, None)
+        for hidden in (True, False)
     ]
-    assert [r.reason for r in reasons] == ["face_hidden", "face_lost", "face_lost"]
+    assert [r.reason for r in reasons] == ["face_hidden", "face_lost"]
     assert {(r.good, r.quality) for r in reasons} == {(False, 0.25)}
+    assert "eye_contact" not in kf.rate_frame(lost, settings)
 
 
 # --- the report --------------------------------------------------------------------------------
