@@ -39,6 +39,7 @@ from app.config import Settings
 from tests.fixtures.clips import (
     Segment,
     SourceName,
+    covered_camera_frames,
     labelled_clip,
     noisy_frames,
     replay_face_lost,
@@ -147,10 +148,7 @@ def clips_table(settings: Settings) -> None:
     print("\nNobody left in the frame, 3 s after 1 s facing the camera (no walk: a cut):\n")
     print("| presenter | then | `face_lost` on: hidden |")
     print("| --- | --- | --- |")
-    rng = np.random.default_rng(seed)
-    dark = [
-        np.clip(rng.normal(6.0, 2.5, (480, 640, 3)), 0, 255).astype(np.uint8) for _ in range(45)
-    ]
+    dark = covered_camera_frames(45, seed)
     for source in PRESENTERS:
         facing = noisy_frames(labelled_clip(15, [Segment("frontal", 1.0, source=source)]), seed)
         empty = noisy_frames(labelled_clip(15, [Segment("empty", 3.0, source=source)]), seed)

@@ -33,6 +33,7 @@ from app.config import Settings
 from tests.fixtures.clips import (
     Segment,
     SourceName,
+    covered_camera_frames,
     labelled_clip,
     noisy_frames,
     replay_face_lost,
@@ -192,10 +193,7 @@ def test_nobody_in_the_middle_of_the_frame_is_out_of_view_however_the_face_went(
     where FaceMesh finds no face, the person segmentation (app/analysis/person.py) sees nobody
     in the middle of the frame. A bowed head and a head turned to a laptop leave a person
     there (the real photos): hidden."""
-    rng = np.random.default_rng(13)
-    dark = [
-        np.clip(rng.normal(6.0, 2.5, (480, 640, 3)), 0, 255).astype(np.uint8) for _ in range(45)
-    ]
+    dark = covered_camera_frames(45, seed=13)
     for seed, source in enumerate(("astronaut", "grace_hopper"), start=14):
         facing = labelled_clip(15, [Segment("frontal", 1.0, source=source)])
         empty = labelled_clip(15, [Segment("empty", 3.0, source=source)])
