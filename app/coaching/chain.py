@@ -32,6 +32,8 @@ class ChainStep:
     conditions: Mapping[CueName, bool | None]
     transitions: list[CueTransition]
     active: list[CueName]  # cues on after this frame
+    # the frame as the observers saw it: with `face_hidden` filled in while `face_lost` is on
+    analysis: FrameAnalysis
 
 
 def _with_whereabouts(
@@ -91,12 +93,12 @@ class StageChain:
                 if tr.cue == "face_lost":
                     self._lost_hidden = bool(tr.hidden) if tr.state == "on" else None
         analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
-        if not analysis.face.found and self._lost_hidden is not None and self.observers:
+        if not analysis.face.found and self._lost_hidden is not None:
             # what the cue said, decided over the frames of its hold, not one frame's reading
             analysis = dataclasses.replace(analysis, face_hidden=self._lost_hidden)
         for observer in self.observers:
             observer.observe(analysis, image)
-        return ChainStep(conditions, transitions, self.cues.active())
+        return ChainStep(conditions, transitions, self.cues.active(), analysis)
 
     def update(self, t: float, conditions: Mapping[CueName, bool | None]) -> list[CueTransition]:
         """Conditions that do not come from a frame (the voice stage's) share the hysteresis."""

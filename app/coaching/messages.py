@@ -245,6 +245,18 @@ CRITIQUE_TEXTS: dict[str, CritiqueText] = {
             "청중이 항상 얼굴을 볼 수 있도록 화면 가운데에 머물러 주세요.",
         ),
     },
+    # the face lost mostly while `face_lost` said it was hidden in the frame, not out of it;
+    # {pct} is the share of the stretch without a face (the cue's hold included)
+    "face_hidden": {
+        "en": (
+            "Your face could not be seen {pct}% of this stretch: head bowed or turned away.",
+            "Hold your notes up near the camera and lift your head to the lens as you speak.",
+        ),
+        "ko": (
+            "이 구간의 {pct}% 동안 고개를 숙이거나 돌려 얼굴이 보이지 않았습니다.",
+            "메모는 카메라 가까이 들고, 말할 때는 고개를 들어 렌즈를 바라보세요.",
+        ),
+    },
     "eye_contact_low": {
         "en": (
             "You looked into the camera {pct}% of the time{where}.",

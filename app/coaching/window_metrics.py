@@ -32,6 +32,10 @@ def gaze_away_key(where: str) -> str:
 METRIC_KEYS: tuple[str, ...] = (
     "frames",
     "face_found_ratio",
+    # of the frames without a face while `face_lost` was on, the share whose cue said the face
+    # is hidden in the frame (head bowed or turned away), not out of it
+    # (`FrameAnalysis.face_hidden`); None where the cue was never on without a face
+    "face_hidden_share",
     "eye_contact_ratio",
     # where the eyes were instead, as shares of the same frames (`GAZE_AWAY`)
     *(gaze_away_key(where) for where in GAZE_AWAY),
@@ -81,6 +85,8 @@ class WindowMetrics:
         self.t_last: float | None = None
         self.frames = 0
         self.face_found = 0
+        self.face_hidden = 0  # frames without a face while `face_lost` said: hidden
+        self.face_lost_said = 0  # frames without a face while `face_lost` was on
         self.gaze_known = 0
         self.gaze_on = 0
         self.gaze_directed = 0  # frames whose gaze_direction is known
@@ -123,6 +129,9 @@ class WindowMetrics:
             self.yaw.add(None if face.yaw_deg is None else abs(face.yaw_deg))
             self.pitch.add(face.pitch_deg)
             self.face_width.add(face.face_width_ratio)
+        elif a.face_hidden is not None:
+            self.face_lost_said += 1
+            self.face_hidden += int(a.face_hidden)
         # FaceMesh's eye line is the sharper head-tilt measure; the ears stand in without a
         # face (as the head_tilt cue, the metrics events and the keyframes measure it).
         head_tilt = face.roll_deg if face.roll_deg is not None else pose.head_tilt_deg
@@ -152,6 +161,7 @@ class WindowMetrics:
         return {
             "frames": float(self.frames),
             "face_found_ratio": _ratio(self.face_found, self.frames),
+            "face_hidden_share": _ratio(self.face_hidden, self.face_lost_said),
             "eye_contact_ratio": _ratio(self.gaze_on, self.gaze_known),
             **{gaze_away_key(w): _ratio(n, self.gaze_directed) for w, n in self.gaze_away.items()},
             "mean_abs_yaw_deg": self.yaw.value(),

@@ -285,7 +285,7 @@ def scan_video(
                     step = chain.step(analysis, image)
                     transitions.extend(step.transitions)
                     picker.observe(analysis, image, index, step)
-                    analyses.append(_lean(analysis))
+                    analyses.append(_lean(step.analysis))
                     if duration_hint_s > 0:
                         fraction = min(1.0, t / duration_hint_s)
                         if fraction - last_progress >= 0.01:

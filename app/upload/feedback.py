@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import cv2
 import numpy as np
@@ -54,6 +54,18 @@ def format_timestamp(t: float) -> str:
     """Seconds -> the original engine's "Xm Ys"."""
     whole = max(0, int(t))
     return f"{whole // 60}m {whole % 60}s"
+
+
+def _whereabouts(tr: CueTransition | None) -> dict[str, Any]:
+    """A cue's on-transition's `direction` and `hidden`, the fields a live `cue` event adds."""
+    if tr is None:
+        return {}
+    out: dict[str, Any] = {}
+    if tr.direction is not None:
+        out["direction"] = tr.direction
+    if tr.hidden is not None:
+        out["hidden"] = tr.hidden
+    return out
 
 
 def said(cue: CueName, language: Language, ons: Mapping[CueName, CueTransition]) -> str:
@@ -148,6 +160,8 @@ async def critique_moments(
                     "state": "on",
                     "severity": CUE_SEVERITY[cue],
                     "message": said(cue, language, m.ons),
+                    # as a live cue event says it: a face hidden in the frame, not out of it
+                    **_whereabouts(m.ons.get(cue)),
                 }
                 for m in batch
                 for cue in m.cues

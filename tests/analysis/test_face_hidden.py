@@ -28,8 +28,11 @@ from app.analysis.pose import (
     PoseGraphs,
     pose_observation_from_landmarks,
 )
+from app.coaching.critic import CritiqueWindow, RulesCritic
 from app.coaching.keyframes import KeyframePicker
+from app.coaching.window_metrics import WindowMetrics
 from app.config import Settings
+from app.frames import FrameAnalysis
 from tests.fixtures.clips import (
     Segment,
     SourceName,
@@ -143,18 +146,36 @@ def test_walking_out_is_out_of_view_and_bowing_is_hidden_whatever_the_analysis_k
             ],
         )
         frames = noisy_frames(clip[::every], seed)
-        picker = KeyframePicker(settings)
-        _, said = replay_face_lost(frames, 15 / every, [picker])
+        picker, window = KeyframePicker(settings), _Window()
+        _, said = replay_face_lost(frames, 15 / every, [picker, window])
         assert said == [False], (source, every)
         # (a face half out of the frame reading sideways may rank worse than the lost one)
         assert _worst_eye_contact(picker) in ("face_lost", "eye_side"), (source, every)
+        assert "Stay centred" in window.gaze_advice(settings, said), (source, every)
     bow = moving_photo_frames("astronaut", 30, 0, seed=1) + moving_photo_frames(
         "mkr_studio1", 45, 30, seed=2
     )
-    picker = KeyframePicker(settings)
-    _, said = replay_face_lost(bow[::every], 15 / every, [picker])
+    picker, window = KeyframePicker(settings), _Window()
+    _, said = replay_face_lost(bow[::every], 15 / every, [picker, window])
     assert said == [True], every
     assert _worst_eye_contact(picker) == "face_hidden", every
+    # the rules critic's note for the stretch: head up, not back into the frame
+    assert "lift your head" in window.gaze_advice(settings, said), every
+
+
+class _Window(WindowMetrics):
+    """A critique window's aggregates, fed as the live critic feeds them (a chain observer)."""
+
+    def observe(self, analysis: FrameAnalysis, image: np.ndarray) -> None:
+        self.add_frame(analysis)
+
+    def gaze_advice(self, settings: Settings, said: list[bool | None]) -> str:
+        """The rules critic's eye-contact suggestion for the stretch, with its `face_lost`
+        cue events as the session sent them."""
+        cues = [{"cue": "face_lost", "state": "on", "t": 1.0, "hidden": h} for h in said]
+        window = CritiqueWindow("s", "en", 0.0, 5.0, [], self.metrics(), cues)
+        (gaze,) = [i for i in RulesCritic(settings).critique_now(window) if i.category == "gaze"]
+        return gaze.suggestion
 
 
 def _worst_eye_contact(picker: KeyframePicker) -> str:

@@ -124,6 +124,50 @@ def test_the_session_summary_says_how_long_the_eyes_were_down() -> None:
     assert "looked down" not in summary(GOOD, "en")
 
 
+@pytest.mark.parametrize("language", ["ko", "en"])
+def test_a_face_hidden_in_the_frame_is_not_asked_back_into_it(language: Language) -> None:
+    """A window whose face was lost mostly while `face_lost` said it is hidden (head bowed over
+    notes, turned away) says so and asks for the head up, not "stay centred in the frame";
+    lost mostly out of the frame, or with no hidden share measured, the note is as before."""
+
+    def gaze(metrics: dict[str, float | None], **kw: Any) -> dict[str, Any]:
+        (item,) = [
+            i for i in critique(window(metrics, language=language, **kw)) if i["category"] == "gaze"
+        ]
+        return item
+
+    hidden = gaze(dict(GOOD, face_found_ratio=0.3, face_hidden_share=0.8))
+    walked_out = gaze(dict(GOOD, face_found_ratio=0.3, face_hidden_share=0.3))
+    older = gaze(dict(GOOD, face_found_ratio=0.3))  # a window without the hidden share
+    head_up = {"en": "lift your head", "ko": "고개를 들어"}[language]
+    centred = {"en": "Stay centred", "ko": "화면 가운데"}[language]
+    assert head_up in hidden["suggestion"] and "70%" in hidden["observation"]
+    for item in (walked_out, older):
+        assert centred in item["suggestion"] and "30%" in item["observation"]
+    # a cue the averages hid says what the cue said
+    cue = {"type": "cue", "cue": "face_lost", "state": "on", "severity": "warn", "t": 5.0}
+    mostly_found = dict(GOOD, face_found_ratio=0.8, face_hidden_share=None)
+    said_hidden = gaze(mostly_found, cues=[dict(cue, hidden=True)])
+    said_out = gaze(mostly_found, cues=[dict(cue, hidden=False)])
+    assert head_up in said_hidden["suggestion"] and "20%" in said_hidden["observation"]
+    assert centred in said_out["suggestion"] and "80%" in said_out["observation"]
+    # one face note a window: the hidden note the averages gave is not said again
+    both = critique(window(dict(GOOD, face_found_ratio=0.3, face_hidden_share=0.8), cues=[cue]))
+    assert [i["category"] for i in both].count("gaze") == 1
+
+
+def test_the_summary_advises_a_bowed_head_up_not_back_into_the_frame() -> None:
+    def advice(metrics: dict[str, float | None]) -> str:
+        scores = {"eye_contact": 40.0, "overall": 60.0}
+        counts = {"face_lost": 4}
+        return RulesCritic(SETTINGS).summarize_now(
+            SessionSummaryInput("s", "en", 90.0, scores, counts, [], metrics=metrics)
+        )
+
+    assert "lift your head" in advice(dict(GOOD, face_found_ratio=0.7, face_hidden_share=0.9))
+    assert "Stay centred" in advice(dict(GOOD, face_found_ratio=0.7, face_hidden_share=0.0))
+
+
 def test_is_deterministic_and_speaks_both_languages() -> None:
     metrics = dict(GOOD, mean_gesture_activity=0.05, max_sway=0.3)
     english = critique(window(metrics, language="en"))

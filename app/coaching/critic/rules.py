@@ -60,6 +60,7 @@ SAME_NAME: tuple[CueName, ...] = (
 # Which cue's keyframe illustrates a note best, to set its frame_t.
 TEXT_CUE: dict[str, CueName] = {
     "face_missing": "face_lost",
+    "face_hidden": "face_lost",
     "eye_contact_low": "eye_contact",
     "eye_contact_mid": "eye_contact",
     "hands_hidden": "gesture_none",
@@ -81,6 +82,17 @@ CUE_TEXT: dict[str, str] = {
     "sway": "swaying",
     **{name: name for name in SAME_NAME},
 }
+
+
+# The two notes of a face lost: out of the frame, or hidden in it; a window says one of them.
+FACE_NOTES = frozenset({"face_missing", "face_hidden"})
+
+
+def face_mostly_hidden(metrics: dict[str, float | None]) -> bool:
+    """Whether, on most of the frames without a face while `face_lost` was on, the cue said the
+    face is hidden in the frame (head bowed or turned away) rather than out of it."""
+    share = metrics.get("face_hidden_share")
+    return share is not None and share >= 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +172,10 @@ class RulesCritic:
         pitch = m.get("mean_pitch_deg")
         yaw = m.get("mean_abs_yaw_deg")
         if face_found is not None and face_found < 0.6:
-            add("gaze", "warn", "face_missing", pct=_pct(face_found))
+            if face_mostly_hidden(m):
+                add("gaze", "warn", "face_hidden", pct=_pct(1.0 - face_found))
+            else:
+                add("gaze", "warn", "face_missing", pct=_pct(face_found))
         elif eye_contact is not None:
             where = instead
             if where is None:  # no gaze directions (an older window): the head's mean pose
@@ -234,12 +249,16 @@ class RulesCritic:
             if cue.get("state") != "on":
                 continue
             text = CUE_TEXT.get(str(cue.get("cue")))
-            if text is None or text in said:
+            if text == "face_missing" and cue.get("hidden") is True:
+                text = "face_hidden"
+            if text is None or text in said or (text in FACE_NOTES and said & FACE_NOTES):
                 continue
             said.add(text)
             fields: dict[str, Any] = {}
-            if text in ("eye_contact_mid", "face_missing", "hands_hidden"):
+            if text in ("eye_contact_mid", "face_missing", "face_hidden", "hands_hidden"):
                 ratio = eye_contact if text == "eye_contact_mid" else face_found
+                if text == "face_hidden" and ratio is not None:
+                    ratio = 1.0 - ratio  # the share without a face, not the share with one
                 if ratio is None:
                     continue
                 fields["pct"] = _pct(ratio)
@@ -355,7 +374,12 @@ def rules_summary(summary: SessionSummaryInput) -> str:
         key=lambda nc: (-nc[0], nc[1]),
     )[:2]
     if frequent:
-        advice = [CUE_ADVICE[lang][c] for _, c in frequent]
+        advice = [
+            CRITIQUE_TEXTS["face_hidden"][lang][1]
+            if c == "face_lost" and face_mostly_hidden(summary.metrics)
+            else CUE_ADVICE[lang][c]
+            for _, c in frequent
+        ]
         if lang == "en":
             sentences.append("Next time: " + " ".join(advice))
         else:
