@@ -14,5 +14,12 @@ from app.wiring import default_hooks
 
 @asynccontextmanager
 async def running_manager(settings: Settings) -> AsyncIterator[SessionManager]:
+    """Stopped as the server stops it: its sessions ended, then the shared stages closed (the
+    Pose and face worker processes a session started must not outlive the test)."""
     async with open_services(settings, default_hooks(settings), "test", threads=(1, 1, 1)) as s:
-        yield SessionManager(s)
+        manager = SessionManager(s)
+        try:
+            yield manager
+        finally:
+            await manager.shutdown()
+            await manager.close_stages()
