@@ -151,9 +151,10 @@ class FrameAnalysis:
     timings_ms: dict[str, float] = field(default_factory=dict)
     pose_t: float | None = None  # media time of the frame `pose`/`gesture`/`sway` come from
     # with no face found while the `face_lost` cue is on: whether it said the face is hidden in
-    # the frame (head bowed or turned away) or out of it; the stage chain fills it in
-    # (`ChainStep.analysis`, what its observers see: the keyframes, the window metrics); None
-    # with a face, or before the cue turns on
+    # the frame (head bowed or turned away) or out of it, and out of it once nobody has been in
+    # the middle of the frame for the cue's hold (`ConditionState.nobody_left`); the stage chain
+    # fills it in (`ChainStep.analysis`, what its observers see: the keyframes, the window
+    # metrics); None with a face, or before the cue turns on
     face_hidden: bool | None = None
 
 

@@ -14,7 +14,10 @@ over:
   (`moving_photo_frames`): per label, the photos whose face FaceMesh loses on at least half
   the frames, and of those the ones Pose sees in view on at least half of them; then each of
   those photos after the astronaut facing the camera, as a session sees a presenter bow or
-  turn away, and what `face_lost` said;
+  turn away, and what `face_lost` said, with the least share of the frame's middle the person
+  segmentation covers on any of its frames; then each bowed or turned 6 s and the empty room
+  after it (the presenter has left), at 15, 5 and 3 analysed frames a second: the lost frames
+  the chain hands its observers as hidden, then out of view;
 - the test clips' presenters (astronaut, Grace Hopper; tests/fixtures/clips.py) sliding out of
   the frame sideways, standing far back, and an empty room, with sensor noise: of the frames
   whose face is lost, how many read in view (each one would ask "head down?" of someone who
@@ -32,11 +35,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
+from collections.abc import Sequence
 
 import numpy as np
 
+from app.analysis.person import PersonSegmenter
 from app.config import Settings
+from app.frames import FrameObserver
 from tests.fixtures.clips import (
+    LostFrames,
     Segment,
     SourceName,
     covered_camera_frames,
@@ -55,12 +63,24 @@ PRESENTERS: tuple[SourceName, ...] = ("astronaut", "grace_hopper")
 
 
 def observe(
-    frames: list[np.ndarray], settings: Settings, fps: float = 15.0
+    frames: list[np.ndarray],
+    settings: Settings,
+    fps: float = 15.0,
+    observers: Sequence[FrameObserver] = (),
 ) -> tuple[list[tuple[bool, bool]], list[bool | None]]:
     """(face found, in view) per frame and `hidden` of each `face_lost` turning on
     (tests/fixtures/clips.py `replay_face_lost`; `settings` must be the defaults)."""
     assert settings == Settings()
-    return replay_face_lost(frames, fps)
+    return replay_face_lost(frames, fps, observers)
+
+
+def lowest_middle_share(frames: list[np.ndarray]) -> float:
+    """The least share of the frame's middle the person segmentation covers on any frame."""
+    segmenter = PersonSegmenter()
+    try:
+        return min(segmenter.middle_share(np.ascontiguousarray(f[:, :, ::-1])) for f in frames)
+    finally:
+        segmenter.close()
 
 
 def photos_table(settings: Settings, frames: int) -> None:
@@ -97,14 +117,31 @@ def photos_table(settings: Settings, frames: int) -> None:
     )
     print("\nThe photos whose face is lost, each after 2 s of the astronaut facing the camera")
     print("(moving, noisy), 3 s of it: what `face_lost` said when it turned on\n")
-    print("| photo | label | `face_lost` on: hidden |")
-    print("| --- | --- | --- |")
+    print("| photo | label | `face_lost` on: hidden | least middle share covered, any frame |")
+    print("| --- | --- | --- | --- |")
+    for label in LABELS:
+        for name in lost[label]:
+            bowed = moving_photo_frames(name, 45, 30, seed=2)
+            switch = moving_photo_frames("astronaut", 30, 0, seed=1) + bowed
+            _, said = observe(switch, settings)
+            print(f"| {name} | {label} | {said} | {lowest_middle_share(bowed):.2f} |")
+    print("\nEach bowed or turned 6 s, then 3 s of the empty room (the presenter has left; no")
+    print("walk), the analysis keeping every frame, every 3rd or every 5th: the lost frames the")
+    print("chain hands its observers (keyframes, critique windows) as hidden, and as out of view")
+    print("(`FrameAnalysis.face_hidden`, `ConditionState.nobody_left`); None before the cue\n")
+    print("| photo | analysed | `face_lost` on: hidden | lost frames in order: said, how many |")
+    print("| --- | --- | --- | --- |")
+    room = noisy_frames(labelled_clip(15, [Segment("empty", 3.0)]), 99)
     for label in LABELS:
         for name in lost[label]:
             switch = moving_photo_frames("astronaut", 30, 0, seed=1)
-            switch += moving_photo_frames(name, 45, 30, seed=2)
-            _, said = observe(switch, settings)
-            print(f"| {name} | {label} | {said} |")
+            switch += moving_photo_frames(name, 90, 30, seed=2) + room
+            for every in (1, 3, 5):
+                lost_frames = LostFrames()
+                _, said = observe(switch[::every], settings, 15 / every, [lost_frames])
+                runs = [(k, len(list(g))) for k, g in itertools.groupby(lost_frames.said)]
+                told = ", ".join(f"{k}: {n}" for k, n in runs)
+                print(f"| {name} | 1 in {every} | {said} | {told} |")
 
 
 def clips_table(settings: Settings) -> None:

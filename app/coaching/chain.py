@@ -77,7 +77,8 @@ class StageChain:
         self._state: ConditionState | None = None  # built with the first frame
         self.cues = CueEngine(settings.cues.cue_hold_s)
         self.observers: list[FrameObserver] = list(observers)
-        # while `face_lost` is on: whether it said the face is hidden (`CueTransition.hidden`)
+        # while `face_lost` is on: whether it said the face is hidden (`CueTransition.hidden`),
+        # until nobody has been in the frame for the cue's hold (`ConditionState.nobody_left`)
         self._lost_hidden: bool | None = None
 
     def step(self, analysis: FrameAnalysis, image: np.ndarray) -> ChainStep:
@@ -92,6 +93,11 @@ class StageChain:
             for tr in transitions:
                 if tr.cue == "face_lost":
                     self._lost_hidden = bool(tr.hidden) if tr.state == "on" else None
+        if self._lost_hidden and self._state.nobody_left(analysis.t, self.cues.hold_s):
+            # hidden when the cue turned on, then nobody in the frame for as long as the cue
+            # waits to turn on: the presenter left (the cue's message stays as it was sent;
+            # what the frames say from here is not)
+            self._lost_hidden = False
         analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
         if not analysis.face.found and self._lost_hidden is not None:
             # what the cue said, decided over the frames of its hold, not one frame's reading

@@ -13,6 +13,8 @@ held out.
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -34,6 +36,7 @@ from app.coaching.window_metrics import WindowMetrics
 from app.config import Settings
 from app.frames import FrameAnalysis
 from tests.fixtures.clips import (
+    LostFrames,
     Segment,
     SourceName,
     covered_camera_frames,
@@ -184,6 +187,31 @@ def _worst_eye_contact(picker: KeyframePicker) -> str:
     frame's own reading would caption that moment "hidden")."""
     (worst,) = [c for c in picker.candidates() if (c.category, c.kind) == ("eye_contact", "worst")]
     return worst.reason
+
+
+def test_a_presenter_bowed_then_gone_is_hidden_then_out_of_view(settings: Settings) -> None:
+    """Bowed steeply over notes (mkr_studio1, a real photo) until `face_lost` turns on, hidden;
+    then the empty room, or a covered camera, for 3 s: the cue's message stays as it was sent,
+    but once nobody has been in the middle of the frame for the cue's hold (1.5 s,
+    `ConditionState.nobody_left`) the frames the
+    chain hands its observers (the report's keyframes, the critique windows) are out of view,
+    and stay so until the face is back. A presenter still bowed stays hidden throughout (the
+    bow test above)."""
+    bow = moving_photo_frames("astronaut", 30, 0, seed=1) + moving_photo_frames(
+        "mkr_studio1", 45, 30, seed=2
+    )
+    room = labelled_clip(15, [Segment("empty", 3.0)])
+    for gone in (noisy_frames(room, 21), covered_camera_frames(45, seed=22)):
+        lost = LostFrames()
+        _, said = replay_face_lost(bow + gone, 15.0, [lost])
+        assert said == [True]
+        runs = [(hidden, len(list(frames))) for hidden, frames in itertools.groupby(lost.said)]
+        # None before the cue turns on, hidden while bowed, out of view once gone
+        assert [hidden for hidden, _ in runs] == [None, True, False], runs
+        # the switch waits out the hold with nobody (22.5 frames at 15 a second): it comes
+        # within the empty stretch, at least 22 frames into it and before its end
+        out_of_view = runs[-1][1]
+        assert 22 <= 45 - out_of_view <= 30, runs
 
 
 def test_a_presenter_stepping_far_back_is_not_hidden(settings: Settings) -> None:

@@ -11,33 +11,21 @@ from pathlib import Path
 from app.coaching.critic import RulesCritic
 from app.coaching.window_metrics import window_metrics
 from app.config import Settings
-from app.upload.analyze import scan_video
 from app.upload.feedback import critique_moments
-from app.wiring import default_hooks, upload_stages
 from tests.fixtures.gaze_photos import moving_photo_frames
-from tests.fixtures.videos import write_images_mp4
+from tests.fixtures.videos import scan_upload, write_images_mp4
 
 
-def test_an_uploads_critique_of_a_bowed_head_asks_for_the_head_up(tmp_path: Path) -> None:
+def test_an_uploads_critique_of_a_bowed_head_asks_for_the_head_up(
+    tmp_path: Path, settings: Settings
+) -> None:
     """2 s facing the camera (the astronaut), then 3 s bowed steeply under a cap's brim
     (mkr_studio1, a real photo), both moving with sensor noise, written as an H.264 upload."""
     frames = moving_photo_frames("astronaut", 30, 0, seed=1) + moving_photo_frames(
         "mkr_studio1", 45, 30, seed=2
     )
     path = write_images_mp4(tmp_path / "bow.mp4", frames, fps=15)
-    settings = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
-    hooks = default_hooks(settings)
-
-    async def shut_down() -> None:
-        for close in hooks.on_shutdown:
-            await close()
-
-    try:
-        scan = scan_video(
-            path, settings, upload_stages(hooks), duration_hint_s=5.0, recording_path=None
-        )
-    finally:
-        asyncio.run(shut_down())
+    scan = scan_upload(path, tmp_path, duration_hint_s=5.0)
     (on,) = [tr for tr in scan.transitions if tr.cue == "face_lost" and tr.state == "on"]
     assert on.hidden is True
     # the analyses the critique windows sum carry what the cue said on its lost frames
