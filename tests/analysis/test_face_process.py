@@ -20,7 +20,8 @@ from app.analysis.face_process import FaceProcesses, FaceWorkerLost, RemoteFaceA
 from app.analysis.pipeline import FrameAnalyzer
 from app.config import Settings
 from app.frames import FaceObservation, VideoFrame
-from tests.fixtures.clips import moving_face_frames
+from tests.fixtures.clips import covered_camera_frames, moving_face_frames
+from tests.fixtures.gaze_photos import moving_photo_frames
 from tests.support.processes import spawned_workers, wait_gone
 
 
@@ -57,6 +58,44 @@ def test_a_worker_finds_what_a_graph_here_finds_frame_by_frame() -> None:
     assert expected[12].person_share == 0.0 and got[12].person_share == 0.0
     mismatches = [i for i, (e, g) in enumerate(zip(expected, got, strict=True)) if not _same(e, g)]
     assert not mismatches, mismatches
+
+
+def test_two_sessions_on_one_worker_share_its_segmentation_as_if_each_had_its_own() -> None:
+    """Two sessions' graphs on one worker, their frames interleaved, each losing the face on
+    other frames (a blank frame, a dark noisy one, a presenter bowed under a cap's brim: the
+    real photo mkr_studio1): the one person segmentation the worker's graphs share answers
+    each lost frame as a session's own segmentation here does."""
+    settings = Settings()
+    clips = [_rgb(moving_face_frames(10, seed=s)) for s in (4, 5)]
+    clips[1] = [np.ascontiguousarray(f[:, ::-1]) for f in clips[1]]  # another presenter's pose
+    clips[0][3] = np.zeros_like(clips[0][3])
+    clips[0][7] = _rgb(moving_photo_frames("mkr_studio1", 1, 0, seed=7))[0]
+    clips[1][4] = _rgb(covered_camera_frames(1, seed=6))[0]
+    clips[1][6] = np.zeros_like(clips[1][6])
+    expected = []
+    for clip in clips:
+        graph = FaceAnalyzer(settings)  # with a segmentation of its own
+        expected.append([graph.analyze(f) for f in clip])
+        graph.close()
+    workers = FaceProcesses(settings, 1)
+    leases = [workers.lease() for _ in clips]
+    got: list[list[FaceObservation]] = [[], []]
+    try:
+        assert workers.graphs_per_worker() == [2]
+        for i in range(10):
+            for k, lease in enumerate(leases):
+                got[k].append(lease.analyze(clips[k][i]))
+    finally:
+        for lease in leases:
+            lease.close()
+        workers.close()
+    assert [i for i, o in enumerate(expected[0]) if not o.found] == [3, 7]
+    assert expected[0][7].person_share is not None and expected[0][7].person_share > 0.5
+    assert [i for i, o in enumerate(expected[1]) if not o.found] == [4, 6]
+    for k in range(2):
+        pairs = enumerate(zip(expected[k], got[k], strict=True))
+        mismatches = [i for i, (e, g) in pairs if not _same(e, g)]
+        assert not mismatches, (k, mismatches)
 
 
 def test_sessions_spread_over_the_workers_and_keep_their_own_tracked_face() -> None:
