@@ -33,7 +33,9 @@ class ConditionState:
     people_measured: int = 0
     people_in_middle: int = 0
     # media time since which every frame without a face that the face stage measured had
-    # nobody in the middle of the frame (None: somebody on the latest, or none measured)
+    # nobody in the middle of the frame, and no Pose result saw the presenter in view (None:
+    # somebody on the latest, or none measured); Pose in view outranks the segmentation, as
+    # in `face_hidden`
     nobody_since: float | None = None
 
     def face_hidden(self) -> bool:
@@ -59,10 +61,11 @@ class ConditionState:
 
     def nobody_left(self, t: float, hold_s: float) -> bool:
         """Whether, at media time `t`, the face stage has seen nobody in the middle of the frame
-        on every frame for `hold_s` (a presenter hidden when the face was lost has left the
-        frame since). The person segmentation flickers on some hidden faces (a head turned
-        away, ocv_left06 of bench/face_hidden.py: under `PERSON_MIN_MIDDLE_SHARE` on 2 frames
-        in a row at most, at 15 a second), never for long."""
+        on every frame for `hold_s`, and Pose has not seen the presenter in view in that time
+        (a presenter hidden when the face was lost has left the frame since). The person
+        segmentation flickers on some hidden faces (a head turned away, ocv_left06 of
+        bench/face_hidden.py: under `PERSON_MIN_MIDDLE_SHARE` on a few frames in a row, at 15
+        a second), never for long."""
         return self.nobody_since is not None and t - self.nobody_since >= hold_s
 
     def observe_face(self, a: FrameAnalysis) -> None:
@@ -93,6 +96,8 @@ class ConditionState:
         self.last_pose_t = pose_t
         self.poses_since_loss += 1
         self.poses_in_view += pose.in_view
+        if pose.in_view:  # Pose sees the presenter in the frame: somebody is there
+            self.nobody_since = None
         width = pose.shoulder_width
         self.poses_far += width is not None and width < IN_VIEW_MIN_SHOULDER_WIDTH
 

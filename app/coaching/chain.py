@@ -77,9 +77,11 @@ class StageChain:
         self._state: ConditionState | None = None  # built with the first frame
         self.cues = CueEngine(settings.cues.cue_hold_s)
         self.observers: list[FrameObserver] = list(observers)
-        # while `face_lost` is on: whether it said the face is hidden (`CueTransition.hidden`),
-        # until nobody has been in the frame for the cue's hold (`ConditionState.nobody_left`)
+        # while `face_lost` is on: whether it said the face is hidden (`CueTransition.hidden`)
         self._lost_hidden: bool | None = None
+        # ... and whether nobody has been in the frame for the cue's hold since a face was last
+        # found (`ConditionState.nobody_left`): the presenter left; a face found clears it
+        self._left = False
 
     def step(self, analysis: FrameAnalysis, image: np.ndarray) -> ChainStep:
         """One analysed frame through the chain; its cost lands in `timings_ms["cues"]`."""
@@ -93,15 +95,18 @@ class StageChain:
             for tr in transitions:
                 if tr.cue == "face_lost":
                     self._lost_hidden = bool(tr.hidden) if tr.state == "on" else None
-        if self._lost_hidden and self._state.nobody_left(analysis.t, self.cues.hold_s):
+        if analysis.face.found:
+            self._left = False
+        elif self._lost_hidden and self._state.nobody_left(analysis.t, self.cues.hold_s):
             # hidden when the cue turned on, then nobody in the frame for as long as the cue
             # waits to turn on: the presenter left (the cue's message stays as it was sent;
-            # what the frames say from here is not)
-            self._lost_hidden = False
+            # what the frames say from here is not, until a face is found again)
+            self._left = True
         analysis.timings_ms["cues"] = (time.perf_counter() - started) * 1000
         if not analysis.face.found and self._lost_hidden is not None:
             # what the cue said, decided over the frames of its hold, not one frame's reading
-            analysis = dataclasses.replace(analysis, face_hidden=self._lost_hidden)
+            hidden = self._lost_hidden and not self._left
+            analysis = dataclasses.replace(analysis, face_hidden=hidden)
         for observer in self.observers:
             observer.observe(analysis, image)
         return ChainStep(conditions, transitions, self.cues.active(), analysis)

@@ -249,7 +249,7 @@ CRITIQUE_TEXTS: dict[str, CritiqueText] = {
     # {pct} is the share of the stretch without a face (the cue's hold included)
     "face_hidden": {
         "en": (
-            "Your face could not be seen {pct}% of this stretch: head bowed or turned away.",
+            "Your face could not be seen for {pct}% of this stretch: head bowed or turned away.",
             "Hold your notes up near the camera and lift your head to the lens as you speak.",
         ),
         "ko": (

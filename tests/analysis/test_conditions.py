@@ -152,6 +152,46 @@ def test_a_face_lost_in_the_middle_of_the_frame_or_with_the_body_in_view_is_hidd
     assert _face_lost_on(frames) == [False]
 
 
+def _lost_frames_said(frames: list[tuple[FaceObservation, PoseObservation]]) -> list[str]:
+    """What the chain hands its observers on each frame, 0.1 s apart: "face", or for a lost
+    frame its `face_hidden` ("-" before the cue turns on, "H" hidden, "o" out of view)."""
+    chain = StageChain(SETTINGS, frame_conditions, ConditionState)
+    image = np.zeros((480, 640, 3), np.uint8)
+    out = []
+    for i, (face, pose) in enumerate(frames):
+        a = chain.step(_analysis(t=i / 10, face=face, pose=pose), image).analysis
+        out.append("face" if a.face.found else {None: "-", True: "H", False: "o"}[a.face_hidden])
+    return out
+
+
+def test_lost_frames_hidden_until_nobody_has_been_there_for_the_hold() -> None:
+    """While `face_lost` says hidden, its lost frames are out of view for the report and the
+    critiques once the segmentation has seen nobody in the frame's middle for the cue's hold
+    (1.5 s) with Pose not seeing the presenter in view either; a face found again clears that,
+    so a second bow before the cue turns off is hidden again."""
+    middle = FaceObservation(found=True, bbox=(280, 150, 80, 100), face_width_ratio=0.125)
+    bowed = FaceObservation(found=False, person_share=0.8)
+    empty = FaceObservation(found=False, person_share=0.0)
+    nobody = PoseObservation(found=False)
+    in_view = PoseObservation(found=True, shoulder_tilt_deg=0.0, shoulder_width=0.3, in_view=True)
+    said = _lost_frames_said(
+        [(middle, nobody)] * 10  # 1 s facing the camera
+        + [(bowed, nobody)] * 25  # 2.5 s bowed: the cue turns on after 1.5 s, hidden
+        + [(empty, nobody)] * 20  # 2 s gone: out of view once 1.5 s has passed
+        + [(middle, nobody)] * 5  # back for 0.5 s: the cue stays on (its hold)
+        + [(bowed, nobody)] * 20  # bowed again: hidden, as the cue said
+    )
+    assert said[:10] == ["face"] * 10
+    assert said[10:35] == ["-"] * 15 + ["H"] * 10
+    assert said[35:55] == ["H"] * 15 + ["o"] * 5
+    assert said[55:60] == ["face"] * 5
+    assert said[60:] == ["H"] * 20
+    # Pose seeing the presenter in view outranks a segmentation that sees nobody (an
+    # off-centre presenter): hidden throughout, as `face_lost` said it
+    said = _lost_frames_said([(middle, nobody)] * 10 + [(empty, in_view)] * 40)
+    assert said[10:] == ["-"] * 15 + ["H"] * 25
+
+
 def test_face_in_middle_leaves_out_the_bottom_edge() -> None:
     assert face_in_middle((280, 150, 80, 100), 640, 480)
     assert face_in_middle((140, 150, 80, 100), 640, 480)  # a third of the way across

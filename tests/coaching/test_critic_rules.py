@@ -151,6 +151,10 @@ def test_a_face_hidden_in_the_frame_is_not_asked_back_into_it(language: Language
     said_out = gaze(mostly_found, cues=[dict(cue, hidden=False)])
     assert head_up in said_hidden["suggestion"] and "20%" in said_hidden["observation"]
     assert centred in said_out["suggestion"] and "80%" in said_out["observation"]
+    # a face lost briefly near the window's start: no "0%" (nor "in view only 100%")
+    all_found = dict(GOOD, face_found_ratio=0.998, face_hidden_share=None)
+    assert "1%" in gaze(all_found, cues=[dict(cue, hidden=True)])["observation"]
+    assert "99%" in gaze(all_found, cues=[dict(cue, hidden=False)])["observation"]
     # one face note a window: the hidden note the averages gave is not said again
     both = critique(window(dict(GOOD, face_found_ratio=0.3, face_hidden_share=0.8), cues=[cue]))
     assert [i["category"] for i in both].count("gaze") == 1

@@ -1,25 +1,28 @@
 """The moment picker alone, with synthetic analyses: on-transitions and worst frames,
-de-duplicated and capped."""
+de-duplicated and capped; and the feedback and critique windows made from its moments."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import numpy as np
 
 from app.analysis.conditions import ConditionState, frame_conditions
 from app.coaching.chain import StageChain
+from app.coaching.critic import RulesCritic
 from app.config import Settings
 from app.frames import (
     CueName,
+    CueTransition,
     FaceObservation,
     FrameAnalysis,
     GestureObservation,
     PoseObservation,
 )
 from app.media.images import fit_within
-from app.upload.analyze import MomentPicker
-from app.upload.feedback import FEEDBACK_KEYS, format_timestamp, table_text
+from app.upload.analyze import Moment, MomentPicker
+from app.upload.feedback import FEEDBACK_KEYS, critique_moments, format_timestamp, table_text
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)
 
@@ -128,3 +131,26 @@ def test_a_cards_text_says_what_its_live_cue_said() -> None:
         ("face_lost", "얼굴이 보이지 않아요. 고개를 숙이거나 돌리고 있나요? 카메라를 바라보세요."),
         ("face_lost", "얼굴이 보이지 않아요. 화면 안으로 들어와 주세요."),
     ], said
+
+
+def test_a_critique_window_mostly_with_a_face_says_what_its_face_lost_cue_said() -> None:
+    """An upload's critique window whose frames mostly show the face (here 80 %) leaves the
+    rules critic's face note to the `face_lost` cue it explains: the window carries the cue's
+    `hidden` as a live cue event does, so a face hidden in the frame gets "lift your head" and
+    one out of it "stay centred"."""
+    settings = Settings(_env_file=None)
+    gone = FaceObservation(False)
+    frames = [analysis(round(i * 0.2, 3)) for i in range(30)]
+    frames = [dataclasses.replace(a, face=gone) if i % 5 == 0 else a for i, a in enumerate(frames)]
+    for hidden, advice in ((True, "lift your head"), (False, "Stay centred")):
+        on = CueTransition("face_lost", "on", 3.0, "warn", hidden=hidden)
+        ons = {"face_lost": on}
+        moment = Moment(3.0, 15, IMAGE, frames[15], ("face_lost",), 1.0, "cue_on", ons)
+        _, events = asyncio.run(
+            critique_moments(
+                RulesCritic(settings), [moment], frames, settings, video_id="v", language="en"
+            )
+        )
+        (event,) = events
+        (gaze,) = [i for i in event.items if i.category == "gaze"]
+        assert advice in gaze.suggestion, (hidden, gaze)

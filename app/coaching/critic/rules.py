@@ -262,6 +262,10 @@ class RulesCritic:
                 if ratio is None:
                     continue
                 fields["pct"] = _pct(ratio)
+                if text in FACE_NOTES:
+                    # a cue the averages hid: some frames had no face, some had one (not "0%
+                    # of this stretch" for a face lost briefly near its start)
+                    fields["pct"] = min(99, max(1, fields["pct"]))
             if text == "eye_contact_mid":
                 fields["where"] = instead or ""
             if text in ("head_tilted", "shoulders_uneven"):
