@@ -125,21 +125,20 @@ def photos_table(settings: Settings, frames: int) -> None:
     print("(moving, noisy), 3 s of it: what `face_lost` said when it turned on\n")
     print("| photo | label | `face_lost` on: hidden |")
     print("| --- | --- | --- |")
-    for label in LABELS:
-        for name in lost[label]:
-            switch = moving_photo_frames("astronaut", 30, 0, seed=1)
-            switch += moving_photo_frames(name, 45, 30, seed=2)
-            _, said = observe(switch, settings)
-            print(f"| {name} | {label} | {said} |")
+    lost_photos = [(label, name) for label in LABELS for name in lost[label]]
+    for label, name in lost_photos:
+        switch = moving_photo_frames("astronaut", 30, 0, seed=1)
+        switch += moving_photo_frames(name, 45, 30, seed=2)
+        _, said = observe(switch, settings)
+        print(f"| {name} | {label} | {said} |")
     print("\nThose photos 6 s each (moving, noisy): the least share of the frame's middle the")
     print("person segmentation covers on any frame, and the most frames in a row under")
     print("`PERSON_MIN_MIDDLE_SHARE`, at 15 a second\n")
     print("| photo | least middle share | most frames in a row under it |")
     print("| --- | --- | --- |")
-    for label in LABELS:
-        for name in lost[label]:
-            least, run = middle_shares(moving_photo_frames(name, 90, 30, seed=2))
-            print(f"| {name} | {least:.2f} | {run} |")
+    for _, name in lost_photos:
+        least, run = middle_shares(moving_photo_frames(name, 90, 30, seed=2))
+        print(f"| {name} | {least:.2f} | {run} |")
     print("\nEach bowed or turned 6 s, then 3 s of the empty room (the presenter has left; no")
     print("walk), the analysis keeping every frame, every 3rd or every 5th: the lost frames the")
     print("chain hands its observers (keyframes, critique windows) as hidden, and as out of view")
@@ -147,16 +146,15 @@ def photos_table(settings: Settings, frames: int) -> None:
     print("| photo | analysed | `face_lost` on: hidden | lost frames in order: said, how many |")
     print("| --- | --- | --- | --- |")
     room = noisy_frames(labelled_clip(15, [Segment("empty", 3.0)]), 99)
-    for label in LABELS:
-        for name in lost[label]:
-            switch = moving_photo_frames("astronaut", 30, 0, seed=1)
-            switch += moving_photo_frames(name, 90, 30, seed=2) + room
-            for every in (1, 3, 5):
-                lost_frames = LostFrames()
-                _, said = observe(switch[::every], settings, 15 / every, [lost_frames])
-                runs = [(k, len(list(g))) for k, g in itertools.groupby(lost_frames.said)]
-                told = ", ".join(f"{k}: {n}" for k, n in runs)
-                print(f"| {name} | 1 in {every} | {said} | {told} |")
+    for _, name in lost_photos:
+        switch = moving_photo_frames("astronaut", 30, 0, seed=1)
+        switch += moving_photo_frames(name, 90, 30, seed=2) + room
+        for every in (1, 3, 5):
+            lost_frames = LostFrames()
+            _, said = observe(switch[::every], settings, 15 / every, [lost_frames])
+            runs = [(k, len(list(g))) for k, g in itertools.groupby(lost_frames.said)]
+            told = ", ".join(f"{k}: {n}" for k, n in runs)
+            print(f"| {name} | 1 in {every} | {said} | {told} |")
 
 
 def clips_table(settings: Settings) -> None:
