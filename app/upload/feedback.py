@@ -4,6 +4,7 @@ batches of moments) or, without a critic, a message table; annotated JPEG keyfra
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -56,16 +57,15 @@ def format_timestamp(t: float) -> str:
     return f"{whole // 60}m {whole % 60}s"
 
 
-def _whereabouts(tr: CueTransition | None) -> dict[str, Any]:
-    """A cue's on-transition's `direction` and `hidden`, the fields a live `cue` event adds."""
-    if tr is None:
-        return {}
-    out: dict[str, Any] = {}
-    if tr.direction is not None:
-        out["direction"] = tr.direction
-    if tr.hidden is not None:
-        out["hidden"] = tr.hidden
-    return out
+def _cue_on(m: Moment, cue: CueName, language: Language) -> dict[str, Any]:
+    """A moment's cue for its critique window, at the moment's time, as the live `cue` event
+    of its turning on says it (`cue_event`: its message, where the eyes went, a face hidden in
+    the frame)."""
+    from app.live.session import cue_event  # the live event shape (upload sits above live)
+
+    tr = m.ons.get(cue) or CueTransition(cue, "on", m.t, CUE_SEVERITY[cue])
+    event = cue_event(dataclasses.replace(tr, t=m.t), language)
+    return event.model_dump(mode="json", exclude_none=True, exclude={"session_id", "seq"})
 
 
 def said(cue: CueName, language: Language, ons: Mapping[CueName, CueTransition]) -> str:
@@ -152,20 +152,7 @@ async def critique_moments(
                 for m in batch
             ],
             metrics=window_metrics(near),
-            cues=[
-                {
-                    "type": "cue",
-                    "t": m.t,
-                    "cue": cue,
-                    "state": "on",
-                    "severity": CUE_SEVERITY[cue],
-                    "message": said(cue, language, m.ons),
-                    # as a live cue event says it: a face hidden in the frame, not out of it
-                    **_whereabouts(m.ons.get(cue)),
-                }
-                for m in batch
-                for cue in m.cues
-            ],
+            cues=[_cue_on(m, cue, language) for m in batch for cue in m.cues],
         )
         async with slots:
             try:
