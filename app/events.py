@@ -180,7 +180,7 @@ class ErrorEvent(EventBase):
 class ReportReadyEvent(EventBase):
     type: Literal["report_ready"] = "report_ready"
     report_url: str
-    recording_url: str
+    recording_url: str | None  # null where no recording was kept (no video came)
 
 
 Event = Annotated[

@@ -142,16 +142,18 @@ def test_optional_fields_are_left_out_not_sent_as_null() -> None:
             ],
         }
     )
-    assert wire_json(report_ready("s1", 4.0)) == json.dumps(
-        {
-            "type": "report_ready",
-            "session_id": "s1",
-            "seq": 7,
-            "t": 4.0,
-            "report_url": "/api/sessions/s1/report",
-            "recording_url": "/api/sessions/s1/recording.webm",
-        }
-    )
+    ready = {
+        "type": "report_ready",
+        "session_id": "s1",
+        "seq": 7,
+        "t": 4.0,
+        "report_url": "/api/sessions/s1/report",
+        "recording_url": "/api/sessions/s1/recording.webm",
+    }
+    assert wire_json(report_ready("s1", 4.0, has_recording=True)) == json.dumps(ready)
+    # A contract field, not an optional one: null, not left out, where no recording was kept.
+    no_video = report_ready("s1", 4.0, has_recording=False)
+    assert wire_json(no_video) == json.dumps({**ready, "recording_url": None})
 
 
 # --- docs/protocol.md ------------------------------------------------------------------------

@@ -475,6 +475,7 @@ class SessionManager:
             if session.recorder is not None:
                 recording = await session.recorder.stop()
             await self._store_transcript(session)
+            has_recording = bool(recording is not None and recording.path is not None)
             await self.repo.update_session(
                 session.id,
                 state="finalizing",
@@ -484,7 +485,7 @@ class SessionManager:
                 frames_received=session.frames_received,
                 frames_analyzed=session.frames_analyzed,
                 frames_dropped=session.frames_dropped,
-                has_recording=bool(recording is not None and recording.path is not None),
+                has_recording=has_recording,
             )
             await self.services.writer.flush()
             has_report = False
@@ -495,7 +496,9 @@ class SessionManager:
             # `report_ready` finds the report served.
             await self.repo.update_session(session.id, has_report=has_report, state="completed")
             session.state = "completed"
-            await session.emit(report_ready(session.id, session.media_time()))
+            await session.emit(
+                report_ready(session.id, session.media_time(), has_recording=has_recording)
+            )
             await session.emit(StateEvent(t=session.media_time(), state="completed"))
             elapsed = time.monotonic() - ended_mono
             self.end_to_ready_s.append(elapsed)
@@ -629,6 +632,7 @@ class SessionManager:
             events = await self.repo.list_events(session_id)
             last_t = max((e["t"] for e in events), default=0.0)
             duration = recording.duration_s if recording is not None else last_t
+            has_recording = bool(recording is not None and recording.path is not None)
             extra = dict(row.extra or {})
             extra["recovered"] = True
             await self.repo.update_session(
@@ -637,7 +641,7 @@ class SessionManager:
                 recovered=True,
                 ended_at=datetime.now(UTC),
                 duration_s=round(max(duration, last_t), 3),
-                has_recording=bool(recording is not None and recording.path is not None),
+                has_recording=has_recording,
                 extra=extra,
             )
             # A recovery that ran before and died after writing its closing events (a
@@ -649,7 +653,11 @@ class SessionManager:
             now_t = round(max(duration, last_t), 3)
             completed = StateEvent(t=now_t, state="completed", recovered=True)
             closing_events = [
-                to_wire(report_ready(session_id, now_t), session_id, seq + 1),
+                to_wire(
+                    report_ready(session_id, now_t, has_recording=has_recording),
+                    session_id,
+                    seq + 1,
+                ),
                 to_wire(completed, session_id, seq + 2),
             ]
             if not closed:
@@ -713,8 +721,13 @@ def _waiting_too_many(
     return CoachError(code, message, retry_after_s=max(1, math.ceil(wait)))
 
 
-def report_ready(session_id: str, t: float) -> ReportReadyEvent:
-    return ReportReadyEvent.model_validate({"t": t, **artefact_urls(session_id)})
+def report_ready(session_id: str, t: float, *, has_recording: bool) -> ReportReadyEvent:
+    """`recording_url` is null where no recording was kept (no video came), as the session's
+    and the report's own `recording_url` say."""
+    urls: dict[str, str | None] = {**artefact_urls(session_id)}
+    if not has_recording:
+        urls["recording_url"] = None
+    return ReportReadyEvent.model_validate({"t": t, **urls})
 
 
 def artefact_urls(session_id: str) -> dict[str, str]:

@@ -110,6 +110,10 @@ async def test_report_json_and_html_after_the_end(server: ThreadServer, settings
         events_after = (await http.get(f"/api/sessions/{sid}/events", headers=auth)).json()
         ready = [e for e in events_after["events"] if e["type"] == "report_ready"]
         assert ready and ready[0]["report_url"] == f"/api/sessions/{sid}/report"
+        # No video came, so no recording: the event says so, as the session and report do.
+        assert ready[0]["recording_url"] is None and info["recording_url"] is None
+        missing = await http.get(f"/api/sessions/{sid}/recording.webm", headers=auth)
+        assert missing.status_code == 404
 
 
 async def test_delete_removes_a_finished_session(server: ThreadServer) -> None:
