@@ -462,10 +462,13 @@ class SessionManager:
         async with session.starting:
             pass  # a first media being started finishes starting first, then this stops it
         try:
-            t = session.media_time()
+            # The session's own clock ends where it ended: for a disconnect, where the last
+            # transport went, not when the grace ran out; the closing events keep that offset.
+            t = session.end_time(reason)
+            behind = session.media_time() - t
             await session.emit(StateEvent(t=t, state="finalizing", reason=reason))
             session.ended_at = datetime.now(UTC)
-            session.duration_s = round(session.media_time(), 3)
+            session.duration_s = round(t, 3)
             await session.stop_pipeline()
             recording = None
             if session.critic is not None:
@@ -497,9 +500,9 @@ class SessionManager:
             await self.repo.update_session(session.id, has_report=has_report, state="completed")
             session.state = "completed"
             await session.emit(
-                report_ready(session.id, session.media_time(), has_recording=has_recording)
+                report_ready(session.id, session.media_time() - behind, has_recording=has_recording)
             )
-            await session.emit(StateEvent(t=session.media_time(), state="completed"))
+            await session.emit(StateEvent(t=session.media_time() - behind, state="completed"))
             elapsed = time.monotonic() - ended_mono
             self.end_to_ready_s.append(elapsed)
             log.info(
@@ -557,7 +560,12 @@ class SessionManager:
             note = "no recogniser for this language is installed or configured"
             await asyncio.to_thread(write_transcript, path, None, note)
             return
-        transcript = await session.transcriber.finish(end_t=session.media_time())
+        end_t = session.duration_s if session.duration_s is not None else session.media_time()
+        transcript = await session.transcriber.finish(end_t=end_t)
+        if session.audio_received == 0:
+            # Nothing to transcribe: no speech figures (null), not an empty transcript's zeros.
+            await asyncio.to_thread(write_transcript, path, None, "no audio was received")
+            return
         await asyncio.to_thread(write_transcript, path, transcript)
 
     # --- crash recovery ------------------------------------------------------------------

@@ -72,6 +72,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# An audio chunk this far behind its arrival, not catching up, means the client paused sending;
+# this far ahead, it sent more audio than time passed (`LiveSession.audio_clock`).
+AUDIO_LAG_S = 0.3
+AUDIO_LEAD_S = 5.0
+
 # A received frame waiting for its decode, or the refusal of one (kept for its error event).
 Undecoded = bytes | FrameRejected | av.VideoFrame | Vp9Chunk
 # What a session's video arrives as: pictures (JPEG/PNG/WebP over the WebSocket, WebRTC's
@@ -151,6 +156,10 @@ class LiveSession:
         self.observers: list[FrameObserver] = self.chain.observers
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._transports = 0
+        self._connected = asyncio.Event()  # set while a transport is attached
+        # Media time at which the last transport went: where a session that no transport
+        # rejoins within the grace ends (`end_time`), as if `end` had been sent then.
+        self.detached_t: float | None = None
         self._last_metrics_mono = 0.0
         self._rate_window: tuple[float, int] = (0.0, 0)
         self._analyzer: LiveAnalyzer | None = None  # built by `prewarm` in the executor
@@ -160,7 +169,9 @@ class LiveSession:
         self._voice: VoiceStage | None = None
         self._audio_queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=64)
         self.audio_dropped = 0
+        self.audio_received = 0  # chunks taken while live (none: no speech was measured)
         self._audio_next_t: float | None = None
+        self._audio_lag: float | None = None  # the last chunk's lag, while past AUDIO_LAG_S
         self.recorder: Recorder | None = None
         self.transcriber: SessionTranscriber | None = None
         self.critic: SessionCritic | None = None
@@ -176,11 +187,32 @@ class LiveSession:
         return max(0.0, (time.monotonic() if mono is None else mono) - self.started_mono)
 
     def audio_clock(self, t_arrival: float, duration: float) -> float:
-        """Media time of an audio chunk: contiguous with the previous chunk, so network jitter
-        does not tear the track, unless it drifted more than 0.3 s from the arrival time."""
+        """Media time of an audio chunk (`t_arrival`: where its arrival puts its start).
+
+        Contiguous with the previous chunk, so network jitter does not tear the track, and
+        never over audio already laid down (the recorder would drop the overlap): chunks the
+        network held up and then delivered at once fill the time they were held up for, each
+        after the last. Only a client that sent nothing for a while moves the track on: a
+        chunk more than `AUDIO_LAG_S` behind its arrival whose lag is not shrinking (chunks
+        arriving at the pace they play, not catching up) starts at its arrival, with silence
+        between. A client sending more audio than time passes gets ahead of the clock; past
+        `AUDIO_LEAD_S` it is put back to its arrival (the overlap is dropped: bad input)."""
         t = self._audio_next_t
-        if t is None or abs(t - t_arrival) > 0.3:
+        if t is None:
             t = max(0.0, t_arrival)
+        else:
+            lag = t_arrival - t
+            if lag > AUDIO_LAG_S:
+                if self._audio_lag is not None and lag > self._audio_lag - duration / 2:
+                    t, lag = max(0.0, t_arrival), 0.0  # a pause in sending: skip to now
+            elif -lag > AUDIO_LEAD_S:
+                log.warning(
+                    "audio %.1f s ahead of its arrival: put back",
+                    -lag,
+                    extra={"session_id": self.id},
+                )
+                t, lag = max(0.0, t_arrival), 0.0
+            self._audio_lag = lag if lag > AUDIO_LAG_S else None
         self._audio_next_t = t + duration
         return t
 
@@ -239,12 +271,25 @@ class LiveSession:
         """A transport (WebSocket or WebRTC) connected. It does not start the session: the
         first media does (`go_live`), so a listener never makes a session live."""
         self._transports += 1
+        self._connected.set()
+        self.detached_t = None
         self._cancel_task("grace")
 
     def detach(self) -> None:
         self._transports = max(0, self._transports - 1)
-        if self._transports == 0 and self.state == "live":
-            self._spawn("grace", self._grace_then_end())
+        if self._transports == 0:
+            self._connected.clear()
+            if self.state == "live":
+                self.detached_t = self.media_time()
+                self._spawn("grace", self._grace_then_end())
+
+    def end_time(self, reason: str) -> float:
+        """The session's length on its own clock, at its end: for a session no transport
+        rejoined within the grace, the moment the last one went, so a take abandoned by a
+        closed tab is not 30 s longer than what was rehearsed."""
+        if reason == "disconnected" and self.detached_t is not None:
+            return min(self.detached_t, self.media_time())
+        return self.media_time()
 
     async def go_live(self) -> bool:
         """Start the session with its first media: recorder, critic, voice, transcriber and
@@ -306,13 +351,16 @@ class LiveSession:
         """The `time` cue of a take with a target length: `on` (`info`) at 80 % of it, `off`
         and `on` (`warn`) at it, each at the moment the threshold is crossed on the session's
         clock; `off` at the end (`stop_pipeline`). Stopped by `_time_stop`, never cancelled
-        by the end, so an event is never half emitted."""
+        by the end, so an event is never half emitted. While no transport is attached (the
+        reconnect grace) a threshold waits: said on a reconnect, at its moment, and never if
+        the grace ends the take, which ends where the transport went (`end_time`)."""
         for at, over in ((0.8 * target_s, False), (target_s, True)):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._time_stop.wait(), max(0.0, at - self.media_time()))
+            waited = await self._connected_or_stopped()
             if self._time_stop.is_set():
                 return
-            t = round(at, 3)
+            t = round(max(at, self.media_time()) if waited else at, 3)
             if self._time_on is not None:
                 await self.emit(self._time_on.model_copy(update={"t": t, "state": "off"}))
             cue = CueEvent(
@@ -324,6 +372,21 @@ class LiveSession:
             )
             await self.emit(cue)
             self._time_on = cue
+
+    async def _connected_or_stopped(self) -> bool:
+        """Until a transport is attached or the `time` cue stops; whether it had to wait."""
+        if self._connected.is_set() or self._time_stop.is_set():
+            return False
+        waits = [
+            asyncio.ensure_future(self._connected.wait()),
+            asyncio.ensure_future(self._time_stop.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return True
 
     async def _end_after(self, seconds: float, reason: str) -> None:
         await asyncio.sleep(seconds)
@@ -726,6 +789,7 @@ class LiveSession:
     def submit_audio(self, chunk: AudioChunk) -> None:
         if self.state != "live":
             return
+        self.audio_received += 1
         if self.recorder is not None:
             self.recorder.push_audio(chunk)
         if self.transcriber is not None:
@@ -940,7 +1004,7 @@ class LiveSession:
                 last = []
             for a in last:
                 await self._after_audio(a)
-        end_t = self.media_time()
+        end_t = self.duration_s if self.duration_s is not None else self.media_time()
         for transition in self.chain.close(end_t):
             await self._emit_cue(transition)
         if self._time_on is not None:

@@ -371,3 +371,77 @@ async def test_retention_deletes_pitches_left_without_takes(
         assert await sweep_expired(manager, later) == [recent.id]
         assert await repo.get_pitch("old-taken") is None
         assert await repo.get_pitch("new-empty") is None  # past retention itself by then
+
+
+GRACE_S = 5.0
+
+
+@pytest.fixture
+def graceful_server(settings: Settings) -> Iterator[ThreadServer]:
+    limits = settings.limits.model_copy(update={"reconnect_grace_s": GRACE_S})
+    with ThreadServer(settings.updated(limits=limits)) as srv:
+        yield srv
+
+
+async def test_a_take_left_by_a_closed_tab_ends_where_the_tab_went(
+    graceful_server: ThreadServer,
+) -> None:
+    """A take whose socket closes without `end` is finalised after the reconnect grace "as if
+    `end` had been sent": its length is what was rehearsed, not that plus the grace, and its
+    `time` cue says nothing while nobody is there (the target falls inside the grace)."""
+    server = graceful_server
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+        pitch = await new_pitch(http, title="Tab closed", language="en", target_duration_s=4.0)
+        take = await new_take(server, pitch)
+        gone = asyncio.get_running_loop().create_future()
+        streaming = asyncio.ensure_future(stream_until(take, gone))
+        await take.wait_for(lambda e: e["type"] == "metrics" and e["t"] >= 0.5, timeout=60)
+        gone.set_result(None)
+        await streaming
+        seen = max(e["t"] for e in take.events)
+        await take.close()  # no `end`: the browser tab went away
+        info = await take.wait_completed(timeout=60)
+        events = (await take.get("/events")).json()["events"]
+        report = (await take.get("/report")).json()
+        listed = await http.get(f"/api/pitches/{pitch['pitch_id']}", headers=bearer(pitch["token"]))
+    finalizing = next(e for e in events if e["type"] == "state" and e["state"] == "finalizing")
+    assert finalizing["reason"] == "disconnected"
+    # Ended where the socket went: after everything the client saw, well before the grace ran
+    # out (before, the grace was counted as rehearsal: seen + 5 s at least).
+    assert seen <= info["duration_s"] < seen + GRACE_S
+    assert finalizing["t"] == info["duration_s"] == report["duration_s"]
+    assert listed.json()["takes"][0]["duration_s"] == info["duration_s"]
+    closing = [e for e in events if e["type"] == "report_ready" or e.get("state") == "completed"]
+    assert len(closing) == 2 and all(e["t"] >= finalizing["t"] for e in closing), closing
+    timed = [e for e in events if e["type"] == "cue" and e["cue"] == "time"]
+    assert all(e["t"] <= info["duration_s"] for e in timed), timed
+    if info["duration_s"] < 0.8 * 4.0:  # left before the first threshold: nothing said
+        assert timed == []
+
+
+async def test_a_korean_take_without_audio_has_no_speech_figures(
+    graceful_server: ThreadServer,
+) -> None:
+    """Korean has an embedded recogniser; a take that sent it no audio was not measured, so
+    its speech figures are null (not the zeros of an empty transcript) and so is the
+    comparison's delta of them."""
+    server = graceful_server
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+        pitch = await new_pitch(http, title="무음", language="ko")
+        take = await new_take(server, pitch)
+        sent = asyncio.get_running_loop().create_future()
+        streaming = asyncio.ensure_future(stream_until(take, sent))
+        await take.wait_for(lambda e: e["type"] == "metrics" and e["t"] >= 0.5, timeout=60)
+        sent.set_result(None)
+        await streaming
+        await take.send_json({"type": "end"})
+        await take.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed", 60)
+        await take.close()
+        report = (await take.get("/report")).json()
+        listed = await http.get(f"/api/pitches/{pitch['pitch_id']}", headers=bearer(pitch["token"]))
+    assert report["language"] == "ko"
+    assert report["transcript"] is None and report["transcript_note"] == "no audio was received"
+    assert report["fillers"]["per_minute"] is None and report["fillers"]["count"] == 0
+    figures = listed.json()["takes"][0]["figures"]
+    assert figures["fillers_per_min"] is None and figures["words_per_min"] is None
+    assert figures["eye_contact_share"] is not None  # the frames were measured

@@ -81,3 +81,55 @@ async def test_audio_messages_feed_voice_recording_and_transcript(server: Thread
     assert transcript["made"] is True and transcript["source"] == "local"
     assert transcript["words"], transcript
     assert all(0 <= w["t_start"] <= seconds + 1 for w in transcript["words"])
+
+
+async def test_audio_held_up_by_the_network_is_recorded_whole(server: ThreadServer) -> None:
+    """A stall (1.5 s of `AUD1` messages held back, then sent at once with the next one, as a
+    network does) loses no audio: the burst fills the time it was held up for, each chunk
+    after the last (before, they were laid over one another and the recorder dropped the
+    overlap: ~1.4 s of this tone gone)."""
+    seconds, stalled = 6.0, range(20, 35)  # 100 ms chunks 20-34: 2.0-3.5 s
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * 16000)) / 16000)).astype(
+        np.int16
+    )
+    chunks = [tone[i : i + CHUNK] for i in range(0, len(tone), CHUNK)]
+    jpegs = [encode_jpeg(f.image) for f in labelled_clip(FPS, [Segment("frontal", seconds)])]
+    client = await SessionClient.create(server.http, server.ws, language="en")
+    await client.connect()
+    start = time.monotonic()
+    held: list[bytes] = []
+    next_frame = next_chunk = 0
+    while next_chunk < len(chunks) or next_frame < len(jpegs):
+        t_frame = next_frame / FPS if next_frame < len(jpegs) else float("inf")
+        t_chunk = next_chunk * CHUNK / 16000 if next_chunk < len(chunks) else float("inf")
+        delay = start + min(t_frame, t_chunk) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if t_frame <= t_chunk:
+            await client.send_frame(jpegs[next_frame])
+            next_frame += 1
+            continue
+        message = b"AUD1" + chunks[next_chunk].astype("<i2").tobytes()
+        if next_chunk in stalled:
+            held.append(message)
+        else:
+            for late in held:  # the stall ends: everything held back at once
+                await client.send_frame(late)
+            held = []
+            await client.send_frame(message)
+        next_chunk += 1
+    await client.send_json({"type": "end"})
+    await client.wait_for(lambda e: e["type"] == "report_ready", timeout=120)
+    await client.close()
+    recording = await client.get("/recording.webm")
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+    with av.open(io.BytesIO(recording.content)) as container:
+        decoded = [
+            out.to_ndarray().reshape(-1)
+            for frame in container.decode(container.streams.audio[0])
+            for out in resampler.resample(frame)
+        ]
+    samples = np.concatenate(decoded).astype(np.float64)
+    windows = samples[: len(samples) // 320 * 320].reshape(-1, 320)  # 20 ms each
+    loud_s = float(np.sum(np.sqrt(np.mean(windows**2, axis=1)) > 2000)) * 0.02
+    assert loud_s >= seconds - 0.2, (loud_s, seconds)
