@@ -30,6 +30,7 @@ const HEAD_TILT_MAX = 12;
 const ui = {
   screen: "start",
   session: null, // the POST /api/sessions answer
+  starting: false, // a start is under way (camera, session): a second one waits for it
   stream: null,
   transport: null,
   transportNote: "", // i18n key of the notice about the transport, if any
@@ -199,7 +200,18 @@ function cameraErrorKey(err) {
 
 async function onStart(event) {
   event.preventDefault();
-  if (ui.session) return;
+  // "Start next take" submits the form by script, even with the button disabled: a double
+  // click must not start two takes (the first one's camera left running).
+  if (ui.session || ui.starting) return;
+  ui.starting = true;
+  try {
+    await startRehearsal();
+  } finally {
+    ui.starting = false;
+  }
+}
+
+async function startRehearsal() {
   const pitch = takeNextTake(); // "Next take" in My pitches: a take of that pitch
   clearError();
   setNotice("");

@@ -494,3 +494,33 @@ def test_a_server_that_learns_no_baseline_shows_no_prompt(
         page.locator("#start-button").click()
         expect(page.locator("body")).to_have_attribute("data-calibration", "off", timeout=30_000)
         expect(page.locator("#calibrate")).to_be_hidden()
+
+
+def test_a_start_submitted_twice_starts_one_rehearsal(
+    csp_server: ThreadServer, camera_clip: Path
+) -> None:
+    """ "Start next take" submits the form by script, which a disabled button does not stop:
+    two submits in a row (a double click) start one session, not two with the first one's
+    camera and microphone left running."""
+    created: list[str] = []
+
+    def count(route: Route) -> None:
+        if route.request.method == "POST":
+            created.append(route.request.url)
+        route.continue_()
+
+    with ready_page(csp_server, camera_clip, "?lang=en&transport=ws") as page:
+        page.route("**/api/sessions", count)
+        page.evaluate(
+            "() => { const form = document.getElementById('start-form');"
+            " form.requestSubmit(); form.requestSubmit(); }"
+        )
+        expect(page.locator("body")).to_have_attribute("data-screen", "live")
+        page.locator("#end-button").click()
+        expect(page.locator("body")).to_have_attribute("data-screen", "end")
+        cameras = page.evaluate(
+            "() => document.getElementById('preview').srcObject?.getTracks()"
+            ".map(track => track.readyState) ?? []"
+        )
+    assert len(created) == 1, created
+    assert all(state == "ended" for state in cameras), cameras
