@@ -598,7 +598,10 @@ function onCritique(c) {
     if (item.category) {
       const category = document.createElement("span");
       category.className = "critique-category";
-      category.textContent = String(item.category);
+      // A category the page knows is said in the page's language; another, as sent.
+      const key = `critique.category.${item.category}`;
+      category.dataset.category = String(item.category);
+      category.textContent = t(key) === key ? String(item.category) : t(key);
       row.append(category);
     }
     const observation = document.createElement("p");

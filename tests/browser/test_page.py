@@ -439,6 +439,8 @@ def test_server_text_is_shown_as_text_never_html(
             item = page.locator("#critique-feed .critique-item")
             expect(item).to_have_count(1, timeout=30_000)
             expect(item.locator(".critique-observation")).to_have_text(hostile)
+            # the category in the page's words, not the event's key
+            expect(item.locator(".critique-category")).to_have_text("Voice")
             expect(item.locator(".critique-suggestion")).to_have_text(
                 "Try: Pause <b>between</b> points."
             )

@@ -735,3 +735,43 @@ def test_a_cue_row_says_what_its_cues_said_only_where_they_agree(settings: Setti
     assert html.count(f"· {hidden}</button>") == 2 and html.count(f"· {down}</button>") == 1
     # ... and the eye-contact chart shades each period with what its cue said
     assert html.count(f"<title>{hidden}</title>") == 2 and html.count(f"<title>{down}</title>") == 1
+
+
+def test_critiques_and_cue_times_are_said_in_the_reports_language(settings: Settings) -> None:
+    """A critique's source and categories and the cue table's seconds are words of the
+    report's language, not the event's keys; a category the report does not know is shown as
+    it came."""
+    session_id = "k" * 24
+    events = [metrics(t) for t in at_5hz(20)] + [
+        cue(2.0, "posture", "on"),
+        cue(8.0, "posture", "off"),
+    ]
+    items = [
+        {"category": c, "observation": "o", "suggestion": "s", "severity": "info", "frame_t": None}
+        for c in ("posture", "voice", "lighting")
+    ]
+    events.append(
+        {
+            "type": "critique",
+            "t": 20.0,
+            "source": "rules",
+            "t_start": 0.0,
+            "t_end": 20.0,
+            "items": items,
+        }
+    )
+    inp = ReportInput(
+        session_id=session_id,
+        title="t",
+        language="ko",
+        duration_s=20.0,
+        events=numbered(events, session_id),
+    )
+    korean = build_report(inp, settings).html
+    assert "<strong>자세</strong>" in korean and "<strong>목소리</strong>" in korean
+    assert "<strong>lighting</strong>" in korean  # unknown: as sent
+    assert "· 코치</div>" in korean and "· rules" not in korean
+    assert "6 초</td>" in korean and " s</td>" not in korean
+    english = build_report(replace(inp, language="en"), settings).html
+    assert "<strong>Posture</strong>" in english and "· Coach</div>" in english
+    assert "6 s</td>" in english
