@@ -291,10 +291,12 @@ async function connect() {
     const rtc = new WebRTCTransport(common);
     try {
       await rtc.start();
+      if (endedMeanwhile(rtc)) return;
       ui.transport = rtc;
       mediaStarted();
       return;
     } catch (err) {
+      if (endedMeanwhile(rtc)) return;
       if (err instanceof CoachError && err.kind === "expired") {
         failLive(err);
         return;
@@ -306,13 +308,30 @@ async function connect() {
   await connectWebSocket(common);
 }
 
-async function connectWebSocket(common) {
+/** The presenter ended the rehearsal while `transport` was connecting: the end screen has
+ * it from here (the server ended the session, so the connection is refused or pointless). */
+function endedMeanwhile(transport) {
+  if (!ui.ending) return false;
+  transport.close();
+  return true;
+}
+
+/** The WebSocket, to start with or (`midSession`) after WebRTC went: a session that was live
+ * is not dropped when the server cannot be reached then; the end screen waits for its report
+ * (the server finalises it after the reconnect grace, or recovers it after a restart). */
+async function connectWebSocket(common, midSession = false) {
   const ws = new WebSocketTransport({ ...common, video: $("preview"), fps: CAPTURE_FPS });
   try {
     await ws.start();
   } catch (err) {
+    if (endedMeanwhile(ws)) return;
     console.warn("WebSocket failed:", err);
     ws.close();
+    if (midSession && !(err instanceof CoachError && err.kind === "expired")) {
+      showError("error.connection_lost");
+      beginEnd(false);
+      return;
+    }
     // Tell a dead session from a dead server.
     try {
       await getSession(ui.session.session_id, ui.session.token);
@@ -323,6 +342,7 @@ async function connectWebSocket(common) {
     abandonLive();
     return;
   }
+  if (endedMeanwhile(ws)) return;
   ui.transport = ws;
   mediaStarted();
 }
@@ -396,12 +416,10 @@ async function onTransportStatus(status) {
         // The session waits a grace period for a reconnect: carry on over the WebSocket.
         ui.transport.close();
         setNotice("live.transport.fallback");
-        await connectWebSocket({
-          session: ui.session,
-          stream: ui.stream,
-          onEvent,
-          onStatus: onTransportStatus,
-        });
+        await connectWebSocket(
+          { session: ui.session, stream: ui.stream, onEvent, onStatus: onTransportStatus },
+          true,
+        );
       } else {
         showError("error.connection_lost");
         beginEnd(false);
@@ -642,6 +660,7 @@ function onState(event) {
 async function beginEnd(askServer = true) {
   if (ui.ending || !ui.session) return;
   ui.ending = true;
+  setNotice(""); // reconnecting, fallback: about a connection that is over now
   $("end-button").disabled = true;
   $("end-button").textContent = t("live.ending");
   ui.transport?.stopMedia();
@@ -728,6 +747,7 @@ async function fetchReport(id, token) {
 
 async function showResults(info) {
   const { session_id: id, token } = ui.session;
+  if (info.state === "completed") clearError(); // a lost connection's error: its report came
   ui.transport?.close();
   ui.transport = null;
   const report = info.state === "completed" && info.report_url ? await fetchReport(id, token) : null;

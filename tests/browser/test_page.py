@@ -5,9 +5,11 @@ Content-Security-Policy the hardening issue adds, and any violation fails the te
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,7 @@ from websockets.sync.client import connect as connect_ws
 
 from app.config import Settings
 from app.media.vp9 import read_vp9_header
+from app.wiring import default_hooks
 from tests.support.server import ThreadServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -526,3 +529,80 @@ def test_a_start_submitted_twice_starts_one_rehearsal(
         )
     assert len(created) == 1, created
     assert all(state == "ended" for state in cameras), cameras
+
+
+def test_ending_while_connecting_is_an_end_not_an_error(
+    csp_server: ThreadServer, camera_clip: Path
+) -> None:
+    """The presenter ends the rehearsal while WebRTC is still connecting: the server ends the
+    session and refuses the offer that arrives after (409). That refusal is the end they asked
+    for: the end screen stays, with no error, and shows the session's result."""
+    held: list[Route] = []
+    with ready_page(csp_server, camera_clip, "?lang=en") as page:
+
+        def hold(route: Route) -> None:
+            held.append(route)  # the offer waits until the end has been asked
+
+        page.route("**/offer", hold)
+        page.locator("#start-button").click()
+        expect(page.locator("body")).to_have_attribute("data-screen", "live")
+        for _ in range(600):  # the offer goes once ICE has gathered: up to 30 s
+            if held:
+                break
+            page.wait_for_timeout(50)  # lets Playwright deliver the route to `hold`
+        assert len(held) == 1, "the page sent no offer"
+        page.locator("#end-button").click()
+        expect(page.locator("body")).to_have_attribute("data-screen", "end")
+        with page.expect_response("**/offer") as refused:
+            held[0].continue_()
+        assert refused.value.status == 409
+        expect(page.locator("#downloads")).to_be_visible(timeout=30_000)
+        expect(page.locator("body")).to_have_attribute("data-screen", "end")
+        expect(page.locator("#error-banner")).to_be_hidden()
+
+
+class _LoopOf:
+    """A frame observer that notes the server's event loop (the test drops a peer on it)."""
+
+    def __init__(self, loops: list[asyncio.AbstractEventLoop]) -> None:
+        loops.append(asyncio.get_running_loop())
+
+    def observe(self, analysis: Any, image: Any) -> None:
+        pass
+
+
+def test_webrtc_lost_with_the_server_unreachable_keeps_the_take(
+    settings: Settings, camera_clip: Path
+) -> None:
+    """Mid-rehearsal the WebRTC connection goes and the WebSocket it falls back to cannot
+    connect (the server is away): the take is not dropped on the start screen. The page waits
+    on the end screen, and when the server has finalised the session (the reconnect grace)
+    it shows the report, with no stale notice or error about the connection."""
+    loops: list[asyncio.AbstractEventLoop] = []
+    hooks = default_hooks(settings)
+    hooks.frame_observers.append(lambda session: _LoopOf(loops))
+    with ThreadServer(settings, hooks) as server, sync_playwright() as pw:
+        browser = launch(pw, chromium_args(camera_clip))
+        try:
+            page = browser.new_page()
+            page.route_web_socket(re.compile(r"/ws/sessions/"), lambda ws: ws.close())
+            page.goto(server.http + "/?lang=ko")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            page.locator("#start-button").click()
+            expect(page.locator("body")).to_have_attribute("data-transport", "webrtc")
+            peers = server.app.state.rtc_peers
+            [session_id] = list(peers.peers)
+            session = server.manager.sessions[session_id]
+            deadline = time.monotonic() + 60
+            while session.frames_received == 0:  # the take is live and has video
+                assert time.monotonic() < deadline, "no frame reached the server"
+                time.sleep(0.05)
+            asyncio.run_coroutine_threadsafe(peers.close_session(session_id), loops[0]).result(30)
+            expect(page.locator("body")).to_have_attribute("data-screen", "end", timeout=30_000)
+            expect(page.locator("#downloads")).to_be_visible(timeout=60_000)
+            expect(page.locator("body")).to_have_attribute("data-screen", "end")
+            expect(page.locator("#error-banner")).to_be_hidden()
+            expect(page.locator("#notice-banner")).to_be_hidden()
+        finally:
+            browser.close()
+    assert session.state == "completed" and session.duration_s is not None
