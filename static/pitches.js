@@ -123,12 +123,12 @@ Object.assign(STRINGS.ko, {
   "pitches.compare.button": "비교",
   "pitches.compare.need_two": "비교하려면 테이크를 두 개 이상 마치세요.",
   "pitches.compare.same": "서로 다른 테이크를 고르세요.",
-  "pitches.compare.loaded": "테이크 {a}와 테이크 {b}를 나란히 보여 줍니다.",
+  "pitches.compare.loaded": "테이크 {a}{a|과|와} 테이크 {b}{b|을|를} 나란히 보여 줍니다.",
   "pitches.better": "좋아짐",
   "pitches.worse": "나빠짐",
   "pitches.timeline": "테이크 {n}의 순간들",
   "pitches.timeline.none": "이 테이크에는 알림이 없습니다.",
-  "pitches.seek": "테이크 {n}을 {t}부터 재생",
+  "pitches.seek": "테이크 {n}{n|을|를} {t}부터 재생",
   "pitches.recording": "테이크 {n} 녹화 영상",
   "pitches.no_recording": "이 테이크에는 녹화 영상이 없습니다.",
   "figure.eye_contact_share": "카메라 응시 비율",
@@ -175,9 +175,19 @@ const st = {
   refreshTimer: 0,
 };
 
-/** `t` with {name} placeholders filled. */
+/** `t` with {name} placeholders filled. `{name|after-consonant|after-vowel}` is the Korean
+ * particle that follows `name`'s number as it is read (1 일 -> 과/을, 2 이 -> 와/를). */
 function tf(key, vars = {}) {
-  return t(key).replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+  return t(key).replace(/\{(\w+)(?:\|([^|}]*)\|([^}]*))?\}/g, (_, name, consonant, vowel) =>
+    consonant === undefined ? String(vars[name] ?? "") : endsInConsonant(vars[name]) ? consonant : vowel,
+  );
+}
+
+/** Whether a number read in Sino-Korean ends in a consonant: its last digit, or 십/백/천/만. */
+function endsInConsonant(value) {
+  const n = Number(value);
+  if (!Number.isInteger(n)) return true;
+  return ![2, 4, 5, 9].includes(Math.abs(n) % 10);
 }
 
 function el(tag, props = {}, children = []) {
@@ -718,7 +728,8 @@ function renderTakeColumn(pitch, take, report) {
   const duration = Math.max(1, report?.duration_s ?? take.duration_s ?? 1);
   const moments = (report?.cues ?? [])
     .filter((c) => c.state === "on" && typeof c.t === "number")
-    .map((c) => ({ t: c.t, label: STRINGS.en[cueTitleKey(c)] ? t(cueTitleKey(c)) : String(c.cue), severity: c.severity }));
+    .map((c) => ({ t: c.t, label: STRINGS.en[cueTitleKey(c)] ? t(cueTitleKey(c)) : String(c.cue), severity: c.severity }))
+    .sort((x, y) => x.t - y.t); // in time order: a cue said late (fillers) is not listed last
   // The strip: the take's length with its moments; a click anywhere plays from there.
   const W = 600, H = 28;
   const strip = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "take-strip", "aria-hidden": "true", preserveAspectRatio: "none" });

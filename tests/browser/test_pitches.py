@@ -186,6 +186,28 @@ def test_two_takes_of_a_pitch_compared_and_the_report_plays(
             assert abs(seeked - t) < 0.25, (seeked, t)
             comparison.scroll_into_view_if_needed()
             save_screenshot(page, "pitches-compare.png")
+            # Each take's moments in time order (a cue said late, like fillers, is not last).
+            for n in (1, 2):
+                at = comparison.locator(f'.compare-take[data-take="{n}"] .take-moment')
+                times = [
+                    float(x or "nan") for x in at.evaluate_all("ms => ms.map(m => m.dataset.t)")
+                ]
+                assert times and times == sorted(times), (n, times)
+
+            # In Korean the particles follow the numbers as they are read: 1 -> 과, 2 -> 를.
+            page.goto(base + "/?lang=ko")
+            expect(pitch).to_have_attribute("data-state", "ready")
+            pitch.locator(".pitch-open").click()
+            pitch.locator(".compare-button").click()
+            expect(page.locator("#pitches-status")).to_have_text(
+                "테이크 1과 테이크 2를 나란히 보여 줍니다."
+            )
+            seek = comparison.locator('.compare-take[data-take="2"] .take-moment').first
+            expect(seek).to_have_attribute("aria-label", re.compile(r"^테이크 2를 "))
+            page.goto(base + "/?lang=en")
+            expect(pitch).to_have_attribute("data-state", "ready")
+            pitch.locator(".pitch-open").click()
+            expect(pitch.locator(".takes-table tbody tr")).to_have_count(2)
 
             # The report plays: its timeline markers seek the recording it shows.
             report_href = pitch.locator(".takes-table a.take-report").nth(1).get_attribute("href")
