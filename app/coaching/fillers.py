@@ -203,7 +203,12 @@ def _same_phrase(words: Sequence[Word], start: int, k: int) -> bool:
 def filled_pauses(
     speech_runs: Sequence[tuple[float, float]], words: Sequence[Word]
 ) -> list[FillerItem]:
-    """Short runs of detected speech that no recognised word overlaps."""
+    """Short runs of detected speech that no recognised word overlaps. In a stretch where the
+    recogniser heard no word at all, only a lone short run counts (an "um" between silences):
+    several runs and not one word are sound it could not read (a beep, a clap, speech it
+    failed on), not a speaker hesitating."""
+    if not words and len(speech_runs) != 1:
+        return []
     out: list[FillerItem] = []
     for a, b in speech_runs:
         if not _FILLED_MIN_S <= b - a <= _FILLED_MAX_S:

@@ -73,6 +73,17 @@ def test_filled_pauses_are_speech_no_word_covers() -> None:
     assert [(i.word, i.t) for i in filled_pauses(runs, ws)] == [(FILLED_PAUSE_WORD, 1.7)]
 
 
+def test_sound_the_recogniser_read_no_word_in_is_not_hesitation() -> None:
+    """A lone short run between silences is an "um" of its own; several short runs in a
+    stretch without one recognised word are sound the recogniser could not read (the fake
+    microphone's beeps counted 62 fillers in 31 s with no word heard), not a speaker
+    hesitating."""
+    assert [i.t for i in filled_pauses([(0.2, 0.6)], [])] == [0.2]
+    beeps = [(0.5 * k, 0.5 * k + 0.2) for k in range(8)]
+    assert filled_pauses(beeps, []) == []
+    assert filled_pauses([(0.2, 0.6), (1.0, 4.0)], []) == []  # with missed words around it
+
+
 def test_the_cue_fires_on_a_cluster_and_clears(settings: Settings) -> None:
     cue = FillerCue(cluster=3, window_s=30.0)
     assert cue.update([1.0, 12.0], now=15.0) == []  # two are not a cluster
