@@ -291,12 +291,12 @@ async function connect() {
     const rtc = new WebRTCTransport(common);
     try {
       await rtc.start();
-      if (endedMeanwhile(rtc)) return;
+      if (endedMeanwhile(rtc, common.session)) return;
       ui.transport = rtc;
       mediaStarted();
       return;
     } catch (err) {
-      if (endedMeanwhile(rtc)) return;
+      if (endedMeanwhile(rtc, common.session)) return;
       if (err instanceof CoachError && err.kind === "expired") {
         failLive(err);
         return;
@@ -308,10 +308,11 @@ async function connect() {
   await connectWebSocket(common);
 }
 
-/** The presenter ended the rehearsal while `transport` was connecting: the end screen has
- * it from here (the server ended the session, so the connection is refused or pointless). */
-function endedMeanwhile(transport) {
-  if (!ui.ending) return false;
+/** The presenter ended the rehearsal (or ended it and started another) while `transport`
+ * was connecting `session`: the end screen has it from here (the server ended the session, so
+ * the connection is refused or pointless). */
+function endedMeanwhile(transport, session) {
+  if (!ui.ending && ui.session === session) return false;
   transport.close();
   return true;
 }
@@ -324,12 +325,14 @@ async function connectWebSocket(common, midSession = false) {
   try {
     await ws.start();
   } catch (err) {
-    if (endedMeanwhile(ws)) return;
+    if (endedMeanwhile(ws, common.session)) return;
     console.warn("WebSocket failed:", err);
     ws.close();
     if (midSession && !(err instanceof CoachError && err.kind === "expired")) {
+      // No transport left: end it (the server ends it where the media stopped); if the server
+      // is away, the end screen waits for it to finalise or recover the session.
       showError("error.connection_lost");
-      beginEnd(false);
+      beginEnd(true);
       return;
     }
     // Tell a dead session from a dead server.
@@ -342,7 +345,7 @@ async function connectWebSocket(common, midSession = false) {
     abandonLive();
     return;
   }
-  if (endedMeanwhile(ws)) return;
+  if (endedMeanwhile(ws, common.session)) return;
   ui.transport = ws;
   mediaStarted();
 }

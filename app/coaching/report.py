@@ -86,7 +86,7 @@ LABELS: dict[Language, dict[str, str]] = {
         "words_per_minute": "words a minute",
         "per_minute": "a minute",
         "no_data": "No data",
-        "seconds_unit": "s",
+        "seconds_unit": " s",
         "source_rules": "Coach",
         "source_vlm": "AI coach",
         "category_gaze": "Gaze",
@@ -156,7 +156,7 @@ LABELS: dict[Language, dict[str, str]] = {
         "words_per_minute": "분당 단어 수",
         "per_minute": "분당",
         "no_data": "데이터 없음",
-        "seconds_unit": "초",
+        "seconds_unit": "초",  # no space: 6초
         "source_rules": "코치",
         "source_vlm": "AI 코치",
         "category_gaze": "시선",

@@ -455,6 +455,10 @@ class SessionManager:
             )
             self._finalizing[session_id] = task
             session.state = "finalizing"
+            if session.detached_t is not None:
+                # Where it ends, taken now: a socket attaching before the task runs does not
+                # move it to the end of the grace.
+                session.end_t = session.end_time()
         return session.state
 
     async def _finalize(self, session: LiveSession, reason: str) -> None:
@@ -464,7 +468,7 @@ class SessionManager:
         try:
             # The session's own clock ends where it ended: for a disconnect, where the last
             # transport went, not when the grace ran out; the closing events keep that offset.
-            t = session.end_time(reason)
+            t = session.end_t if session.end_t is not None else session.end_time()
             behind = session.media_time() - t
             await session.emit(StateEvent(t=t, state="finalizing", reason=reason))
             session.ended_at = datetime.now(UTC)

@@ -185,9 +185,8 @@ def _take(
     manager: SessionManager, row: SessionRow, state: str, report: dict[str, Any] | None
 ) -> dict[str, Any]:
     live = manager.sessions.get(row.id)
-    if live is not None and live.started_mono:
-        duration: float | None = round(live.media_time(), 3)
-    else:
+    duration = live.length_s() if live is not None else None
+    if duration is None:
         duration = row.duration_s
     urls = artefact_urls(row.id)
     return {

@@ -72,10 +72,61 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# An audio chunk this far behind its arrival, not catching up, means the client paused sending;
+# Audio chunks this far behind their arrival that do not catch up, by at least AUDIO_CATCH_UP
+# seconds a second over AUDIO_CATCH_UP_WINDOW_S of arrivals, mean the client paused sending;
 # this far ahead, it sent more audio than time passed (`LiveSession.audio_clock`).
 AUDIO_LAG_S = 0.3
+AUDIO_CATCH_UP = 0.1
+AUDIO_CATCH_UP_WINDOW_S = 0.5
 AUDIO_LEAD_S = 5.0
+
+
+class AudioClock:
+    """Where a session's audio chunks go on its media clock."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self._next_t: float | None = None  # where the last chunk ended
+        # (arrival, lag) of the first chunk of a stretch behind by more than AUDIO_LAG_S
+        self._late: tuple[float, float] | None = None
+
+    def place(self, t_arrival: float, duration: float) -> float:
+        """Media time of an audio chunk (`t_arrival`: where its arrival puts its start).
+
+        Contiguous with the previous chunk, so network jitter does not tear the track, and
+        never over audio already laid down (the recorder would drop the overlap): chunks the
+        network held up and then delivered at once fill the time they were held up for, each
+        after the last, however fast the backlog drains. Only a client that sent nothing for a
+        while moves the track on: chunks more than `AUDIO_LAG_S` behind their arrival whose
+        lag has not shrunk by `AUDIO_CATCH_UP` s a second over `AUDIO_CATCH_UP_WINDOW_S` of
+        arrivals (arriving at the pace they play) start at their arrival, with silence
+        between; the chunks of that window stay where they were laid. A client sending more
+        audio than time passes gets ahead of the clock; past `AUDIO_LEAD_S` it is put back
+        to its arrival (the overlap is dropped: bad input)."""
+        t = self._next_t
+        if t is None:
+            t = max(0.0, t_arrival)
+        else:
+            lag, arrived = t_arrival - t, t_arrival + duration
+            if lag <= AUDIO_LAG_S:
+                self._late = None
+            elif self._late is None:
+                self._late = (arrived, lag)  # behind: a backlog draining, or a pause?
+            else:
+                since, first_lag = self._late
+                window = arrived - since
+                if window >= AUDIO_CATCH_UP_WINDOW_S and first_lag - lag < AUDIO_CATCH_UP * window:
+                    t, self._late = max(0.0, t_arrival), None  # a pause: skip to now
+            if -lag > AUDIO_LEAD_S:
+                log.warning(
+                    "audio %.1f s ahead of its arrival: put back",
+                    -lag,
+                    extra={"session_id": self.session_id},
+                )
+                t = max(0.0, t_arrival)
+        self._next_t = t + duration
+        return t
+
 
 # A received frame waiting for its decode, or the refusal of one (kept for its error event).
 Undecoded = bytes | FrameRejected | av.VideoFrame | Vp9Chunk
@@ -160,6 +211,7 @@ class LiveSession:
         # Media time at which the last transport went: where a session that no transport
         # rejoins within the grace ends (`end_time`), as if `end` had been sent then.
         self.detached_t: float | None = None
+        self.end_t: float | None = None  # where the session ends, fixed when its end is asked
         self._last_metrics_mono = 0.0
         self._rate_window: tuple[float, int] = (0.0, 0)
         self._analyzer: LiveAnalyzer | None = None  # built by `prewarm` in the executor
@@ -170,8 +222,7 @@ class LiveSession:
         self._audio_queue: asyncio.Queue[AudioChunk] = asyncio.Queue(maxsize=64)
         self.audio_dropped = 0
         self.audio_received = 0  # chunks taken while live (none: no speech was measured)
-        self._audio_next_t: float | None = None
-        self._audio_lag: float | None = None  # the last chunk's lag, while past AUDIO_LAG_S
+        self._audio_clock = AudioClock(self.id)
         self.recorder: Recorder | None = None
         self.transcriber: SessionTranscriber | None = None
         self.critic: SessionCritic | None = None
@@ -187,34 +238,8 @@ class LiveSession:
         return max(0.0, (time.monotonic() if mono is None else mono) - self.started_mono)
 
     def audio_clock(self, t_arrival: float, duration: float) -> float:
-        """Media time of an audio chunk (`t_arrival`: where its arrival puts its start).
-
-        Contiguous with the previous chunk, so network jitter does not tear the track, and
-        never over audio already laid down (the recorder would drop the overlap): chunks the
-        network held up and then delivered at once fill the time they were held up for, each
-        after the last. Only a client that sent nothing for a while moves the track on: a
-        chunk more than `AUDIO_LAG_S` behind its arrival whose lag is not shrinking (chunks
-        arriving at the pace they play, not catching up) starts at its arrival, with silence
-        between. A client sending more audio than time passes gets ahead of the clock; past
-        `AUDIO_LEAD_S` it is put back to its arrival (the overlap is dropped: bad input)."""
-        t = self._audio_next_t
-        if t is None:
-            t = max(0.0, t_arrival)
-        else:
-            lag = t_arrival - t
-            if lag > AUDIO_LAG_S:
-                if self._audio_lag is not None and lag > self._audio_lag - duration / 2:
-                    t, lag = max(0.0, t_arrival), 0.0  # a pause in sending: skip to now
-            elif -lag > AUDIO_LEAD_S:
-                log.warning(
-                    "audio %.1f s ahead of its arrival: put back",
-                    -lag,
-                    extra={"session_id": self.id},
-                )
-                t, lag = max(0.0, t_arrival), 0.0
-            self._audio_lag = lag if lag > AUDIO_LAG_S else None
-        self._audio_next_t = t + duration
-        return t
+        """Media time of an audio chunk (`AudioClock.place`)."""
+        return self._audio_clock.place(t_arrival, duration)
 
     @property
     def frames_dropped(self) -> int:
@@ -283,13 +308,21 @@ class LiveSession:
                 self.detached_t = self.media_time()
                 self._spawn("grace", self._grace_then_end())
 
-    def end_time(self, reason: str) -> float:
-        """The session's length on its own clock, at its end: for a session no transport
-        rejoined within the grace, the moment the last one went, so a take abandoned by a
-        closed tab is not 30 s longer than what was rehearsed."""
-        if reason == "disconnected" and self.detached_t is not None:
+    def end_time(self) -> float:
+        """The session's length on its own clock, were it ended now: with no transport
+        attached (the reconnect grace, whatever ends it then), the moment the last one went,
+        since no media came after; so a take abandoned by a closed tab is not 30 s longer
+        than what was rehearsed."""
+        if self.detached_t is not None:
             return min(self.detached_t, self.media_time())
         return self.media_time()
+
+    def length_s(self) -> float | None:
+        """How long the session has run (its `duration_s` once ending: the end's, not the
+        clock's, while it finalises); None before it started."""
+        if self.duration_s is not None:
+            return self.duration_s
+        return round(self.media_time(), 3) if self.started_mono else None
 
     async def go_live(self) -> bool:
         """Start the session with its first media: recorder, critic, voice, transcriber and

@@ -771,7 +771,7 @@ def test_critiques_and_cue_times_are_said_in_the_reports_language(settings: Sett
     assert "<strong>자세</strong>" in korean and "<strong>목소리</strong>" in korean
     assert "<strong>lighting</strong>" in korean  # unknown: as sent
     assert "· 코치</div>" in korean and "· rules" not in korean
-    assert "6 초</td>" in korean and " s</td>" not in korean
+    assert "6초</td>" in korean and " s</td>" not in korean
     english = build_report(replace(inp, language="en"), settings).html
     assert "<strong>Posture</strong>" in english and "· Coach</div>" in english
     assert "6 s</td>" in english
