@@ -86,6 +86,14 @@ async def stream_until(client: SessionClient, done: asyncio.Future[Any]) -> None
             await sender
 
 
+async def stream_briefly(client: SessionClient) -> None:
+    """Frames (no audio) until the session's metrics pass half a second."""
+    passed = asyncio.ensure_future(
+        client.wait_for(lambda e: e["type"] == "metrics" and e["t"] >= 0.5, timeout=60)
+    )
+    await stream_until(client, passed)
+
+
 def cue_of(severity: str) -> Any:
     return lambda e: e["type"] == "cue" and e["cue"] == "time" and e["severity"] == severity
 
@@ -393,11 +401,7 @@ async def test_a_take_left_by_a_closed_tab_ends_where_the_tab_went(
     async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
         pitch = await new_pitch(http, title="Tab closed", language="en", target_duration_s=4.0)
         take = await new_take(server, pitch)
-        gone = asyncio.get_running_loop().create_future()
-        streaming = asyncio.ensure_future(stream_until(take, gone))
-        await take.wait_for(lambda e: e["type"] == "metrics" and e["t"] >= 0.5, timeout=60)
-        gone.set_result(None)
-        await streaming
+        await stream_briefly(take)
         seen = max(e["t"] for e in take.events)
         await take.close()  # no `end`: the browser tab went away
         info = await take.wait_completed(timeout=60)
@@ -429,11 +433,7 @@ async def test_a_korean_take_without_audio_has_no_speech_figures(
     async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
         pitch = await new_pitch(http, title="무음", language="ko")
         take = await new_take(server, pitch)
-        sent = asyncio.get_running_loop().create_future()
-        streaming = asyncio.ensure_future(stream_until(take, sent))
-        await take.wait_for(lambda e: e["type"] == "metrics" and e["t"] >= 0.5, timeout=60)
-        sent.set_result(None)
-        await streaming
+        await stream_briefly(take)
         await take.send_json({"type": "end"})
         await take.wait_for(lambda e: e["type"] == "state" and e["state"] == "completed", 60)
         await take.close()

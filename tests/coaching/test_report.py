@@ -490,25 +490,27 @@ def _session_events(session_id: str) -> list[dict[str, Any]]:
         cue(11.5, "eye_contact", "off"),
         cue(16.0, "gesture_none", "on"),
     ]
-    events.append(
-        {
-            "type": "critique",
-            "t": 20.0,
-            "source": "rules",
-            "t_start": 0.0,
-            "t_end": 20.0,
-            "items": [
-                {
-                    "category": "eye_contact",
-                    "observation": "You looked down <b>often</b>.",
-                    "suggestion": "Look up.",
-                    "severity": "warn",
-                    "frame_t": 8.0,
-                }
-            ],
-        }
-    )
+    item = {
+        "category": "eye_contact",
+        "observation": "You looked down <b>often</b>.",
+        "suggestion": "Look up.",
+        "severity": "warn",
+        "frame_t": 8.0,
+    }
+    events.append(rules_critique(20.0, [item]))
     return numbered(events, session_id)
+
+
+def rules_critique(t_end: float, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A rules critique event of the stretch from 0 to `t_end`."""
+    return {
+        "type": "critique",
+        "t": t_end,
+        "source": "rules",
+        "t_start": 0.0,
+        "t_end": t_end,
+        "items": items,
+    }
 
 
 def test_report_is_the_contract_json_and_a_safe_page(settings: Settings) -> None:
@@ -750,16 +752,7 @@ def test_critiques_and_cue_times_are_said_in_the_reports_language(settings: Sett
         {"category": c, "observation": "o", "suggestion": "s", "severity": "info", "frame_t": None}
         for c in ("posture", "voice", "lighting")
     ]
-    events.append(
-        {
-            "type": "critique",
-            "t": 20.0,
-            "source": "rules",
-            "t_start": 0.0,
-            "t_end": 20.0,
-            "items": items,
-        }
-    )
+    events.append(rules_critique(20.0, items))
     inp = ReportInput(
         session_id=session_id,
         title="t",
