@@ -732,7 +732,8 @@ function renderEndState() {
     : "end.state.finalizing";
   $("end-state").textContent = t(key);
   $("end-state").dataset.state = ui.endState;
-  if (ui.final) $("end-duration").textContent = `${t("end.duration")} ${formatTime(ui.final.duration_s ?? 0)}`;
+  // the server's length, rounded to the second as the report says it
+  if (ui.final) $("end-duration").textContent = `${t("end.duration")} ${formatTime(Math.round(ui.final.duration_s ?? 0))}`;
 }
 
 /** The report JSON; `completed` can be announced a moment before the report is served. */

@@ -210,9 +210,18 @@ function svg(tag, attrs = {}, children = []) {
   return node;
 }
 
+/** A moment, floored as a player shows it: m:ss, or h:mm:ss from an hour. */
 function clock(seconds) {
   const s = Math.max(0, Math.floor(seconds ?? 0));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+/** A length, rounded to the second as the report says it. */
+function lengthClock(seconds) {
+  return clock(Math.round(seconds ?? 0));
 }
 
 function formatValue(measure, value) {
@@ -439,7 +448,7 @@ function renderPitch(pitch) {
   const takes = detail?.takes ?? [];
   const titleId = `pitch-title-${id}`;
   const meta = [pitch.language === "ko" ? "한국어" : "English", tf("pitches.takes_count", { n: takes.length })];
-  if (pitch.target_duration_s) meta.push(tf("pitches.target_short", { d: clock(pitch.target_duration_s) }));
+  if (pitch.target_duration_s) meta.push(tf("pitches.target_short", { d: lengthClock(pitch.target_duration_s) }));
   const open = st.open === id;
   const actions = el("div", { className: "pitch-actions" }, [
     el("button", {
@@ -600,7 +609,7 @@ function renderTakes(pitch, takes) {
     return el("tr", { dataset: { take: k.take, state: k.state } }, [
       el("th", { scope: "row", text: String(k.take) }),
       el("td", { text: k.created_at ? dateFormat.format(new Date(k.created_at)) : "–" }),
-      el("td", { className: "num", text: k.duration_s == null ? "–" : clock(k.duration_s) }),
+      el("td", { className: "num", text: k.duration_s == null ? "–" : lengthClock(k.duration_s) }),
       el("td", { text: t(`pitches.state.${k.state}`) }),
       el("td", { className: "num", text: formatValue(MEASURES[0], k.scores?.overall) }),
       el("td", {}, [report]),

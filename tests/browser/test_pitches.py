@@ -261,3 +261,19 @@ def test_two_takes_of_a_pitch_compared_and_the_report_plays(
             assert problems.unexpected() == []
         finally:
             browser.close()
+
+
+def test_a_target_of_hours_reads_in_hours(csp_server: ThreadServer, take_clip: Path) -> None:
+    """A target past an hour is said h:mm:ss (it read "150:00")."""
+    with sync_playwright() as pw:
+        browser = launch(pw, chromium_args(take_clip))
+        try:
+            page = browser.new_page()
+            page.goto(csp_server.http + "/?lang=en")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            page.locator("#pitch-title").fill("Keynote")
+            page.locator("#pitch-target").fill("150")
+            page.locator("#pitch-create").click()
+            expect(page.locator("li.pitch .pitch-meta")).to_contain_text("2:30:00")
+        finally:
+            browser.close()
