@@ -10,7 +10,7 @@ import {
   getSession,
 } from "./api.js";
 import { LiveChart } from "./chart.js";
-import { applyLanguage, cueTitleKey, initialLanguage, language, t } from "./i18n.js";
+import { applyLanguage, clock, cueTitleKey, initialLanguage, language, t } from "./i18n.js";
 import { takeNextTake } from "./next-take.js";
 import { WebRTCTransport, WebSocketTransport } from "./transport.js";
 
@@ -462,17 +462,9 @@ function elapsed() {
   return ui.startedAt ? (performance.now() - ui.startedAt) / 1000 : 0;
 }
 
-function formatTime(seconds) {
-  const s = Math.max(0, Math.floor(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const ss = String(s % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
-}
-
 function tick() {
   const e = elapsed();
-  $("timer").textContent = formatTime(e);
+  $("timer").textContent = clock(e);
   $("timer").dateTime = `PT${Math.floor(e)}S`;
   chart.tick(e);
 }
@@ -609,7 +601,7 @@ function onCritique(c) {
   source.textContent = t(source.dataset.i18n);
   const when = document.createElement("span");
   when.className = "critique-time";
-  when.textContent = `${formatTime(c.t_start ?? 0)}–${formatTime(c.t_end ?? c.t ?? 0)}`;
+  when.textContent = `${clock(c.t_start ?? 0)}–${clock(c.t_end ?? c.t ?? 0)}`;
   head.append(source, when);
   entry.append(head);
   for (const item of Array.isArray(c.items) ? c.items : []) {
@@ -680,7 +672,7 @@ async function beginEnd(askServer = true) {
   }
   stopCamera();
   $("end-title").textContent = ui.session.title ?? $("title").value.trim();
-  $("end-duration").textContent = `${t("end.duration")} ${formatTime(duration)}`;
+  $("end-duration").textContent = `${t("end.duration")} ${clock(duration)}`;
   $("downloads").hidden = true;
   $("report-frame").hidden = true;
   $("finalizing").hidden = false;
@@ -733,7 +725,7 @@ function renderEndState() {
   $("end-state").textContent = t(key);
   $("end-state").dataset.state = ui.endState;
   // the server's length, rounded to the second as the report says it
-  if (ui.final) $("end-duration").textContent = `${t("end.duration")} ${formatTime(Math.round(ui.final.duration_s ?? 0))}`;
+  if (ui.final) $("end-duration").textContent = `${t("end.duration")} ${clock(Math.round(ui.final.duration_s ?? 0))}`;
 }
 
 /** The report JSON; `completed` can be announced a moment before the report is served. */

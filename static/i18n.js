@@ -205,6 +205,15 @@ export function cueTitleKey(cue) {
   return cue.cue === "face_lost" && cue.hidden === true ? "cue.face_hidden" : `cue.${cue.cue}`;
 }
 
+/** A time on a media clock as a player shows it, floored: m:ss, or h:mm:ss from an hour. */
+export function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds ?? 0));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
 let current = "en";
 
 export function language() {

@@ -12,7 +12,7 @@ import {
   getPitch,
   getReport,
 } from "./api.js";
-import { cueTitleKey, language, STRINGS, t } from "./i18n.js";
+import { clock, cueTitleKey, language, STRINGS, t } from "./i18n.js";
 import { setNextTake } from "./next-take.js";
 
 Object.assign(STRINGS.en, {
@@ -208,15 +208,6 @@ function svg(tag, attrs = {}, children = []) {
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
   node.append(...children);
   return node;
-}
-
-/** A moment, floored as a player shows it: m:ss, or h:mm:ss from an hour. */
-function clock(seconds) {
-  const s = Math.max(0, Math.floor(seconds ?? 0));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const ss = String(s % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
 }
 
 /** A length, rounded to the second as the report says it. */

@@ -107,9 +107,7 @@ async def get_session(row: SessionRowDep, manager: ManagerDep) -> SessionPublic:
         created_at=row.created_at,
         started_at=live.started_at if live is not None else row.started_at,
         ended_at=live.ended_at if live is not None else row.ended_at,
-        duration_s=(
-            live.length_s() if live is not None and live.length_s() is not None else row.duration_s
-        ),
+        duration_s=manager.duration_s(row),
         frames_received=live.frames_received if live is not None else row.frames_received,
         frames_analyzed=live.frames_analyzed if live is not None else row.frames_analyzed,
         frames_dropped=live.frames_dropped if live is not None else row.frames_dropped,

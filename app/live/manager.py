@@ -443,6 +443,12 @@ class SessionManager:
             return fresh.state if fresh is not None else row.state
         return state
 
+    def duration_s(self, row: SessionRow) -> float | None:
+        """A session's length: the live one's here (its end's once ending), else the row's."""
+        live = self.sessions.get(row.id)
+        length = live.length_s() if live is not None else None
+        return row.duration_s if length is None else length
+
     def request_end(self, session_id: str, reason: str = "ended") -> str:
         """Start finalising (idempotent). Returns the state the session is in now."""
         session = self.sessions.get(session_id)
@@ -458,7 +464,7 @@ class SessionManager:
             if session.detached_t is not None:
                 # Where it ends, taken now: a socket attaching before the task runs does not
                 # move it to the end of the grace.
-                session.end_t = session.end_time()
+                session.duration_s = round(session.end_time(), 3)
         return session.state
 
     async def _finalize(self, session: LiveSession, reason: str) -> None:
@@ -468,12 +474,13 @@ class SessionManager:
         try:
             # The session's own clock ends where it ended: for a disconnect, where the last
             # transport went, not when the grace ran out; the closing events keep that offset.
-            t = session.end_t if session.end_t is not None else session.end_time()
+            if session.duration_s is None:
+                session.duration_s = round(session.end_time(), 3)
+            t = session.duration_s
             behind = session.media_time() - t
             await session.emit(StateEvent(t=t, state="finalizing", reason=reason))
             session.ended_at = datetime.now(UTC)
-            session.duration_s = round(t, 3)
-            await session.stop_pipeline()
+            await session.stop_pipeline(t)
             recording = None
             if session.critic is not None:
                 await session.critic.aclose(final=True)
@@ -481,7 +488,7 @@ class SessionManager:
                     self.services.metrics.vlm_calls.labels(outcome=outcome).inc(count)
             if session.recorder is not None:
                 recording = await session.recorder.stop()
-            await self._store_transcript(session)
+            await self._store_transcript(session, t)
             has_recording = bool(recording is not None and recording.path is not None)
             await self.repo.update_session(
                 session.id,
@@ -555,7 +562,8 @@ class SessionManager:
             self._heap_frozen = True
         release_free_memory()
 
-    async def _store_transcript(self, session: LiveSession) -> None:
+    async def _store_transcript(self, session: LiveSession, end_t: float) -> None:
+        """transcript.json of a session ending at media time `end_t`."""
         from app.live.transcription import write_transcript
 
         path = self.session_dir(session.id) / "transcript.json"
@@ -564,7 +572,6 @@ class SessionManager:
             note = "no recogniser for this language is installed or configured"
             await asyncio.to_thread(write_transcript, path, None, note)
             return
-        end_t = session.duration_s if session.duration_s is not None else session.media_time()
         transcript = await session.transcriber.finish(end_t=end_t)
         if session.audio_received == 0:
             # Nothing to transcribe: no speech figures (null), not an empty transcript's zeros.

@@ -184,17 +184,13 @@ def _state(manager: SessionManager, row: SessionRow) -> str:
 def _take(
     manager: SessionManager, row: SessionRow, state: str, report: dict[str, Any] | None
 ) -> dict[str, Any]:
-    live = manager.sessions.get(row.id)
-    duration = live.length_s() if live is not None else None
-    if duration is None:
-        duration = row.duration_s
     urls = artefact_urls(row.id)
     return {
         "take": row.take or 0,
         "session_id": row.id,
         "state": state,
         "created_at": row.created_at,
-        "duration_s": duration,
+        "duration_s": manager.duration_s(row),
         "scores": take_scores(report),
         "figures": take_figures(report),
         "report_url": urls["report_url"] if report is not None else None,

@@ -211,7 +211,6 @@ class LiveSession:
         # Media time at which the last transport went: where a session that no transport
         # rejoins within the grace ends (`end_time`), as if `end` had been sent then.
         self.detached_t: float | None = None
-        self.end_t: float | None = None  # where the session ends, fixed when its end is asked
         self._last_metrics_mono = 0.0
         self._rate_window: tuple[float, int] = (0.0, 0)
         self._analyzer: LiveAnalyzer | None = None  # built by `prewarm` in the executor
@@ -990,8 +989,9 @@ class LiveSession:
         await self.emit(voice_event(a))
 
     # --- the end -------------------------------------------------------------------------
-    async def stop_pipeline(self) -> None:
-        """Stop taking media and drain the analysis; called by the finaliser."""
+    async def stop_pipeline(self, end_t: float) -> None:
+        """Stop taking media and drain the analysis; called by the finaliser with the media
+        time the session ends at, where the cues still on turn off."""
         self._cancel_task("grace")
         self._cancel_task("deadline")
         self._time_stop.set()
@@ -1037,7 +1037,6 @@ class LiveSession:
                 last = []
             for a in last:
                 await self._after_audio(a)
-        end_t = self.duration_s if self.duration_s is not None else self.media_time()
         for transition in self.chain.close(end_t):
             await self._emit_cue(transition)
         if self._time_on is not None:
